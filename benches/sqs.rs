@@ -1,0 +1,246 @@
+//! Jobs per second with `queue.kind = sqs`, end to end, beside a bare
+//! send/receive/delete loop on the same SQS emulator in the same run.
+//!
+//! - `bare`: one sender sending N messages in batches of 10 while `POLLERS`
+//!   receive loops receive up to 10 and delete them with one
+//!   `DeleteMessageBatch`: what the queue itself allows.
+//! - `e2e`: N jobs enqueued with their outbox rows in SQLite (not timed, as
+//!   in `benches/jobs.rs`), then timed until every job is DONE: the outbox
+//!   relay sending them, the SQS consumers (the code `soapgate worker` runs
+//!   with `queue.kind = sqs`) receiving, claiming, running the pipeline with
+//!   the real Bedrock SDK client against the in-process Converse emulator at
+//!   0 ms, writing the fenced result and deleting in batches.
+//!
+//! Run with `bench/sqs.sh` (starts fauxqs, release build). Settings from the
+//! environment: `JOBS` (default 5000), `POLLERS` (default 4), `SQS_URL`
+//! (default `http://127.0.0.1:4570`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use soapgate::bedrock::{BedrockClient, BedrockSettings};
+use soapgate::live::{Live, Sources};
+use soapgate::queue::PipelineExecutor;
+use soapgate::queue::sqs::{self, Consumer, SqsQueue, SqsSettings};
+use soapgate::store::{JobSource, NewJob, Store};
+use soapgate::xml::Limits;
+
+const INV_NS: &str = "http://erp.example.com/ap/invoice/types/v1";
+
+fn payload(n: usize) -> String {
+    format!(
+        r#"<inv:ClassifyInvoice xmlns:inv="{INV_NS}"><companyCode>1000</companyCode><invoice source="EDI"><invoiceNumber>RE-{n}</invoiceNumber><invoiceDate>2024-11-18</invoiceDate><vendor><vendorId>V{n:07}</vendorId><name>Vendor {n}</name><country>DE</country></vendor><currency>EUR</currency><netAmount>100.00</netAmount><taxAmount>19.00</taxAmount><totalAmount>119.00</totalAmount><lines><line><lineNumber>1</lineNumber><description>Item {n}</description><quantity>1</quantity><unitPrice>100.00</unitPrice><amount>100.00</amount></line></lines></invoice></inv:ClassifyInvoice>"#
+    )
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+async fn create_queue(client: &aws_sdk_sqs::Client, name: &str) -> String {
+    client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
+}
+
+async fn bare(client: &aws_sdk_sqs::Client, url: &str, jobs: usize, pollers: usize) -> Duration {
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let sender = {
+        let client = client.clone();
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            for chunk in (0..jobs).collect::<Vec<_>>().chunks(10) {
+                let entries = chunk
+                    .iter()
+                    .map(|n| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .message_body(format!("job-{n}"))
+                            .build()
+                            .expect("entry")
+                    })
+                    .collect();
+                client
+                    .send_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .expect("SendMessageBatch");
+            }
+        })
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..pollers {
+        let client = client.clone();
+        let url = url.to_owned();
+        let done = done.clone();
+        set.spawn(async move {
+            while done.load(Ordering::SeqCst) < jobs {
+                let out = client
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .visibility_timeout(30)
+                    .send()
+                    .await
+                    .expect("ReceiveMessage");
+                let messages = out.messages.unwrap_or_default();
+                if messages.is_empty() {
+                    continue;
+                }
+                let entries = messages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(m.receipt_handle().unwrap_or_default())
+                            .build()
+                            .expect("entry")
+                    })
+                    .collect();
+                client
+                    .delete_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .expect("DeleteMessageBatch");
+                done.fetch_add(messages.len(), Ordering::SeqCst);
+            }
+        });
+    }
+    sender.await.expect("sender");
+    while set.join_next().await.is_some() {}
+    started.elapsed()
+}
+
+async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> Duration {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await
+    .expect("store")
+    .with_outbox(true);
+    for n in 0..jobs {
+        store
+            .enqueue(&NewJob {
+                service: "InvoiceService".into(),
+                operation: "ClassifyInvoice".into(),
+                correlation_id: format!("bench-{n}"),
+                payload: payload(n),
+                idempotency_key: None,
+                source: JobSource::Queue,
+            })
+            .await
+            .expect("enqueue");
+    }
+    let emulator = soapgate::emulator::spawn(None).await.expect("emulator");
+    let bedrock = BedrockSettings {
+        max_attempts: 1,
+        ..BedrockSettings::default()
+    };
+    let model = Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock));
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let live = Arc::new(
+        Live::load(Sources {
+            wsdl_dir: root.join("wsdl"),
+            mappings_dir: root.join("mappings"),
+        })
+        .expect("examples load"),
+    );
+    let settings = SqsSettings {
+        request_queue_url: Some(url.to_owned()),
+        wait_time_seconds: 1,
+        pollers: u32::try_from(pollers).unwrap_or(4),
+        ..SqsSettings::default()
+    };
+    let queue = SqsQueue::for_endpoint(endpoint, &settings).expect("settings");
+    let executor = Arc::new(PipelineExecutor::new(
+        store.clone(),
+        live,
+        Some(model),
+        Limits::default(),
+    ));
+    let consumer = Arc::new(Consumer::new(
+        store.clone(),
+        queue.clone(),
+        executor,
+        Limits::default(),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let started = Instant::now();
+    let relay = tokio::spawn(sqs::relay(store.clone(), queue, stopped.clone()));
+    let consumers = tokio::spawn(consumer.run(stopped));
+    loop {
+        let c = store.job_counts().await.expect("counts");
+        if (c.done + c.failed) as usize >= jobs {
+            assert_eq!(c.done as usize, jobs, "{c:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(true);
+    let _ = relay.await;
+    let _ = consumers.await;
+    store.close().await;
+    elapsed
+}
+
+fn main() {
+    let jobs = env_usize("JOBS", 5_000);
+    let pollers = env_usize("POLLERS", 4);
+    let endpoint = std::env::var("SQS_URL").unwrap_or_else(|_| "http://127.0.0.1:4570".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("| queue | loop | jobs | pollers x batch | seconds | jobs/s |");
+    println!("|---|---|---|---|---|---|");
+    rt.block_on(async {
+        let client = client(&endpoint);
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        for kind in ["bare", "e2e"] {
+            let url = create_queue(&client, &format!("bench-{kind}-{run}")).await;
+            let elapsed = if kind == "bare" {
+                bare(&client, &url, jobs, pollers).await
+            } else {
+                end_to_end(&endpoint, &url, jobs, pollers).await
+            };
+            let _ = client.delete_queue().queue_url(&url).send().await;
+            let secs = elapsed.as_secs_f64();
+            println!(
+                "| sqs (fauxqs) | {kind} | {jobs} | {pollers} x 10 | {secs:.2} | {:.0} |",
+                jobs as f64 / secs
+            );
+        }
+    });
+}

@@ -1,0 +1,225 @@
+//! The production [`ModelClient`]: Amazon Bedrock's Converse API through
+//! aws-sdk-bedrockruntime.
+//!
+//! This is the only module that names aws-sdk-bedrockruntime types. It
+//! builds the SDK client from [`BedrockSettings`] and the standard AWS
+//! configuration chain (environment, profile, container and instance
+//! credentials; `AWS_REGION`; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` and
+//! `AWS_ENDPOINT_URL`), converts our [`crate::converse`] model to the SDK's
+//! builders by hand (`convert.rs`) and the SDK's errors to
+//! [`ModelError`] (`errors.rs`). Transport retries are the SDK's standard
+//! mode; fallback chains and output retries live above the trait.
+
+mod convert;
+mod errors;
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_bedrockruntime::config::retry::RetryConfig;
+use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::config::{Credentials, Region};
+use serde::{Deserialize, Serialize};
+
+use crate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
+
+/// How to reach Bedrock. Everything is optional: unset values come from the
+/// standard AWS chain or the defaults below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BedrockSettings {
+    /// Overrides `AWS_REGION` / the profile's region.
+    pub region: Option<String>,
+    /// Overrides `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (e.g. a VPC endpoint or
+    /// the emulator).
+    pub endpoint_url: Option<String>,
+    /// TCP + TLS connect.
+    pub connect_timeout_ms: u64,
+    /// Time to the first byte of a response. Converse answers only when the
+    /// model has finished, so this bounds generation time per attempt.
+    pub read_timeout_ms: u64,
+    /// The whole call, retries included.
+    pub operation_timeout_ms: u64,
+    /// Attempts per call in the SDK's standard retry mode (1 = no retries).
+    pub max_attempts: u32,
+    /// Base of the SDK's exponential backoff between attempts.
+    pub initial_backoff_ms: u64,
+}
+
+impl Default for BedrockSettings {
+    fn default() -> Self {
+        BedrockSettings {
+            region: None,
+            endpoint_url: None,
+            connect_timeout_ms: 3_000,
+            read_timeout_ms: 60_000,
+            operation_timeout_ms: 120_000,
+            max_attempts: 3,
+            initial_backoff_ms: 1_000,
+        }
+    }
+}
+
+impl BedrockSettings {
+    fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+            .read_timeout(Duration::from_millis(self.read_timeout_ms))
+            .operation_timeout(Duration::from_millis(self.operation_timeout_ms))
+            .build()
+    }
+
+    fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts.max(1))
+            .with_initial_backoff(Duration::from_millis(self.initial_backoff_ms))
+    }
+}
+
+/// Converse over aws-sdk-bedrockruntime. Cheap to clone (the SDK client is
+/// reference-counted); share one per region.
+#[derive(Clone)]
+pub struct BedrockClient {
+    client: aws_sdk_bedrockruntime::Client,
+    /// For logs and Debug only; credentials are never kept here.
+    region: Option<String>,
+    endpoint_url: Option<String>,
+}
+
+impl fmt::Debug for BedrockClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BedrockClient")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "no AWS region: set `region` in the bedrock settings, AWS_REGION, or a profile's region"
+    )]
+    NoRegion,
+}
+
+impl BedrockClient {
+    /// A client configured by the standard AWS chain, overridden by
+    /// `settings`. Credentials are resolved lazily, on the first call.
+    pub async fn from_env(settings: &BedrockSettings) -> Result<Self, SetupError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let sdk_config = loader.load().await;
+        Self::from_sdk_config(&sdk_config, settings)
+    }
+
+    /// A client from an already loaded AWS configuration (shared with other
+    /// AWS clients, e.g. SQS). `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, when the
+    /// configuration was loaded from the environment, applies here.
+    pub fn from_sdk_config(
+        sdk_config: &SdkConfig,
+        settings: &BedrockSettings,
+    ) -> Result<Self, SetupError> {
+        let mut builder = aws_sdk_bedrockruntime::config::Builder::from(sdk_config)
+            .timeout_config(settings.timeout_config())
+            .retry_config(settings.retry_config());
+        if let Some(region) = &settings.region {
+            builder = builder.region(Region::new(region.clone()));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            builder = builder.endpoint_url(url.clone());
+        }
+        let config = builder.build();
+        let region = config.region().map(|r| r.to_string());
+        if region.is_none() {
+            return Err(SetupError::NoRegion);
+        }
+        // The endpoint actually used may come from the environment; say so
+        // in Debug output only when we set it ourselves.
+        let endpoint_url = settings.endpoint_url.clone();
+        tracing::debug!(?region, ?endpoint_url, "Bedrock client configured");
+        Ok(BedrockClient {
+            client: aws_sdk_bedrockruntime::Client::from_conf(config),
+            region,
+            endpoint_url,
+        })
+    }
+
+    /// A client for a Converse emulator at `endpoint_url`, with static
+    /// dummy credentials and region `us-east-1`, touching no environment
+    /// variable or profile. `settings.endpoint_url` and `region` are
+    /// ignored; timeouts and retries apply.
+    pub fn for_endpoint(endpoint_url: &str, settings: &BedrockSettings) -> Self {
+        let credentials = Credentials::new("EMULATOR", "emulator-secret", None, None, "soapgate");
+        let config = aws_sdk_bedrockruntime::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint_url)
+            .timeout_config(settings.timeout_config())
+            .retry_config(settings.retry_config())
+            .build();
+        BedrockClient {
+            client: aws_sdk_bedrockruntime::Client::from_conf(config),
+            region: Some("us-east-1".to_string()),
+            endpoint_url: Some(endpoint_url.to_string()),
+        }
+    }
+
+    /// The region calls go to.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    async fn call(&self, model_id: &str, request: &Request) -> Result<Response, ModelError> {
+        let input = convert::to_sdk(request)?;
+        let started = std::time::Instant::now();
+        let output = self
+            .client
+            .converse()
+            .model_id(model_id)
+            .set_messages(Some(input.messages))
+            .set_system(input.system)
+            .set_inference_config(input.inference_config)
+            .set_tool_config(input.tool_config)
+            .set_guardrail_config(input.guardrail_config)
+            .set_additional_model_request_fields(input.additional_model_request_fields)
+            .set_request_metadata(input.request_metadata)
+            .send()
+            .await;
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match output {
+            Ok(output) => {
+                let response = convert::from_sdk(output)?;
+                tracing::debug!(
+                    model_id,
+                    elapsed_ms,
+                    input_tokens = response.usage.input_tokens,
+                    output_tokens = response.usage.output_tokens,
+                    stop_reason = %response.stop_reason,
+                    "converse call answered"
+                );
+                Ok(response)
+            }
+            Err(e) => {
+                let error = errors::from_sdk(e);
+                tracing::debug!(model_id, elapsed_ms, error = %error, "converse call failed");
+                Err(error)
+            }
+        }
+    }
+}
+
+impl ModelClient for BedrockClient {
+    fn converse<'a>(
+        &'a self,
+        model_id: &'a str,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Response, ModelError>> {
+        Box::pin(self.call(model_id, request))
+    }
+}

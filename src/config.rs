@@ -1,0 +1,365 @@
+//! Typed settings, layered: built-in defaults, then the config file
+//! (`soapgate.toml` when present, or `--config FILE`), then `SOAPGATE_*`
+//! environment variables (`__` separates sections:
+//! `SOAPGATE_XML__MAX_DEPTH=50`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::bedrock::BedrockSettings;
+use crate::queue::sqs::SqsSettings;
+use crate::xml::Limits;
+
+pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// The URL clients reach this facade at (scheme, host, port, optional
+    /// path prefix), used in published WSDLs. When unset, each `?wsdl`
+    /// answer is built from the request's Host header.
+    pub public_url: Option<String>,
+    pub wsdl_dir: PathBuf,
+    pub mappings_dir: PathBuf,
+    /// Requests with a larger body get HTTP 413 before any parsing.
+    pub max_body_bytes: usize,
+    /// Caps on the structure of request documents.
+    pub xml: Limits,
+    /// `text` (human) or `json` (one object per line) log output.
+    pub log_format: LogFormat,
+    /// How to reach Amazon Bedrock (region, endpoint, timeouts, retries).
+    pub bedrock: BedrockSettings,
+    /// Start the built-in Converse emulator and send every model call to it
+    /// instead of AWS (for trying soapgate out; never in production).
+    pub emulator: bool,
+    /// Where jobs and the polling tables live.
+    pub database: DatabaseSettings,
+    /// Which queue carries jobs to the workers.
+    pub queue: QueueSettings,
+    /// The job workers (`soapgate worker`, and `soapgate serve` unless
+    /// disabled).
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// `database` (the jobs table is the queue) or `sqs`.
+    pub kind: QueueKind,
+    /// `[queue.sqs]`: the request and reply queues, for `kind = "sqs"`.
+    pub sqs: SqsSettings,
+}
+
+/// The queue jobs travel on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// The jobs table itself, claimed with `FOR UPDATE SKIP LOCKED`
+    /// (PostgreSQL, MySQL/MariaDB) or inside `BEGIN IMMEDIATE` (SQLite).
+    #[default]
+    Database,
+    /// Amazon SQS: the outbox relay sends job ids to the request queue and
+    /// workers long-poll it (`[queue.sqs]`).
+    Sqs,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Run workers in this process (`serve` also takes `--no-workers`).
+    pub enabled: bool,
+    /// Jobs run at the same time per process.
+    pub concurrency: usize,
+    /// How long a claimed job is ours without a heartbeat; a job whose
+    /// worker died is claimed again after it.
+    pub lease_ms: u64,
+    /// Heartbeat period while the model works; unset: a third of the lease.
+    pub heartbeat_ms: Option<u64>,
+    /// Runs per job (claims included) before a retryable failure is final.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled each time, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest delay between attempts.
+    pub backoff_cap_ms: u64,
+    /// How often an idle worker looks for runnable jobs.
+    pub poll_interval_ms: u64,
+    /// On shutdown, how long in-flight jobs may take to finish before they
+    /// are released to other workers.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            enabled: true,
+            concurrency: 8,
+            lease_ms: 60_000,
+            heartbeat_ms: None,
+            max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 60_000,
+            poll_interval_ms: 250,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl WorkerSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.max(1))
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        let ms = self.heartbeat_ms.unwrap_or(self.lease_ms / 3);
+        Duration::from_millis(ms.clamp(1, self.lease_ms.max(1)))
+    }
+
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+
+    pub fn backoff_cap(&self) -> Duration {
+        Duration::from_millis(self.backoff_cap_ms.max(self.backoff_base_ms))
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` (the embedded default), `postgres://…` or
+    /// `mysql://…` (also MariaDB). Also `SOAPGATE_DATABASE_URL` or
+    /// `--database-url`.
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://data/soapgate.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            wsdl_dir: "wsdl".into(),
+            mappings_dir: "mappings".into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            xml: Limits::default(),
+            log_format: LogFormat::Text,
+            bedrock: BedrockSettings::default(),
+            emulator: false,
+            database: DatabaseSettings::default(),
+            queue: QueueSettings::default(),
+            worker: WorkerSettings::default(),
+        }
+    }
+}
+
+/// Top-level keys, so unrelated `SOAPGATE_*` variables (test switches and
+/// the like) are not mistaken for settings.
+const KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "wsdl_dir",
+    "mappings_dir",
+    "max_body_bytes",
+    "xml",
+    "log_format",
+    "bedrock",
+    "emulator",
+    "database",
+    "queue",
+    "worker",
+];
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub wsdl_dir: Option<PathBuf>,
+    pub mappings_dir: Option<PathBuf>,
+    pub emulator: bool,
+    /// `--database-url` or `SOAPGATE_DATABASE_URL` (the documented flat
+    /// name; `SOAPGATE_DATABASE__URL` works too).
+    pub database_url: Option<String>,
+    /// `serve --no-workers`: HTTP only.
+    pub no_workers: bool,
+}
+
+impl Settings {
+    /// Load settings. An explicit `config` file must exist; the default
+    /// `soapgate.toml` is read only when present.
+    pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::new();
+        match config {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("{}: config file not found", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("SOAPGATE_").split("__").filter(|k| {
+            let top = k.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+        }));
+        let mut s: Settings = figment.extract().context("invalid settings")?;
+        s.apply(overrides);
+        if s.worker.concurrency == 0 {
+            bail!("invalid settings: worker.concurrency must be at least 1");
+        }
+        if s.worker.max_attempts == 0 {
+            bail!("invalid settings: worker.max_attempts must be at least 1");
+        }
+        if s.queue.kind == QueueKind::Sqs {
+            s.queue.sqs.validate().context("invalid settings")?;
+        }
+        if let Some(url) = &mut s.public_url {
+            while url.ends_with('/') {
+                url.pop();
+            }
+        }
+        Ok(s)
+    }
+
+    fn apply(&mut self, o: Overrides) {
+        if let Some(v) = o.listen {
+            self.listen = v;
+        }
+        if let Some(v) = o.public_url {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = o.wsdl_dir {
+            self.wsdl_dir = v;
+        }
+        if let Some(v) = o.mappings_dir {
+            self.mappings_dir = v;
+        }
+        if o.emulator {
+            self.emulator = true;
+        }
+        if let Some(v) = o.database_url {
+            self.database.url = v;
+        }
+        if o.no_workers {
+            self.worker.enabled = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_flags_win_last() {
+        let dir = std::env::temp_dir().join(format!("soapgate-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("soapgate.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[bedrock]\nmax_attempts = 5\n",
+        )
+        .expect("write");
+        // Stands in for the environment layer (tests cannot set variables
+        // safely; tests/cli.rs sets them on a child process).
+        let figment = Figment::new()
+            .merge(Toml::file_exact(&file))
+            .merge(figment::providers::Serialized::default(
+                "bedrock.max_attempts",
+                2,
+            ))
+            .merge(figment::providers::Serialized::default(
+                "database.url",
+                "postgres://db/x",
+            ));
+        let mut s: Settings = figment.extract().expect("settings");
+        s.apply(Overrides {
+            listen: Some("0.0.0.0:1".into()),
+            ..Overrides::default()
+        });
+        assert_eq!(s.listen, "0.0.0.0:1");
+        assert_eq!(s.bedrock.max_attempts, 2);
+        assert_eq!(s.database.url, "postgres://db/x");
+        assert_eq!(s.xml, Limits::default());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_section_can_come_from_the_environment() {
+        for key in [
+            "listen",
+            "public_url",
+            "xml",
+            "bedrock",
+            "emulator",
+            "database",
+            "log_format",
+            "queue",
+            "worker",
+        ] {
+            assert!(
+                KEYS.contains(&key),
+                "{key} must be settable from SOAPGATE_* variables"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shipped_config_file_states_the_queue_defaults() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let s: Settings = Figment::new()
+            .merge(Toml::file_exact(&file))
+            .extract()
+            .expect("soapgate.toml");
+        assert_eq!(s.queue, QueueSettings::default());
+    }
+
+    #[test]
+    fn an_sqs_queue_is_configured_in_its_own_table() {
+        let s: Settings = Figment::new()
+            .merge(Toml::string(
+                "[queue]\nkind = \"sqs\"\n[queue.sqs]\n\
+                 request_queue_url = \"http://127.0.0.1:4566/000000000000/requests\"\n\
+                 visibility_timeout = 60\n",
+            ))
+            .extract()
+            .expect("settings");
+        assert_eq!(s.queue.kind, QueueKind::Sqs);
+        assert_eq!(s.queue.sqs.visibility_timeout, 60);
+        assert_eq!(s.queue.sqs.wait_time_seconds, 20);
+        assert!(s.queue.sqs.validate().is_ok());
+    }
+}

@@ -1,0 +1,151 @@
+//! The WSDL we publish: the contract exactly as written, except that every
+//! `soap:address`/`soap12:address` (and `http:address`) points at this facade and every schema
+//! (or WSDL) it imports is referenced as `?xsd={name}` on the same service,
+//! so a client can be generated straight from the facade.
+//!
+//! Only documents the loader actually imported are ever served; a requested
+//! name is looked up in [`Contract::imported`], never joined onto a path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::Contract;
+use super::wsdl::{WSDL_HTTP_NS, WSDL_NS, WSDL_SOAP11_NS, WSDL_SOAP12_NS, XSD_NS, normalize};
+use crate::xml::{Element, Node, write_element};
+
+const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// The WSDL document for `GET {base_url}/{service}?wsdl`, UTF-8 with an XML
+/// declaration. `base_url` is the facade's public SOAP root (for example
+/// `http://host:8080/soap`); each port's address becomes
+/// `{base_url}/{its service name}` and imports point at
+/// `{base_url}/{service}?xsd={name}`.
+pub fn wsdl(contract: &Contract, base_url: &str, service: &str) -> String {
+    let links = Links::new(contract, base_url, service);
+    let mut root = contract.wsdl.clone();
+    let dir = normalize(contract.path.parent().unwrap_or(Path::new("")));
+    rewrite(&mut root, &dir, &links, None);
+    format!("{XML_DECL}{}", write_element(&root))
+}
+
+/// The imported document published as `name`, for
+/// `GET {base_url}/{service}?xsd={name}`, rewritten like [`wsdl`]; `None`
+/// when the contract imported no document of that name.
+pub fn xsd(contract: &Contract, name: &str, base_url: &str, service: &str) -> Option<String> {
+    let doc = contract.imported.get(name)?;
+    let links = Links::new(contract, base_url, service);
+    let mut root = doc.root.clone();
+    let dir = normalize(doc.path.parent().unwrap_or(Path::new("")));
+    rewrite(&mut root, &dir, &links, None);
+    Some(format!("{XML_DECL}{}", write_element(&root)))
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters stay).
+pub fn encode_query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+struct Links<'a> {
+    base: &'a str,
+    service: &'a str,
+    /// Normalised path of each imported document -> its publish name.
+    names: HashMap<PathBuf, &'a str>,
+}
+
+impl<'a> Links<'a> {
+    fn new(contract: &'a Contract, base_url: &'a str, service: &'a str) -> Self {
+        let names = contract
+            .imported
+            .iter()
+            .map(|(name, doc)| (normalize(&doc.path), name.as_str()))
+            .collect();
+        Links {
+            base: base_url.trim_end_matches('/'),
+            service,
+            names,
+        }
+    }
+
+    /// The published URL for a location written in a document in `dir`, or
+    /// `None` when it does not name an imported document (absolute URLs,
+    /// unresolved locations): those are left as written.
+    fn doc_url(&self, dir: &Path, location: &str) -> Option<String> {
+        if location.contains("://") {
+            return None;
+        }
+        let name = self.names.get(&normalize(&dir.join(location)))?;
+        Some(format!(
+            "{}/{}?xsd={}",
+            self.base,
+            self.service,
+            encode_query_value(name)
+        ))
+    }
+}
+
+fn set_attr(el: &mut Element, local: &str, value: String) {
+    if let Some(a) = el
+        .attrs
+        .iter_mut()
+        .find(|a| a.name.ns.is_empty() && a.name.local == local)
+    {
+        a.value = value;
+    }
+}
+
+fn rewrite(el: &mut Element, dir: &Path, links: &Links<'_>, service: Option<&str>) {
+    let own_service;
+    let mut service = service;
+    let n = &el.name;
+    if n.is(WSDL_NS, "service") {
+        own_service = el.attr("name").map(str::to_string);
+        service = own_service.as_deref();
+    } else if n.is(WSDL_SOAP11_NS, "address")
+        || n.is(WSDL_SOAP12_NS, "address")
+        || n.is(WSDL_HTTP_NS, "address")
+    {
+        // HTTP GET/POST ports are not served, but their addresses are
+        // rewritten too: the legacy host behind the facade must not leak.
+        if let Some(s) = service {
+            set_attr(el, "location", format!("{}/{s}", links.base));
+        }
+    } else if n.is(XSD_NS, "import") || n.is(XSD_NS, "include") || n.is(XSD_NS, "redefine") {
+        if let Some(url) = el
+            .attr("schemaLocation")
+            .and_then(|l| links.doc_url(dir, l))
+        {
+            set_attr(el, "schemaLocation", url);
+        }
+    } else if n.is(WSDL_NS, "import")
+        && let Some(url) = el.attr("location").and_then(|l| links.doc_url(dir, l))
+    {
+        set_attr(el, "location", url);
+    }
+    for child in &mut el.children {
+        if let Node::Element(c) = child {
+            rewrite(c, dir, links, service);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            encode_query_value("common/types v2.xsd"),
+            "common%2Ftypes%20v2.xsd"
+        );
+        assert_eq!(encode_query_value("a-b_c.~"), "a-b_c.~");
+    }
+}

@@ -1,0 +1,297 @@
+//! A Bedrock Converse emulator speaking the real wire protocol, for tests,
+//! demos and users' own CI: `POST /model/{modelId}/converse` with the
+//! Converse JSON body, answers in the same JSON, errors with the service's
+//! HTTP statuses, `x-amzn-ErrorType` header and `{"message": ...}` body, so
+//! the real aws-sdk-bedrockruntime (or any other SDK) can talk to it.
+//!
+//! By default it echoes the last user text; when a tool is forced it answers
+//! with JSON satisfying the tool's input schema (`schema.rs`). A
+//! [`Script`] changes answers per model and prompt (`script.rs`). Calls are
+//! counted per model id: `GET /_emulator/calls`, `POST /_emulator/reset`.
+//!
+//! It has its own axum router and never imports `bedrock`: the two meet
+//! only on the wire.
+
+mod answer;
+mod pattern;
+pub mod schema;
+mod script;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::converse::{Request, ServiceErrorKind};
+use script::{Answer, ScriptedError};
+pub use script::{Script, ScriptError};
+
+/// Bedrock accepts documents of several MB each; so must the emulator.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The emulator's shared state: the script, and counters that tests read.
+#[derive(Debug)]
+struct Emulator {
+    script: Option<Script>,
+    counters: Mutex<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// Converse calls per model id, failed ones included.
+    calls: BTreeMap<String, u64>,
+    /// How often each script rule matched, for `fail_first`.
+    rule_hits: Vec<u64>,
+}
+
+/// `GET /_emulator/calls`.
+#[derive(Debug, Serialize)]
+struct CallCounts<'a> {
+    total: u64,
+    models: &'a BTreeMap<String, u64>,
+}
+
+/// The emulator's routes, for embedding or for serving with [`serve`].
+pub fn router(script: Option<Script>) -> Router {
+    let state = Arc::new(Emulator {
+        script,
+        counters: Mutex::new(Counters::default()),
+    });
+    Router::new()
+        .route("/model/{model_id}/converse", post(converse))
+        .route("/_emulator/calls", get(calls))
+        .route("/_emulator/reset", post(reset))
+        .fallback(unknown_operation)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Serves the emulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    script: Option<Script>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, router(script))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A running in-process emulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    base_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl EmulatorHandle {
+    /// `http://127.0.0.1:PORT`: the endpoint URL to give the SDK.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| Err(io::Error::other(e))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Binds 127.0.0.1 on a free port and runs the emulator on the current
+/// tokio runtime: what `serve --emulator` and tests use.
+pub async fn spawn(script: Option<Script>) -> io::Result<EmulatorHandle> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, script, async move {
+        // A dropped sender also means stop.
+        let _ = stopped.await;
+    }));
+    Ok(EmulatorHandle {
+        addr,
+        base_url: format!("http://{addr}"),
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+/// What to do with one call, decided under the counters' lock.
+struct Plan {
+    delay: Option<Duration>,
+    rule: Option<String>,
+    answer: Answer,
+}
+
+impl Emulator {
+    fn plan(&self, model_id: &str, request: &Request) -> Plan {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        *counters.calls.entry(model_id.to_string()).or_default() += 1;
+        let Some(script) = &self.script else {
+            return Plan {
+                delay: None,
+                rule: None,
+                answer: Answer::Default,
+            };
+        };
+        let Some(index) = script.find(model_id, &request.prompt_text()) else {
+            return Plan {
+                delay: None,
+                rule: None,
+                answer: Answer::Default,
+            };
+        };
+        let rule = &script.rules[index];
+        if counters.rule_hits.len() < script.rules.len() {
+            counters.rule_hits.resize(script.rules.len(), 0);
+        }
+        counters.rule_hits[index] += 1;
+        let hit = counters.rule_hits[index];
+        let answer = match &rule.fail_first {
+            Some(fail) if hit <= fail.times => Answer::Error(fail.error.clone()),
+            _ => rule.answer.clone(),
+        };
+        Plan {
+            delay: rule.delay,
+            rule: Some(rule.name.clone()),
+            answer,
+        }
+    }
+}
+
+async fn converse(
+    State(emulator): State<Arc<Emulator>>,
+    Path(model_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request: Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            // Counted too: a test counting calls wants every attempt.
+            emulator.plan(&model_id, &Request::default());
+            return error_response(&answer::scripted(
+                ServiceErrorKind::Validation,
+                Some(&format!("Malformed input request: {e}")),
+            ));
+        }
+    };
+    let plan = emulator.plan(&model_id, &request);
+    tracing::debug!(model_id, rule = ?plan.rule, "emulator call");
+    if let Some(delay) = plan.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Err(e) = answer::validate(&request) {
+        return error_response(&e);
+    }
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match answer::respond(&model_id, &request, &plan.answer, latency_ms) {
+        Ok(response) => match serde_json::to_vec(&response) {
+            Ok(json) => with_request_id(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+                    .into_response(),
+            ),
+            Err(e) => error_response(&answer::scripted(
+                ServiceErrorKind::InternalServer,
+                Some(&format!("cannot encode the answer: {e}")),
+            )),
+        },
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn calls(State(emulator): State<Arc<Emulator>>) -> Response {
+    let counters = emulator
+        .counters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let body = CallCounts {
+        total: counters.calls.values().sum(),
+        models: &counters.calls,
+    };
+    axum::Json(body).into_response()
+}
+
+async fn reset(State(emulator): State<Arc<Emulator>>) -> StatusCode {
+    let mut counters = emulator
+        .counters
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    *counters = Counters::default();
+    StatusCode::NO_CONTENT
+}
+
+async fn unknown_operation() -> Response {
+    let mut response = (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"message":"Unknown operation"}"#,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static("UnknownOperationException"),
+    );
+    with_request_id(response)
+}
+
+/// An error as the service sends it: its status, the error type header
+/// (what SDKs read the error code from) and `{"message": ...}`.
+fn error_response(error: &ScriptedError) -> Response {
+    let status =
+        StatusCode::from_u16(error.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({ "message": error.message }).to_string();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    response.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static(error.kind.exception_name()),
+    );
+    if let Some(secs) = error.retry_after_secs {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    with_request_id(response)
+}
+
+fn with_request_id(mut response: Response) -> Response {
+    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        response.headers_mut().insert("x-amzn-RequestId", id);
+    }
+    response
+}

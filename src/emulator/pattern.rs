@@ -1,0 +1,173 @@
+//! Strings that match a regular expression, for JSON Schema `pattern`s in
+//! forced-tool answers. Walks the pattern's syntax tree (regex-syntax, the
+//! parser the `regex` crate uses) choosing random branches, classes and
+//! repetition counts, then checks the candidate with the real matcher, so a
+//! string we return always matches.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::schema::Rng;
+
+/// Characters preferred when a class allows them: a negated class such as
+/// `[^,]` spans most of Unicode, and answers should still look like text.
+const NICE: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// A string matching `pattern` whose length in characters lies within
+/// `min_len..=max_len`, or `None` when none was found (the pattern uses
+/// syntax the `regex` crate lacks, such as look-around or back-references,
+/// or it cannot meet the lengths).
+pub(crate) fn matching_string(
+    pattern: &str,
+    min_len: usize,
+    max_len: Option<usize>,
+    rng: &mut Rng,
+) -> Option<String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let matcher = regex::Regex::new(pattern).ok()?;
+    let fits = |s: &str| {
+        let n = s.chars().count();
+        n >= min_len && max_len.is_none_or(|m| n <= m)
+    };
+    for attempt in 0..64u32 {
+        // Unbounded repetitions (`+`, `*`, `{n,}`) get a little slack at
+        // first, then enough to reach a required minimum length.
+        let slack = if attempt % 2 == 0 {
+            3
+        } else {
+            u32::try_from(min_len).unwrap_or(u32::MAX).max(8)
+        } + attempt / 8;
+        let mut out = String::new();
+        generate(&hir, rng, slack, &mut out);
+        if fits(&out) && matcher.is_match(&out) {
+            return Some(out);
+        }
+        // The pattern is unanchored in JSON Schema: padding a too-short
+        // match with more of itself keeps it matching.
+        if out.chars().count() < min_len && matcher.is_match(&out) {
+            let mut padded = out.clone();
+            while padded.chars().count() < min_len && !out.is_empty() {
+                padded.push_str(&out);
+            }
+            let padded: String = match max_len {
+                Some(m) => padded.chars().take(m).collect(),
+                None => padded,
+            };
+            if fits(&padded) && matcher.is_match(&padded) {
+                return Some(padded);
+            }
+        }
+    }
+    None
+}
+
+/// Beyond this a candidate is abandoned: nested counted repetitions such as
+/// `(a{4000}){4000}` must not eat the emulator's memory.
+const MAX_OUTPUT: usize = 64 * 1024;
+
+fn generate(hir: &Hir, rng: &mut Rng, slack: u32, out: &mut String) {
+    if out.len() > MAX_OUTPUT {
+        return;
+    }
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {}
+        HirKind::Literal(lit) => out.push_str(&String::from_utf8_lossy(&lit.0)),
+        HirKind::Class(Class::Unicode(class)) => {
+            let ranges = class.ranges();
+            let nice: Vec<char> = NICE
+                .chars()
+                .filter(|c| ranges.iter().any(|r| r.start() <= *c && *c <= r.end()))
+                .collect();
+            if !nice.is_empty() {
+                out.push(nice[rng.below(nice.len())]);
+            } else if !ranges.is_empty() {
+                let r = &ranges[rng.below(ranges.len())];
+                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                let span = usize::try_from(hi - lo).unwrap_or(0);
+                let pick = lo + u32::try_from(rng.below(span + 1)).unwrap_or(0);
+                out.push(char::from_u32(pick).unwrap_or(r.start()));
+            }
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            let ascii: Vec<u8> = class
+                .ranges()
+                .iter()
+                .flat_map(|r| r.start()..=r.end())
+                .filter(u8::is_ascii)
+                .collect();
+            if !ascii.is_empty() {
+                out.push(char::from(ascii[rng.below(ascii.len())]));
+            }
+        }
+        HirKind::Repetition(rep) => {
+            let span = match rep.max {
+                Some(max) => max.saturating_sub(rep.min),
+                None => slack,
+            }
+            .min(64);
+            let count =
+                rep.min.min(4096) + u32::try_from(rng.below(span as usize + 1)).unwrap_or(0);
+            for _ in 0..count {
+                generate(&rep.sub, rng, slack, out);
+            }
+        }
+        HirKind::Capture(cap) => generate(&cap.sub, rng, slack, out),
+        HirKind::Concat(parts) => {
+            for part in parts {
+                generate(part, rng, slack, out);
+            }
+        }
+        HirKind::Alternation(branches) => {
+            if !branches.is_empty() {
+                generate(&branches[rng.below(branches.len())], rng, slack, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_strings_match_their_patterns() {
+        let patterns = [
+            r"^[A-Z]{3}-\d{4}$",
+            r"^(INV|CRN)[0-9]{6}$",
+            r"^[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,4}$",
+            r"^\d{4}-\d{2}-\d{2}$",
+            r"[^,]+",
+            r"^(?:yes|no|maybe)$",
+            r"^\p{Lu}\p{Ll}+$",
+            r"^[A-Z]{2}\d{2}[A-Z0-9]{1,30}$",
+        ];
+        for (i, pattern) in patterns.iter().enumerate() {
+            let mut rng = Rng::new(i as u64);
+            let s = matching_string(pattern, 0, None, &mut rng).expect(pattern);
+            assert!(
+                regex::Regex::new(pattern).unwrap().is_match(&s),
+                "{pattern}: {s}"
+            );
+        }
+    }
+
+    #[test]
+    fn lengths_are_honoured_together_with_the_pattern() {
+        let mut rng = Rng::new(7);
+        let s = matching_string("^[A-Z]+$", 12, Some(15), &mut rng).unwrap();
+        assert!((12..=15).contains(&s.len()), "{s}");
+    }
+
+    #[test]
+    fn unsupported_syntax_gives_none_not_a_panic() {
+        let mut rng = Rng::new(1);
+        assert_eq!(matching_string(r"^(a)\1$", 0, None, &mut rng), None);
+        assert_eq!(matching_string(r"^[a-z]{3}$", 5, None, &mut rng), None);
+        assert_eq!(
+            matching_string(r"^(a{4000}){4000}$", 0, None, &mut rng),
+            None
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The errors a SOAP call can end in, and the one place that turns them into
+//! SOAP faults. The fault text is safe for the client; everything an
+//! operator needs goes to the log line (see [`GatewayError::log_detail`]).
+
+use crate::contract::Violation;
+use crate::converse::ModelError;
+use crate::soap::fault::FaultViolation;
+use crate::soap::{EnvelopeError, ErrorCode, Fault, SoapVersion};
+use crate::xml::{QName, XmlError, XmlErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("{envelope} envelope sent with the {transport} media type")]
+    VersionMismatch {
+        transport: SoapVersion,
+        envelope: SoapVersion,
+    },
+    #[error("no service named {0:?}")]
+    UnknownService(String),
+    #[error("the SOAP Body is empty")]
+    EmptyBody,
+    #[error("service {service} has no operation taking {payload}")]
+    UnknownOperation { service: String, payload: QName },
+    #[error("operation {operation} is not offered over {version}")]
+    NotOffered {
+        operation: String,
+        version: SoapVersion,
+    },
+    /// A job names an operation its service does not have.
+    #[error("service {service} has no operation named {operation}")]
+    NoSuchOperation { service: String, operation: String },
+    /// A job's payload is another operation's request than the one the job
+    /// names.
+    #[error("the payload is a {dispatched} request, but the job names operation {named}")]
+    OperationMismatch { named: String, dispatched: String },
+    #[error("action {action:?} does not match operation {operation} (expected {expected:?})")]
+    ActionMismatch {
+        action: String,
+        operation: String,
+        expected: Option<String>,
+    },
+    #[error("the payload breaks {} schema rule(s)", .0.len())]
+    Invalid(Vec<Violation>),
+    #[error("operation {service}.{operation} is not mapped")]
+    NotMapped { service: String, operation: String },
+    /// The request is valid XML for the schema but its content cannot be
+    /// sent to the model (a document in a format the model does not take).
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model's answers broke the response schema on every attempt.
+    #[error("the model's answer breaks {} response schema rule(s)", .0.len())]
+    InvalidModelOutput(Vec<Violation>),
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A poll for a job id this service's operation never issued.
+    #[error("no job {ticket:?} of operation {operation}")]
+    UnknownTicket { ticket: String, operation: String },
+    /// The job store is missing or failing; the detail is for the log.
+    #[error("job queue unavailable: {0}")]
+    QueueUnavailable(String),
+}
+
+impl GatewayError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            GatewayError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            GatewayError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            GatewayError::Xml(e) => match e.kind {
+                XmlErrorKind::Encoding { .. } => ErrorCode::InvalidEncoding,
+                _ => ErrorCode::MalformedXml,
+            },
+            GatewayError::Envelope(EnvelopeError::UnknownEnvelopeNs(_)) => {
+                ErrorCode::VersionMismatch
+            }
+            GatewayError::Envelope(EnvelopeError::MustUnderstand(_)) => ErrorCode::MustUnderstand,
+            GatewayError::Envelope(_) | GatewayError::EmptyBody => ErrorCode::InvalidEnvelope,
+            GatewayError::VersionMismatch { .. } => ErrorCode::VersionMismatch,
+            GatewayError::UnknownService(_) => ErrorCode::UnknownService,
+            GatewayError::UnknownOperation { .. }
+            | GatewayError::NotOffered { .. }
+            | GatewayError::NoSuchOperation { .. } => ErrorCode::UnknownOperation,
+            GatewayError::OperationMismatch { .. } => ErrorCode::ActionMismatch,
+            GatewayError::ActionMismatch { .. } => ErrorCode::ActionMismatch,
+            GatewayError::Invalid(_) => ErrorCode::InvalidRequest,
+            GatewayError::NotMapped { .. } => ErrorCode::NotMapped,
+            GatewayError::BadInput(_) => ErrorCode::InvalidRequest,
+            GatewayError::Model(e) => model_code(e),
+            GatewayError::InvalidModelOutput(_) => ErrorCode::InvalidModelOutput,
+            GatewayError::Internal(_) => ErrorCode::InternalError,
+            GatewayError::UnknownTicket { .. } => ErrorCode::UnknownTicket,
+            GatewayError::QueueUnavailable(_) => ErrorCode::QueueUnavailable,
+        }
+    }
+
+    /// The fault a client sees. Every variant but `Internal` describes the
+    /// client's own input, so its text is safe to return.
+    pub fn to_fault(&self, correlation_id: &str) -> Fault {
+        // No catch-all arm: a new variant must decide what its fault may say.
+        let message = match self {
+            GatewayError::Internal(_) => {
+                "Internal error; quote the correlation id to the operator".to_string()
+            }
+            // The service's own text may name accounts and resources.
+            GatewayError::Model(e) => e.safe_message().to_string(),
+            // The store's error may name hosts and users.
+            GatewayError::QueueUnavailable(_) => {
+                "The job queue is unavailable; nothing was recorded, try again later".to_string()
+            }
+            GatewayError::InvalidModelOutput(_) => {
+                "The model's answer did not fit the response the contract promises".to_string()
+            }
+            GatewayError::Xml(e) => format!("The request is not acceptable XML: {e}"),
+            GatewayError::Invalid(v) => {
+                format!(
+                    "The request does not match the service's schema ({} violation(s))",
+                    v.len()
+                )
+            }
+            // These describe the client's own request: safe to say.
+            GatewayError::PayloadTooLarge { .. }
+            | GatewayError::UnsupportedMediaType(_)
+            | GatewayError::Envelope(_)
+            | GatewayError::VersionMismatch { .. }
+            | GatewayError::UnknownService(_)
+            | GatewayError::EmptyBody
+            | GatewayError::UnknownOperation { .. }
+            | GatewayError::NotOffered { .. }
+            | GatewayError::NoSuchOperation { .. }
+            | GatewayError::OperationMismatch { .. }
+            | GatewayError::ActionMismatch { .. }
+            | GatewayError::BadInput(_)
+            | GatewayError::UnknownTicket { .. }
+            | GatewayError::NotMapped { .. } => capitalized(&self.to_string()),
+        };
+        let mut fault = Fault::new(self.code(), message, correlation_id);
+        if let GatewayError::Model(e) = self {
+            fault.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
+        }
+        if let GatewayError::Invalid(violations) = self {
+            fault.violations = violations
+                .iter()
+                .map(|v| FaultViolation {
+                    path: v.path.clone(),
+                    rule: v.rule.clone(),
+                })
+                .collect();
+        }
+        fault
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut s = s.to_string();
+    if let Some(first) = s.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    s
+}
+
+fn model_code(e: &ModelError) -> ErrorCode {
+    match e {
+        ModelError::Validation { .. } => ErrorCode::ModelRejectedRequest,
+        ModelError::AccessDenied { .. } => ErrorCode::ModelAccessDenied,
+        ModelError::ResourceNotFound { .. } => ErrorCode::ModelNotFound,
+        ModelError::ModelTimeout { .. } | ModelError::Timeout { .. } => ErrorCode::ModelTimeout,
+        ModelError::ModelFailed { .. } => ErrorCode::ModelError,
+        ModelError::Throttling { .. } | ModelError::ServiceQuotaExceeded { .. } => {
+            ErrorCode::ModelThrottled
+        }
+        ModelError::ModelNotReady { .. }
+        | ModelError::InternalServer { .. }
+        | ModelError::ServiceUnavailable { .. }
+        | ModelError::Connection { .. }
+        | ModelError::Other { .. } => ErrorCode::ModelUnavailable,
+        ModelError::InvalidResponse { .. } => ErrorCode::InvalidModelOutput,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_codes_agree_with_the_converse_module() {
+        let errors = [
+            ModelError::Validation {
+                message: "m".into(),
+            },
+            ModelError::AccessDenied {
+                message: "m".into(),
+            },
+            ModelError::ResourceNotFound {
+                message: "m".into(),
+            },
+            ModelError::ModelTimeout {
+                message: "m".into(),
+            },
+            ModelError::ModelFailed {
+                message: "m".into(),
+                original_status_code: None,
+            },
+            ModelError::Throttling {
+                message: "m".into(),
+                retry_after: None,
+            },
+            ModelError::ModelNotReady {
+                message: "m".into(),
+            },
+            ModelError::ServiceQuotaExceeded {
+                message: "m".into(),
+            },
+            ModelError::InternalServer {
+                message: "m".into(),
+            },
+            ModelError::ServiceUnavailable {
+                message: "m".into(),
+            },
+            ModelError::Timeout {
+                message: "m".into(),
+            },
+            ModelError::Connection {
+                message: "m".into(),
+            },
+            ModelError::InvalidResponse {
+                message: "m".into(),
+            },
+            ModelError::Other {
+                message: "m".into(),
+            },
+        ];
+        for e in errors {
+            assert_eq!(model_code(&e).as_str(), e.fault_code(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn throttling_faults_carry_a_retry_hint_and_no_service_text() {
+        let e = GatewayError::Model(ModelError::Throttling {
+            message: "account 123456789012 is over its quota".into(),
+            retry_after: Some(std::time::Duration::from_secs(7)),
+        });
+        let fault = e.to_fault("c-1");
+        assert_eq!(fault.retry_after_secs, Some(7));
+        assert!(!fault.message.contains("123456789012"), "{}", fault.message);
+    }
+}

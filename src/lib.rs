@@ -1,0 +1,22 @@
+//! soapgate: a SOAP facade in front of Amazon Bedrock's Converse API.
+//!
+//! The pure core (`xml`, `soap`, `contract`) knows nothing of HTTP, storage
+//! or AWS; `http` is the only module that speaks HTTP. See ARCHITECTURE.md.
+
+pub mod bedrock;
+pub mod config;
+pub mod contract;
+pub mod converse;
+pub mod emulator;
+pub mod error;
+pub mod files;
+pub mod http;
+pub mod live;
+pub mod mapping;
+pub mod pipeline;
+pub mod queue;
+pub mod soap;
+pub mod store;
+pub mod tickets;
+pub mod worker;
+pub mod xml;

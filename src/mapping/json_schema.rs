@@ -1,0 +1,606 @@
+//! XSD -> JSON Schema, for structured output: the response payload's schema
+//! becomes the input schema of a tool the model is forced to call.
+//!
+//! The JSON follows the convention in [`super::shape`]. Facets carry over:
+//! enumerations (`enum`), patterns (anchored; XSD-only regex syntax such as
+//! `\i`/`\c` or class subtraction is left to the XSD check), lengths
+//! (`minLength`/`maxLength`, `minItems`/`maxItems` for lists), numeric
+//! ranges (`minimum`, `exclusiveMinimum`, ...), `fractionDigits`
+//! (`multipleOf`) and `totalDigits` (a bound), occurrence limits
+//! (`minItems`/`maxItems`, `required`), `fixed` values (`const`), nillable
+//! elements (`null` allowed). A `choice` becomes `oneOf` branches.
+//! Recursive types are emitted once under `$defs` and referenced.
+//!
+//! Whatever the JSON Schema cannot say is still enforced: the tool input is
+//! validated against the XSD after conversion, and violations are fed back
+//! to the model.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::payload::PayloadShape;
+use super::shape::{
+    ATTR_PREFIX, Choice, Field, Scalar, Shape, SimpleKind, TEXT_KEY, scalar_of, shape, simple_kind,
+};
+use crate::contract::Payload;
+use crate::contract::xsd::{Builtin, MaxOccurs, SchemaSet, TypeDef, TypeId};
+use crate::xml::QName;
+
+/// The JSON Schema of the value of global element `name` (an object for a
+/// complex type, a scalar schema for a simple one). An unknown element gives
+/// `{}` (anything).
+pub fn for_element(set: &SchemaSet, name: &QName) -> Value {
+    let Some((_, d)) = set.element(name) else {
+        return json!({});
+    };
+    let field = Field::from_decl(d, 1, MaxOccurs::Bounded(1));
+    let mut g = Gen::new(set);
+    let body = g.element_value(&field);
+    g.finish(body)
+}
+
+/// The JSON Schema of the value of type `ty`.
+pub fn for_type(set: &SchemaSet, ty: TypeId) -> Value {
+    let mut g = Gen::new(set);
+    let body = g.type_schema(ty);
+    g.finish(body)
+}
+
+/// The JSON Schema of a whole payload (see [`super::payload`]): always an
+/// object, as tool inputs must be. `None` when the payload names a
+/// declaration the schemas lack.
+pub fn for_payload(set: &SchemaSet, payload: &Payload) -> Option<Value> {
+    let shape = PayloadShape::of(set, payload)?;
+    Some(for_payload_shape(set, &shape))
+}
+
+pub(crate) fn for_payload_shape(set: &SchemaSet, shape: &PayloadShape) -> Value {
+    let mut g = Gen::new(set);
+    let body = match shape {
+        PayloadShape::Element(f) => g.element_value(f),
+        PayloadShape::Fields { fields, .. } => g.object(&[], None, fields, &[]),
+    };
+    g.finish(body)
+}
+
+/// One choice branch's properties and required keys.
+type Branch = (Map<String, Value>, Vec<Value>);
+
+struct Gen<'a> {
+    set: &'a SchemaSet,
+    /// Complex types being expanded, to spot recursion.
+    stack: Vec<TypeId>,
+    /// Types that recurse: emitted under `$defs` (`None` until generated).
+    defs: BTreeMap<TypeId, Option<Value>>,
+}
+
+impl<'a> Gen<'a> {
+    fn new(set: &'a SchemaSet) -> Self {
+        Gen {
+            set,
+            stack: Vec::new(),
+            defs: BTreeMap::new(),
+        }
+    }
+
+    fn def_name(&self, ty: TypeId) -> String {
+        match self.set.type_def(ty).and_then(TypeDef::name) {
+            Some(q) => q.local.clone(),
+            None => format!("type{}", ty.index()),
+        }
+    }
+
+    fn finish(mut self, mut body: Value) -> Value {
+        // Generating a definition may discover further recursive types.
+        while let Some(ty) = self.defs.iter().find(|(_, v)| v.is_none()).map(|(k, _)| *k) {
+            self.stack.push(ty);
+            let s = self.complex_body(ty);
+            self.stack.pop();
+            self.defs.insert(ty, Some(s));
+        }
+        if !self.defs.is_empty()
+            && let Value::Object(map) = &mut body
+        {
+            let mut defs = Map::new();
+            for (ty, v) in std::mem::take(&mut self.defs) {
+                defs.insert(self.def_name(ty), v.unwrap_or_else(|| json!({})));
+            }
+            map.insert("$defs".into(), Value::Object(defs));
+        }
+        body
+    }
+
+    /// The schema of one occurrence of an element (without array wrapping).
+    fn element_value(&mut self, f: &Field) -> Value {
+        let mut s = self.type_schema(f.type_id);
+        if let Some(fixed) = &f.fixed
+            && let Shape::Simple(st) = shape(self.set, f.type_id)
+        {
+            s = json!({ "const": typed_literal(self.set, st, fixed) });
+        }
+        if f.nillable {
+            s = nullable(s);
+        }
+        s
+    }
+
+    /// The schema of a property for a field: an array when it repeats.
+    fn field_schema(&mut self, f: &Field) -> Value {
+        let one = self.element_value(f);
+        if !f.repeated() {
+            return one;
+        }
+        let mut a = json!({ "type": "array", "items": one });
+        if f.min > 0 {
+            a["minItems"] = json!(f.min);
+        }
+        if let MaxOccurs::Bounded(n) = f.max {
+            a["maxItems"] = json!(n);
+        }
+        a
+    }
+
+    fn type_schema(&mut self, ty: TypeId) -> Value {
+        match shape(self.set, ty) {
+            Shape::Simple(st) => self.simple(st),
+            Shape::Any => json!({}),
+            Shape::Object { .. } => {
+                if self.stack.contains(&ty) {
+                    self.defs.entry(ty).or_insert(None);
+                    return json!({ "$ref": format!("#/$defs/{}", self.def_name(ty)) });
+                }
+                self.stack.push(ty);
+                let s = self.complex_body(ty);
+                self.stack.pop();
+                s
+            }
+        }
+    }
+
+    fn complex_body(&mut self, ty: TypeId) -> Value {
+        match shape(self.set, ty) {
+            Shape::Object {
+                attrs,
+                text,
+                fields,
+                choices,
+                ..
+            } => self.object(&attrs, text, &fields, &choices),
+            Shape::Simple(st) => self.simple(st),
+            Shape::Any => json!({}),
+        }
+    }
+
+    fn object(
+        &mut self,
+        attrs: &[super::shape::Attr],
+        text: Option<TypeId>,
+        fields: &[Field],
+        choices: &[Choice],
+    ) -> Value {
+        let mut props = Map::new();
+        let mut required = Vec::new();
+        for a in attrs {
+            let key = format!("{ATTR_PREFIX}{}", a.name.local);
+            let s = match &a.fixed {
+                Some(v) => json!({ "const": typed_literal(self.set, a.type_id, v) }),
+                None => self.simple(a.type_id),
+            };
+            props.insert(key.clone(), s);
+            if a.required {
+                required.push(Value::String(key));
+            }
+        }
+        if let Some(st) = text {
+            props.insert(TEXT_KEY.into(), self.simple(st));
+            required.push(Value::String(TEXT_KEY.into()));
+        }
+        // Choice branches go into `oneOf`, not the base properties: a
+        // generator (or a model) then fills one branch only.
+        let mut branches: Vec<Vec<Branch>> = choices
+            .iter()
+            .map(|c| vec![(Map::new(), Vec::new()); c.branches])
+            .collect();
+        for f in fields {
+            let s = self.field_schema(f);
+            let key = f.name.local.clone();
+            match f.choice {
+                None => {
+                    props.insert(key.clone(), s);
+                    if f.min > 0 {
+                        required.push(Value::String(key));
+                    }
+                }
+                Some((c, b)) => {
+                    if let Some((bp, br)) = branches.get_mut(c).and_then(|bs| bs.get_mut(b)) {
+                        bp.insert(key.clone(), s);
+                        // A branch that is chosen needs its own first
+                        // element: that is what choosing it means.
+                        if br.is_empty() {
+                            br.push(Value::String(key));
+                        }
+                    }
+                }
+            }
+        }
+        let mut o = Map::new();
+        o.insert("type".into(), json!("object"));
+        o.insert("properties".into(), Value::Object(props));
+        if !required.is_empty() {
+            o.insert("required".into(), Value::Array(required));
+        }
+        let mut all_of = Vec::new();
+        for (c, bs) in choices.iter().zip(branches) {
+            let mut one_of: Vec<Value> = bs
+                .into_iter()
+                .filter(|(p, _)| !p.is_empty())
+                .map(|(p, r)| json!({ "properties": p, "required": r }))
+                .collect();
+            if c.min == 0 {
+                // Nothing chosen is allowed too: none of the branch keys.
+                let keys: Vec<Value> = one_of
+                    .iter()
+                    .filter_map(|b| b["required"].get(0).cloned())
+                    .collect();
+                one_of.push(json!({ "not": { "anyOf": keys.iter().map(|k| json!({ "required": [k] })).collect::<Vec<_>>() } }));
+            }
+            if !one_of.is_empty() {
+                all_of.push(json!({ "oneOf": one_of }));
+            }
+        }
+        match all_of.len() {
+            0 => {
+                o.insert("additionalProperties".into(), json!(false));
+            }
+            1 => {
+                if let Some(Value::Object(first)) = all_of.pop() {
+                    o.extend(first);
+                }
+            }
+            _ => {
+                o.insert("allOf".into(), Value::Array(all_of));
+            }
+        }
+        Value::Object(o)
+    }
+
+    fn simple(&mut self, st: TypeId) -> Value {
+        let facets = match self.set.type_def(st) {
+            Some(TypeDef::Simple(s)) => s.facets.clone(),
+            _ => return json!({ "type": "string" }),
+        };
+        match simple_kind(self.set, st) {
+            SimpleKind::List(item) => {
+                let mut s = json!({ "type": "array", "items": self.simple(item) });
+                if let Some(n) = facets.length {
+                    s["minItems"] = json!(n);
+                    s["maxItems"] = json!(n);
+                }
+                if let Some(n) = facets.min_length {
+                    s["minItems"] = json!(n);
+                }
+                if let Some(n) = facets.max_length {
+                    s["maxItems"] = json!(n);
+                }
+                if let Some(e) = &facets.enumeration {
+                    s["description"] = json!(format!("one of: {}", e.join(" | ")));
+                }
+                s
+            }
+            SimpleKind::Union(members) => {
+                let any: Vec<Value> = members.iter().map(|m| self.simple(*m)).collect();
+                let mut s = json!({ "anyOf": any });
+                if let Some(e) = &facets.enumeration {
+                    s = json!({ "enum": e });
+                }
+                s
+            }
+            SimpleKind::Atomic(b) => atomic(self.set, st, b, &facets),
+        }
+    }
+}
+
+fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Facets) -> Value {
+    let scalar = scalar_of(b);
+    let mut s = Map::new();
+    if let Some(e) = &f.enumeration {
+        let values: Vec<Value> = e.iter().map(|v| typed_literal(set, st, v)).collect();
+        s.insert("enum".into(), Value::Array(values));
+        if scalar != Scalar::String {
+            s.insert("type".into(), json!(type_name(scalar)));
+        }
+        return Value::Object(s);
+    }
+    let scalar = if scalar == Scalar::Number && f.fraction_digits == Some(0) {
+        Scalar::Integer
+    } else {
+        scalar
+    };
+    s.insert("type".into(), json!(type_name(scalar)));
+    match scalar {
+        Scalar::String => {
+            if b != Builtin::Base64Binary && b != Builtin::HexBinary {
+                if let Some(n) = f.length {
+                    s.insert("minLength".into(), json!(n));
+                    s.insert("maxLength".into(), json!(n));
+                }
+                if let Some(n) = f.min_length {
+                    s.insert("minLength".into(), json!(n));
+                }
+                if let Some(n) = f.max_length {
+                    s.insert("maxLength".into(), json!(n));
+                }
+            }
+            let patterns: Vec<String> = f
+                .patterns
+                .iter()
+                .filter_map(|step| json_pattern(&step.sources))
+                .collect();
+            match patterns.len() {
+                0 => {}
+                1 => {
+                    s.insert("pattern".into(), json!(patterns[0]));
+                }
+                _ => {
+                    let all: Vec<Value> =
+                        patterns.iter().map(|p| json!({ "pattern": p })).collect();
+                    s.insert("allOf".into(), Value::Array(all));
+                }
+            }
+            if let Some(fmt) = format_of(b) {
+                s.insert("format".into(), json!(fmt));
+            }
+            if b == Builtin::Base64Binary {
+                s.insert("contentEncoding".into(), json!("base64"));
+            }
+            if f.patterns.is_empty()
+                && f.enumeration.is_none()
+                && let Some(p) = builtin_pattern(b)
+            {
+                s.insert("pattern".into(), json!(p));
+            }
+            let mut notes = Vec::new();
+            for (name, v) in [
+                ("minInclusive", &f.min_inclusive),
+                ("maxInclusive", &f.max_inclusive),
+                ("minExclusive", &f.min_exclusive),
+                ("maxExclusive", &f.max_exclusive),
+            ] {
+                if let Some(v) = v {
+                    notes.push(format!("{name} {v}"));
+                }
+            }
+            if !notes.is_empty() {
+                s.insert("description".into(), json!(notes.join(", ")));
+            }
+        }
+        Scalar::Integer | Scalar::Number => {
+            for (key, v) in [
+                ("minimum", &f.min_inclusive),
+                ("maximum", &f.max_inclusive),
+                ("exclusiveMinimum", &f.min_exclusive),
+                ("exclusiveMaximum", &f.max_exclusive),
+            ] {
+                if let Some(n) = v.as_deref().and_then(number_literal) {
+                    s.insert(key.into(), n);
+                }
+            }
+            if let Some((lo, hi)) = builtin_range(b) {
+                if !s.contains_key("minimum") && !s.contains_key("exclusiveMinimum") {
+                    s.insert("minimum".into(), json!(lo));
+                }
+                if !s.contains_key("maximum") && !s.contains_key("exclusiveMaximum") {
+                    s.insert("maximum".into(), json!(hi));
+                }
+            }
+            if scalar == Scalar::Number
+                && let Some(fd) = f.fraction_digits.filter(|&d| d > 0 && d <= 12)
+            {
+                s.insert("multipleOf".into(), decimal_step(fd));
+            }
+            if let Some(td) = f.total_digits {
+                let fd = f.fraction_digits.unwrap_or(0).min(td);
+                let int_digits = i32::try_from(td - fd).unwrap_or(i32::MAX).min(300);
+                let bound = 10f64.powi(int_digits);
+                if !s.contains_key("maximum") && !s.contains_key("exclusiveMaximum") {
+                    s.insert("exclusiveMaximum".into(), float(bound));
+                }
+                if !s.contains_key("minimum") && !s.contains_key("exclusiveMinimum") {
+                    s.insert("exclusiveMinimum".into(), float(-bound));
+                }
+            }
+        }
+        Scalar::Boolean => {}
+    }
+    Value::Object(s)
+}
+
+fn type_name(s: Scalar) -> &'static str {
+    match s {
+        Scalar::Integer => "integer",
+        Scalar::Number => "number",
+        Scalar::Boolean => "boolean",
+        Scalar::String => "string",
+    }
+}
+
+/// The lexical space of built-ins whose values are not free text, so a
+/// model (or a generator) writes values the XSD check accepts. ASCII
+/// subsets where XSD allows more (names): stricter is safe here.
+fn builtin_pattern(b: Builtin) -> Option<&'static str> {
+    Some(match b {
+        Builtin::Language => "^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$",
+        Builtin::NCName | Builtin::Id | Builtin::IdRef | Builtin::Entity | Builtin::QName => {
+            "^[A-Za-z_][A-Za-z0-9._-]*$"
+        }
+        Builtin::Name => "^[A-Za-z_:][A-Za-z0-9._:-]*$",
+        Builtin::NmToken => "^[A-Za-z0-9._:-]+$",
+        Builtin::GYear => "^[0-9]{4}$",
+        Builtin::GYearMonth => "^[0-9]{4}-(0[1-9]|1[0-2])$",
+        Builtin::GMonth => "^--(0[1-9]|1[0-2])$",
+        Builtin::GDay => "^---(0[1-9]|1[0-9]|2[0-8])$",
+        Builtin::GMonthDay => "^--(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+        Builtin::HexBinary => "^([0-9a-fA-F]{2})*$",
+        Builtin::Base64Binary => "^([A-Za-z0-9+/]{4})*$",
+        _ => return None,
+    })
+}
+
+fn format_of(b: Builtin) -> Option<&'static str> {
+    match b {
+        Builtin::Date => Some("date"),
+        Builtin::DateTime => Some("date-time"),
+        Builtin::Time => Some("time"),
+        Builtin::Duration => Some("duration"),
+        Builtin::AnyUri => Some("uri"),
+        _ => None,
+    }
+}
+
+/// The value range of the bounded integer built-ins.
+fn builtin_range(b: Builtin) -> Option<(i64, i64)> {
+    Some(match b {
+        Builtin::Byte => (i8::MIN.into(), i8::MAX.into()),
+        Builtin::Short => (i16::MIN.into(), i16::MAX.into()),
+        Builtin::Int => (i32::MIN.into(), i32::MAX.into()),
+        Builtin::UnsignedByte => (0, u8::MAX.into()),
+        Builtin::UnsignedShort => (0, u16::MAX.into()),
+        Builtin::UnsignedInt => (0, u32::MAX.into()),
+        Builtin::PositiveInteger => (1, i64::MAX),
+        Builtin::NonNegativeInteger | Builtin::UnsignedLong => (0, i64::MAX),
+        Builtin::NegativeInteger => (i64::MIN, -1),
+        Builtin::NonPositiveInteger => (i64::MIN, 0),
+        _ => return None,
+    })
+}
+
+fn float(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        json!(v as i64)
+    } else {
+        serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// `10^-digits` as a JSON number written the way a person would (0.01).
+fn decimal_step(digits: u32) -> Value {
+    let text = format!("0.{}1", "0".repeat(digits.saturating_sub(1) as usize));
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// A numeric facet value as a JSON number, if it is one.
+fn number_literal(v: &str) -> Option<Value> {
+    let v = v.trim();
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(json!(i));
+    }
+    let f: f64 = v.parse().ok()?;
+    f.is_finite().then(|| float(f))
+}
+
+/// An enumeration or fixed value typed as the JSON side would carry it.
+pub(crate) fn typed_literal(set: &SchemaSet, st: TypeId, v: &str) -> Value {
+    let b = match simple_kind(set, st) {
+        SimpleKind::Atomic(b) => b,
+        _ => return json!(v),
+    };
+    match scalar_of(b) {
+        Scalar::Integer | Scalar::Number => number_literal(v).unwrap_or_else(|| json!(v)),
+        Scalar::Boolean => match v.trim() {
+            "true" | "1" => json!(true),
+            "false" | "0" => json!(false),
+            _ => json!(v),
+        },
+        Scalar::String => json!(v),
+    }
+}
+
+/// One derivation step's XSD patterns (OR-ed) as an anchored JSON Schema
+/// (ECMA 262) pattern, or `None` when they use XSD-only syntax. XSD
+/// patterns are implicitly anchored and treat `^`/`$` as plain characters.
+fn json_pattern(sources: &[String]) -> Option<String> {
+    if !sources.iter().all(|p| ecma_compatible(p)) {
+        return None;
+    }
+    let alts: Vec<&str> = sources.iter().map(String::as_str).collect();
+    Some(format!("^(?:{})$", alts.join("|")))
+}
+
+/// True when an XSD regex means the same in ECMA 262 once anchored: no
+/// XSD-only escapes (`\i`, `\c`, `\p{IsBlock}`), no class subtraction
+/// (`[a-z-[aeiou]]`), and no `^`/`$` outside classes (plain characters in
+/// XSD, anchors in ECMA).
+fn ecma_compatible(p: &str) -> bool {
+    let mut chars = p.chars().peekable();
+    let mut in_class = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('i' | 'I' | 'c' | 'C') => return false,
+                Some('p' | 'P') if chars.peek() == Some(&'{') => {
+                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                    if name.starts_with("{Is") {
+                        return false;
+                    }
+                }
+                Some(_) => {}
+                None => return false,
+            },
+            '[' if !in_class => {
+                in_class = true;
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+            }
+            '-' if in_class && chars.peek() == Some(&'[') => return false,
+            ']' if in_class => in_class = false,
+            '^' | '$' if !in_class => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Wrap a schema so that `null` is accepted too.
+fn nullable(s: Value) -> Value {
+    match s {
+        Value::Object(mut m)
+            if matches!(m.get("type"), Some(Value::String(_)))
+                && !m.contains_key("enum")
+                && !m.contains_key("const") =>
+        {
+            let t = m.remove("type").unwrap_or(Value::Null);
+            m.insert("type".into(), json!([t, "null"]));
+            Value::Object(m)
+        }
+        other => json!({ "anyOf": [other, { "type": "null" }] }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xsd_patterns_that_differ_in_ecma_are_left_out() {
+        let p = |s: &str| json_pattern(&[s.to_string()]);
+        assert_eq!(p("CC-[0-9]{4}"), Some("^(?:CC-[0-9]{4})$".into()));
+        assert_eq!(p("[^,]+"), Some("^(?:[^,]+)$".into()));
+        assert_eq!(p("[a-z-[aeiou]]+"), None);
+        assert_eq!(p("\\i\\c*"), None);
+        assert_eq!(p("\\p{IsBasicLatin}+"), None);
+        assert_eq!(p("\\p{Lu}+"), Some("^(?:\\p{Lu}+)$".into()));
+        assert_eq!(p("a$b"), None);
+        assert_eq!(
+            json_pattern(&["a".to_string(), "b+".to_string()]),
+            Some("^(?:a|b+)$".into())
+        );
+    }
+
+    #[test]
+    fn decimal_steps_read_like_people_write_them() {
+        assert_eq!(decimal_step(2), json!(0.01));
+        assert_eq!(decimal_step(3), json!(0.001));
+    }
+}

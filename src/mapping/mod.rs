@@ -1,0 +1,367 @@
+//! Mapping: how a SOAP operation becomes a Converse call and how the
+//! model's answer becomes the response the WSDL promises.
+//!
+//! A mapping file (`mappings/*.yaml`, one per service, documented in
+//! `mappings/README.md`) is parsed ([`spec`]) and checked against the
+//! contract at load ([`compile`]): every path, element, template variable
+//! and static fallback is resolved or validated then, so mistakes surface
+//! as `file:line:col: message` before the first call. The result is one
+//! [`OperationPlan`] per mapped operation, which at call time
+//! - renders a [`converse::Request`] from a validated request payload
+//!   ([`OperationPlan::render_request`]),
+//! - turns a [`converse::Response`] into a validated response payload
+//!   ([`OperationPlan::response_from`]) or says what is wrong with it
+//!   ([`OutputError`]), and
+//! - builds the follow-up request that asks the model to fix its answer
+//!   ([`OperationPlan::repair_request`]).
+//!
+//! Pure: no I/O (the caller reads the files), nothing async; it does not
+//! call models, retry or fall back — the pipeline does, with what the plan
+//! provides ([`OperationPlan::targets`], [`OperationPlan::repair_attempts`],
+//! [`OperationPlan::static_response`]).
+
+mod compile;
+pub mod json_schema;
+mod json_xml;
+mod output;
+mod path;
+mod payload;
+mod render;
+mod shape;
+mod spec;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::contract::{Contract, ContractSet, Payload, Violation};
+use crate::converse;
+use crate::xml::{Element, QName};
+
+pub use json_xml::{JsonViolations, json_to_xml, payload_from_json, payload_to_json, xml_to_json};
+pub use shape::{ATTR_PREFIX, TEXT_KEY};
+
+/// A problem in a mapping file, displayed as `path:line:col: message`
+/// (1-based; a problem with no better position points at 1:1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{}:{}: {message}", path.display(), line.max(&1), col.max(&1))]
+pub struct MappingError {
+    pub path: PathBuf,
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+/// Every mapped operation of every service.
+#[derive(Debug, Default)]
+pub struct MappingSet {
+    plans: BTreeMap<(String, String), OperationPlan>,
+}
+
+impl MappingSet {
+    /// Parse and check mapping files (path, text) against the contracts.
+    /// All problems of all files are reported, not just the first.
+    pub fn load(
+        files: &[(PathBuf, String)],
+        contracts: &ContractSet,
+    ) -> Result<MappingSet, Vec<MappingError>> {
+        compile::load(files, contracts)
+    }
+
+    /// The plan for one operation, if it is mapped.
+    pub fn plan(&self, service: &str, operation: &str) -> Option<&OperationPlan> {
+        self.plans
+            .get(&(service.to_string(), operation.to_string()))
+    }
+
+    /// Every plan, sorted by service then operation.
+    pub fn plans(&self) -> impl Iterator<Item = &OperationPlan> {
+        self.plans.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+}
+
+/// Whether the caller waits for the model (`sync`) or gets a ticket now
+/// (`async`). One-way operations are always `async`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Sync,
+    Async,
+}
+
+/// One model of the fallback chain, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelTarget {
+    /// A model id, inference profile id or ARN.
+    pub model: String,
+    /// The region to call it in; `None`: the configured default.
+    pub region: Option<String>,
+}
+
+/// What happens when the model's answer stays invalid after the repair
+/// attempts.
+#[derive(Debug, Clone)]
+pub enum FailurePolicy {
+    /// Answer a fault (`INVALID_MODEL_OUTPUT`).
+    Fault,
+    /// Answer this response (validated at load).
+    Static(Vec<Element>),
+}
+
+/// Facts about the call that templates and request metadata may use.
+#[derive(Debug, Clone, Copy)]
+pub struct CallMeta<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub correlation_id: &'a str,
+}
+
+/// A rendered call: the request for the first target, the target chain,
+/// and what [`OperationPlan::response_from`] needs to read the answer.
+#[derive(Debug, Clone)]
+pub struct RenderedCall {
+    pub request: converse::Request,
+    pub targets: Vec<ModelTarget>,
+    pub expect: Expect,
+    /// Text output: the response with everything but the model's text
+    /// already filled in (rendered from this call's variables).
+    pub(crate) fills: serde_json::Value,
+}
+
+/// What kind of answer the call expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// A call of this (forced) tool whose input is the response as JSON.
+    Structured { tool: String },
+    /// Text that goes into one response element.
+    Text,
+    /// Nothing: a one-way operation (the answer is kept, not returned).
+    Nothing,
+}
+
+/// The request payload could not be turned into a Converse request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A template failed (e.g. a filter given the wrong type). A mapping
+    /// problem: the operator must fix the mapping.
+    #[error("template {template} failed: {message}")]
+    Template { template: String, message: String },
+    /// The request's content cannot be sent as asked (e.g. a base64 element
+    /// that does not decode, an attachment format Converse does not take).
+    /// The client's problem: safe to tell them.
+    #[error("input {var}: {message}")]
+    Input { var: String, message: String },
+}
+
+/// The model's answer cannot be turned into a valid response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutputError {
+    /// Structured output expected, but the model did not call the tool.
+    #[error("the model did not call {tool} (stop reason {stop_reason})")]
+    NoToolUse { tool: String, stop_reason: String },
+    /// Text output expected, but the answer has no text.
+    #[error("the model's answer has no text (stop reason {stop_reason})")]
+    NoText { stop_reason: String },
+    /// The answer does not fit the response schema.
+    #[error("the model's answer breaks {} schema rule(s)", violations.len())]
+    Invalid { violations: Vec<Violation> },
+    /// A guardrail or content filter stopped the answer; asking again will
+    /// not help.
+    #[error("the model's answer was blocked (stop reason {stop_reason})")]
+    Blocked { stop_reason: String },
+}
+
+impl OutputError {
+    /// The violations to feed back (empty for the other kinds).
+    pub fn violations(&self) -> &[Violation] {
+        match self {
+            OutputError::Invalid { violations } => violations,
+            _ => &[],
+        }
+    }
+
+    /// Whether asking the model again with the errors may help.
+    pub fn is_repairable(&self) -> bool {
+        !matches!(self, OutputError::Blocked { .. })
+    }
+}
+
+/// One mapped operation, checked against its contract and ready to run.
+pub struct OperationPlan {
+    pub(crate) service: String,
+    pub(crate) operation: String,
+    pub(crate) source: PathBuf,
+    pub(crate) contract: Arc<Contract>,
+    pub(crate) request_shape: payload::PayloadShape,
+    pub(crate) response_payload: Option<Payload>,
+    pub(crate) response_shape: Option<payload::PayloadShape>,
+    pub(crate) mode: Mode,
+    pub(crate) idempotency_key: Option<path::Path>,
+    pub(crate) targets: Vec<ModelTarget>,
+    pub(crate) inference: Option<converse::InferenceConfig>,
+    pub(crate) guardrail: Option<converse::GuardrailConfig>,
+    pub(crate) additional_fields: Option<serde_json::Value>,
+    pub(crate) inputs: Vec<render::InputPlan>,
+    pub(crate) env: minijinja::Environment<'static>,
+    pub(crate) has_system: bool,
+    /// Whether any template reads `payload` / `payload_xml`.
+    pub(crate) needs_payload_json: bool,
+    pub(crate) needs_payload_xml: bool,
+    pub(crate) output: output::OutputPlan,
+    pub(crate) repair_attempts: u32,
+    pub(crate) on_failure: FailurePolicy,
+    pub(crate) result_columns: Vec<ResultColumn>,
+}
+
+/// A flat column of `soapgate_results` a mapping declares: its name and
+/// where its value is in the response payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultColumn {
+    pub name: String,
+    /// Element steps below the payload root (for rpc, the first is a part).
+    pub(crate) steps: Vec<QName>,
+    pub(crate) attr: Option<QName>,
+}
+
+impl ResultColumn {
+    /// The column's value in a response payload (the Body's children): the
+    /// text of the element (or attribute) at the column's path, `None` when
+    /// absent.
+    pub fn value_in(&self, payload: &[Element]) -> Option<String> {
+        let mut el = payload.first()?;
+        for step in &self.steps {
+            el = el.child(&step.ns, &step.local)?;
+        }
+        match &self.attr {
+            Some(a) => el.attr_ns(&a.ns, &a.local).map(str::to_owned),
+            None => Some(el.text()),
+        }
+    }
+}
+
+/// The columns of `soapgate_results` that are part of the batch contract
+/// (docs/polling-tables.md); a flat result column may not reuse them.
+pub const RESULT_CONTRACT_COLUMNS: &[&str] = &[
+    "id",
+    "correlation_id",
+    "status",
+    "payload",
+    "fault_code",
+    "fault_text",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "created_at",
+    "completed_at",
+];
+
+/// `[a-z_][a-z0-9_]{0,62}` and not a contract column: a name every backend
+/// takes unquoted, safe to write into SQL.
+pub fn is_result_column_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+        && !RESULT_CONTRACT_COLUMNS.contains(&name)
+}
+
+impl fmt::Debug for OperationPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OperationPlan")
+            .field("service", &self.service)
+            .field("operation", &self.operation)
+            .field("source", &self.source)
+            .field("mode", &self.mode)
+            .field("targets", &self.targets)
+            .field("output", &self.output)
+            .field("repair_attempts", &self.repair_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OperationPlan {
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The mapping file the plan came from.
+    pub fn source(&self) -> &std::path::Path {
+        &self.source
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The value of the mapping's `idempotency_key` path in this request
+    /// payload (trimmed; `None` when the mapping declares none or the
+    /// request leaves it out or empty).
+    pub fn idempotency_key(&self, payload: &[Element]) -> Option<String> {
+        let key = self.idempotency_key.as_ref()?;
+        let (root, top) = self.roots(payload);
+        let value = match path::find(key, root, &top) {
+            path::Found::One(Some(path::Reached::Element(_, el))) => el.text(),
+            path::Found::One(Some(path::Reached::Attribute(_, v))) => v.to_string(),
+            _ => return None,
+        };
+        let value = value.trim();
+        (!value.is_empty()).then(|| value.to_string())
+    }
+
+    /// The fallback chain, first choice first (never empty).
+    pub fn targets(&self) -> &[ModelTarget] {
+        &self.targets
+    }
+
+    /// How many times an invalid answer is sent back for repair before the
+    /// failure policy applies.
+    pub fn repair_attempts(&self) -> u32 {
+        self.repair_attempts
+    }
+
+    pub fn on_failure(&self) -> &FailurePolicy {
+        &self.on_failure
+    }
+
+    /// The static fallback response, when the mapping declares one.
+    pub fn static_response(&self) -> Option<Vec<Element>> {
+        match &self.on_failure {
+            FailurePolicy::Static(els) => Some(els.clone()),
+            FailurePolicy::Fault => None,
+        }
+    }
+
+    /// True for a WSDL one-way operation (no response).
+    pub fn is_one_way(&self) -> bool {
+        self.response_payload.is_none()
+    }
+
+    /// The flat result columns the mapping declares (`results.columns`).
+    pub fn result_columns(&self) -> &[ResultColumn] {
+        &self.result_columns
+    }
+
+    /// The forced tool of a structured operation (name, description and
+    /// JSON Schema), for `render` dry runs and docs.
+    pub fn tool(&self) -> Option<&converse::ToolSpec> {
+        match &self.output {
+            output::OutputPlan::Structured { tool } => Some(tool),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Request rendering: variables from the validated request payload, the
+//! templates of the mapping, attachments (documents and images from base64
+//! elements) and the model settings, into a [`converse::Request`].
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use minijinja::Value as JValue;
+use serde_json::{Map, Value};
+
+use super::json_xml::payload_shape_to_json;
+use super::path::{Path, Reached, find};
+use super::shape::{Shape, shape};
+use super::{CallMeta, Expect, OperationPlan, RenderError, RenderedCall};
+use crate::contract::xsd::{Builtin, SchemaSet, TypeId};
+use crate::converse::{
+    ContentBlock, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
+    ImageSource, Message, Request, SystemBlock, ToolConfig,
+};
+use crate::xml::{Element, write_element};
+
+/// Template names inside a plan's environment.
+pub(crate) const SYSTEM: &str = "system";
+pub(crate) const PROMPT: &str = "prompt";
+
+pub(crate) fn fill_template(path: &str) -> String {
+    format!("fill:{path}")
+}
+
+pub(crate) fn format_template(var: &str) -> String {
+    format!("input:{var}:format")
+}
+
+pub(crate) fn name_template(var: &str) -> String {
+    format!("input:{var}:name")
+}
+
+/// One input variable.
+#[derive(Debug, Clone)]
+pub(crate) struct InputPlan {
+    pub(crate) name: String,
+    pub(crate) path: Path,
+    pub(crate) kind: InputKind,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum InputKind {
+    /// The typed value (scalar, object, list).
+    Value,
+    /// The lexical text of a simple value.
+    Text,
+    /// The element's XML.
+    Xml,
+    /// The value as JSON text.
+    Json,
+    /// A document or image block.
+    Attach(Attach),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Attach {
+    pub(crate) what: AttachKind,
+    /// A fixed format, or `None` when the format template decides per call.
+    pub(crate) format: Option<AttachFormat>,
+    pub(crate) has_name_template: bool,
+    /// The leaf type (base64Binary, hexBinary or a string type).
+    pub(crate) encoding: Encoding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachKind {
+    Document,
+    Image,
+    /// Document or image, whichever the format names.
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttachFormat {
+    Document(DocumentFormat),
+    Image(ImageFormat),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Base64,
+    Hex,
+    Text,
+}
+
+pub(crate) fn encoding_of(set: &SchemaSet, ty: TypeId) -> Encoding {
+    let b = match shape(set, ty) {
+        Shape::Simple(st) => set.builtin_of(st),
+        _ => None,
+    };
+    match b {
+        Some(b) if b.derives_from(Builtin::Base64Binary) => Encoding::Base64,
+        Some(b) if b.derives_from(Builtin::HexBinary) => Encoding::Hex,
+        _ => Encoding::Text,
+    }
+}
+
+/// A format name (`pdf`, `png`) or MIME type (`application/pdf`).
+pub(crate) fn parse_format(s: &str) -> Option<AttachFormat> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.split(';').next().unwrap_or("").trim();
+    let d = |f| Some(AttachFormat::Document(f));
+    let i = |f| Some(AttachFormat::Image(f));
+    match s {
+        "pdf" | "application/pdf" => d(DocumentFormat::Pdf),
+        "csv" | "text/csv" => d(DocumentFormat::Csv),
+        "doc" | "application/msword" => d(DocumentFormat::Doc),
+        "docx" | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
+            d(DocumentFormat::Docx)
+        }
+        "xls" | "application/vnd.ms-excel" => d(DocumentFormat::Xls),
+        "xlsx" | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+            d(DocumentFormat::Xlsx)
+        }
+        "html" | "htm" | "text/html" => d(DocumentFormat::Html),
+        "txt" | "text" | "text/plain" => d(DocumentFormat::Txt),
+        "md" | "markdown" | "text/markdown" => d(DocumentFormat::Md),
+        "png" | "image/png" => i(ImageFormat::Png),
+        "jpeg" | "jpg" | "image/jpeg" | "image/jpg" => i(ImageFormat::Jpeg),
+        "gif" | "image/gif" => i(ImageFormat::Gif),
+        "webp" | "image/webp" => i(ImageFormat::Webp),
+        _ => None,
+    }
+}
+
+/// Whether a format fits what the input asks for.
+pub(crate) fn format_fits(what: AttachKind, f: AttachFormat) -> bool {
+    matches!(
+        (what, f),
+        (AttachKind::File, _)
+            | (AttachKind::Document, AttachFormat::Document(_))
+            | (AttachKind::Image, AttachFormat::Image(_))
+    )
+}
+
+/// Bedrock allows letters, digits, single spaces, hyphens, parentheses and
+/// square brackets in document names.
+fn document_name(raw: &str) -> String {
+    let mut out = String::new();
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']') {
+            c
+        } else {
+            ' '
+        };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let out = out.trim_end().chars().take(200).collect::<String>();
+    if out.is_empty() {
+        "document".to_string()
+    } else {
+        out
+    }
+}
+
+/// Minijinja prints `none` as "none"; an absent optional element should
+/// print as nothing.
+pub(crate) fn new_env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+    env.set_formatter(|out, state, value| {
+        minijinja::escape_formatter(
+            out,
+            state,
+            if value.is_none() {
+                &JValue::UNDEFINED
+            } else {
+                value
+            },
+        )
+    });
+    env
+}
+
+impl OperationPlan {
+    fn set(&self) -> &SchemaSet {
+        &self.contract.schemas
+    }
+
+    /// The root element and the elements paths start from.
+    pub(crate) fn roots<'a>(
+        &self,
+        payload: &'a [Element],
+    ) -> (Option<&'a Element>, Vec<&'a Element>) {
+        match &self.request_shape {
+            super::payload::PayloadShape::Element(_) => {
+                let root = payload.first();
+                (
+                    root,
+                    root.map(|r| r.elements().collect()).unwrap_or_default(),
+                )
+            }
+            super::payload::PayloadShape::Fields {
+                wrapper: Some(_), ..
+            } => {
+                let root = payload.first();
+                (
+                    root,
+                    root.map(|r| r.elements().collect()).unwrap_or_default(),
+                )
+            }
+            super::payload::PayloadShape::Fields { wrapper: None, .. } => {
+                (None, payload.iter().collect())
+            }
+        }
+    }
+
+    /// The template context: every input variable, `payload` (the whole
+    /// request as JSON), `payload_xml` and `meta`.
+    fn context(
+        &self,
+        payload: &[Element],
+        meta: &CallMeta<'_>,
+        attachments: &BTreeMap<String, Value>,
+    ) -> Result<Map<String, Value>, RenderError> {
+        let set = self.set();
+        let (root, top) = self.roots(payload);
+        let mut ctx = Map::new();
+        for input in &self.inputs {
+            let found = find(&input.path, root, &top);
+            let v = match &input.kind {
+                InputKind::Value => found.to_json(set),
+                InputKind::Text => found.map_json(&mut |r| Value::String(lexical(r))),
+                InputKind::Xml => found.map_json(&mut |r| match r {
+                    Reached::Element(_, el) => Value::String(write_element(el)),
+                    Reached::Attribute(_, v) => Value::String(v.to_string()),
+                }),
+                InputKind::Json => {
+                    let v = found.to_json(set);
+                    Value::String(serde_json::to_string(&v).unwrap_or_default())
+                }
+                InputKind::Attach(_) => {
+                    attachments.get(&input.name).cloned().unwrap_or(Value::Null)
+                }
+            };
+            ctx.insert(input.name.clone(), v);
+        }
+        if self.needs_payload_json {
+            ctx.insert(
+                "payload".into(),
+                payload_shape_to_json(set, &self.request_shape, payload),
+            );
+        }
+        if self.needs_payload_xml {
+            ctx.insert(
+                "payload_xml".into(),
+                Value::String(
+                    payload
+                        .iter()
+                        .map(write_element)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            );
+        }
+        ctx.insert(
+            "meta".into(),
+            serde_json::json!({
+                "service": meta.service,
+                "operation": meta.operation,
+                "correlation_id": meta.correlation_id,
+            }),
+        );
+        Ok(ctx)
+    }
+
+    pub(crate) fn render_template(&self, name: &str, ctx: &JValue) -> Result<String, RenderError> {
+        let t = self
+            .env
+            .get_template(name)
+            .map_err(|e| RenderError::Template {
+                template: name.to_string(),
+                message: e.to_string(),
+            })?;
+        t.render(ctx).map_err(|e| RenderError::Template {
+            template: name.to_string(),
+            message: match e.detail() {
+                Some(d) => format!("{}: {d}", e.kind()),
+                None => e.kind().to_string(),
+            },
+        })
+    }
+
+    /// Turn a validated request payload (the Body's children) into the
+    /// Converse request for this operation.
+    pub fn render_request(
+        &self,
+        payload: &[Element],
+        meta: &CallMeta<'_>,
+    ) -> Result<RenderedCall, RenderError> {
+        // Attachment names and formats may use the other variables, so the
+        // context is built first without them, then completed.
+        let base = self.context(payload, meta, &BTreeMap::new())?;
+        let base_value = JValue::from(minijinja::value::Serde(&base));
+        let (blocks, names) = self.attachments(payload, &base_value)?;
+        let ctx = if names.is_empty() {
+            base
+        } else {
+            self.context(payload, meta, &names)?
+        };
+        let ctx = JValue::from(minijinja::value::Serde(&ctx));
+
+        let mut content = blocks;
+        let prompt = self.render_template(super::render::PROMPT, &ctx)?;
+        content.push(ContentBlock::text(prompt));
+        let mut request = Request {
+            messages: vec![Message::user(content)],
+            ..Request::default()
+        };
+        if self.has_system {
+            let system = self.render_template(SYSTEM, &ctx)?;
+            if !system.trim().is_empty() {
+                request.system.push(SystemBlock::Text(system));
+            }
+        }
+        request.inference_config = self.inference.clone();
+        request.guardrail_config = self.guardrail.clone();
+        request.additional_model_request_fields = self.additional_fields.clone();
+        let mut metadata = BTreeMap::new();
+        metadata.insert("service".to_string(), metadata_value(meta.service));
+        metadata.insert("operation".to_string(), metadata_value(meta.operation));
+        if !meta.correlation_id.is_empty() {
+            metadata.insert(
+                "correlation_id".to_string(),
+                metadata_value(meta.correlation_id),
+            );
+        }
+        request.request_metadata = Some(metadata);
+
+        let (expect, fills) = match &self.output {
+            super::output::OutputPlan::Structured { tool } => {
+                request.tool_config = Some(ToolConfig::forced(tool.clone()));
+                (
+                    Expect::Structured {
+                        tool: tool.name.clone(),
+                    },
+                    Value::Null,
+                )
+            }
+            super::output::OutputPlan::Text { fills, .. } => {
+                (Expect::Text, self.render_fills(fills, &ctx)?)
+            }
+            super::output::OutputPlan::Nothing => (Expect::Nothing, Value::Null),
+        };
+        Ok(RenderedCall {
+            request,
+            targets: self.targets.clone(),
+            expect,
+            fills,
+        })
+    }
+
+    /// The document and image blocks, in input order, and each attachment
+    /// variable's value for templates (its document name, or the list of
+    /// names).
+    fn attachments(
+        &self,
+        payload: &[Element],
+        ctx: &JValue,
+    ) -> Result<(Vec<ContentBlock>, BTreeMap<String, Value>), RenderError> {
+        let (root, top) = self.roots(payload);
+        let mut blocks = Vec::new();
+        let mut names = BTreeMap::new();
+        let mut used: Vec<String> = Vec::new();
+        for input in &self.inputs {
+            let InputKind::Attach(a) = &input.kind else {
+                continue;
+            };
+            let err = |message: String| RenderError::Input {
+                var: input.name.clone(),
+                message,
+            };
+            let format = match a.format {
+                Some(f) => f,
+                None => {
+                    let text = self.render_template(&format_template(&input.name), ctx)?;
+                    let f = parse_format(&text).ok_or_else(|| {
+                        err(format!(
+                            "format {:?} is not a document or image format Converse accepts",
+                            text.trim()
+                        ))
+                    })?;
+                    if !format_fits(a.what, f) {
+                        return Err(err(format!("format {:?} does not fit `as`", text.trim())));
+                    }
+                    f
+                }
+            };
+            let base_name = if a.has_name_template {
+                self.render_template(&name_template(&input.name), ctx)?
+            } else {
+                input.name.replace('_', " ")
+            };
+            let found = find(&input.path, root, &top);
+            let leaves = found.leaves();
+            let mut var_names = Vec::new();
+            for (i, leaf) in leaves.iter().enumerate() {
+                let bytes = decode(a.encoding, &lexical(*leaf)).map_err(err)?;
+                let mut name = document_name(&if leaves.len() > 1 {
+                    format!("{base_name} {}", i + 1)
+                } else {
+                    base_name.clone()
+                });
+                // Names must be unique within a request.
+                let stem = name.clone();
+                let mut n = 2;
+                while used.contains(&name) {
+                    name = format!("{stem} ({n})");
+                    n += 1;
+                }
+                used.push(name.clone());
+                var_names.push(Value::String(name.clone()));
+                blocks.push(match format {
+                    AttachFormat::Document(f) => ContentBlock::Document(DocumentBlock {
+                        format: f,
+                        name,
+                        source: DocumentSource::Bytes(bytes),
+                    }),
+                    AttachFormat::Image(f) => ContentBlock::Image(ImageBlock {
+                        format: f,
+                        source: ImageSource::Bytes(bytes),
+                    }),
+                });
+            }
+            let v = if input.path.is_list() {
+                Value::Array(var_names)
+            } else {
+                var_names.into_iter().next().unwrap_or(Value::Null)
+            };
+            names.insert(input.name.clone(), v);
+        }
+        Ok((blocks, names))
+    }
+}
+
+/// Converse refuses request metadata values outside
+/// `[a-zA-Z0-9\s:_@$#=/+,.-]{0,256}`; a client's MessageID may hold more.
+fn metadata_value(v: &str) -> String {
+    v.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == ' ' || ":_@$#=/+,.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
+/// The text of a reached node as written.
+fn lexical(r: Reached<'_>) -> String {
+    match r {
+        Reached::Element(_, el) => el.text(),
+        Reached::Attribute(_, v) => v.to_string(),
+    }
+}
+
+fn decode(enc: Encoding, text: &str) -> Result<Vec<u8>, String> {
+    match enc {
+        Encoding::Base64 => {
+            let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            STANDARD
+                .decode(compact.as_bytes())
+                .map_err(|e| format!("not valid base64: {e}"))
+        }
+        Encoding::Hex => {
+            let t = text.trim();
+            if !t.len().is_multiple_of(2) {
+                return Err("not valid hex: odd length".to_string());
+            }
+            (0..t.len())
+                .step_by(2)
+                .map(|i| {
+                    t.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| "not valid hex".to_string())
+                })
+                .collect()
+        }
+        Encoding::Text => Ok(text.as_bytes().to_vec()),
+    }
+}

@@ -1,0 +1,320 @@
+//! SOAP faults in both versions, with a detail element in soapgate's own
+//! namespace that carries a stable error code and the correlation id:
+//!
+//! ```xml
+//! <sg:Error xmlns:sg="urn:soapgate:v1">
+//!   <sg:Code>INVALID_REQUEST</sg:Code>
+//!   <sg:Message>The request does not match the service's schema</sg:Message>
+//!   <sg:CorrelationId>urn:uuid:...</sg:CorrelationId>
+//!   <sg:Violation path="/Invoice/Total" rule="maxInclusive=100 (got 120)"/>
+//!   <sg:RetryAfterSeconds>5</sg:RetryAfterSeconds>
+//! </sg:Error>
+//! ```
+//!
+//! Only what is safe to show a client goes in here; details for operators
+//! go to the log line, which carries the same correlation id.
+
+use super::{SOAPGATE_NS, SoapVersion};
+use crate::xml::{Attribute, Element, NsDecl, QName, XML_NS};
+
+/// The SOAP-level fault code. Names follow SOAP 1.1; SOAP 1.2 renders
+/// Client as `Sender` and Server as `Receiver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCode {
+    VersionMismatch,
+    MustUnderstand,
+    Client,
+    Server,
+}
+
+/// soapgate's stable error codes, carried in the fault detail. Clients may
+/// branch on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The payload does not match the schema.
+    InvalidRequest,
+    /// The body is not well-formed XML, or breaks the XML safety rules.
+    MalformedXml,
+    /// The bytes cannot be decoded in the declared or detected charset.
+    InvalidEncoding,
+    /// The document is well-formed but not a usable SOAP envelope.
+    InvalidEnvelope,
+    /// The envelope's SOAP version does not match the HTTP binding used.
+    VersionMismatch,
+    /// A mustUnderstand header block soapgate does not support.
+    MustUnderstand,
+    /// The Content-Type is not a SOAP media type.
+    UnsupportedMediaType,
+    /// No service of that name is served here.
+    UnknownService,
+    /// No operation of the service takes this payload.
+    UnknownOperation,
+    /// The SOAPAction / action names a different operation than the payload.
+    ActionMismatch,
+    /// The operation exists in the contract but no mapping serves it.
+    NotMapped,
+    /// The request body is larger than the configured cap.
+    PayloadTooLarge,
+    /// The model service refused the request as malformed (our mapping's
+    /// doing, not the client's).
+    ModelRejectedRequest,
+    /// The facade's credentials may not call the configured model.
+    ModelAccessDenied,
+    /// The configured model does not exist in its region.
+    ModelNotFound,
+    /// The model did not answer in time.
+    ModelTimeout,
+    /// The model failed while processing the request.
+    ModelError,
+    /// The model service is throttling; the detail carries a retry hint.
+    ModelThrottled,
+    /// The model service is down or unreachable.
+    ModelUnavailable,
+    /// The model's answer did not fit the response schema, after repairs.
+    InvalidModelOutput,
+    /// Something went wrong on our side; the log has the details.
+    InternalError,
+    /// `Get{Operation}Result` was asked about a job id this operation
+    /// never issued.
+    UnknownTicket,
+    /// An async or one-way call could not be queued (no job store is
+    /// configured, or it is unreachable); nothing was recorded.
+    QueueUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::MalformedXml => "MALFORMED_XML",
+            ErrorCode::InvalidEncoding => "INVALID_ENCODING",
+            ErrorCode::InvalidEnvelope => "INVALID_ENVELOPE",
+            ErrorCode::VersionMismatch => "VERSION_MISMATCH",
+            ErrorCode::MustUnderstand => "MUST_UNDERSTAND",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UnknownService => "UNKNOWN_SERVICE",
+            ErrorCode::UnknownOperation => "UNKNOWN_OPERATION",
+            ErrorCode::ActionMismatch => "ACTION_MISMATCH",
+            ErrorCode::NotMapped => "NOT_MAPPED",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::ModelRejectedRequest => "MODEL_REJECTED_REQUEST",
+            ErrorCode::ModelAccessDenied => "MODEL_ACCESS_DENIED",
+            ErrorCode::ModelNotFound => "MODEL_NOT_FOUND",
+            ErrorCode::ModelTimeout => "MODEL_TIMEOUT",
+            ErrorCode::ModelError => "MODEL_ERROR",
+            ErrorCode::ModelThrottled => "MODEL_THROTTLED",
+            ErrorCode::ModelUnavailable => "MODEL_UNAVAILABLE",
+            ErrorCode::InvalidModelOutput => "INVALID_MODEL_OUTPUT",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::UnknownTicket => "UNKNOWN_TICKET",
+            ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
+        }
+    }
+
+    /// The code stored as text (a job's `fault_code`), back as a value.
+    pub fn parse(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    const ALL: [ErrorCode; 21] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::MalformedXml,
+        ErrorCode::InvalidEncoding,
+        ErrorCode::InvalidEnvelope,
+        ErrorCode::VersionMismatch,
+        ErrorCode::MustUnderstand,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::UnknownService,
+        ErrorCode::UnknownOperation,
+        ErrorCode::ActionMismatch,
+        ErrorCode::NotMapped,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ModelRejectedRequest,
+        ErrorCode::ModelAccessDenied,
+        ErrorCode::ModelNotFound,
+        ErrorCode::ModelTimeout,
+        ErrorCode::ModelError,
+        ErrorCode::ModelThrottled,
+        ErrorCode::ModelUnavailable,
+        ErrorCode::InvalidModelOutput,
+        ErrorCode::InternalError,
+    ];
+
+    /// Whose fault it is, in SOAP terms.
+    pub fn fault_code(self) -> FaultCode {
+        match self {
+            ErrorCode::VersionMismatch => FaultCode::VersionMismatch,
+            ErrorCode::MustUnderstand => FaultCode::MustUnderstand,
+            ErrorCode::NotMapped
+            | ErrorCode::InternalError
+            | ErrorCode::QueueUnavailable
+            | ErrorCode::ModelRejectedRequest
+            | ErrorCode::ModelAccessDenied
+            | ErrorCode::ModelNotFound
+            | ErrorCode::ModelTimeout
+            | ErrorCode::ModelError
+            | ErrorCode::ModelThrottled
+            | ErrorCode::ModelUnavailable
+            | ErrorCode::InvalidModelOutput => FaultCode::Server,
+            _ => FaultCode::Client,
+        }
+    }
+}
+
+/// One schema rule an instance broke, as shown to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultViolation {
+    pub path: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub code: ErrorCode,
+    /// A message safe to show the client (`faultstring` / `Reason`).
+    pub message: String,
+    pub correlation_id: String,
+    pub violations: Vec<FaultViolation>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Fault {
+    pub fn new(
+        code: ErrorCode,
+        message: impl Into<String>,
+        correlation_id: impl Into<String>,
+    ) -> Self {
+        Fault {
+            code,
+            message: message.into(),
+            correlation_id: correlation_id.into(),
+            violations: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// The fault as the single child of a SOAP Body, in `version`.
+    pub fn to_element(&self, version: SoapVersion) -> Element {
+        let env = version.envelope_ns();
+        let mut fault = Element::new(QName::new(env, "Fault"));
+        match version {
+            SoapVersion::V11 => {
+                // faultcode is a QName: bind a prefix for the envelope
+                // namespace right here so the value resolves wherever the
+                // fault is embedded.
+                fault.prefix = Some("soap".into());
+                fault.ns_decls.push(NsDecl {
+                    prefix: "soap".into(),
+                    uri: env.into(),
+                });
+                let code = match self.code.fault_code() {
+                    FaultCode::VersionMismatch => "soap:VersionMismatch",
+                    FaultCode::MustUnderstand => "soap:MustUnderstand",
+                    FaultCode::Client => "soap:Client",
+                    FaultCode::Server => "soap:Server",
+                };
+                fault.push_child(text_el(QName::local("faultcode"), code));
+                fault.push_child(text_el(QName::local("faultstring"), &self.message));
+                let mut detail = Element::new(QName::local("detail"));
+                detail.push_child(self.detail());
+                fault.push_child(detail);
+            }
+            SoapVersion::V12 => {
+                fault.prefix = Some("env".into());
+                fault.ns_decls.push(NsDecl {
+                    prefix: "env".into(),
+                    uri: env.into(),
+                });
+                let value = match self.code.fault_code() {
+                    FaultCode::VersionMismatch => "env:VersionMismatch",
+                    FaultCode::MustUnderstand => "env:MustUnderstand",
+                    FaultCode::Client => "env:Sender",
+                    FaultCode::Server => "env:Receiver",
+                };
+                let mut code = env_el(env, "Code");
+                let mut code_value = text_el(env_q(env, "Value"), value);
+                code_value.prefix = Some("env".into());
+                code.push_child(code_value);
+                fault.push_child(code);
+                let mut reason = env_el(env, "Reason");
+                let mut text = text_el(env_q(env, "Text"), &self.message);
+                text.prefix = Some("env".into());
+                text.attrs.push(Attribute {
+                    name: QName::new(XML_NS, "lang"),
+                    prefix: Some("xml".into()),
+                    value: "en".into(),
+                });
+                reason.push_child(text);
+                fault.push_child(reason);
+                let mut detail = env_el(env, "Detail");
+                detail.push_child(self.detail());
+                fault.push_child(detail);
+            }
+        }
+        fault
+    }
+
+    /// soapgate's detail element (documented in the module docs).
+    fn detail(&self) -> Element {
+        let sg = |local: &str| QName::new(SOAPGATE_NS, local);
+        let mut err = Element::new(sg("Error"));
+        err.prefix = Some("sg".into());
+        err.ns_decls.push(NsDecl {
+            prefix: "sg".into(),
+            uri: SOAPGATE_NS.into(),
+        });
+        let push = |el: &mut Element, local: &str, text: &str| {
+            let mut child = text_el(sg(local), text);
+            child.prefix = Some("sg".into());
+            el.push_child(child);
+        };
+        push(&mut err, "Code", self.code.as_str());
+        push(&mut err, "Message", &self.message);
+        push(&mut err, "CorrelationId", &self.correlation_id);
+        for v in &self.violations {
+            let mut el = Element::new(sg("Violation"));
+            el.prefix = Some("sg".into());
+            for (name, value) in [("path", &v.path), ("rule", &v.rule)] {
+                el.attrs.push(Attribute {
+                    name: QName::local(name),
+                    prefix: None,
+                    value: value.clone(),
+                });
+            }
+            err.push_child(el);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            push(&mut err, "RetryAfterSeconds", &secs.to_string());
+        }
+        err
+    }
+}
+
+fn env_q(env: &str, local: &str) -> QName {
+    QName::new(env, local)
+}
+
+fn env_el(env: &str, local: &str) -> Element {
+    let mut el = Element::new(env_q(env, local));
+    el.prefix = Some("env".into());
+    el
+}
+
+fn text_el(name: QName, text: &str) -> Element {
+    let mut el = Element::new(name);
+    el.push_text(text);
+    el
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_parses_back_from_its_text() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("NO_SUCH_CODE"), None);
+    }
+}

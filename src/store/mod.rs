@@ -1,0 +1,330 @@
+//! The store: every SQL statement soapgate runs, over SQLite (the embedded
+//! default), PostgreSQL and MySQL/MariaDB, chosen by the URL's scheme.
+//!
+//! `Store` wraps an enum of the three native sqlx pools rather than
+//! `sqlx::Any`. `Any` maps every value through a narrow common type set and
+//! hides the backend behind one connection type, but the queue needs exactly
+//! the backend-specific parts: `BEGIN IMMEDIATE` on SQLite, `FOR UPDATE SKIP
+//! LOCKED` on the servers, READ COMMITTED on InnoDB, and one embedded
+//! migration set per backend. With native pools each statement is written
+//! for its engine and the compiler checks the binds per backend; the
+//! `on_backend!` macro keeps the statements that are the same everywhere
+//! from being written three times.
+//!
+//! Job times are epoch milliseconds taken from an injected [`Clock`], so
+//! lease expiry is a plain integer comparison on every backend and tests
+//! move time instead of sleeping. The legacy polling tables use the
+//! database's own timestamps, because batch jobs read them.
+//!
+//! This module knows nothing of SOAP, mappings or workers: it stores and
+//! hands out strings. `jobs` holds the queue, `polling` the legacy tables.
+
+mod jobs;
+mod outbox;
+mod polling;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Executor;
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use jobs::{
+    ClaimedJob, Job, JobCounts, JobFailure, JobId, JobResult, JobSource, JobStatus, NewJob,
+    RESULT_CONTRACT_COLUMNS, is_valid_result_column,
+};
+pub use outbox::{JobClaim, OutboxEntry};
+pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// How long a SQLite writer waits for the lock before giving up; writers
+/// queue on the single write lock, so a short timeout turns load into errors.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Failures of the store. Callers branch on `Database` (retry later) versus
+/// `Config` (fix the settings); `Corrupt` means a row holds a value this
+/// version never writes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL's scheme names no supported backend. Only the scheme is kept:
+    /// the rest of the URL may carry a password.
+    #[error("unsupported database URL scheme `{0}` (expected sqlite:, postgres: or mysql:)")]
+    UnsupportedScheme(String),
+    #[error("invalid database URL: {0}")]
+    Config(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("creating the database directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("applying migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A flat result column name that is not `[a-z_][a-z0-9_]{0,62}` or
+    /// is one of the contract's own columns.
+    #[error("invalid result column name {0:?}")]
+    InvalidColumn(String),
+    #[error("unexpected value in column {column}: {value:?}")]
+    Corrupt { column: &'static str, value: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database engine a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn from_url(url: &str) -> Result<Backend> {
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "mysql" | "mariadb" => Ok(Backend::MySql),
+            _ => Err(StoreError::UnsupportedScheme(scheme.to_owned())),
+        }
+    }
+}
+
+/// The time source for job timestamps and leases, in epoch milliseconds.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now_ms(&self) -> i64;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock that moves only when told, for lease and retry tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> ManualClock {
+        ManualClock(AtomicI64::new(start_ms))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(duration_ms(by), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A duration in whole milliseconds, saturating instead of wrapping.
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Runs the same body against whichever pool the store holds. `$dollar` is
+/// true where placeholders are `$1, $2, ...` (SQLite accepts them too) and
+/// false on MySQL, whose placeholders are `?`; a body picks its statement
+/// with it and binds in the same order either way.
+macro_rules! on_backend {
+    ($store:expr, |$pool:ident, $dollar:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => {
+                let $dollar = true;
+                $body
+            }
+            $crate::store::Pool::Postgres($pool) => {
+                let $dollar = true;
+                $body
+            }
+            $crate::store::Pool::MySql($pool) => {
+                let $dollar = false;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// A connection pool to soapgate's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+    /// `queue.kind = sqs`: every new job also gets an outbox row, in the
+    /// same transaction (see `outbox.rs`).
+    outbox: bool,
+}
+
+impl fmt::Debug for Store {
+    // The pool's options hold the password; say only which backend this is.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens a pool for `url` and applies the backend's migrations.
+    /// `sqlite://path` creates the file if missing and runs in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with_clock(url, Arc::new(SystemClock)).await
+    }
+
+    /// `connect` with a chosen clock (tests use [`ManualClock`]).
+    pub async fn connect_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Store> {
+        let pool = match Backend::from_url(url)? {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(StoreError::Config)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // WAL makes NORMAL durable against application crashes;
+                    // only a power loss can drop the last transactions.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                // Each connection to an in-memory database is its own
+                // database; one connection keeps the pool coherent.
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                // The embedded default lives under a data directory that a
+                // fresh install has not made yet; SQLite creates only the file.
+                let dir = options.get_filename().parent();
+                if let Some(dir) = dir.filter(|d| !in_memory && !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                let max = if in_memory { 1 } else { 8 };
+                Pool::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max)
+                        .connect_with(options)
+                        .await?,
+                )
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url).map_err(StoreError::Config)?;
+                Pool::Postgres(PgPoolOptions::new().connect_with(options).await?)
+            }
+            Backend::MySql => {
+                let options = MySqlConnectOptions::from_str(url).map_err(StoreError::Config)?;
+                let pool = MySqlPoolOptions::new()
+                    // InnoDB's default REPEATABLE READ takes gap locks on the
+                    // rows a claim scans, which serialises claimers that
+                    // SKIP LOCKED is meant to keep apart.
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Pool::MySql(pool)
+            }
+        };
+        let store = Store {
+            pool,
+            clock,
+            outbox: false,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies any migrations not yet applied; a no-op when up to date.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Pool::MySql(p) => MYSQL_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Closes every connection; waits for checked-out ones to come back.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p) => p.close().await,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://x.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://h/db").ok(), Some(Backend::MySql));
+        let err = Backend::from_url("oracle://scott:tiger@h/db");
+        assert!(
+            matches!(&err, Err(StoreError::UnsupportedScheme(s)) if s == "oracle"),
+            "{err:?}"
+        );
+        // The password must not appear in the message.
+        let text = err.map(|_| ()).unwrap_err().to_string();
+        assert!(!text.contains("tiger"), "{text}");
+    }
+}

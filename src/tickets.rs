@@ -1,0 +1,267 @@
+//! Async SOAP calls, transport-agnostic: a prepared call of an async or
+//! one-way operation becomes a job in the store ([`submit`]), its ticket
+//! the response ([`ticket_payload`]); `Get{Operation}Result` reads the job
+//! back ([`poll`]). The element shapes are those the published contract
+//! declares (see `contract::augment`).
+//!
+//! The job's payload is the request as a whole SOAP envelope in UTF-8:
+//! Envelope and Body re-declare every namespace the original Envelope and
+//! Body declared, since the payload may rely on them in content
+//! (`xsi:type="tns:X"`). Header blocks are not kept: they may carry
+//! credentials, and the worker needs only the Body.
+
+use sha2::{Digest, Sha256};
+
+use crate::contract::augment::{poll_response_element, ticket_element};
+use crate::error::GatewayError;
+use crate::mapping::OperationPlan;
+use crate::pipeline::Prepared;
+use crate::soap::{Envelope, SOAPGATE_NS};
+use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store};
+use crate::xml::{self, Element, Node, NsDecl, QName};
+
+/// Record a job for a prepared async or one-way call and return it as
+/// stored (on a retry, the first call's job). The idempotency key is the
+/// WS-Addressing MessageID when the client sent one, else the value of the
+/// mapping's `idempotency_key` path; either is scoped by service and
+/// operation, so two operations never share a job.
+pub async fn submit(
+    prepared: &Prepared,
+    plan: &OperationPlan,
+    store: Option<&Store>,
+    correlation_id: &str,
+    source: JobSource,
+) -> Result<Job, GatewayError> {
+    let store = store.ok_or_else(|| {
+        GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
+    })?;
+    let service = &prepared.service().name;
+    let operation = &prepared.operation().name;
+    let envelope = &prepared.envelope;
+    let idempotency_key = match &envelope.message_id {
+        Some(id) => Some(scoped_key(service, operation, "message-id", id)),
+        None => plan
+            .idempotency_key(&envelope.body)
+            .map(|k| scoped_key(service, operation, "key", &k)),
+    };
+    let job = NewJob {
+        service: service.clone(),
+        operation: operation.clone(),
+        correlation_id: correlation_id.to_string(),
+        payload: envelope_text(envelope),
+        idempotency_key,
+        source,
+    };
+    let unavailable = |e: crate::store::StoreError| GatewayError::QueueUnavailable(e.to_string());
+    let id = store.enqueue(&job).await.map_err(unavailable)?;
+    store
+        .get(&id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| GatewayError::Internal(format!("job {id} vanished after enqueue")))
+}
+
+/// The longest idempotency key the store keeps (`VARCHAR(255)` on the
+/// server databases).
+const MAX_KEY_CHARS: usize = 255;
+
+/// `{service}/{operation}/{kind}:{value}`; when that is too long to store,
+/// the value (or, for very long names, the whole key) is replaced by its
+/// SHA-256, which keeps equal keys equal and different keys apart.
+pub fn scoped_key(service: &str, operation: &str, kind: &str, value: &str) -> String {
+    let hex = |s: &str| -> String {
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let key = format!("{service}/{operation}/{kind}:{value}");
+    if key.chars().count() <= MAX_KEY_CHARS {
+        return key;
+    }
+    let hashed = format!("{service}/{operation}/{kind}-sha256:{}", hex(value));
+    if hashed.chars().count() <= MAX_KEY_CHARS {
+        return hashed;
+    }
+    format!("sha256:{}", hex(&key))
+}
+
+/// The request as a SOAP envelope of its own version, Body only, with the
+/// Envelope's and Body's namespace declarations.
+pub fn envelope_text(envelope: &Envelope) -> String {
+    let env_ns = envelope.version.envelope_ns();
+    let mut decls: Vec<NsDecl> = envelope.scope.decls();
+    let prefix = match decls
+        .iter()
+        .find(|d| d.uri == env_ns && !d.prefix.is_empty())
+    {
+        Some(d) => d.prefix.clone(),
+        None => {
+            let mut p = "soapenv".to_string();
+            while decls.iter().any(|d| d.prefix == p) {
+                p.push('_');
+            }
+            decls.push(NsDecl {
+                prefix: p.clone(),
+                uri: env_ns.to_string(),
+            });
+            p
+        }
+    };
+    let mut body = Element::new(QName::new(env_ns, "Body"));
+    body.prefix = Some(prefix.clone());
+    body.children = envelope.body.iter().cloned().map(Node::Element).collect();
+    let mut root = Element::new(QName::new(env_ns, "Envelope"));
+    root.prefix = Some(prefix);
+    root.ns_decls = decls;
+    root.push_child(body);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
+        xml::write_element(&root)
+    )
+}
+
+fn sg(local: &str) -> Element {
+    let mut el = Element::new(QName::new(SOAPGATE_NS, local));
+    el.prefix = Some("sg".into());
+    el
+}
+
+fn sg_text(local: &str, text: &str) -> Element {
+    let mut el = sg(local);
+    el.push_text(text);
+    el
+}
+
+fn sg_root(name: QName) -> Element {
+    let mut el = Element::new(name);
+    el.prefix = Some("sg".into());
+    el.ns_decls.push(NsDecl {
+        prefix: "sg".into(),
+        uri: SOAPGATE_NS.into(),
+    });
+    el
+}
+
+/// `sg:{Operation}Ticket`: the job id and its status.
+pub fn ticket_payload(operation: &str, job: &Job) -> Element {
+    let mut el = sg_root(ticket_element(operation));
+    el.push_child(sg_text("jobId", job.id.as_str()));
+    el.push_child(sg_text("status", job.status.as_str()));
+    el
+}
+
+/// Answer `Get{of}Result`: the job's status and, when DONE, its response
+/// payload inside `sg:result`; when FAILED, its fault code and text. A job
+/// id unknown here, or issued by another service or operation, is an
+/// unknown ticket.
+pub async fn poll(
+    prepared: &Prepared,
+    of: &str,
+    store: Option<&Store>,
+) -> Result<Element, GatewayError> {
+    let store = store.ok_or_else(|| {
+        GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
+    })?;
+    let service = &prepared.service().name;
+    let ticket = prepared
+        .envelope
+        .body
+        .first()
+        .and_then(|req| req.child(SOAPGATE_NS, "jobId"))
+        .map(|j| j.text().trim().to_string())
+        .unwrap_or_default();
+    let unknown = || GatewayError::UnknownTicket {
+        ticket: ticket.clone(),
+        operation: of.to_string(),
+    };
+    let job = store
+        .get(&JobId::from_ticket(ticket.clone()))
+        .await
+        .map_err(|e| GatewayError::QueueUnavailable(e.to_string()))?
+        .ok_or_else(unknown)?;
+    if &job.service != service || job.operation != of {
+        return Err(unknown());
+    }
+    let mut el = sg_root(poll_response_element(of));
+    el.push_child(sg_text("jobId", job.id.as_str()));
+    el.push_child(sg_text("status", job.status.as_str()));
+    match job.status {
+        JobStatus::Done => {
+            let text = job.result_payload.as_deref().unwrap_or("");
+            let payload = parse_payload(text).map_err(|e| {
+                GatewayError::Internal(format!("stored result of job {} unreadable: {e}", job.id))
+            })?;
+            let mut result = sg("result");
+            for p in payload {
+                result.push_child(p);
+            }
+            el.push_child(result);
+        }
+        JobStatus::Failed => {
+            el.push_child(sg_text(
+                "faultCode",
+                job.fault_code.as_deref().unwrap_or("INTERNAL_ERROR"),
+            ));
+            el.push_child(sg_text(
+                "faultText",
+                job.fault_text.as_deref().unwrap_or(""),
+            ));
+        }
+        JobStatus::Queued | JobStatus::Running => {}
+    }
+    Ok(el)
+}
+
+/// A stored response payload: one or more elements (with or without an
+/// XML declaration), or a whole SOAP envelope whose Body holds them.
+pub fn parse_payload(text: &str) -> Result<Vec<Element>, xml::XmlError> {
+    let mut t = text.trim_start();
+    if t.starts_with("<?xml")
+        && let Some(end) = t.find("?>")
+    {
+        t = t[end + 2..].trim_start();
+    }
+    let wrapped = format!("<sg:r xmlns:sg=\"{SOAPGATE_NS}\">{t}</sg:r>");
+    let doc = xml::read_str(&wrapped, &crate::contract::wsdl::contract_limits())?;
+    let mut elements: Vec<Element> = doc
+        .root
+        .children
+        .into_iter()
+        .filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            Node::Text(_) => None,
+        })
+        .collect();
+    if let [only] = elements.as_slice()
+        && only.name.local == "Envelope"
+        && crate::soap::SoapVersion::from_envelope_ns(&only.name.ns).is_some()
+        && let Some(body) = only.child(&only.name.ns, "Body")
+    {
+        elements = body.elements().cloned().collect();
+    }
+    Ok(elements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_scoped_and_fit_the_column() {
+        assert_eq!(scoped_key("S", "Op", "key", "DOC-1"), "S/Op/key:DOC-1");
+        assert_ne!(
+            scoped_key("S", "Op", "key", "DOC-1"),
+            scoped_key("S", "Other", "key", "DOC-1")
+        );
+        let long = "x".repeat(1000);
+        let k = scoped_key("S", "Op", "message-id", &long);
+        assert!(k.starts_with("S/Op/message-id-sha256:"), "{k}");
+        assert!(k.chars().count() <= MAX_KEY_CHARS);
+        assert_eq!(k, scoped_key("S", "Op", "message-id", &long));
+        assert_ne!(k, scoped_key("S", "Op", "message-id", &format!("{long}y")));
+        let name = "N".repeat(300);
+        let k = scoped_key(&name, "Op", "key", "v");
+        assert!(k.starts_with("sha256:") && k.len() <= MAX_KEY_CHARS, "{k}");
+    }
+}

@@ -1,0 +1,557 @@
+//! Job workers: claim jobs from the store, run each through the same
+//! pipeline as an HTTP call, and record exactly one result.
+//!
+//! [`execute`] runs one stored job: its payload (a whole SOAP envelope, or
+//! a bare request payload that is wrapped in a SOAP 1.1 envelope) is
+//! prepared and run like a call, and the outcome becomes a [`JobResult`]
+//! (the response payload XML) or a [`RunFailure`] carrying the fault code
+//! the HTTP path would have answered.
+//!
+//! [`WorkerPool`] runs `concurrency` claim loops plus the polling-table
+//! intake (new `soapgate_requests` rows become jobs, in id order). A claimed
+//! job is leased; a heartbeat extends the lease every `lease / 3` while the
+//! model works and stops the work when the store says the fencing token is
+//! stale (the job was re-claimed elsewhere). Retryable failures go back to
+//! the queue with exponential backoff and jitter until `max_attempts`, then
+//! end FAILED with the last error; others end FAILED at once. Shutdown stops
+//! claiming, lets in-flight jobs finish within a grace period, and releases
+//! the rest (fenced) so another worker takes them at once.
+//!
+//! The result write is the store's fenced `complete`/`fail`, which also
+//! writes the `soapgate_results` row in the same transaction; a worker that
+//! dies before it leaves the job RUNNING, to be claimed again after its
+//! lease. See ARCHITECTURE.md, "Exactly one result".
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::config::WorkerSettings;
+use crate::converse::ModelClient;
+use crate::error::GatewayError;
+use crate::live::{Live, Snapshot};
+use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply};
+use crate::soap::{self, SoapVersion};
+use crate::store::{ClaimedJob, Job, JobFailure, JobResult, Store, StoreError};
+use crate::xml::{self, Limits};
+
+/// Why a run of a job failed, and whether another run may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    /// The fault code and safe text, as `GatewayError::to_fault` gives them.
+    pub failure: JobFailure,
+    /// Another attempt may succeed (throttling, timeouts, an unavailable
+    /// model): the job goes back to the queue with backoff.
+    pub retryable: bool,
+    /// The model service's own hint for when to try again.
+    pub retry_after: Option<Duration>,
+    /// The full error, for the log line (may name internals).
+    pub detail: String,
+}
+
+impl RunFailure {
+    fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
+        let fault = err.to_fault(correlation_id);
+        let (retryable, retry_after) = match err {
+            GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
+            _ => (false, None),
+        };
+        RunFailure {
+            failure: JobFailure {
+                fault_code: fault.code.as_str().to_owned(),
+                fault_text: fault.message,
+            },
+            retryable,
+            retry_after,
+            detail: err.to_string(),
+        }
+    }
+}
+
+/// Runs one stored job through the pipeline, as an HTTP call would run:
+/// read under `limits`, dispatch, validate, render, call the model, repair,
+/// failure policy. The dispatched operation must be the job's `operation`.
+pub async fn execute(
+    snapshot: &Snapshot,
+    model: Option<&dyn ModelClient>,
+    limits: &Limits,
+    job: &Job,
+) -> Result<(JobResult, Outcome), (RunFailure, Outcome)> {
+    let mut outcome = Outcome::default();
+    match run_job(snapshot, model, limits, job, &mut outcome).await {
+        Ok(result) => Ok((result, outcome)),
+        Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
+    }
+}
+
+async fn run_job(
+    snapshot: &Snapshot,
+    model: Option<&dyn ModelClient>,
+    limits: &Limits,
+    job: &Job,
+    outcome: &mut Outcome,
+) -> Result<JobResult, GatewayError> {
+    // The named operation must exist before its payload is looked at, so a
+    // typo in the operation column reads as such, not as a schema error.
+    let Some((_, service)) = snapshot.contracts.service(&job.service) else {
+        return Err(GatewayError::UnknownService(job.service.clone()));
+    };
+    if !service.operations.iter().any(|o| o.name == job.operation) {
+        return Err(GatewayError::NoSuchOperation {
+            service: job.service.clone(),
+            operation: job.operation.clone(),
+        });
+    }
+    let bytes = as_envelope(&job.payload, limits)?;
+    let mut ctx = CallContext::new(&job.service, None);
+    ctx.correlation_id.clone_from(&job.correlation_id);
+    // The payload is stored as text, so it is UTF-8 whatever an XML
+    // declaration in it says.
+    let inbound = Inbound {
+        charset: Some("utf-8"),
+        version: None,
+        action: None,
+    };
+    let prepared = pipeline::prepare(&snapshot.contracts, &inbound, &bytes, limits, &mut ctx)?;
+    let dispatched = prepared.operation().name.clone();
+    if dispatched != job.operation {
+        return Err(GatewayError::OperationMismatch {
+            named: job.operation.clone(),
+            dispatched,
+        });
+    }
+    let columns = snapshot
+        .mappings
+        .plan(&job.service, &job.operation)
+        .map(|plan| plan.result_columns().to_vec())
+        .unwrap_or_default();
+    let reply = pipeline::run(
+        prepared,
+        &snapshot.mappings,
+        model,
+        &job.correlation_id,
+        outcome,
+    )
+    .await?;
+    let payload = match reply {
+        Reply::Payload(elements) => elements,
+        Reply::Accepted => Vec::new(),
+    };
+    let values = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.value_in(&payload)))
+        .collect();
+    Ok(JobResult {
+        payload: payload.iter().map(xml::write_element).collect(),
+        model: outcome.model.clone(),
+        input_tokens: i64::try_from(outcome.input_tokens).ok(),
+        output_tokens: i64::try_from(outcome.output_tokens).ok(),
+        columns: values,
+    })
+}
+
+/// The stored payload as envelope bytes: a SOAP envelope (1.1 or 1.2) as
+/// is, anything else as the payload of a SOAP 1.1 envelope.
+fn as_envelope(payload: &str, limits: &Limits) -> Result<Vec<u8>, GatewayError> {
+    let doc = xml::read_str(payload, limits)?;
+    if doc.root.name.local == "Envelope"
+        && SoapVersion::from_envelope_ns(&doc.root.name.ns).is_some()
+    {
+        return Ok(payload.as_bytes().to_vec());
+    }
+    let envelope = soap::response::envelope(SoapVersion::V11, Vec::new(), vec![doc.root]);
+    Ok(xml::write_document(&envelope, xml::Charset::Utf8))
+}
+
+/// The delay before attempt `attempt + 1` after `attempt` failed runs:
+/// `base * 2^(attempt-1)` capped at `cap`, of which a random half is taken
+/// off (so workers that failed together do not retry together), and never
+/// less than the service's own hint.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, hint: Option<Duration>) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(cap);
+    let half = full / 2;
+    let jitter_ms = fastrand::u64(0..=u64::try_from(half.as_millis()).unwrap_or(u64::MAX));
+    let delay = half + Duration::from_millis(jitter_ms);
+    hint.map_or(delay, |h| delay.max(h.min(cap)))
+}
+
+/// The workers of one process: `concurrency` claim loops and the polling
+/// table intake, over one store and the live contracts and mappings.
+pub struct WorkerPool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("name", &self.inner.name)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Store,
+    live: Arc<Live>,
+    model: Option<Arc<dyn ModelClient>>,
+    settings: WorkerSettings,
+    limits: Limits,
+    wake: Arc<Notify>,
+    name: String,
+    /// The snapshot generation whose result columns exist in the store.
+    columns_generation: AtomicU64,
+}
+
+impl WorkerPool {
+    pub fn new(
+        store: Store,
+        live: Arc<Live>,
+        model: Option<Arc<dyn ModelClient>>,
+        settings: WorkerSettings,
+        limits: Limits,
+    ) -> WorkerPool {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "soapgate".to_owned());
+        let name = format!("{host}:{}:{:04x}", std::process::id(), fastrand::u16(..));
+        WorkerPool {
+            inner: Arc::new(Inner {
+                store,
+                live,
+                model,
+                settings,
+                limits,
+                wake: Arc::new(Notify::new()),
+                name,
+                columns_generation: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Notified after an enqueue in this process, an idle worker looks for
+    /// work at once instead of at its next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    /// Runs until `shutdown` completes, then stops claiming, waits up to the
+    /// grace period for jobs in flight and releases those still running.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
+        let inner = self.inner;
+        inner.ensure_columns(&inner.live.snapshot()).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (abort_tx, abort_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(inner.clone().intake(stop_rx.clone()));
+        for n in 0..inner.settings.concurrency {
+            tasks.spawn(
+                inner
+                    .clone()
+                    .claim_loop(n, stop_rx.clone(), abort_rx.clone()),
+            );
+        }
+        tracing::info!(
+            worker = %inner.name,
+            concurrency = inner.settings.concurrency,
+            lease_ms = inner.settings.lease_ms,
+            backend = ?inner.store.backend(),
+            "workers started"
+        );
+        shutdown.await;
+        tracing::info!(worker = %inner.name, "workers stopping: no new claims");
+        let _ = stop_tx.send(true);
+        let grace = inner.settings.shutdown_grace();
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                worker = %inner.name,
+                grace_ms = inner.settings.shutdown_grace_ms,
+                "jobs still running after the grace period: releasing them"
+            );
+            let _ = abort_tx.send(true);
+            while tasks.join_next().await.is_some() {}
+        }
+        tracing::info!(worker = %inner.name, "workers stopped");
+        Ok(())
+    }
+}
+
+/// Resolves when the flag becomes true (or its sender is gone).
+async fn raised(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+impl Inner {
+    /// Adds the result columns the snapshot's mappings declare, once per
+    /// snapshot generation.
+    async fn ensure_columns(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        if self.columns_generation.load(Ordering::Acquire) == snapshot.generation {
+            return Ok(());
+        }
+        let mut columns: Vec<String> = snapshot
+            .mappings
+            .plans()
+            .flat_map(|p| p.result_columns().iter().map(|c| c.name.clone()))
+            .collect();
+        columns.sort();
+        columns.dedup();
+        if !columns.is_empty() {
+            let added = self.store.ensure_result_columns(&columns).await?;
+            if !added.is_empty() {
+                tracing::info!(columns = ?added, "added result columns to soapgate_results");
+            }
+        }
+        self.columns_generation
+            .store(snapshot.generation, Ordering::Release);
+        Ok(())
+    }
+
+    /// Turns new `soapgate_requests` rows into jobs, oldest first.
+    async fn intake(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let id = format!("{}/intake", self.name);
+        let mut failures = 0u32;
+        while !*stop.borrow() {
+            let wait = match self.store.claim_request(&id).await {
+                Ok(Some(picked)) => {
+                    failures = 0;
+                    tracing::debug!(
+                        request_id = picked.request.id,
+                        job_id = %picked.job_id,
+                        correlation_id = %picked.request.correlation_id,
+                        "request row queued"
+                    );
+                    self.wake.notify_one();
+                    continue;
+                }
+                Ok(None) => self.settings.poll_interval(),
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "picking up request rows failed");
+                    self.db_backoff(failures)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = raised(&mut stop) => {}
+            }
+        }
+    }
+
+    /// After `failures` store errors in a row: a growing pause, at most 5 s.
+    fn db_backoff(&self, failures: u32) -> Duration {
+        backoff(
+            failures,
+            self.settings.poll_interval(),
+            Duration::from_secs(5).max(self.settings.poll_interval()),
+            None,
+        )
+    }
+
+    async fn claim_loop(
+        self: Arc<Self>,
+        n: usize,
+        mut stop: watch::Receiver<bool>,
+        abort: watch::Receiver<bool>,
+    ) {
+        let id = format!("{}/{n}", self.name);
+        let lease = self.settings.lease();
+        let mut failures = 0u32;
+        while !*stop.borrow() {
+            let wait = match self.store.claim(&id, lease).await {
+                Ok(Some(claimed)) => {
+                    failures = 0;
+                    self.process(claimed, abort.clone()).await;
+                    continue;
+                }
+                Ok(None) => self.settings.poll_interval(),
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(worker = %id, error = %e, "claiming a job failed");
+                    self.db_backoff(failures)
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                () = raised(&mut stop) => {}
+            }
+        }
+    }
+
+    /// Runs one claimed job to its recorded end (or to its release).
+    async fn process(&self, claimed: ClaimedJob, mut abort: watch::Receiver<bool>) {
+        let ClaimedJob { job, token } = claimed;
+        let started = Instant::now();
+        let snapshot = self.live.snapshot();
+        if let Err(e) = self.ensure_columns(&snapshot).await {
+            tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
+        }
+        let lease = self.settings.lease();
+        let run = execute(&snapshot, self.model.as_deref(), &self.limits, &job);
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            () = self.keep_leased(&job, token) => {
+                tracing::warn!(
+                    job_id = %job.id,
+                    correlation_id = %job.correlation_id,
+                    "lease lost (the job was claimed again elsewhere): work abandoned"
+                );
+                return;
+            }
+            () = raised(&mut abort) => {
+                match self.store.release(&job.id, token).await {
+                    Ok(released) => tracing::info!(job_id = %job.id, released, "job released at shutdown"),
+                    Err(e) => tracing::warn!(job_id = %job.id, error = %e, "releasing the job failed; it is claimed again after its lease"),
+                }
+                return;
+            }
+        };
+        let (status, calls, detail) = match &outcome {
+            Ok((_, o)) => ("DONE", o.model_calls, String::new()),
+            Err((f, o)) if f.retryable && job.attempts < i64::from(self.settings.max_attempts) => {
+                ("RETRY", o.model_calls, f.detail.clone())
+            }
+            Err((f, o)) => ("FAILED", o.model_calls, f.detail.clone()),
+        };
+        let recorded = self.record(&job, token, outcome, lease).await;
+        tracing::info!(
+            job_id = %job.id,
+            correlation_id = %job.correlation_id,
+            service = %job.service,
+            operation = %job.operation,
+            attempt = job.attempts,
+            status,
+            recorded,
+            model_calls = calls,
+            detail,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "job"
+        );
+    }
+
+    /// Heartbeats every `heartbeat` period; resolves only when the store
+    /// says the token is stale (store errors are logged and tried again:
+    /// the lease may still be ours).
+    async fn keep_leased(&self, job: &Job, token: i64) {
+        let period = self.settings.heartbeat();
+        let lease = self.settings.lease();
+        loop {
+            tokio::time::sleep(period).await;
+            match self.store.heartbeat(&job.id, token, lease).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "heartbeat failed");
+                }
+            }
+        }
+    }
+
+    /// Writes the run's end, retrying store errors for up to one lease (by
+    /// then another worker may own the job, and the fence refuses us).
+    /// True when this worker's write was the one recorded.
+    async fn record(
+        &self,
+        job: &Job,
+        token: i64,
+        outcome: Result<(JobResult, Outcome), (RunFailure, Outcome)>,
+        lease: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + lease;
+        let max_attempts = i64::from(self.settings.max_attempts);
+        let retry = match &outcome {
+            Err((f, _)) if f.retryable && job.attempts < max_attempts => Some(backoff(
+                u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                self.settings.backoff_base(),
+                self.settings.backoff_cap(),
+                f.retry_after,
+            )),
+            _ => None,
+        };
+        let mut failures = 0u32;
+        loop {
+            let written = match &outcome {
+                Ok((result, _)) => self.store.complete(&job.id, token, result).await,
+                Err((f, _)) => self.store.fail(&job.id, token, &f.failure, retry).await,
+            };
+            match written {
+                Ok(true) => return true,
+                Ok(false) => {
+                    tracing::warn!(
+                        job_id = %job.id,
+                        correlation_id = %job.correlation_id,
+                        "result refused: the job was claimed again elsewhere (stale token)"
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    failures += 1;
+                    let pause = backoff(
+                        failures,
+                        Duration::from_millis(50),
+                        Duration::from_secs(2),
+                        None,
+                    );
+                    if Instant::now() + pause > deadline {
+                        tracing::error!(
+                            job_id = %job.id,
+                            error = %e,
+                            "recording the result failed for a whole lease; the job runs again elsewhere"
+                        );
+                        return false;
+                    }
+                    tracing::warn!(job_id = %job.id, error = %e, "recording the result failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_keeps_half() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(1);
+        for _ in 0..100 {
+            let d1 = backoff(1, base, cap, None);
+            assert!(d1 >= Duration::from_millis(50) && d1 <= base, "{d1:?}");
+            let d3 = backoff(3, base, cap, None);
+            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400));
+            let d10 = backoff(10, base, cap, None);
+            assert!(d10 >= cap / 2 && d10 <= cap, "{d10:?}");
+            let hinted = backoff(1, base, cap, Some(Duration::from_millis(700)));
+            assert!(hinted >= Duration::from_millis(700), "{hinted:?}");
+        }
+    }
+
+    #[test]
+    fn bare_payloads_are_wrapped_and_envelopes_kept() {
+        let limits = Limits::default();
+        let bare = "<?xml version=\"1.0\"?><a:Ping xmlns:a=\"urn:a\">x</a:Ping>";
+        let wrapped = as_envelope(bare, &limits).expect("wraps");
+        let doc = xml::read(&wrapped, None, &limits).expect("reads back");
+        assert_eq!(doc.root.name.local, "Envelope");
+        assert_eq!(doc.root.name.ns, SoapVersion::V11.envelope_ns());
+        let env = format!(
+            "<e:Envelope xmlns:e=\"{}\"><e:Body><a:Ping xmlns:a=\"urn:a\"/></e:Body></e:Envelope>",
+            SoapVersion::V12.envelope_ns()
+        );
+        assert_eq!(as_envelope(&env, &limits).expect("kept"), env.as_bytes());
+        let err = as_envelope("<a:Ping xmlns:a=\"urn:a\">", &limits).expect_err("malformed");
+        assert_eq!(err.code().as_str(), "MALFORMED_XML");
+    }
+}

@@ -1,0 +1,188 @@
+//! The `soapgate check` command as an admin runs it: one line per operation
+//! for a good folder, `path:line:col: message` and exit 1 for a bad one.
+
+use std::path::Path;
+use std::process::Command;
+
+/// `soapgate check` on a WSDL folder, with the mappings folder beside it
+/// (`mappings/` next to `wsdl/`; a folder that does not exist maps nothing).
+fn check(dir: &Path) -> (bool, String) {
+    let mappings = dir.parent().map(|p| p.join("mappings")).unwrap_or_default();
+    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .args(["check", "--wsdl-dir"])
+        .arg(dir)
+        .arg("--mappings-dir")
+        .arg(if dir.ends_with("wsdl") {
+            mappings
+        } else {
+            dir.join("no-mappings")
+        })
+        .env_remove("SOAPGATE_WSDL_DIR")
+        .output()
+        .expect("run soapgate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn data(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn check_lists_every_operation_with_versions_and_style() {
+    let (ok, text) = check(&data("tests/data/http"));
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let triage = lines
+        .iter()
+        .find(|l| l.starts_with("Helpdesk.Triage"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        triage.contains("SOAP 1.1") && triage.contains("SOAP 1.2"),
+        "{triage}"
+    );
+    assert!(triage.contains("document/literal"), "{triage}");
+    let close = lines
+        .iter()
+        .find(|l| l.starts_with("Helpdesk.Close"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!close.contains("SOAP 1.2"), "{close}");
+    let echo = lines
+        .iter()
+        .find(|l| l.starts_with("Echo.Echo"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(echo.contains("rpc/literal"), "{echo}");
+}
+
+#[test]
+fn check_reports_path_line_col_and_fails() {
+    let (ok, text) = check(&data("tests/data/cli/bad"));
+    assert!(!ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("broken.wsdl:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // path:line:col: message, pointing at the <wsdl:input> that names the
+    // missing message.
+    let after = line.split("broken.wsdl:").nth(1).unwrap_or_default();
+    let mut parts = after.splitn(3, ':');
+    assert_eq!(parts.next(), Some("6"), "{line}");
+    assert!(
+        parts.next().is_some_and(|c| c.parse::<u32>().is_ok()),
+        "{line}"
+    );
+    assert!(line.contains("Missing"), "{line}");
+}
+
+#[test]
+fn check_fails_on_a_missing_folder() {
+    let (ok, text) = check(&data("tests/data/cli/does-not-exist"));
+    assert!(!ok, "{text}");
+    assert!(text.contains("does-not-exist"), "{text}");
+}
+
+#[test]
+fn the_example_contracts_and_mappings_pass_check() {
+    let (ok, text) = check(&data("wsdl"));
+    assert!(ok, "{text}");
+    assert!(text.lines().count() >= 8, "{text}");
+    for line in text.lines() {
+        assert!(
+            line.contains("mapped: "),
+            "every example operation is mapped: {line}"
+        );
+    }
+    let classify = text
+        .lines()
+        .find(|l| l.starts_with("InvoiceService.ClassifyInvoice"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(classify.contains("structured"), "{classify}");
+}
+
+#[test]
+fn render_prints_the_converse_request_without_calling_anything() {
+    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "render",
+            "--service",
+            "SupportDesk",
+            "--operation",
+            "TriageTicket",
+            "--request",
+        ])
+        .arg("examples/SupportDesk/TriageTicket.xml")
+        .output()
+        .expect("run soapgate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(
+        json["toolConfig"]["toolChoice"]["tool"]["name"], "TriageTicketResponse",
+        "{json}"
+    );
+    assert_eq!(
+        json["requestMetadata"]["operation"], "TriageTicket",
+        "{json}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("POST /model/"), "{stderr}");
+}
+
+#[test]
+fn render_refuses_a_request_for_another_operation() {
+    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "render",
+            "--service",
+            "SupportDesk",
+            "--operation",
+            "DraftReply",
+            "--request",
+        ])
+        .arg("examples/SupportDesk/TriageTicket.xml")
+        .output()
+        .expect("run soapgate");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TriageTicket"));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database_from_the_environment() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("nested/soapgate.db");
+    let url = format!("sqlite://{}", db.display());
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+            .current_dir(dir.path())
+            .arg("migrate")
+            .env("SOAPGATE_DATABASE_URL", &url)
+            .output()
+            .expect("run soapgate");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("Sqlite"), "{text}");
+        assert!(!text.contains(&url), "the URL is not echoed: {text}");
+    }
+    assert!(db.is_file(), "the database file exists");
+}
+
+#[test]
+fn migrate_refuses_an_unknown_scheme_without_echoing_the_url() {
+    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .args(["migrate", "--database-url", "oracle://scott:tiger@db/x"])
+        .output()
+        .expect("run soapgate");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("tiger"), "no password in errors: {text}");
+}

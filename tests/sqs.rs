@@ -1,0 +1,917 @@
+//! `queue.kind = sqs` against moto (a real SQS emulator, started per test on
+//! a free port) with the real aws-sdk-sqs, the Converse emulator through the
+//! real Bedrock SDK, and SQLite: duplicate delivery, the DLQ, the reply
+//! queue, and the queue as a door for raw SOAP requests.
+//!
+//! A missing `moto_server` skips with a line on stderr, or fails under
+//! `SOAPGATE_REQUIRE_PEERS=1` (`.ci/run` installs it).
+
+mod db_support;
+mod support;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use db_support::{Kind, TestDb};
+use soapgate::bedrock::{BedrockClient, BedrockSettings};
+use soapgate::emulator::{EmulatorHandle, Script};
+use soapgate::live::{Live, Sources};
+use soapgate::queue::sqs::{self, Consumer, SqsQueue, SqsSettings};
+use soapgate::queue::{JobExecutor, PipelineExecutor};
+use soapgate::store::{
+    JobClaim, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, ResultStatus, Store,
+};
+use soapgate::xml::Limits;
+use support::{peer_missing, repo_root};
+use tokio::sync::watch;
+
+/// A moto server of this test's own; killed on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free port and waits until it answers.
+    /// `None` (after the missing-peer rule) when moto is not installed.
+    fn start(test: &str) -> Option<Moto> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                peer_missing(
+                    test,
+                    &format!("moto_server ({e}); pip install 'moto[server]'"),
+                );
+                return None;
+            }
+        };
+        let mut moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(moto);
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("{test}: moto_server exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{test}: moto_server did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> String {
+    let mut req = client.create_queue().queue_name(name);
+    for (k, v) in attributes {
+        req = req.attributes(k.clone(), v.clone());
+    }
+    let out = req.send().await.expect("CreateQueue");
+    out.queue_url().expect("queue url").to_owned()
+}
+
+async fn queue_arn(client: &aws_sdk_sqs::Client, url: &str) -> String {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .expect("QueueArn")
+        .clone()
+}
+
+/// Messages visible plus in flight.
+async fn queue_depth(client: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let attrs = out.attributes().cloned().unwrap_or_default();
+    let n =
+        |k: &QueueAttributeName| -> u64 { attrs.get(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    n(&QueueAttributeName::ApproximateNumberOfMessages)
+        + n(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+}
+
+/// Every message on a queue (received once, left in flight), waiting up to
+/// `wait` for at least `at_least`.
+async fn drain(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    at_least: usize,
+    wait: Duration,
+) -> Vec<aws_sdk_sqs::types::Message> {
+    let deadline = Instant::now() + wait;
+    let mut all = Vec::new();
+    loop {
+        let out = client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(600)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let got = out.messages.unwrap_or_default();
+        let empty = got.is_empty();
+        all.extend(got);
+        if (all.len() >= at_least && empty) || Instant::now() > deadline {
+            return all;
+        }
+    }
+}
+
+fn string_attr(v: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .expect("attribute")
+}
+
+fn attr(message: &aws_sdk_sqs::types::Message, name: &str) -> Option<String> {
+    message
+        .message_attributes()
+        .and_then(|a| a.get(name))
+        .and_then(|v| v.string_value())
+        .map(str::to_owned)
+}
+
+async fn model_calls(emulator: &EmulatorHandle) -> u64 {
+    let body = reqwest::get(format!("{}/_emulator/calls", emulator.base_url()))
+        .await
+        .expect("GET /_emulator/calls")
+        .text()
+        .await
+        .expect("body");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("calls JSON");
+    json["total"].as_u64().unwrap_or(0)
+}
+
+fn triage_request() -> String {
+    std::fs::read_to_string(repo_root().join("examples/SupportDesk/TriageTicket.xml"))
+        .expect("example request")
+}
+
+/// Everything a consumer needs: moto with a request queue (redriving to a
+/// DLQ after `max_attempts` receives) and a reply queue, SQLite, the
+/// emulator, and the pipeline over the repository's contracts.
+struct Rig {
+    _moto: Moto,
+    _db: TestDb,
+    client: aws_sdk_sqs::Client,
+    store: Store,
+    emulator: EmulatorHandle,
+    executor: Arc<dyn JobExecutor>,
+    queue: SqsQueue,
+    request_url: String,
+    reply_url: String,
+    dlq_url: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Rig {
+    async fn start(test: &str, kind: Kind, script: Option<&str>, max_attempts: u32) -> Option<Rig> {
+        let moto = Moto::start(test)?;
+        let db = TestDb::create(kind, test).await?;
+        let client = sqs_client(&moto.url);
+        let dlq_url = create_queue(&client, "requests-dlq", &[]).await;
+        let dlq_arn = queue_arn(&client, &dlq_url).await;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_attempts.to_string(),
+        })
+        .to_string();
+        let request_url = create_queue(
+            &client,
+            "requests",
+            &[
+                (QueueAttributeName::VisibilityTimeout, "2".into()),
+                (QueueAttributeName::RedrivePolicy, redrive),
+            ],
+        )
+        .await;
+        let reply_url = create_queue(&client, "replies", &[]).await;
+
+        let store = Store::connect(&db.url).await.expect("store");
+        let script = script.map(|s| Script::parse(s, "test.yaml").expect("script"));
+        let emulator = soapgate::emulator::spawn(script).await.expect("emulator");
+        // One attempt per model call: the queue does the retrying here.
+        let bedrock = BedrockSettings {
+            max_attempts: 1,
+            ..BedrockSettings::default()
+        };
+        let model = BedrockClient::for_endpoint(emulator.base_url(), &bedrock);
+        let live = Live::load(Sources {
+            wsdl_dir: repo_root().join("wsdl"),
+            mappings_dir: repo_root().join("mappings"),
+        })
+        .expect("contracts and mappings load");
+        let executor: Arc<dyn JobExecutor> = Arc::new(PipelineExecutor::new(
+            store.clone(),
+            Arc::new(live),
+            Some(Arc::new(model)),
+            Limits::default(),
+        ));
+        let settings = SqsSettings {
+            request_queue_url: Some(request_url.clone()),
+            reply_queue_url: Some(reply_url.clone()),
+            wait_time_seconds: 1,
+            visibility_timeout: 2,
+            batch_size: 10,
+            pollers: 2,
+            max_attempts,
+            ..SqsSettings::default()
+        };
+        let queue = SqsQueue::for_endpoint(&moto.url, &settings).expect("SQS settings");
+        let (stop, _) = watch::channel(false);
+        Some(Rig {
+            _moto: moto,
+            _db: db,
+            client,
+            store,
+            emulator,
+            executor,
+            queue,
+            request_url,
+            reply_url,
+            dlq_url,
+            stop,
+        })
+    }
+
+    /// Starts a consumer and a relay in this process.
+    fn spawn_workers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let consumer = Arc::new(Consumer::new(
+            self.store.clone(),
+            self.queue.clone(),
+            self.executor.clone(),
+            Limits::default(),
+        ));
+        vec![
+            tokio::spawn(consumer.run(self.stop.subscribe())),
+            tokio::spawn(sqs::relay(
+                self.store.clone(),
+                self.queue.clone(),
+                self.stop.subscribe(),
+            )),
+        ]
+    }
+
+    async fn stop(&self, workers: Vec<tokio::task::JoinHandle<()>>) {
+        let _ = self.stop.send(true);
+        for w in workers {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+    }
+
+    /// Enqueues a TriageTicket job the way every producer does in SQS mode:
+    /// `Store::enqueue` on a store with the outbox on.
+    async fn enqueue(&self, correlation_id: &str, source: JobSource) -> JobId {
+        let before = self.store.outbox_len().await.expect("outbox");
+        let id = self
+            .store
+            .clone()
+            .with_outbox(true)
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: correlation_id.into(),
+                payload: triage_request(),
+                idempotency_key: Some(format!("test:{correlation_id}")),
+                source,
+            })
+            .await
+            .expect("enqueue");
+        assert_eq!(
+            self.store.outbox_len().await.expect("outbox"),
+            before + 1,
+            "the job and its outbox row are written together"
+        );
+        id
+    }
+
+    /// Waits until `done` holds, polling; panics with `what` at the deadline.
+    async fn wait_for<F, Fut>(&self, what: &str, wait: Duration, mut done: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + wait;
+        while !done().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn job_status(store: &Store, id: &JobId) -> JobStatus {
+    store
+        .get(id)
+        .await
+        .expect("get job")
+        .expect("job exists")
+        .status
+}
+
+async fn a_job_delivered_twice_gets_one_result_and_one_model_call(kind: Kind) {
+    let test = "a_job_delivered_twice_gets_one_result_and_one_model_call";
+    let Some(rig) = Rig::start(test, kind, None, 3).await else {
+        return;
+    };
+    let id = rig.enqueue("dup-1", JobSource::OneWay).await;
+    // The relay sends the outbox row; the test sends the same job id again,
+    // as SQS may on its own.
+    let sent = sqs::relay_once(&rig.store, &rig.queue)
+        .await
+        .expect("relay");
+    assert_eq!(sent, 1);
+    assert_eq!(rig.store.outbox_len().await.expect("outbox"), 0);
+    rig.client
+        .send_message()
+        .queue_url(&rig.request_url)
+        .message_body(id.as_str())
+        .message_attributes(sqs::ATTR_JOB_ID, string_attr(id.as_str()))
+        .send()
+        .await
+        .expect("SendMessage");
+    assert_eq!(queue_depth(&rig.client, &rig.request_url).await, 2);
+
+    let workers = rig.spawn_workers();
+    rig.wait_for(
+        "the job to finish and both messages to go",
+        Duration::from_secs(60),
+        || async {
+            job_status(&rig.store, &id).await == JobStatus::Done
+                && queue_depth(&rig.client, &rig.request_url).await == 0
+        },
+    )
+    .await;
+    rig.stop(workers).await;
+
+    assert_eq!(model_calls(&rig.emulator).await, 1, "one model call");
+    let job = rig.store.get(&id).await.expect("get").expect("job");
+    assert_eq!(job.attempts, 1, "claimed once: {job:?}");
+    assert_eq!(rig.store.count_results("dup-1").await.expect("count"), 1);
+    let result = rig
+        .store
+        .get_result("dup-1")
+        .await
+        .expect("result")
+        .expect("result row");
+    assert_eq!(result.status, ResultStatus::Done);
+    assert!(
+        result
+            .payload
+            .as_deref()
+            .is_some_and(|p| p.contains("TriageTicketResult")),
+        "{result:?}"
+    );
+    let replies = drain(&rig.client, &rig.reply_url, 1, Duration::from_secs(5)).await;
+    assert_eq!(replies.len(), 1, "one reply");
+    assert_eq!(attr(&replies[0], "CorrelationId").as_deref(), Some("dup-1"));
+    assert_eq!(attr(&replies[0], "Status").as_deref(), Some("DONE"));
+    let body = replies[0].body().unwrap_or_default();
+    assert!(body.contains("TriageTicketResponse"), "{body}");
+    assert!(body.contains("schemas.xmlsoap.org/soap/envelope"), "{body}");
+}
+
+async fn a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq(kind: Kind) {
+    let test = "a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq";
+    let script = "rules:\n  - error: { kind: service_unavailable, message: down for good }\n";
+    let attempts = 3;
+    let Some(rig) = Rig::start(test, kind, Some(script), attempts).await else {
+        return;
+    };
+    let id = rig.enqueue("fails-1", JobSource::OneWay).await;
+    let workers = rig.spawn_workers();
+    rig.wait_for(
+        "the message in the DLQ",
+        Duration::from_secs(90),
+        || async { queue_depth(&rig.client, &rig.dlq_url).await == 1 },
+    )
+    .await;
+    rig.stop(workers).await;
+
+    let job = rig.store.get(&id).await.expect("get").expect("job");
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert_eq!(job.fault_code.as_deref(), Some("MODEL_UNAVAILABLE"));
+    assert_eq!(job.attempts, i64::from(attempts), "{job:?}");
+    assert_eq!(model_calls(&rig.emulator).await, u64::from(attempts));
+    assert_eq!(queue_depth(&rig.client, &rig.request_url).await, 0);
+    let dead = drain(&rig.client, &rig.dlq_url, 1, Duration::from_secs(5)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some(id.as_str()));
+    let result = rig
+        .store
+        .get_result("fails-1")
+        .await
+        .expect("result")
+        .expect("result row");
+    assert_eq!(result.status, ResultStatus::Failed);
+    assert_eq!(result.fault_code.as_deref(), Some("MODEL_UNAVAILABLE"));
+    // The caller learns of the failure on the reply queue: one fault.
+    let replies = drain(&rig.client, &rig.reply_url, 1, Duration::from_secs(5)).await;
+    assert_eq!(replies.len(), 1);
+    assert_eq!(attr(&replies[0], "Status").as_deref(), Some("FAILED"));
+    let body = replies[0].body().unwrap_or_default();
+    assert!(
+        body.contains("MODEL_UNAVAILABLE") && body.contains("Fault"),
+        "{body}"
+    );
+}
+
+async fn the_request_queue_is_a_door_for_raw_soap_requests(kind: Kind) {
+    let test = "the_request_queue_is_a_door_for_raw_soap_requests";
+    let Some(rig) = Rig::start(test, kind, None, 3).await else {
+        return;
+    };
+    let own_replies = create_queue(&rig.client, "legacy-replies", &[]).await;
+    // 1. A whole SOAP envelope with every attribute, replying to its own
+    //    queue.
+    rig.client
+        .send_message()
+        .queue_url(&rig.request_url)
+        .message_body(triage_request())
+        .message_attributes("Service", string_attr("SupportDesk"))
+        .message_attributes("Operation", string_attr("TriageTicket"))
+        .message_attributes("CorrelationId", string_attr("legacy-42"))
+        .message_attributes("ReplyTo", string_attr(&own_replies))
+        .send()
+        .await
+        .expect("SendMessage");
+    // 2. A bare payload and no attributes: the QName finds the service, the
+    //    MessageId is the correlation id, the reply goes to the configured
+    //    reply queue.
+    let request = triage_request();
+    let start = request.find("<TriageTicket").expect("payload start");
+    let end = request.find("</soap:Body>").expect("payload end");
+    let bare = request[start..end].to_owned();
+    let bare_id = rig
+        .client
+        .send_message()
+        .queue_url(&rig.request_url)
+        .message_body(bare)
+        .send()
+        .await
+        .expect("SendMessage")
+        .message_id()
+        .expect("message id")
+        .to_owned();
+    // 3. Not XML at all: a FAILED result and a fault, never silence.
+    let broken_id = rig
+        .client
+        .send_message()
+        .queue_url(&rig.request_url)
+        .message_body("<TriageTicket><unclosed>")
+        .message_attributes("Service", string_attr("SupportDesk"))
+        .send()
+        .await
+        .expect("SendMessage")
+        .message_id()
+        .expect("message id")
+        .to_owned();
+
+    let workers = rig.spawn_workers();
+    rig.wait_for(
+        "three result rows and an empty request queue",
+        Duration::from_secs(60),
+        || async {
+            let mut n = 0;
+            for c in ["legacy-42", bare_id.as_str(), broken_id.as_str()] {
+                n += rig.store.count_results(c).await.expect("count");
+            }
+            n == 3 && queue_depth(&rig.client, &rig.request_url).await == 0
+        },
+    )
+    .await;
+    rig.stop(workers).await;
+
+    assert_eq!(
+        model_calls(&rig.emulator).await,
+        2,
+        "the broken request calls no model"
+    );
+    let own = drain(&rig.client, &own_replies, 1, Duration::from_secs(5)).await;
+    assert_eq!(own.len(), 1);
+    assert_eq!(attr(&own[0], "CorrelationId").as_deref(), Some("legacy-42"));
+    assert!(
+        own[0]
+            .body()
+            .unwrap_or_default()
+            .contains("TriageTicketResponse"),
+        "{:?}",
+        own[0].body()
+    );
+    let shared = drain(&rig.client, &rig.reply_url, 2, Duration::from_secs(5)).await;
+    assert_eq!(shared.len(), 2, "two replies on the configured queue");
+    let by_corr = |c: &str| {
+        shared
+            .iter()
+            .find(|m| attr(m, "CorrelationId").as_deref() == Some(c))
+            .unwrap_or_else(|| panic!("no reply for {c}"))
+    };
+    assert_eq!(attr(by_corr(&bare_id), "Status").as_deref(), Some("DONE"));
+    let fault = by_corr(&broken_id);
+    assert_eq!(attr(fault, "Status").as_deref(), Some("FAILED"));
+    assert!(
+        fault.body().unwrap_or_default().contains("MALFORMED_XML"),
+        "{:?}",
+        fault.body()
+    );
+    let broken = rig
+        .store
+        .get_result(&broken_id)
+        .await
+        .expect("result")
+        .expect("row");
+    assert_eq!(broken.status, ResultStatus::Failed);
+    assert_eq!(broken.fault_code.as_deref(), Some("MALFORMED_XML"));
+    let ok = rig
+        .store
+        .get_result("legacy-42")
+        .await
+        .expect("result")
+        .expect("row");
+    assert_eq!(ok.status, ResultStatus::Done);
+}
+
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$scenario(super::Kind::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$scenario(super::Kind::Postgres).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mariadb() {
+                super::$scenario(super::Kind::MariaDb).await;
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    a_job_delivered_twice_gets_one_result_and_one_model_call,
+    a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq,
+    the_request_queue_is_a_door_for_raw_soap_requests,
+    outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced,
+);
+
+/// The store's side, without SQS: outbox leases and claims by job id.
+async fn outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced(kind: Kind) {
+    let test = "outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced";
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::new(1_800_000_000_000));
+    let store = Store::connect_with_clock(&db.url, clock.clone())
+        .await
+        .expect("store")
+        .with_outbox(true);
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(
+            store
+                .enqueue(&NewJob {
+                    service: "S".into(),
+                    operation: "Op".into(),
+                    correlation_id: format!("c-{n}"),
+                    payload: "<x/>".into(),
+                    idempotency_key: Some(format!("k-{n}")),
+                    source: JobSource::Api,
+                })
+                .await
+                .expect("enqueue"),
+        );
+    }
+    // The same key again: the same job, and no second outbox row.
+    let again = store
+        .enqueue(&NewJob {
+            service: "S".into(),
+            operation: "Op".into(),
+            correlation_id: "c-0".into(),
+            payload: "<x/>".into(),
+            idempotency_key: Some("k-0".into()),
+            source: JobSource::Api,
+        })
+        .await
+        .expect("enqueue");
+    assert_eq!(again, ids[0]);
+    assert_eq!(store.outbox_len().await.expect("len"), 12);
+
+    let lease = Duration::from_secs(30);
+    let first = store.claim_outbox(10, lease).await.expect("claim");
+    assert_eq!(
+        first.iter().map(|e| e.job_id.clone()).collect::<Vec<_>>(),
+        ids[..10].to_vec(),
+        "oldest first"
+    );
+    let second = store.claim_outbox(10, lease).await.expect("claim");
+    assert_eq!(second.len(), 2, "leased rows are not handed out twice");
+    assert!(
+        store
+            .claim_outbox(10, lease)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // Sent: gone. Not deleted (the relay died): due again after the lease.
+    let sent: Vec<i64> = first.iter().map(|e| e.id).collect();
+    assert_eq!(store.delete_outbox(&sent).await.expect("delete"), 10);
+    clock.advance(lease + Duration::from_millis(1));
+    let again = store.claim_outbox(10, lease).await.expect("claim");
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|e| e.attempts == 2), "{again:?}");
+
+    // Claims by id: one holder; a finished job is Finished; unknown Missing.
+    let worker_a = match store.claim_job(&ids[0], "a", lease).await.expect("claim") {
+        JobClaim::Claimed(c) => c,
+        other => panic!("expected a claim, got {other:?}"),
+    };
+    assert!(matches!(
+        store.claim_job(&ids[0], "b", lease).await.expect("claim"),
+        JobClaim::Busy(_)
+    ));
+    // A's lease ends (its worker died): B takes the job over, A is fenced.
+    clock.advance(lease + Duration::from_millis(1));
+    let worker_b = match store.claim_job(&ids[0], "b", lease).await.expect("claim") {
+        JobClaim::Claimed(c) => c,
+        other => panic!("expected a re-claim, got {other:?}"),
+    };
+    assert!(worker_b.token > worker_a.token);
+    let result = JobResult {
+        payload: "<ok/>".into(),
+        model: None,
+        input_tokens: None,
+        output_tokens: None,
+        columns: Vec::new(),
+    };
+    assert!(
+        !store
+            .complete(&ids[0], worker_a.token, &result)
+            .await
+            .expect("complete")
+    );
+    assert!(
+        store
+            .complete(&ids[0], worker_b.token, &result)
+            .await
+            .expect("complete")
+    );
+    assert!(matches!(
+        store.claim_job(&ids[0], "c", lease).await.expect("claim"),
+        JobClaim::Finished(j) if j.status == JobStatus::Done
+    ));
+    assert_eq!(
+        store
+            .claim_job(&JobId::from_ticket("no-such-job"), "c", lease)
+            .await
+            .expect("claim"),
+        JobClaim::Missing
+    );
+    store.close().await;
+}
+
+/// A `soapgate worker` process with `queue.kind = sqs`.
+struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    fn start(config: &std::path::Path, moto: &str, log: &std::path::Path) -> WorkerProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("worker log");
+        let child = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+            .arg("worker")
+            .arg("--config")
+            .arg(config)
+            // The standard AWS chain: static test credentials, and the SQS
+            // endpoint from AWS_ENDPOINT_URL_SQS (not from the config file).
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL_SQS", moto)
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting soapgate worker");
+        WorkerProcess { child }
+    }
+
+    /// SIGKILL: no shutdown, no release, no last deletes.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_jobs_survive_a_sigkilled_sqs_worker_with_one_result_each() {
+    let test = "a_thousand_jobs_survive_a_sigkilled_sqs_worker_with_one_result_each";
+    const JOBS: usize = 1_000;
+    let Some(moto) = Moto::start(test) else {
+        return;
+    };
+    let client = sqs_client(&moto.url);
+    let request_url = create_queue(&client, "requests", &[]).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", tmp.path().join("soapgate.db").display());
+    let store = Store::connect(&db_url)
+        .await
+        .expect("SQLite store")
+        .with_outbox(true);
+    // Every model call takes a little while, so jobs are in flight at the
+    // kill.
+    let script = Script::parse("rules:\n  - delay_ms: 40\n", "slow.yaml").expect("script");
+    let emulator = soapgate::emulator::spawn(Some(script))
+        .await
+        .expect("emulator");
+    let config = tmp.path().join("soapgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"wsdl_dir = "{wsdl}"
+mappings_dir = "{mappings}"
+
+[database]
+url = "{db_url}"
+
+[bedrock]
+endpoint_url = "{emulator}"
+max_attempts = 1
+
+[queue]
+kind = "sqs"
+
+[queue.sqs]
+request_queue_url = "{request_url}"
+wait_time_seconds = 1
+visibility_timeout = 5
+pollers = 4
+"#,
+            wsdl = repo_root().join("wsdl").display(),
+            mappings = repo_root().join("mappings").display(),
+            emulator = emulator.base_url(),
+        ),
+    )
+    .expect("config file");
+
+    let request = triage_request();
+    for n in 0..JOBS {
+        store
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: format!("bulk-{n:04}"),
+                payload: request.clone(),
+                idempotency_key: None,
+                source: JobSource::OneWay,
+            })
+            .await
+            .expect("enqueue");
+    }
+    assert_eq!(store.outbox_len().await.expect("outbox"), JOBS as i64);
+
+    let started = Instant::now();
+    let log = tmp.path().join("worker.log");
+    let first = WorkerProcess::start(&config, &moto.url, &log);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = store.job_counts().await.expect("counts");
+        if counts.done >= (JOBS / 3) as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker did not get a third of the way: {counts:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let at_kill = store.job_counts().await.expect("counts");
+    let calls_at_kill = model_calls(&emulator).await;
+    assert!(at_kill.done < JOBS as i64, "killed too late: {at_kill:?}");
+
+    let second = WorkerProcess::start(&config, &moto.url, &log);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let counts = store.job_counts().await.expect("counts");
+        if counts.done + counts.failed >= JOBS as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second worker did not finish: {counts:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    // Let the second worker delete what it finished, then stop it.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    second.kill();
+
+    let counts = store.job_counts().await.expect("counts");
+    assert_eq!(counts.done, JOBS as i64, "every job DONE: {counts:?}");
+    let (rows, distinct): (i64, i64) = {
+        let pool = sqlx::SqlitePool::connect(&db_url).await.expect("pool");
+        let r = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT correlation_id) FROM soapgate_results \
+             WHERE correlation_id LIKE 'bulk-%' AND status = 'DONE'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count results");
+        pool.close().await;
+        r
+    };
+    assert_eq!(
+        (rows, distinct),
+        (JOBS as i64, JOBS as i64),
+        "one result per job"
+    );
+    let calls = model_calls(&emulator).await;
+    // Jobs RUNNING at the kill may have called the model without recording
+    // a result; nothing else may call it twice.
+    let bound = JOBS as u64 + u64::try_from(at_kill.running).unwrap_or(0);
+    assert!(
+        calls <= bound,
+        "{calls} model calls for {JOBS} jobs with {} in flight at the kill",
+        at_kill.running
+    );
+    assert_eq!(store.outbox_len().await.expect("outbox"), 0);
+    eprintln!(
+        "{test}: {JOBS} jobs in {:.1} s through moto; at the kill: {} done, {} running, \
+         {calls_at_kill} model calls; total model calls {calls}",
+        elapsed.as_secs_f64(),
+        at_kill.done,
+        at_kill.running
+    );
+}

@@ -1,0 +1,798 @@
+//! The store's queue and polling-table guarantees, run with the same test
+//! bodies on SQLite (a temporary file), PostgreSQL and MariaDB.
+//!
+//! Each test gets a fresh database (`soapgate_test_<random>` on the servers,
+//! dropped afterwards, also when the body panics), so claims never see
+//! another test's jobs. A missing PostgreSQL or MariaDB skips with a line on
+//! stderr, or fails under `SOAPGATE_REQUIRE_PEERS=1`. Server URLs come from
+//! `SOAPGATE_TEST_POSTGRES_URL` and `SOAPGATE_TEST_MYSQL_URL`.
+//!
+//! Time is a `ManualClock`: lease expiry and retry delays are tested by
+//! moving the clock, never by sleeping.
+
+use std::collections::{BTreeSet, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use soapgate::store::{
+    JobFailure, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, NewRequest, ResultRow,
+    ResultStatus, Store,
+};
+use sqlx::{Connection, Executor};
+
+const START_MS: i64 = 1_800_000_000_000;
+const LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Sqlite,
+    Postgres,
+    MariaDb,
+}
+
+#[derive(Clone)]
+struct Ctx {
+    store: Store,
+    clock: Arc<ManualClock>,
+    url: String,
+}
+
+fn require_peers() -> bool {
+    std::env::var("SOAPGATE_REQUIRE_PEERS").is_ok_and(|v| v.trim() == "1")
+}
+
+fn server_url(kind: Kind) -> String {
+    match kind {
+        Kind::Postgres => std::env::var("SOAPGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned()),
+        Kind::MariaDb => std::env::var("SOAPGATE_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned()),
+        Kind::Sqlite => String::new(),
+    }
+}
+
+/// `base` with its database (the last path segment) replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (prefix, _) = base.rsplit_once('/').expect("server URL has a path");
+    format!("{prefix}/{name}")
+}
+
+async fn admin(kind: Kind, url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    match kind {
+        Kind::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            conn.execute(sqlx::AssertSqlSafe(sql.to_owned())).await?;
+            conn.close().await
+        }
+        Kind::MariaDb => {
+            let mut conn = sqlx::MySqlConnection::connect(url).await?;
+            conn.execute(sqlx::AssertSqlSafe(sql.to_owned())).await?;
+            conn.close().await
+        }
+        Kind::Sqlite => Ok(()),
+    }
+}
+
+/// Creates a fresh database of `kind`, runs `body` on a store connected to
+/// it, and drops the database, re-raising the body's panic afterwards.
+async fn run<F, Fut>(kind: Kind, test: &str, body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let name = format!("soapgate_test_{}", uuid::Uuid::new_v4().simple());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let base = server_url(kind);
+    let url = match kind {
+        Kind::Sqlite => format!("sqlite://{}", tmp.path().join("store.db").display()),
+        Kind::Postgres | Kind::MariaDb => {
+            if let Err(e) = admin(kind, &base, &format!("CREATE DATABASE {name}")).await {
+                assert!(
+                    !require_peers(),
+                    "{test}: required peer {kind:?} missing at {base}: {e} (SOAPGATE_REQUIRE_PEERS=1)"
+                );
+                eprintln!(
+                    "{test}: skipped on {kind:?}: not reachable at {base}: {e} \
+                     (set SOAPGATE_REQUIRE_PEERS=1 to make this fail)"
+                );
+                return;
+            }
+            with_database(&base, &name)
+        }
+    };
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let connected = Store::connect_with_clock(&url, clock.clone()).await;
+    let outcome = match connected {
+        Ok(store) => {
+            let ctx = Ctx {
+                store: store.clone(),
+                clock,
+                url: url.clone(),
+            };
+            let outcome = tokio::spawn(body(ctx)).await;
+            store.close().await;
+            outcome.map_err(|e| e.into_panic())
+        }
+        Err(e) => Err(Box::new(format!("{test}: connecting to {kind:?}: {e}"))
+            as Box<dyn std::any::Any + Send>),
+    };
+    match kind {
+        Kind::Postgres => {
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            admin(kind, &base, &drop)
+                .await
+                .expect("dropping test database");
+        }
+        Kind::MariaDb => {
+            let drop = format!("DROP DATABASE IF EXISTS {name}");
+            admin(kind, &base, &drop)
+                .await
+                .expect("dropping test database");
+        }
+        Kind::Sqlite => {}
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// One test per scenario and backend: `scenario::sqlite`,
+/// `scenario::postgres`, `scenario::mariadb`.
+macro_rules! on_every_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::run(super::Kind::Sqlite, stringify!($scenario), super::$scenario).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::run(super::Kind::Postgres, stringify!($scenario), super::$scenario).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mariadb() {
+                super::run(super::Kind::MariaDb, stringify!($scenario), super::$scenario).await;
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    migrations_apply_twice,
+    enqueue_is_idempotent,
+    concurrent_claims_hand_out_each_job_once,
+    expired_lease_is_reclaimed_and_old_token_refused,
+    fail_retries_then_ends_failed,
+    requests_are_picked_up_in_order_exactly_once,
+    results_are_written_once,
+    finishing_a_job_writes_its_result_row_in_the_same_transaction,
+    release_requeues_without_counting_an_attempt,
+);
+
+fn new_job(n: usize, key: Option<&str>) -> NewJob {
+    NewJob {
+        service: "InvoiceService".to_owned(),
+        operation: "ClassifyInvoice".to_owned(),
+        correlation_id: format!("corr-{n}"),
+        payload: format!("<Invoice><Number>{n}</Number></Invoice>"),
+        idempotency_key: key.map(str::to_owned),
+        source: JobSource::Api,
+    }
+}
+
+fn result(text: &str) -> JobResult {
+    JobResult {
+        payload: format!("<Answer>{text}</Answer>"),
+        model: Some("anthropic.claude-3-haiku-20240307-v1:0".to_owned()),
+        input_tokens: Some(12),
+        output_tokens: Some(34),
+        columns: Vec::new(),
+    }
+}
+
+async fn get(ctx: &Ctx, id: &JobId) -> soapgate::store::Job {
+    ctx.store.get(id).await.expect("get").expect("job exists")
+}
+
+async fn migrations_apply_twice(ctx: Ctx) {
+    // connect already migrated once; again on the same pool, then through a
+    // second connect as a restarted instance would.
+    ctx.store.migrate().await.expect("second migrate");
+    ctx.store.migrate().await.expect("third migrate");
+    let again = Store::connect(&ctx.url).await.expect("reconnect migrates");
+    let id = again.enqueue(&new_job(1, None)).await.expect("enqueue");
+    assert_eq!(get(&ctx, &id).await.status, JobStatus::Queued);
+    again.close().await;
+}
+
+async fn enqueue_is_idempotent(ctx: Ctx) {
+    let first = ctx
+        .store
+        .enqueue(&new_job(1, Some("msg-1")))
+        .await
+        .expect("enqueue");
+    let second = ctx
+        .store
+        .enqueue(&new_job(1, Some("msg-1")))
+        .await
+        .expect("enqueue");
+    assert_eq!(first, second, "same key, same job");
+    let other = ctx
+        .store
+        .enqueue(&new_job(2, Some("msg-2")))
+        .await
+        .expect("enqueue");
+    assert_ne!(first, other);
+    let a = ctx.store.enqueue(&new_job(3, None)).await.expect("enqueue");
+    let b = ctx.store.enqueue(&new_job(3, None)).await.expect("enqueue");
+    assert_ne!(a, b, "no key, no deduplication");
+
+    let job = get(&ctx, &first).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.attempts, 0);
+    assert_eq!(job.idempotency_key.as_deref(), Some("msg-1"));
+    assert_eq!(job.payload, "<Invoice><Number>1</Number></Invoice>");
+    assert_eq!(job.source, JobSource::Api);
+    assert!(
+        ctx.store
+            .get(&JobId::from_ticket("no-such-job"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Racing enqueues of one key all get the one job.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.enqueue(&new_job(9, Some("msg-race"))).await
+        }));
+    }
+    let mut ids = HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.expect("task").expect("enqueue"));
+    }
+    assert_eq!(ids.len(), 1, "racing enqueues made {} jobs", ids.len());
+}
+
+async fn concurrent_claims_hand_out_each_job_once(ctx: Ctx) {
+    let mut enqueued = BTreeSet::new();
+    for n in 0..200 {
+        enqueued.insert(ctx.store.enqueue(&new_job(n, None)).await.expect("enqueue"));
+    }
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("worker-{w}");
+            let mut mine = Vec::new();
+            while let Some(claimed) = store.claim(&worker, LEASE).await.expect("claim") {
+                assert_eq!(claimed.job.status, JobStatus::Running);
+                assert_eq!(claimed.job.lease_owner.as_deref(), Some(worker.as_str()));
+                let done = store
+                    .complete(&claimed.job.id, claimed.token, &result(&worker))
+                    .await
+                    .expect("complete");
+                assert!(done, "a fresh claim's completion is recorded");
+                mine.push(claimed.job.id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.expect("claimer"));
+    }
+    let distinct: BTreeSet<JobId> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), 200, "claims handed out: {}", claimed.len());
+    assert_eq!(distinct, enqueued, "every job claimed exactly once");
+    for id in &enqueued {
+        let job = get(&ctx, id).await;
+        assert_eq!(job.status, JobStatus::Done);
+        assert_eq!(job.attempts, 1);
+    }
+}
+
+async fn expired_lease_is_reclaimed_and_old_token_refused(ctx: Ctx) {
+    let id = ctx.store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    let first = ctx
+        .store
+        .claim("w1", LEASE)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(first.job.id, id);
+    assert_eq!(first.job.attempts, 1);
+    assert!(
+        ctx.store.claim("w2", LEASE).await.expect("claim").is_none(),
+        "leased"
+    );
+
+    // A heartbeat keeps the lease alive past its first expiry.
+    ctx.clock.advance(Duration::from_secs(20));
+    assert!(
+        ctx.store
+            .heartbeat(&id, first.token, LEASE)
+            .await
+            .expect("heartbeat")
+    );
+    ctx.clock.advance(Duration::from_secs(20));
+    assert!(
+        ctx.store.claim("w2", LEASE).await.expect("claim").is_none(),
+        "heartbeat held"
+    );
+
+    // w1 goes silent; after the lease the job is w2's with a higher token.
+    ctx.clock.advance(LEASE);
+    let second = ctx
+        .store
+        .claim("w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("re-claim");
+    assert_eq!(second.job.id, id);
+    assert!(
+        second.token > first.token,
+        "{} > {}",
+        second.token,
+        first.token
+    );
+    assert_eq!(second.job.attempts, 2);
+    assert_eq!(second.job.lease_owner.as_deref(), Some("w2"));
+
+    assert!(
+        !ctx.store
+            .heartbeat(&id, first.token, LEASE)
+            .await
+            .expect("heartbeat")
+    );
+    assert!(
+        !ctx.store
+            .complete(&id, first.token, &result("w1"))
+            .await
+            .expect("complete")
+    );
+    let failure = JobFailure {
+        fault_code: "MODEL_TIMEOUT".to_owned(),
+        fault_text: "late".to_owned(),
+    };
+    assert!(
+        !ctx.store
+            .fail(&id, first.token, &failure, None)
+            .await
+            .expect("fail")
+    );
+    assert_eq!(get(&ctx, &id).await.status, JobStatus::Running);
+
+    assert!(
+        ctx.store
+            .heartbeat(&id, second.token, LEASE)
+            .await
+            .expect("heartbeat")
+    );
+    assert!(
+        ctx.store
+            .complete(&id, second.token, &result("w2"))
+            .await
+            .expect("complete")
+    );
+    // Repeats and late arrivals change nothing: one result per job.
+    assert!(
+        !ctx.store
+            .complete(&id, second.token, &result("again"))
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !ctx.store
+            .fail(&id, second.token, &failure, None)
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !ctx.store
+            .heartbeat(&id, second.token, LEASE)
+            .await
+            .expect("heartbeat")
+    );
+    let job = get(&ctx, &id).await;
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.result_payload.as_deref(), Some("<Answer>w2</Answer>"));
+    assert_eq!(job.input_tokens, Some(12));
+    assert_eq!(job.output_tokens, Some(34));
+    assert_eq!(job.fault_code, None);
+    // A finished job is never claimed again, however long we wait.
+    ctx.clock.advance(Duration::from_secs(3600));
+    assert!(ctx.store.claim("w3", LEASE).await.expect("claim").is_none());
+}
+
+async fn fail_retries_then_ends_failed(ctx: Ctx) {
+    let id = ctx.store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    let first = ctx
+        .store
+        .claim("w1", LEASE)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let throttled = JobFailure {
+        fault_code: "MODEL_THROTTLED".to_owned(),
+        fault_text: "throttled".to_owned(),
+    };
+    let retry = Some(Duration::from_secs(10));
+    assert!(
+        ctx.store
+            .fail(&id, first.token, &throttled, retry)
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !ctx.store
+            .fail(&id, first.token, &throttled, retry)
+            .await
+            .expect("fail again")
+    );
+    let queued = get(&ctx, &id).await;
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.last_error.as_deref(), Some("throttled"));
+    assert_eq!(queued.run_after_ms, START_MS + 10_000);
+    assert!(
+        ctx.store.claim("w1", LEASE).await.expect("claim").is_none(),
+        "backing off"
+    );
+
+    ctx.clock.advance(Duration::from_secs(10));
+    let second = ctx
+        .store
+        .claim("w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("retry");
+    assert!(second.token > first.token);
+    assert_eq!(second.job.attempts, 2);
+    let fatal = JobFailure {
+        fault_code: "MODEL_ERROR".to_owned(),
+        fault_text: "the model failed".to_owned(),
+    };
+    assert!(
+        ctx.store
+            .fail(&id, second.token, &fatal, None)
+            .await
+            .expect("fail")
+    );
+    assert!(
+        !ctx.store
+            .fail(&id, second.token, &fatal, None)
+            .await
+            .expect("fail again")
+    );
+    assert!(
+        !ctx.store
+            .complete(&id, second.token, &result("late"))
+            .await
+            .expect("complete")
+    );
+    let job = get(&ctx, &id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.fault_code.as_deref(), Some("MODEL_ERROR"));
+    assert_eq!(job.fault_text.as_deref(), Some("the model failed"));
+    assert_eq!(job.result_payload, None);
+    ctx.clock.advance(Duration::from_secs(3600));
+    assert!(ctx.store.claim("w3", LEASE).await.expect("claim").is_none());
+}
+
+fn new_request(n: usize) -> NewRequest {
+    NewRequest {
+        correlation_id: format!("batch-{n:04}"),
+        service: "InvoiceService".to_owned(),
+        operation: "ClassifyInvoice".to_owned(),
+        payload: format!("<Invoice><Number>{n}</Number></Invoice>"),
+        tenant: None,
+    }
+}
+
+async fn requests_are_picked_up_in_order_exactly_once(ctx: Ctx) {
+    // One claimer: insertion order, each row once, each row a queued job.
+    for n in 0..5 {
+        ctx.store
+            .insert_request(&new_request(n))
+            .await
+            .expect("insert");
+    }
+    let mut order = Vec::new();
+    while let Some(claimed) = ctx.store.claim_request("w1").await.expect("claim_request") {
+        let job = get(&ctx, &claimed.job_id).await;
+        assert_eq!(job.source, JobSource::Requests);
+        assert_eq!(job.status, JobStatus::Queued);
+        assert_eq!(job.correlation_id, claimed.request.correlation_id);
+        assert_eq!(job.payload, claimed.request.payload);
+        order.push(claimed.request.correlation_id);
+    }
+    let expected: Vec<String> = (0..5).map(|n| format!("batch-{n:04}")).collect();
+    assert_eq!(order, expected);
+    // The jobs come out of the queue in the same order.
+    for corr in &expected {
+        let claimed = ctx
+            .store
+            .claim("w1", LEASE)
+            .await
+            .expect("claim")
+            .expect("job");
+        assert_eq!(&claimed.job.correlation_id, corr);
+    }
+
+    // Racing claimers: every row exactly once.
+    for n in 100..160 {
+        ctx.store
+            .insert_request(&new_request(n))
+            .await
+            .expect("insert");
+    }
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = ctx.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(c) = store.claim_request(&format!("w{w}")).await.expect("claim") {
+                mine.push(c.request.correlation_id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("claimer"));
+    }
+    all.sort();
+    let expected: Vec<String> = (100..160).map(|n| format!("batch-{n:04}")).collect();
+    assert_eq!(all, expected);
+}
+
+async fn results_are_written_once(ctx: Ctx) {
+    let done = ResultRow {
+        correlation_id: "batch-0001".to_owned(),
+        status: ResultStatus::Done,
+        payload: Some("<Answer>first</Answer>".to_owned()),
+        fault_code: None,
+        fault_text: None,
+        model: Some("m".to_owned()),
+        input_tokens: Some(1),
+        output_tokens: Some(2),
+    };
+    assert!(ctx.store.write_result(&done).await.expect("write"));
+    let mut second = done.clone();
+    second.payload = Some("<Answer>second</Answer>".to_owned());
+    assert!(!ctx.store.write_result(&second).await.expect("second write"));
+    assert_eq!(
+        ctx.store.get_result("batch-0001").await.expect("get"),
+        Some(done)
+    );
+    assert_eq!(
+        ctx.store.count_results("batch-0001").await.expect("count"),
+        1
+    );
+
+    let failed = ResultRow {
+        correlation_id: "batch-0002".to_owned(),
+        status: ResultStatus::Failed,
+        payload: None,
+        fault_code: Some("SCHEMA_INVALID".to_owned()),
+        fault_text: Some("Invoice/Total: not a decimal".to_owned()),
+        model: None,
+        input_tokens: None,
+        output_tokens: None,
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = ctx.store.clone();
+        let row = failed.clone();
+        tasks.push(tokio::spawn(async move { store.write_result(&row).await }));
+    }
+    let mut inserted = 0;
+    for task in tasks {
+        if task.await.expect("writer").expect("write") {
+            inserted += 1;
+        }
+    }
+    assert_eq!(inserted, 1, "exactly one racing write wins");
+    assert_eq!(
+        ctx.store.count_results("batch-0002").await.expect("count"),
+        1
+    );
+    assert_eq!(
+        ctx.store.get_result("batch-0002").await.expect("get"),
+        Some(failed)
+    );
+    assert_eq!(ctx.store.get_result("batch-0003").await.expect("get"), None);
+}
+
+/// The embedded default: a SQLite file under directories that do not exist
+/// yet, in WAL mode (the `-wal` file appears beside it once written).
+#[tokio::test]
+async fn sqlite_creates_its_file_and_directories_and_runs_in_wal_mode() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let path = tmp.path().join("data").join("soapgate").join("soapgate.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect creates the database");
+    let id = store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    assert!(store.get(&id).await.expect("get").is_some());
+    assert!(path.exists(), "{} created", path.display());
+    let wal = path.with_file_name("soapgate.db-wal");
+    assert!(wal.exists(), "{} exists in WAL mode", wal.display());
+    store.close().await;
+}
+
+/// `sqlite::memory:` keeps one connection, so every call sees the same
+/// database (each new connection would otherwise be an empty one).
+#[tokio::test]
+async fn sqlite_in_memory_is_one_database() {
+    let store = Store::connect("sqlite::memory:").await.expect("connect");
+    let id = store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    let claimed = store.claim("w1", LEASE).await.expect("claim").expect("job");
+    assert_eq!(claimed.job.id, id);
+    assert!(
+        store
+            .complete(&id, claimed.token, &result("ok"))
+            .await
+            .expect("complete")
+    );
+    store.close().await;
+}
+
+async fn finishing_a_job_writes_its_result_row_in_the_same_transaction(ctx: Ctx) {
+    let columns = vec!["category".to_owned(), "confidence".to_owned()];
+    let added = ctx
+        .store
+        .ensure_result_columns(&columns)
+        .await
+        .expect("columns");
+    assert_eq!(added, columns);
+    // Idempotent: a second worker starting finds them there.
+    assert!(
+        ctx.store
+            .ensure_result_columns(&columns)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    assert!(
+        ctx.store
+            .ensure_result_columns(&["status".to_owned()])
+            .await
+            .is_err()
+    );
+    assert!(
+        ctx.store
+            .ensure_result_columns(&["x; DROP".to_owned()])
+            .await
+            .is_err()
+    );
+
+    let mut queued = new_job(1, None);
+    queued.source = JobSource::Queue;
+    let mut api = new_job(2, None);
+    api.source = JobSource::Api;
+    let mut failing = new_job(3, None);
+    failing.source = JobSource::Requests;
+    // Another job reusing correlation id corr-1: the first result stands.
+    let mut twin = new_job(1, None);
+    twin.source = JobSource::OneWay;
+    for job in [&queued, &api, &failing, &twin] {
+        ctx.store.enqueue(job).await.expect("enqueue");
+    }
+    let mut with_columns = result("ok");
+    with_columns.columns = vec![
+        ("category".to_owned(), Some("GOODS".to_owned())),
+        ("confidence".to_owned(), None),
+    ];
+    for _ in 0..4 {
+        let c = ctx
+            .store
+            .claim("w", LEASE)
+            .await
+            .expect("claim")
+            .expect("a job");
+        match c.job.correlation_id.as_str() {
+            "corr-3" => {
+                let failure = JobFailure {
+                    fault_code: "INVALID_REQUEST".to_owned(),
+                    fault_text: "bad".to_owned(),
+                };
+                // A retry writes no result row; the final failure does.
+                assert!(
+                    ctx.store
+                        .fail(&c.job.id, c.token, &failure, Some(Duration::ZERO))
+                        .await
+                        .expect("retry")
+                );
+                assert_eq!(ctx.store.count_results("corr-3").await.expect("count"), 0);
+                let again = ctx
+                    .store
+                    .claim("w", LEASE)
+                    .await
+                    .expect("claim")
+                    .expect("again");
+                assert!(
+                    ctx.store
+                        .fail(&again.job.id, again.token, &failure, None)
+                        .await
+                        .expect("fail")
+                );
+            }
+            _ => {
+                assert!(
+                    ctx.store
+                        .complete(&c.job.id, c.token, &with_columns)
+                        .await
+                        .expect("complete")
+                );
+                // A repeat is refused by the fence and writes nothing.
+                assert!(
+                    !ctx.store
+                        .complete(&c.job.id, c.token, &with_columns)
+                        .await
+                        .expect("repeat")
+                );
+            }
+        }
+    }
+    assert_eq!(ctx.store.count_results("corr-1").await.expect("count"), 1);
+    assert_eq!(
+        ctx.store.count_results("corr-2").await.expect("count"),
+        0,
+        "api jobs are polled by ticket"
+    );
+    let failed = ctx
+        .store
+        .get_result("corr-3")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(failed.status, ResultStatus::Failed);
+    assert_eq!(failed.fault_code.as_deref(), Some("INVALID_REQUEST"));
+    let done = ctx
+        .store
+        .get_result("corr-1")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(done.status, ResultStatus::Done);
+    assert_eq!(done.payload.as_deref(), Some("<Answer>ok</Answer>"));
+    assert_eq!(done.input_tokens, Some(12));
+    assert!(
+        ctx.store
+            .result_columns()
+            .await
+            .expect("columns")
+            .contains(&"category".to_owned())
+    );
+}
+
+async fn release_requeues_without_counting_an_attempt(ctx: Ctx) {
+    let id = ctx.store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    let first = ctx
+        .store
+        .claim("a", LEASE)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert_eq!(first.job.attempts, 1);
+    assert!(ctx.store.release(&id, first.token).await.expect("release"));
+    // Stale or repeated releases change nothing.
+    assert!(!ctx.store.release(&id, first.token).await.expect("again"));
+    let job = get(&ctx, &id).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.attempts, 0);
+    // Claimable at once, by another worker, under a new token.
+    let second = ctx
+        .store
+        .claim("b", LEASE)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert!(second.token > first.token);
+    assert_eq!(second.job.attempts, 1);
+    assert!(!ctx.store.release(&id, first.token).await.expect("stale"));
+}
