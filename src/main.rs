@@ -388,7 +388,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Sync calls do not need the database: without it, async and
         // one-way calls fault with QUEUE_UNAVAILABLE and the rest serve.
         let store = match soapgate::store::Store::connect(&settings.database.url).await {
+            // With SQS, every new job also gets an outbox row for the relay.
             Ok(store) => {
+                let store = store.with_outbox(settings.queue.kind == QueueKind::Sqs);
                 tracing::info!(backend = ?store.backend(), "job store ready");
                 Some(store)
             }

@@ -155,14 +155,28 @@ async fn crash_midway(kind: Kind) {
         jobs
     );
     // Model calls: every job once, plus at most once more for each job the
-    // killed worker held.
+    // killed worker held. On a loaded machine a live worker may also miss a
+    // heartbeat and lose a lease; it says so in its log ("lease lost"), and
+    // such a job is legitimately run again: those are counted as in flight.
     let calls = emulator_calls(&url).await;
+    let abandoned = [&first_log, &second_log]
+        .iter()
+        .map(|log| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("lease lost") || l.contains("runs again elsewhere"))
+                .count() as i64
+        })
+        .sum::<i64>();
     assert!(
-        calls >= jobs && calls <= jobs + in_flight,
-        "{calls} model calls for {jobs} jobs with {in_flight} in flight at the kill"
+        calls >= jobs && calls <= jobs + in_flight + abandoned,
+        "{calls} model calls for {jobs} jobs with {in_flight} in flight at the kill \
+         and {abandoned} abandoned by a live worker"
     );
     eprintln!(
-        "{kind:?}: {done_at_kill} results before the kill, {in_flight} jobs in flight, {calls} model calls"
+        "{kind:?}: {done_at_kill} results before the kill, {in_flight} jobs in flight, \
+         {abandoned} abandoned on lease loss, {calls} model calls"
     );
     store.close().await;
 }
