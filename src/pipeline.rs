@@ -37,6 +37,8 @@ pub struct CallContext {
     pub correlation_id: String,
     pub service: String,
     pub operation: Option<String>,
+    /// The authenticated tenant, when tenants are configured.
+    pub tenant: Option<String>,
 }
 
 impl CallContext {
@@ -47,6 +49,7 @@ impl CallContext {
             correlation_id: new_correlation_id(),
             service: service.to_string(),
             operation: None,
+            tenant: None,
         }
     }
 }
@@ -219,6 +222,20 @@ pub struct Outcome {
     pub model: Option<String>,
     /// Why the answer is not the model's own, when it is not.
     pub degraded: Option<String>,
+    /// Every model call made, in order: for usage records and metrics.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One model call: which target, what it cost, how it ended.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub model: String,
+    pub region: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub latency: std::time::Duration,
+    /// `ok`, or the stable fault code of the error (e.g. `MODEL_THROTTLED`).
+    pub result: &'static str,
 }
 
 /// Execute a prepared call: render the Converse request from the mapping,
@@ -308,7 +325,24 @@ async fn call_chain(
     let mut last = None;
     for target in targets {
         outcome.model_calls += 1;
-        match model.converse(&target.model, request).await {
+        let started = std::time::Instant::now();
+        let answer = model.converse(&target.model, request).await;
+        outcome.attempts.push(Attempt {
+            model: target.model.clone(),
+            region: None,
+            input_tokens: answer
+                .as_ref()
+                .map_or(0, |r| u64::from(r.usage.input_tokens)),
+            output_tokens: answer
+                .as_ref()
+                .map_or(0, |r| u64::from(r.usage.output_tokens)),
+            latency: started.elapsed(),
+            result: match &answer {
+                Ok(_) => "ok",
+                Err(e) => e.fault_code(),
+            },
+        });
+        match answer {
             Ok(response) => {
                 let (input, output) = (response.usage.input_tokens, response.usage.output_tokens);
                 outcome.input_tokens += u64::from(input);
