@@ -26,6 +26,6 @@ for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$FAUXQS_PORT") 2>/dev/null; then break; fi
     sleep 0.2
 done
-export SQS_URL="http://127.0.0.1:$FAUXQS_PORT"
+export SQS_URL="http://127.0.0.1:$FAUXQS_PORT" SQS_NAME=fauxqs
 export RUST_LOG="${RUST_LOG:-error}"
 cargo bench --bench sqs

@@ -189,7 +189,10 @@ async fn end_to_end(store: &Store, jobs: usize, concurrency: usize) -> Duration 
 }
 
 fn main() {
-    let jobs = env_usize("JOBS", 5_000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // once without it, as a smoke test: a few jobs, the same checks.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let jobs = env_usize("JOBS", if measuring { 5_000 } else { 100 });
     let concurrency = env_usize("CONCURRENCY", 16);
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mariadb".into());
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -216,13 +216,36 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
 }
 
 fn main() {
-    let jobs = env_usize("JOBS", 5_000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // once without it, as a smoke test: a few jobs against moto (fauxqs is
+    // what bench/sqs.sh measures with) unless SQS_URL names an endpoint.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let jobs = env_usize("JOBS", if measuring { 5_000 } else { 50 });
     let pollers = env_usize("POLLERS", 4);
-    let endpoint = std::env::var("SQS_URL").unwrap_or_else(|_| "http://127.0.0.1:4570".into());
+    let _moto;
+    let (endpoint, queue) = match std::env::var("SQS_URL") {
+        // bench/sqs.sh names the emulator it started in SQS_NAME.
+        Ok(url) => (url, "sqs"),
+        Err(_) if measuring => ("http://127.0.0.1:4570".into(), "sqs"),
+        Err(_) => match Moto::start() {
+            Some(moto) => {
+                let url = moto.url.clone();
+                _moto = moto;
+                (url, "sqs (moto)")
+            }
+            None => return,
+        },
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let name = std::env::var("SQS_NAME").unwrap_or_default();
+    let queue = if name.is_empty() {
+        queue.to_owned()
+    } else {
+        format!("sqs ({name})")
+    };
     println!("| queue | loop | jobs | pollers x batch | seconds | jobs/s |");
     println!("|---|---|---|---|---|---|");
     rt.block_on(async {
@@ -238,9 +261,61 @@ fn main() {
             let _ = client.delete_queue().queue_url(&url).send().await;
             let secs = elapsed.as_secs_f64();
             println!(
-                "| sqs (fauxqs) | {kind} | {jobs} | {pollers} x 10 | {secs:.2} | {:.0} |",
+                "| {queue} | {kind} | {jobs} | {pollers} x 10 | {secs:.2} | {:.0} |",
                 jobs as f64 / secs
             );
         }
     });
+}
+
+/// A moto server for the smoke run; killed on drop.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Moto {
+    /// `None` when moto is not installed and peers are optional; a panic
+    /// when `SOAPGATE_REQUIRE_PEERS=1`.
+    fn start() -> Option<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) if std::env::var("SOAPGATE_REQUIRE_PEERS").as_deref() == Ok("1") => {
+                panic!("moto_server ({e}) is required: pip install 'moto[server]'")
+            }
+            Err(e) => {
+                eprintln!("bench sqs: skipped, no moto_server ({e})");
+                return None;
+            }
+        };
+        let mut moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto_server exited at start: {status}");
+            }
+            assert!(Instant::now() < deadline, "moto_server did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
