@@ -6,11 +6,18 @@
 //! operation. Between the two a caller can check auth or enqueue a job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::bedrock::Models;
+use crate::bedrock::resilience::{self, backoff, cache};
 use crate::contract::{Contract, ContractSet, Operation, Service, validate_payload};
-use crate::converse::{ModelClient, ModelError, Request, Response};
+use crate::converse::{ModelError, Request, Response};
 use crate::error::GatewayError;
-use crate::mapping::{CallMeta, MappingSet, ModelTarget, RenderError};
+use crate::mapping::{
+    CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
+};
 use crate::soap::{Envelope, SoapVersion, parse_envelope};
 use crate::xml::{self, Charset, Element, Limits};
 
@@ -96,6 +103,7 @@ pub fn prepare(
     let envelope = parse_envelope(doc.root)?;
     if let Some(id) = &envelope.message_id {
         ctx.correlation_id.clone_from(id);
+        tracing::Span::current().record("correlation_id", id.as_str());
     }
     if let Some(transport) = inbound.version
         && transport != envelope.version
@@ -238,15 +246,45 @@ pub struct Attempt {
     pub result: &'static str,
 }
 
+/// The `outcome` label of a finished call for `/metrics`: `ok`,
+/// `degraded`, or the fault code.
+pub fn outcome_label(outcome: &Outcome, fault: Option<&str>) -> String {
+    match (fault, &outcome.degraded) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(_)) => "degraded".to_string(),
+        (None, None) => "ok".to_string(),
+    }
+}
+
+/// Counts a finished call (HTTP or job) and the tokens its model calls
+/// used, by tenant (`-` when none) and model.
+pub fn record_metrics(
+    metrics: &crate::metrics::Metrics,
+    service: &str,
+    operation: &str,
+    tenant: Option<&str>,
+    outcome_label: &str,
+    outcome: &Outcome,
+    elapsed: Duration,
+) {
+    metrics.request(service, operation, outcome_label, elapsed);
+    for a in &outcome.attempts {
+        if a.input_tokens + a.output_tokens > 0 {
+            metrics.tokens(tenant, &a.model, a.input_tokens, a.output_tokens);
+        }
+    }
+}
+
 /// Execute a prepared call: render the Converse request from the mapping,
-/// call the model (the next target of the chain when one fails in a way
-/// another may not), turn the answer into the response payload, repair
-/// invalid answers by telling the model what was wrong, and apply the
-/// mapping's failure policy when nothing valid comes back.
+/// answer from the response cache when the operation has one, call the
+/// model (the next target of the chain when one fails in a way another may
+/// not), turn the answer into the response payload, repair invalid answers
+/// by telling the model what was wrong, and apply the mapping's failure
+/// policy when nothing valid comes back before the deadline.
 pub async fn run(
     prepared: Prepared,
     mappings: &MappingSet,
-    model: Option<&dyn ModelClient>,
+    model: Option<&Models>,
     correlation_id: &str,
     outcome: &mut Outcome,
 ) -> Result<Reply, GatewayError> {
@@ -264,7 +302,7 @@ pub async fn run(
             operation: op.name.clone(),
         });
     };
-    let Some(model) = model else {
+    let Some(models) = model else {
         return Err(GatewayError::Model(ModelError::Other {
             message: "no model client configured".into(),
         }));
@@ -284,15 +322,100 @@ pub async fn run(
     // while the model thinks.
     drop(envelope);
 
+    let policy = plan.call_policy();
+    let one_way = op.is_one_way();
+    if let (Some(_), false) = (policy.cache_ttl, one_way) {
+        for target in &call.targets {
+            if let Some(payload) = models
+                .cache
+                .get(&cache::key(&call.request, Some(target)))
+                .await
+            {
+                models.metrics().cache_lookup("hit");
+                outcome.model = Some(target.model.clone());
+                tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
+                return Ok(Reply::Payload(Arc::unwrap_or_clone(payload)));
+            }
+        }
+        models.metrics().cache_lookup("miss");
+    }
+
+    // Held until the answer is in: the cap counts calls doing model work.
+    let _permit = models.try_enter().map_err(|o| {
+        models.metrics().overloaded();
+        GatewayError::Overloaded {
+            retry_after: o.retry_after,
+        }
+    })?;
+    let settings = models.settings();
+    let deadline = Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline());
+    let chain = ChainPolicy {
+        retry: policy.retry,
+        attempts: settings.max_attempts.max(1),
+        base: settings.initial_backoff(),
+        cap: settings.max_backoff(),
+        deadline,
+    };
+    let answered = tokio::time::timeout_at(
+        deadline,
+        answer(plan, &call, models, &chain, correlation_id, outcome),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        tracing::warn!(correlation_id, "model work cut at the operation's deadline");
+        Err(GatewayError::Model(deadline_passed()))
+    });
+    match answered {
+        Ok(_) if one_way => Ok(Reply::Accepted),
+        Ok((payload, target)) => {
+            let payload = Arc::new(payload);
+            if let Some(ttl) = policy.cache_ttl {
+                let key = cache::key(&call.request, Some(&target));
+                models.cache.put(key, payload.clone(), ttl).await;
+            }
+            if matches!(plan.on_failure(), FailurePolicy::Cache) {
+                let key = cache::key(&call.request, None);
+                models.cache.put_last_good(key, payload.clone()).await;
+            }
+            Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
+        }
+        Err(error) => degrade(plan, models, &call.request, error, correlation_id, outcome).await,
+    }
+}
+
+/// The error of a call cut at its deadline.
+fn deadline_passed() -> ModelError {
+    ModelError::Timeout {
+        message: "the operation's deadline passed".into(),
+    }
+}
+
+/// The valid response payload (and the target that gave it), repairing
+/// invalid answers up to the mapping's limit.
+async fn answer(
+    plan: &OperationPlan,
+    call: &RenderedCall,
+    models: &Models,
+    chain: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(Vec<Element>, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
     let mut repairs = 0;
     loop {
         let request = repaired.as_ref().unwrap_or(&call.request);
-        let response = call_chain(model, &call.targets, request, correlation_id, outcome).await?;
-        let error = match plan.response_from(&call, &response) {
-            Ok(_) if op.is_one_way() => return Ok(Reply::Accepted),
-            Ok(payload) => return Ok(Reply::Payload(payload)),
+        let (response, target) = call_chain(
+            models,
+            &call.targets,
+            request,
+            chain,
+            correlation_id,
+            outcome,
+        )
+        .await?;
+        let error = match plan.response_from(call, &response) {
+            Ok(payload) => return Ok((payload, target.clone())),
             Err(e) => e,
         };
         tracing::warn!(correlation_id, error = %error, repairs, "model answer does not fit the response schema");
@@ -302,71 +425,153 @@ pub async fn run(
             repaired = Some(next);
             continue;
         }
-        if let Some(fallback) = plan.static_response() {
-            outcome.degraded = Some(format!("static: {error}"));
-            return Ok(Reply::Payload(fallback));
-        }
         return Err(GatewayError::InvalidModelOutput(
             error.violations().to_vec(),
         ));
     }
 }
 
-/// One request through the target chain: the first target that answers
-/// wins; errors another target may not share (throttling, timeouts, 5xx)
-/// move on, others stop at once.
-async fn call_chain(
-    model: &dyn ModelClient,
-    targets: &[ModelTarget],
+/// The mapping's failure policy, for model failures (every target failed,
+/// the deadline passed, answers stayed invalid). Other errors pass.
+async fn degrade(
+    plan: &OperationPlan,
+    models: &Models,
     request: &Request,
+    error: GatewayError,
     correlation_id: &str,
     outcome: &mut Outcome,
-) -> Result<Response, GatewayError> {
+) -> Result<Reply, GatewayError> {
+    let code = match &error {
+        GatewayError::Model(e) => e.fault_code(),
+        GatewayError::InvalidModelOutput(_) => "INVALID_MODEL_OUTPUT",
+        _ => return Err(error),
+    };
+    let (policy, payload) = match plan.on_failure() {
+        FailurePolicy::Fault => return Err(error),
+        FailurePolicy::Static(payload) => ("static", payload.clone()),
+        FailurePolicy::Cache => match models.cache.last_good(&cache::key(request, None)).await {
+            Some(payload) => {
+                models.metrics().cache_lookup("last_good");
+                ("cache", Arc::unwrap_or_clone(payload))
+            }
+            None => return Err(error),
+        },
+    };
+    tracing::warn!(correlation_id, policy, code, error = %error, "answering a degraded response");
+    outcome.degraded = Some(format!("{policy}: {code}"));
+    Ok(Reply::Payload(payload))
+}
+
+/// How the chain treats one request: our retries and the deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainPolicy {
+    /// Retry errors the SDK does not retry ([`resilience::retried_by_us`]).
+    pub retry: bool,
+    /// Attempts per target for those errors (first call included).
+    pub attempts: u32,
+    /// Full-jitter backoff: base and cap.
+    pub base: Duration,
+    pub cap: Duration,
+    /// No attempt starts at or after it; no backoff ends after it.
+    pub deadline: Instant,
+}
+
+/// One request through the target chain: the first target that answers
+/// wins. A target whose breaker is open is skipped without a call; errors
+/// another target may not share (throttling after the SDK's retries, 5xx,
+/// timeouts) move on; a refused request or denied access stops at once.
+/// Errors the SDK does not retry are retried here first, on the same
+/// target, with full jitter, while the policy and the deadline allow.
+pub async fn call_chain<'t>(
+    models: &Models,
+    targets: &'t [ModelTarget],
+    request: &Request,
+    policy: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(Response, &'t ModelTarget), GatewayError> {
+    let metrics = models.metrics().clone();
     let mut last = None;
     for target in targets {
-        outcome.model_calls += 1;
-        let started = std::time::Instant::now();
-        let answer = model.converse(&target.model, request).await;
-        outcome.attempts.push(Attempt {
-            model: target.model.clone(),
-            region: None,
-            input_tokens: answer
-                .as_ref()
-                .map_or(0, |r| u64::from(r.usage.input_tokens)),
-            output_tokens: answer
-                .as_ref()
-                .map_or(0, |r| u64::from(r.usage.output_tokens)),
-            latency: started.elapsed(),
-            result: match &answer {
+        let label = resilience::target_label(target);
+        let Ok(permit) = models.breaker(target).try_acquire() else {
+            tracing::warn!(correlation_id, target = %label, "circuit open: target skipped");
+            metrics.fallback(&label);
+            last.get_or_insert(ModelError::ServiceUnavailable {
+                message: format!("circuit breaker of {label} is open"),
+            });
+            continue;
+        };
+        let client = models.client(target.region.as_deref());
+        let region = models.region_of(target);
+        let mut tries = 0u32;
+        let error = loop {
+            if Instant::now() >= policy.deadline {
+                return Err(GatewayError::Model(deadline_passed()));
+            }
+            tries += 1;
+            outcome.model_calls += 1;
+            let started = Instant::now();
+            let answer = client.converse(&target.model, request).await;
+            let latency = started.elapsed();
+            let result = match &answer {
                 Ok(_) => "ok",
                 Err(e) => e.fault_code(),
-            },
-        });
-        match answer {
-            Ok(response) => {
-                let (input, output) = (response.usage.input_tokens, response.usage.output_tokens);
-                outcome.input_tokens += u64::from(input);
-                outcome.output_tokens += u64::from(output);
-                outcome.model = Some(target.model.clone());
-                tracing::info!(
-                    correlation_id,
-                    model = %target.model,
-                    input_tokens = input,
-                    output_tokens = output,
-                    stop_reason = ?response.stop_reason,
-                    "model answered"
-                );
-                return Ok(response);
-            }
-            Err(e) => {
-                tracing::warn!(correlation_id, model = %target.model, error = %e, "model call failed");
-                let next = e.is_retryable();
-                last = Some(e);
-                if !next {
-                    break;
+            };
+            metrics.attempt(&label, result, latency);
+            outcome.attempts.push(Attempt {
+                model: target.model.clone(),
+                region: region.clone(),
+                input_tokens: answer
+                    .as_ref()
+                    .map_or(0, |r| u64::from(r.usage.input_tokens)),
+                output_tokens: answer
+                    .as_ref()
+                    .map_or(0, |r| u64::from(r.usage.output_tokens)),
+                latency,
+                result,
+            });
+            let e = match answer {
+                Ok(response) => {
+                    permit.success();
+                    let (input, output) =
+                        (response.usage.input_tokens, response.usage.output_tokens);
+                    outcome.input_tokens += u64::from(input);
+                    outcome.output_tokens += u64::from(output);
+                    outcome.model = Some(target.model.clone());
+                    tracing::info!(
+                        correlation_id,
+                        model = %target.model,
+                        input_tokens = input,
+                        output_tokens = output,
+                        stop_reason = ?response.stop_reason,
+                        "model answered"
+                    );
+                    return Ok((response, target));
                 }
+                Err(e) => e,
+            };
+            tracing::warn!(correlation_id, model = %target.model, error = %e, tries, "model call failed");
+            if !(policy.retry && resilience::retried_by_us(&e) && tries < policy.attempts) {
+                break e;
             }
+            let wait = backoff::full_jitter(tries, policy.base, policy.cap);
+            if Instant::now() + wait >= policy.deadline {
+                break e;
+            }
+            tokio::time::sleep(wait).await;
+        };
+        if resilience::counts_against_target(&error) {
+            permit.failure();
+        } else {
+            permit.neutral();
         }
+        let next = error.is_retryable();
+        last = Some(error);
+        if !next {
+            break;
+        }
+        metrics.fallback(&label);
     }
     Err(GatewayError::Model(last.unwrap_or(ModelError::Other {
         message: "no model targets".into(),

@@ -259,7 +259,10 @@ impl Rig {
         let executor: Arc<dyn JobExecutor> = Arc::new(PipelineExecutor::new(
             store.clone(),
             Arc::new(live),
-            Some(Arc::new(model)),
+            Some(Arc::new(soapgate::bedrock::Models::new(
+                Arc::new(model),
+                bedrock.clone(),
+            ))),
             Limits::default(),
         ));
         let settings = SqsSettings {

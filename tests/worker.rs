@@ -67,7 +67,10 @@ impl Running {
             initial_backoff_ms: 10,
             ..BedrockSettings::default()
         };
-        let model = Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock));
+        let model = Arc::new(soapgate::bedrock::Models::new(
+            Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock)),
+            bedrock.clone(),
+        ));
         let live = Live::load(Sources {
             wsdl_dir: repo_root().join("wsdl"),
             mappings_dir: repo_root().join("mappings"),
