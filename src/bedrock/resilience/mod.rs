@@ -186,3 +186,70 @@ pub fn retried_by_us(error: &ModelError) -> bool {
 pub fn counts_against_target(error: &ModelError) -> bool {
     error.is_retryable()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::converse::{BoxFuture, Request, Response};
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl ModelClient for Never {
+        fn converse<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Request,
+        ) -> BoxFuture<'a, Result<Response, ModelError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[test]
+    fn the_in_flight_cap_refuses_at_once_and_frees_on_drop() {
+        let models = Models::new(
+            Arc::new(Never),
+            BedrockSettings {
+                max_in_flight: 2,
+                overload_retry_after_secs: 3,
+                ..BedrockSettings::default()
+            },
+        );
+        let a = models.try_enter().expect("first");
+        let _b = models.try_enter().expect("second");
+        assert_eq!(models.in_flight(), 2);
+        assert_eq!(
+            models.try_enter().unwrap_err(),
+            Overloaded {
+                retry_after: Duration::from_secs(3)
+            }
+        );
+        drop(a);
+        assert!(models.try_enter().is_ok());
+    }
+
+    #[test]
+    fn clients_without_regions_serve_every_region_and_breakers_are_per_target() {
+        let models = Models::new(Arc::new(Never), BedrockSettings::default());
+        let a = ModelTarget {
+            model: "m".into(),
+            region: Some("eu-west-1".into()),
+        };
+        let b = ModelTarget {
+            model: "m".into(),
+            region: None,
+        };
+        assert!(Arc::ptr_eq(
+            &models.client(Some("eu-west-1")),
+            &models.client(None)
+        ));
+        assert!(!Arc::ptr_eq(&models.breaker(&a), &models.breaker(&b)));
+        assert!(Arc::ptr_eq(&models.breaker(&a), &models.breaker(&a)));
+        let labels: Vec<String> = models
+            .breaker_states()
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert_eq!(labels, ["-/m", "eu-west-1/m"]);
+    }
+}
