@@ -84,7 +84,15 @@ pub async fn execute(
 ) -> Result<(JobResult, Outcome), (RunFailure, Outcome)> {
     let mut outcome = Outcome::default();
     let started = std::time::Instant::now();
-    let result = match run_job(snapshot, model, limits, job, &mut outcome).await {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        correlation_id = %job.correlation_id,
+        service = %job.service,
+        operation = %job.operation,
+    );
+    let run = run_job(snapshot, model, limits, job, &mut outcome);
+    let result = match tracing::Instrument::instrument(run, span).await {
         Ok(result) => Ok((result, outcome)),
         Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
     };

@@ -497,3 +497,23 @@ async fn metrics_parse_as_prometheus_text_and_readyz_reports_the_database_and_br
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("\"database\":\"down\""), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_in_another_region_gets_a_client_of_its_own_with_the_same_endpoint() {
+    let dir = mappings(&[&format!("{PRIMARY}, region: eu-west-1")], "", "");
+    let gateway = Gateway::start_full(None, dir.path(), bedrock_settings()).await;
+    let reply = classify(&gateway, &envelope()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        gateway.total_calls().await,
+        1,
+        "the derived client reached the emulator"
+    );
+    let (_, metrics) = get_text(&gateway, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "soapgate_model_attempts_total{target=\"eu-west-1/primary-model\",result=\"ok\"} 1"
+        ),
+        "{metrics}"
+    );
+}
