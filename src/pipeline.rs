@@ -512,7 +512,12 @@ pub async fn call_chain<'t>(
             tries += 1;
             outcome.model_calls += 1;
             let started = Instant::now();
-            let answer = client.converse(&target.model, request).await;
+            // Cut here rather than only by the caller's timeout, so a
+            // target that never answers is recorded (attempt, breaker).
+            let answer =
+                tokio::time::timeout_at(policy.deadline, client.converse(&target.model, request))
+                    .await
+                    .unwrap_or_else(|_| Err(deadline_passed()));
             let latency = started.elapsed();
             let result = match &answer {
                 Ok(_) => "ok",
@@ -738,6 +743,53 @@ mod tests {
         assert!(times.iter().all(|t| *t < policy.deadline));
         assert!(Instant::now() <= policy.deadline, "no wait ends past it");
         assert!(started.elapsed() <= Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_never_answers_is_cut_at_the_deadline_and_counts_as_failed() {
+        let breaker = BreakerSettings {
+            window: 1,
+            min_calls: 1,
+            ..BreakerSettings::default()
+        };
+        let hanging = Arc::new(Hanging);
+        let models = Models::new(
+            hanging,
+            BedrockSettings {
+                breaker,
+                ..BedrockSettings::default()
+            },
+        );
+        let policy = policy(3, Duration::from_secs(7));
+        let started = Instant::now();
+        let (result, outcome) = chain(&models, &targets(&["hang"]), &policy).await;
+        assert_eq!(result.unwrap_err().code().as_str(), "MODEL_TIMEOUT");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(7),
+            "at the deadline, not later"
+        );
+        assert_eq!(outcome.attempts.len(), 1);
+        assert_eq!(outcome.attempts[0].result, "MODEL_TIMEOUT");
+        assert_eq!(
+            models.breaker(&targets(&["hang"])[0]).state(),
+            BreakerState::Open,
+            "the hang counted against the target"
+        );
+    }
+
+    /// A client whose calls never end.
+    #[derive(Debug)]
+    struct Hanging;
+
+    impl ModelClient for Hanging {
+        fn converse<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Request,
+        ) -> BoxFuture<'a, Result<Response, ModelError>> {
+            Box::pin(std::future::pending())
+        }
     }
 
     #[tokio::test(start_paused = true)]

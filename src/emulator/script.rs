@@ -387,6 +387,17 @@ rules:
     }
 
     #[test]
+    fn after_is_read_per_rule() {
+        let script = Script::parse(
+            "rules:\n  - after: 2\n    error: { kind: internal_server }\n  - text: ok\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(script.rules[0].after, Some(2));
+        assert_eq!(script.rules[1].after, None);
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_line_and_column() {
         let err = Script::parse("rules:\n  - prompt: x\n    txet: y\n", "s.yaml").unwrap_err();
         assert_eq!((err.line, err.column), (3, 5), "{err}");
