@@ -105,6 +105,7 @@ pub async fn execute(
             models.metrics(),
             &job.service,
             &job.operation,
+            // Jobs carry no tenant yet; their tokens count under `-`.
             None,
             &label,
             outcome,

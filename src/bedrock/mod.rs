@@ -301,3 +301,40 @@ impl ModelClient for BedrockClient {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_bedrockruntime::config::retry::RetryMode as SdkRetryMode;
+
+    #[test]
+    fn retry_settings_reach_the_sdk() {
+        let defaults = BedrockSettings::default().retry_config();
+        assert_eq!(defaults.mode(), SdkRetryMode::Standard);
+        assert_eq!(defaults.max_attempts(), 3);
+        assert_eq!(defaults.max_backoff(), Duration::from_secs(20));
+        let adaptive = BedrockSettings {
+            retry_mode: RetryMode::Adaptive,
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 100,
+            ..BedrockSettings::default()
+        };
+        let config = adaptive.retry_config();
+        assert_eq!(config.mode(), SdkRetryMode::Adaptive);
+        assert_eq!(config.max_attempts(), 5);
+        assert_eq!(config.initial_backoff(), Duration::from_millis(200));
+        // A cap below the base would make no sense: the base wins.
+        assert_eq!(config.max_backoff(), Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_client_for_another_region_keeps_the_rest_of_the_configuration() {
+        let client = BedrockClient::for_endpoint("http://127.0.0.1:9", &BedrockSettings::default());
+        assert_eq!(client.region(), Some("us-east-1"));
+        let other = client.for_region("eu-central-1").expect("a client");
+        assert_eq!(other.region(), Some("eu-central-1"));
+        let debug = format!("{other:?}");
+        assert!(debug.contains("127.0.0.1:9"), "{debug}");
+    }
+}
