@@ -215,6 +215,14 @@ async fn a_5xx_storm_opens_the_breaker_calls_fail_over_and_probes_close_it() {
         (calls_to(&counts, PRIMARY), calls_to(&counts, BACKUP)),
         (7, 7)
     );
+    // The chain moved on from the primary 7 times: 4 failures, 3 skips.
+    let (_, metrics) = get_text(&gateway, "/metrics").await;
+    assert!(
+        metrics.contains(&format!(
+            "soapgate_model_fallbacks_total{{target=\"-/{PRIMARY}\"}} 7"
+        )),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,6 +498,8 @@ async fn metrics_parse_as_prometheus_text_and_readyz_reports_the_database_and_br
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(json["database"], "ok", "{body}");
     assert_eq!(json["breakers"][&target], "closed", "{body}");
+    assert_eq!(json["model_calls_in_flight"], 0, "{body}");
+    assert_eq!(json["max_in_flight"], 256, "{body}");
 
     // A closed database makes the instance unready.
     gateway.store.close().await;

@@ -23,6 +23,9 @@ struct Readiness {
     database: &'static str,
     /// Target (`region/model`) to `closed`, `open` or `half_open`.
     breakers: std::collections::BTreeMap<String, &'static str>,
+    /// Calls doing model work now, and the cap (`bedrock.max_in_flight`).
+    model_calls_in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// 200 when the database answers (or none is configured), 503 when it is
@@ -60,6 +63,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         ready,
         database,
         breakers,
+        model_calls_in_flight: state.model.as_ref().map_or(0, |m| m.in_flight()),
+        max_in_flight: state
+            .model
+            .as_ref()
+            .map_or(0, |m| m.settings().max_in_flight),
     };
     let status = if ready {
         StatusCode::OK
