@@ -167,7 +167,10 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
         max_attempts: 1,
         ..BedrockSettings::default()
     };
-    let model = Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock));
+    let model = Arc::new(soapgate::bedrock::Models::new(
+        Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock)),
+        bedrock.clone(),
+    ));
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let live = Arc::new(
         Live::load(Sources {

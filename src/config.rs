@@ -243,6 +243,14 @@ impl Settings {
         if s.worker.max_attempts == 0 {
             bail!("invalid settings: worker.max_attempts must be at least 1");
         }
+        if s.bedrock.breaker.failure_rate_percent == 0
+            || s.bedrock.breaker.failure_rate_percent > 100
+        {
+            bail!("invalid settings: bedrock.breaker.failure_rate_percent must be 1..=100");
+        }
+        if s.bedrock.max_in_flight == 0 {
+            bail!("invalid settings: bedrock.max_in_flight must be at least 1");
+        }
         if s.queue.kind == QueueKind::Sqs {
             s.queue.sqs.validate().context("invalid settings")?;
         }
@@ -345,6 +353,7 @@ mod tests {
             .extract()
             .expect("soapgate.toml");
         assert_eq!(s.queue, QueueSettings::default());
+        assert_eq!(s.bedrock, BedrockSettings::default());
     }
 
     #[test]

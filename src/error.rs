@@ -68,6 +68,9 @@ pub enum GatewayError {
     /// The job store is missing or failing; the detail is for the log.
     #[error("job queue unavailable: {0}")]
     QueueUnavailable(String),
+    /// Every model-call permit of this instance is taken.
+    #[error("too many model calls in flight")]
+    Overloaded { retry_after: std::time::Duration },
 }
 
 impl GatewayError {
@@ -99,6 +102,7 @@ impl GatewayError {
             GatewayError::Internal(_) => ErrorCode::InternalError,
             GatewayError::UnknownTicket { .. } => ErrorCode::UnknownTicket,
             GatewayError::QueueUnavailable(_) => ErrorCode::QueueUnavailable,
+            GatewayError::Overloaded { .. } => ErrorCode::Overloaded,
         }
     }
 
@@ -118,6 +122,9 @@ impl GatewayError {
             }
             GatewayError::InvalidModelOutput(_) => {
                 "The model's answer did not fit the response the contract promises".to_string()
+            }
+            GatewayError::Overloaded { .. } => {
+                "The facade is at its limit of model calls; retry later".to_string()
             }
             GatewayError::Xml(e) => format!("The request is not acceptable XML: {e}"),
             GatewayError::Invalid(v) => {
@@ -145,6 +152,9 @@ impl GatewayError {
         let mut fault = Fault::new(self.code(), message, correlation_id);
         if let GatewayError::Model(e) = self {
             fault.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
+        }
+        if let GatewayError::Overloaded { retry_after } = self {
+            fault.retry_after_secs = Some(retry_after.as_secs().max(1));
         }
         if let GatewayError::Invalid(violations) = self {
             fault.violations = violations

@@ -13,6 +13,7 @@ pub mod files;
 pub mod http;
 pub mod live;
 pub mod mapping;
+pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod soap;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use soapgate::bedrock::BedrockClient;
+use soapgate::bedrock::{BedrockClient, Models};
 use soapgate::config::{LogFormat, Overrides, QueueKind, Settings, WorkerSettings};
 use soapgate::contract::ContractSet;
 use soapgate::converse::ModelClient;
@@ -413,10 +413,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             stopped(stop_rx.clone()),
         )
         .await?;
+        let metrics = model
+            .as_ref()
+            .map_or_else(|| Arc::new(soapgate::metrics::Metrics::new()), |m| m.metrics().clone());
         let state = AppState {
             live,
             settings: Arc::new(settings),
             model,
+            metrics,
             store,
             job_waker: waker,
         };
@@ -466,7 +470,7 @@ type Workers = (
 async fn start_workers(
     settings: &Settings,
     live: &Arc<Live>,
-    model: &Option<Arc<dyn ModelClient>>,
+    model: &Option<Arc<Models>>,
     store: Option<soapgate::store::Store>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Workers> {
@@ -508,7 +512,7 @@ async fn start_workers(
 async fn start_sqs_workers(
     settings: &Settings,
     live: &Arc<Live>,
-    model: &Option<Arc<dyn ModelClient>>,
+    model: &Option<Arc<Models>>,
     store: soapgate::store::Store,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
@@ -635,7 +639,7 @@ fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
 /// facade still serves contracts; mapped calls then fault.
 async fn model_client(
     settings: &Settings,
-) -> anyhow::Result<(Option<Arc<dyn ModelClient>>, Option<EmulatorHandle>)> {
+) -> anyhow::Result<(Option<Arc<Models>>, Option<EmulatorHandle>)> {
     if settings.emulator {
         let emulator = soapgate::emulator::spawn(None)
             .await
@@ -645,7 +649,8 @@ async fn model_client(
             "EMULATOR MODE: model calls go to the built-in Converse emulator, not to Amazon Bedrock"
         );
         let client = BedrockClient::for_endpoint(emulator.base_url(), &settings.bedrock);
-        return Ok((Some(Arc::new(client)), Some(emulator)));
+        let models = Models::new(Arc::new(client), settings.bedrock.clone());
+        return Ok((Some(Arc::new(models)), Some(emulator)));
     }
     match BedrockClient::from_env(&settings.bedrock).await {
         Ok(client) => {
@@ -653,7 +658,8 @@ async fn model_client(
                 region = client.region().unwrap_or("?"),
                 "model calls go to Amazon Bedrock"
             );
-            Ok((Some(Arc::new(client)), None))
+            let models = Models::new(Arc::new(client), settings.bedrock.clone());
+            Ok((Some(Arc::new(models)), None))
         }
         Err(e) => {
             tracing::warn!(error = %e, "no Bedrock client: mapped operations will fault until AWS is configured (or use --emulator)");

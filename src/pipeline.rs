@@ -6,11 +6,18 @@
 //! operation. Between the two a caller can check auth or enqueue a job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::time::Instant;
+
+use crate::bedrock::Models;
+use crate::bedrock::resilience::{self, backoff, cache};
 use crate::contract::{Contract, ContractSet, Operation, Service, validate_payload};
-use crate::converse::{ModelClient, ModelError, Request, Response};
+use crate::converse::{ModelError, Request, Response};
 use crate::error::GatewayError;
-use crate::mapping::{CallMeta, MappingSet, ModelTarget, RenderError};
+use crate::mapping::{
+    CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
+};
 use crate::soap::{Envelope, SoapVersion, parse_envelope};
 use crate::xml::{self, Charset, Element, Limits};
 
@@ -96,6 +103,7 @@ pub fn prepare(
     let envelope = parse_envelope(doc.root)?;
     if let Some(id) = &envelope.message_id {
         ctx.correlation_id.clone_from(id);
+        tracing::Span::current().record("correlation_id", id.as_str());
     }
     if let Some(transport) = inbound.version
         && transport != envelope.version
@@ -238,15 +246,45 @@ pub struct Attempt {
     pub result: &'static str,
 }
 
+/// The `outcome` label of a finished call for `/metrics`: `ok`,
+/// `degraded`, or the fault code.
+pub fn outcome_label(outcome: &Outcome, fault: Option<&str>) -> String {
+    match (fault, &outcome.degraded) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(_)) => "degraded".to_string(),
+        (None, None) => "ok".to_string(),
+    }
+}
+
+/// Counts a finished call (HTTP or job) and the tokens its model calls
+/// used, by tenant (`-` when none) and model.
+pub fn record_metrics(
+    metrics: &crate::metrics::Metrics,
+    service: &str,
+    operation: &str,
+    tenant: Option<&str>,
+    outcome_label: &str,
+    outcome: &Outcome,
+    elapsed: Duration,
+) {
+    metrics.request(service, operation, outcome_label, elapsed);
+    for a in &outcome.attempts {
+        if a.input_tokens + a.output_tokens > 0 {
+            metrics.tokens(tenant, &a.model, a.input_tokens, a.output_tokens);
+        }
+    }
+}
+
 /// Execute a prepared call: render the Converse request from the mapping,
-/// call the model (the next target of the chain when one fails in a way
-/// another may not), turn the answer into the response payload, repair
-/// invalid answers by telling the model what was wrong, and apply the
-/// mapping's failure policy when nothing valid comes back.
+/// answer from the response cache when the operation has one, call the
+/// model (the next target of the chain when one fails in a way another may
+/// not), turn the answer into the response payload, repair invalid answers
+/// by telling the model what was wrong, and apply the mapping's failure
+/// policy when nothing valid comes back before the deadline.
 pub async fn run(
     prepared: Prepared,
     mappings: &MappingSet,
-    model: Option<&dyn ModelClient>,
+    model: Option<&Models>,
     correlation_id: &str,
     outcome: &mut Outcome,
 ) -> Result<Reply, GatewayError> {
@@ -264,7 +302,7 @@ pub async fn run(
             operation: op.name.clone(),
         });
     };
-    let Some(model) = model else {
+    let Some(models) = model else {
         return Err(GatewayError::Model(ModelError::Other {
             message: "no model client configured".into(),
         }));
@@ -284,15 +322,100 @@ pub async fn run(
     // while the model thinks.
     drop(envelope);
 
+    let policy = plan.call_policy();
+    let one_way = op.is_one_way();
+    if let (Some(_), false) = (policy.cache_ttl, one_way) {
+        for target in &call.targets {
+            if let Some(payload) = models
+                .cache
+                .get(&cache::key(&call.request, Some(target)))
+                .await
+            {
+                models.metrics().cache_lookup("hit");
+                outcome.model = Some(target.model.clone());
+                tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
+                return Ok(Reply::Payload(Arc::unwrap_or_clone(payload)));
+            }
+        }
+        models.metrics().cache_lookup("miss");
+    }
+
+    // Held until the answer is in: the cap counts calls doing model work.
+    let _permit = models.try_enter().map_err(|o| {
+        models.metrics().overloaded();
+        GatewayError::Overloaded {
+            retry_after: o.retry_after,
+        }
+    })?;
+    let settings = models.settings();
+    let deadline = Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline());
+    let chain = ChainPolicy {
+        retry: policy.retry,
+        attempts: settings.max_attempts.max(1),
+        base: settings.initial_backoff(),
+        cap: settings.max_backoff(),
+        deadline,
+    };
+    let answered = tokio::time::timeout_at(
+        deadline,
+        answer(plan, &call, models, &chain, correlation_id, outcome),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        tracing::warn!(correlation_id, "model work cut at the operation's deadline");
+        Err(GatewayError::Model(deadline_passed()))
+    });
+    match answered {
+        Ok(_) if one_way => Ok(Reply::Accepted),
+        Ok((payload, target)) => {
+            let payload = Arc::new(payload);
+            if let Some(ttl) = policy.cache_ttl {
+                let key = cache::key(&call.request, Some(&target));
+                models.cache.put(key, payload.clone(), ttl).await;
+            }
+            if matches!(plan.on_failure(), FailurePolicy::Cache) {
+                let key = cache::key(&call.request, None);
+                models.cache.put_last_good(key, payload.clone()).await;
+            }
+            Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
+        }
+        Err(error) => degrade(plan, models, &call.request, error, correlation_id, outcome).await,
+    }
+}
+
+/// The error of a call cut at its deadline.
+fn deadline_passed() -> ModelError {
+    ModelError::Timeout {
+        message: "the operation's deadline passed".into(),
+    }
+}
+
+/// The valid response payload (and the target that gave it), repairing
+/// invalid answers up to the mapping's limit.
+async fn answer(
+    plan: &OperationPlan,
+    call: &RenderedCall,
+    models: &Models,
+    chain: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(Vec<Element>, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
     let mut repairs = 0;
     loop {
         let request = repaired.as_ref().unwrap_or(&call.request);
-        let response = call_chain(model, &call.targets, request, correlation_id, outcome).await?;
-        let error = match plan.response_from(&call, &response) {
-            Ok(_) if op.is_one_way() => return Ok(Reply::Accepted),
-            Ok(payload) => return Ok(Reply::Payload(payload)),
+        let (response, target) = call_chain(
+            models,
+            &call.targets,
+            request,
+            chain,
+            correlation_id,
+            outcome,
+        )
+        .await?;
+        let error = match plan.response_from(call, &response) {
+            Ok(payload) => return Ok((payload, target.clone())),
             Err(e) => e,
         };
         tracing::warn!(correlation_id, error = %error, repairs, "model answer does not fit the response schema");
@@ -302,73 +425,481 @@ pub async fn run(
             repaired = Some(next);
             continue;
         }
-        if let Some(fallback) = plan.static_response() {
-            outcome.degraded = Some(format!("static: {error}"));
-            return Ok(Reply::Payload(fallback));
-        }
         return Err(GatewayError::InvalidModelOutput(
             error.violations().to_vec(),
         ));
     }
 }
 
-/// One request through the target chain: the first target that answers
-/// wins; errors another target may not share (throttling, timeouts, 5xx)
-/// move on, others stop at once.
-async fn call_chain(
-    model: &dyn ModelClient,
-    targets: &[ModelTarget],
+/// The mapping's failure policy, for model failures (every target failed,
+/// the deadline passed, answers stayed invalid). Other errors pass.
+async fn degrade(
+    plan: &OperationPlan,
+    models: &Models,
     request: &Request,
+    error: GatewayError,
     correlation_id: &str,
     outcome: &mut Outcome,
-) -> Result<Response, GatewayError> {
+) -> Result<Reply, GatewayError> {
+    let code = match &error {
+        GatewayError::Model(e) => e.fault_code(),
+        GatewayError::InvalidModelOutput(_) => "INVALID_MODEL_OUTPUT",
+        _ => return Err(error),
+    };
+    let (policy, payload) = match plan.on_failure() {
+        FailurePolicy::Fault => return Err(error),
+        FailurePolicy::Static(payload) => ("static", payload.clone()),
+        FailurePolicy::Cache => match models.cache.last_good(&cache::key(request, None)).await {
+            Some(payload) => {
+                models.metrics().cache_lookup("last_good");
+                ("cache", Arc::unwrap_or_clone(payload))
+            }
+            None => return Err(error),
+        },
+    };
+    tracing::warn!(correlation_id, policy, code, error = %error, "answering a degraded response");
+    outcome.degraded = Some(format!("{policy}: {code}"));
+    Ok(Reply::Payload(payload))
+}
+
+/// How the chain treats one request: our retries and the deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct ChainPolicy {
+    /// Retry errors the SDK does not retry ([`resilience::retried_by_us`]).
+    pub retry: bool,
+    /// Attempts per target for those errors (first call included).
+    pub attempts: u32,
+    /// Full-jitter backoff: base and cap.
+    pub base: Duration,
+    pub cap: Duration,
+    /// No attempt starts at or after it; no backoff ends after it.
+    pub deadline: Instant,
+}
+
+/// One request through the target chain: the first target that answers
+/// wins. A target whose breaker is open is skipped without a call; errors
+/// another target may not share (throttling after the SDK's retries, 5xx,
+/// timeouts) move on; a refused request or denied access stops at once.
+/// Errors the SDK does not retry are retried here first, on the same
+/// target, with full jitter, while the policy and the deadline allow.
+pub async fn call_chain<'t>(
+    models: &Models,
+    targets: &'t [ModelTarget],
+    request: &Request,
+    policy: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(Response, &'t ModelTarget), GatewayError> {
+    let metrics = models.metrics().clone();
     let mut last = None;
     for target in targets {
-        outcome.model_calls += 1;
-        let started = std::time::Instant::now();
-        let answer = model.converse(&target.model, request).await;
-        outcome.attempts.push(Attempt {
-            model: target.model.clone(),
-            region: None,
-            input_tokens: answer
-                .as_ref()
-                .map_or(0, |r| u64::from(r.usage.input_tokens)),
-            output_tokens: answer
-                .as_ref()
-                .map_or(0, |r| u64::from(r.usage.output_tokens)),
-            latency: started.elapsed(),
-            result: match &answer {
+        let label = resilience::target_label(target);
+        let Ok(permit) = models.breaker(target).try_acquire() else {
+            tracing::warn!(correlation_id, target = %label, "circuit open: target skipped");
+            metrics.fallback(&label);
+            last.get_or_insert(ModelError::ServiceUnavailable {
+                message: format!("circuit breaker of {label} is open"),
+            });
+            continue;
+        };
+        let client = models.client(target.region.as_deref());
+        let region = models.region_of(target);
+        let mut tries = 0u32;
+        let error = loop {
+            if Instant::now() >= policy.deadline {
+                return Err(GatewayError::Model(deadline_passed()));
+            }
+            tries += 1;
+            outcome.model_calls += 1;
+            let started = Instant::now();
+            // Cut here rather than only by the caller's timeout, so a
+            // target that never answers is recorded (attempt, breaker).
+            let answer =
+                tokio::time::timeout_at(policy.deadline, client.converse(&target.model, request))
+                    .await
+                    .unwrap_or_else(|_| Err(deadline_passed()));
+            let latency = started.elapsed();
+            let result = match &answer {
                 Ok(_) => "ok",
                 Err(e) => e.fault_code(),
-            },
-        });
-        match answer {
-            Ok(response) => {
-                let (input, output) = (response.usage.input_tokens, response.usage.output_tokens);
-                outcome.input_tokens += u64::from(input);
-                outcome.output_tokens += u64::from(output);
-                outcome.model = Some(target.model.clone());
-                tracing::info!(
-                    correlation_id,
-                    model = %target.model,
-                    input_tokens = input,
-                    output_tokens = output,
-                    stop_reason = ?response.stop_reason,
-                    "model answered"
-                );
-                return Ok(response);
-            }
-            Err(e) => {
-                tracing::warn!(correlation_id, model = %target.model, error = %e, "model call failed");
-                let next = e.is_retryable();
-                last = Some(e);
-                if !next {
-                    break;
+            };
+            metrics.attempt(&label, result, latency);
+            outcome.attempts.push(Attempt {
+                model: target.model.clone(),
+                region: region.clone(),
+                input_tokens: answer
+                    .as_ref()
+                    .map_or(0, |r| u64::from(r.usage.input_tokens)),
+                output_tokens: answer
+                    .as_ref()
+                    .map_or(0, |r| u64::from(r.usage.output_tokens)),
+                latency,
+                result,
+            });
+            let e = match answer {
+                Ok(response) => {
+                    permit.success();
+                    let (input, output) =
+                        (response.usage.input_tokens, response.usage.output_tokens);
+                    outcome.input_tokens += u64::from(input);
+                    outcome.output_tokens += u64::from(output);
+                    outcome.model = Some(target.model.clone());
+                    tracing::info!(
+                        correlation_id,
+                        model = %target.model,
+                        input_tokens = input,
+                        output_tokens = output,
+                        stop_reason = ?response.stop_reason,
+                        "model answered"
+                    );
+                    return Ok((response, target));
                 }
+                Err(e) => e,
+            };
+            tracing::warn!(correlation_id, model = %target.model, error = %e, tries, "model call failed");
+            if !(policy.retry && resilience::retried_by_us(&e) && tries < policy.attempts) {
+                break e;
             }
+            let wait = backoff::full_jitter(tries, policy.base, policy.cap);
+            if Instant::now() + wait >= policy.deadline {
+                break e;
+            }
+            tokio::time::sleep(wait).await;
+        };
+        if resilience::counts_against_target(&error) {
+            permit.failure();
+        } else {
+            permit.neutral();
         }
+        let next = error.is_retryable();
+        last = Some(error);
+        if !next {
+            break;
+        }
+        metrics.fallback(&label);
     }
     Err(GatewayError::Model(last.unwrap_or(ModelError::Other {
         message: "no model targets".into(),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The chain's timing with a fake client and paused time: our backoff,
+    //! the deadline, breakers skipping targets and probes closing them.
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::bedrock::resilience::BreakerState;
+    use crate::bedrock::{BedrockSettings, BreakerSettings};
+    use crate::converse::{BoxFuture, ModelClient};
+
+    /// How the fake answers the `n`th call (1-based) to a model.
+    type Behaviour = fn(&str, usize) -> Result<(), ModelError>;
+
+    #[derive(Debug)]
+    struct Fake {
+        calls: Mutex<Vec<(String, Instant)>>,
+        behave: Behaviour,
+    }
+
+    impl Fake {
+        fn new(behave: Behaviour) -> Arc<Fake> {
+            Arc::new(Fake {
+                calls: Mutex::new(Vec::new()),
+                behave,
+            })
+        }
+
+        fn times(&self, model: &str) -> Vec<Instant> {
+            let calls = self.calls.lock().unwrap();
+            calls
+                .iter()
+                .filter(|(m, _)| m == model)
+                .map(|(_, t)| *t)
+                .collect()
+        }
+    }
+
+    fn answer() -> Response {
+        serde_json::from_value(serde_json::json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": "hi"}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5}
+        }))
+        .unwrap()
+    }
+
+    impl ModelClient for Fake {
+        fn converse<'a>(
+            &'a self,
+            model_id: &'a str,
+            _request: &'a Request,
+        ) -> BoxFuture<'a, Result<Response, ModelError>> {
+            Box::pin(async move {
+                let n = {
+                    let mut calls = self.calls.lock().unwrap();
+                    calls.push((model_id.to_string(), Instant::now()));
+                    calls.iter().filter(|(m, _)| m == model_id).count()
+                };
+                // A model call takes a moment.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                (self.behave)(model_id, n).map(|()| answer())
+            })
+        }
+    }
+
+    fn models(fake: &Arc<Fake>, breaker: BreakerSettings) -> Models {
+        let settings = BedrockSettings {
+            breaker,
+            ..BedrockSettings::default()
+        };
+        Models::new(fake.clone(), settings)
+    }
+
+    fn targets(ids: &[&str]) -> Vec<ModelTarget> {
+        ids.iter()
+            .map(|m| ModelTarget {
+                model: (*m).to_string(),
+                region: None,
+            })
+            .collect()
+    }
+
+    fn policy(attempts: u32, within: Duration) -> ChainPolicy {
+        ChainPolicy {
+            retry: true,
+            attempts,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(4),
+            deadline: Instant::now() + within,
+        }
+    }
+
+    fn failed() -> ModelError {
+        ModelError::ModelFailed {
+            message: "boom".into(),
+            original_status_code: None,
+        }
+    }
+
+    async fn chain(
+        models: &Models,
+        targets: &[ModelTarget],
+        policy: &ChainPolicy,
+    ) -> (Result<String, GatewayError>, Outcome) {
+        let mut outcome = Outcome::default();
+        let request = Request::user_text("x");
+        let result = call_chain(models, targets, &request, policy, "c", &mut outcome)
+            .await
+            .map(|(_, t)| t.model.clone());
+        (result, outcome)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_the_sdk_leaves_alone_are_retried_with_capped_full_jitter() {
+        let fake = Fake::new(|_, n| if n <= 3 { Err(failed()) } else { Ok(()) });
+        let models = models(&fake, BreakerSettings::default());
+        let (result, outcome) = chain(
+            &models,
+            &targets(&["a"]),
+            &policy(4, Duration::from_secs(60)),
+        )
+        .await;
+        assert_eq!(result.unwrap(), "a");
+        let times = fake.times("a");
+        assert_eq!(times.len(), 4);
+        // Waits after the 1st, 2nd, 3rd failure: at most 1 s, 2 s, 4 s
+        // (plus the 10 ms call).
+        for (i, ceiling) in [1u64, 2, 4].into_iter().enumerate() {
+            let gap = times[i + 1] - times[i];
+            assert!(
+                gap <= Duration::from_millis(ceiling * 1000 + 10),
+                "retry {}: {gap:?}",
+                i + 1
+            );
+        }
+        let results: Vec<&str> = outcome.attempts.iter().map(|a| a.result).collect();
+        assert_eq!(results, ["MODEL_ERROR", "MODEL_ERROR", "MODEL_ERROR", "ok"]);
+        assert_eq!(outcome.input_tokens, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_starts_past_the_deadline() {
+        let fake = Fake::new(|_, _| {
+            Err(ModelError::ModelTimeout {
+                message: "slow".into(),
+            })
+        });
+        let models = models(&fake, BreakerSettings::default());
+        let policy = policy(1_000, Duration::from_secs(10));
+        let started = Instant::now();
+        let (result, _) = chain(&models, &targets(&["a"]), &policy).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.code().as_str(), "MODEL_TIMEOUT");
+        let times = fake.times("a");
+        assert!(times.len() > 2, "{} calls", times.len());
+        assert!(times.iter().all(|t| *t < policy.deadline));
+        assert!(Instant::now() <= policy.deadline, "no wait ends past it");
+        assert!(started.elapsed() <= Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_never_answers_is_cut_at_the_deadline_and_counts_as_failed() {
+        let breaker = BreakerSettings {
+            window: 1,
+            min_calls: 1,
+            ..BreakerSettings::default()
+        };
+        let hanging = Arc::new(Hanging);
+        let models = Models::new(
+            hanging,
+            BedrockSettings {
+                breaker,
+                ..BedrockSettings::default()
+            },
+        );
+        let policy = policy(3, Duration::from_secs(7));
+        let started = Instant::now();
+        let (result, outcome) = chain(&models, &targets(&["hang"]), &policy).await;
+        assert_eq!(result.unwrap_err().code().as_str(), "MODEL_TIMEOUT");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(7),
+            "at the deadline, not later"
+        );
+        assert_eq!(outcome.attempts.len(), 1);
+        assert_eq!(outcome.attempts[0].result, "MODEL_TIMEOUT");
+        assert_eq!(
+            models.breaker(&targets(&["hang"])[0]).state(),
+            BreakerState::Open,
+            "the hang counted against the target"
+        );
+    }
+
+    /// A client whose calls never end.
+    #[derive(Debug)]
+    struct Hanging;
+
+    impl ModelClient for Hanging {
+        fn converse<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Request,
+        ) -> BoxFuture<'a, Result<Response, ModelError>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_retry_the_chain_moves_on_at_once() {
+        let fake = Fake::new(|m, _| if m == "a" { Err(failed()) } else { Ok(()) });
+        let models = models(&fake, BreakerSettings::default());
+        let mut policy = policy(5, Duration::from_secs(60));
+        policy.retry = false;
+        let (result, outcome) = chain(&models, &targets(&["a", "b"]), &policy).await;
+        assert_eq!(result.unwrap(), "b");
+        assert_eq!((fake.times("a").len(), fake.times("b").len()), (1, 1));
+        assert_eq!(outcome.model_calls, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_and_denied_requests_stop_the_chain() {
+        let fake = Fake::new(|m, _| {
+            if m == "a" {
+                Err(ModelError::AccessDenied {
+                    message: "no".into(),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let models = models(&fake, BreakerSettings::default());
+        let (result, _) = chain(
+            &models,
+            &targets(&["a", "b"]),
+            &policy(3, Duration::from_secs(60)),
+        )
+        .await;
+        assert_eq!(result.unwrap_err().code().as_str(), "MODEL_ACCESS_DENIED");
+        assert_eq!(fake.times("b").len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_skips_its_target_and_probes_close_it() {
+        // "a" has a 5xx storm for its first 4 calls, then recovers.
+        let fake = Fake::new(|m, n| {
+            if m == "a" && n <= 4 {
+                Err(ModelError::InternalServer {
+                    message: "down".into(),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        let breaker = BreakerSettings {
+            window: 4,
+            min_calls: 4,
+            failure_rate_percent: 50,
+            open_ms: 30_000,
+            half_open_probes: 2,
+        };
+        let models = models(&fake, breaker);
+        let chain_targets = targets(&["a", "b"]);
+        let run = || async {
+            let (result, _) =
+                chain(&models, &chain_targets, &policy(1, Duration::from_secs(60))).await;
+            result.unwrap()
+        };
+        for _ in 0..4 {
+            assert_eq!(run().await, "b");
+        }
+        assert_eq!(
+            models.breaker(&chain_targets[0]).state(),
+            BreakerState::Open
+        );
+        for _ in 0..3 {
+            assert_eq!(run().await, "b");
+        }
+        assert_eq!(fake.times("a").len(), 4, "not touched while open");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(run().await, "a", "first probe");
+        assert_eq!(
+            models.breaker(&chain_targets[0]).state(),
+            BreakerState::HalfOpen
+        );
+        assert_eq!(run().await, "a", "second probe");
+        assert_eq!(
+            models.breaker(&chain_targets[0]).state(),
+            BreakerState::Closed
+        );
+        assert_eq!((fake.times("a").len(), fake.times("b").len()), (6, 7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_breaker_is_open_the_call_fails_at_once_as_unavailable() {
+        let fake = Fake::new(|_, _| {
+            Err(ModelError::ServiceUnavailable {
+                message: "down".into(),
+            })
+        });
+        let breaker = BreakerSettings {
+            window: 2,
+            min_calls: 2,
+            failure_rate_percent: 50,
+            open_ms: 30_000,
+            half_open_probes: 1,
+        };
+        let models = models(&fake, breaker);
+        let t = targets(&["a"]);
+        for _ in 0..2 {
+            let _ = chain(&models, &t, &policy(1, Duration::from_secs(60))).await;
+        }
+        let started = Instant::now();
+        let (result, outcome) = chain(&models, &t, &policy(1, Duration::from_secs(60))).await;
+        assert_eq!(result.unwrap_err().code().as_str(), "MODEL_UNAVAILABLE");
+        assert_eq!(outcome.model_calls, 0);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
 }

@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::bedrock::Models;
 use crate::config::WorkerSettings;
-use crate::converse::ModelClient;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply};
@@ -58,6 +58,7 @@ impl RunFailure {
         let fault = err.to_fault(correlation_id);
         let (retryable, retry_after) = match err {
             GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
+            GatewayError::Overloaded { retry_after } => (true, Some(*retry_after)),
             _ => (false, None),
         };
         RunFailure {
@@ -77,20 +78,46 @@ impl RunFailure {
 /// failure policy. The dispatched operation must be the job's `operation`.
 pub async fn execute(
     snapshot: &Snapshot,
-    model: Option<&dyn ModelClient>,
+    model: Option<&Models>,
     limits: &Limits,
     job: &Job,
 ) -> Result<(JobResult, Outcome), (RunFailure, Outcome)> {
     let mut outcome = Outcome::default();
-    match run_job(snapshot, model, limits, job, &mut outcome).await {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        correlation_id = %job.correlation_id,
+        service = %job.service,
+        operation = %job.operation,
+    );
+    let run = run_job(snapshot, model, limits, job, &mut outcome);
+    let result = match tracing::Instrument::instrument(run, span).await {
         Ok(result) => Ok((result, outcome)),
         Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
+    };
+    if let Some(models) = model {
+        let (label, outcome) = match &result {
+            Ok((_, o)) => (pipeline::outcome_label(o, None), o),
+            Err((f, o)) => (f.failure.fault_code.clone(), o),
+        };
+        pipeline::record_metrics(
+            models.metrics(),
+            &job.service,
+            &job.operation,
+            // Jobs carry no tenant yet; their tokens count under `-`.
+            None,
+            &label,
+            outcome,
+            started.elapsed(),
+        );
     }
+    result
 }
 
 async fn run_job(
     snapshot: &Snapshot,
-    model: Option<&dyn ModelClient>,
+    model: Option<&Models>,
     limits: &Limits,
     job: &Job,
     outcome: &mut Outcome,
@@ -198,7 +225,7 @@ impl std::fmt::Debug for WorkerPool {
 struct Inner {
     store: Store,
     live: Arc<Live>,
-    model: Option<Arc<dyn ModelClient>>,
+    model: Option<Arc<Models>>,
     settings: WorkerSettings,
     limits: Limits,
     wake: Arc<Notify>,
@@ -211,7 +238,7 @@ impl WorkerPool {
     pub fn new(
         store: Store,
         live: Arc<Live>,
-        model: Option<Arc<dyn ModelClient>>,
+        model: Option<Arc<Models>>,
         settings: WorkerSettings,
         limits: Limits,
     ) -> WorkerPool {

@@ -352,8 +352,11 @@ fn error_script(kind: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_converse_error_kind_becomes_its_documented_fault() {
     let mut problems = Vec::new();
+    // ClassifyInvoice's static fallback answers model failures too; the
+    // chain part below needs the faults themselves.
+    let mappings = fault_policy_mappings();
     for case in ERROR_CASES {
-        let gateway = Gateway::start(Some(&error_script(case.kind))).await;
+        let gateway = Gateway::start_with(Some(&error_script(case.kind)), mappings.path()).await;
         let (s, text) = sample("SupportDesk", "SummarizeTicket");
         for (version, envelope, soap_code) in [
             (Version::V11, text.clone(), "Server"),
@@ -404,7 +407,7 @@ async fn every_converse_error_kind_becomes_its_documented_fault() {
         let fault = reply.fault();
         if fault.sg_code != case.code {
             problems.push(format!(
-                "{} via the chain: {} (a static fallback covers invalid answers, not model errors)",
+                "{} via the chain: {} (with on_failure: fault the model's error is the fault)",
                 case.kind, fault.sg_code
             ));
         }
@@ -591,6 +594,31 @@ async fn answers_that_stay_invalid_without_a_fallback_are_an_invalid_model_outpu
     assert_eq!(gateway.total_calls().await, 2);
 }
 
+/// The example mappings with ClassifyInvoice's static fallback replaced
+/// by `on_failure: fault`, for tests of the faults model failures become
+/// (the static fallback answers those too, marked degraded).
+fn fault_policy_mappings() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut replaced = false;
+    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let mut text = std::fs::read_to_string(&path).expect("mapping");
+            if let (Some(start), Some(end)) = (
+                text.find("    on_failure:\n      static:\n        classification:"),
+                text.find("    # Flat columns of soapgate_results"),
+            ) {
+                text.replace_range(start..end, "    on_failure: fault\n");
+                replaced = true;
+            }
+            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
+                .expect("writing a mapping");
+        }
+    }
+    assert!(replaced, "ClassifyInvoice's static fallback was not found");
+    dir
+}
+
 /// The example mappings with every `mode: async` request-response
 /// operation made sync, to test what a run does without a worker.
 fn sync_mappings() -> tempfile::TempDir {
@@ -705,9 +733,12 @@ async fn a_hanging_model_becomes_a_timeout_fault_after_the_chain() {
         read_timeout_ms: 300,
         ..e2e_support::bedrock_settings()
     };
+    // With the example's static fallback the caller would get a degraded
+    // answer; the fault is what this test is about.
+    let mappings = fault_policy_mappings();
     let gateway = Gateway::start_full(
         Some("rules:\n  - delay_ms: 5000\n"),
-        &repo_root().join("mappings"),
+        mappings.path(),
         settings,
     )
     .await;

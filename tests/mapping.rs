@@ -733,7 +733,7 @@ fn load_error_unknown_field() {
         load_errors(&yaml),
         vec![
             "m.yaml:6:5: unknown field `promt`, expected one of mode, idempotency_key, model, \
-             input, system, prompt, output, repair_attempts, on_failure, results"
+             input, system, prompt, output, repair_attempts, on_failure, cache, results"
         ]
     );
 }
@@ -842,6 +842,46 @@ operations:
             "m.yaml:9:13: SubmitInvoiceBatch is one-way (no response): remove `output`",
             "m.yaml:10:17: SubmitInvoiceBatch is one-way: it has no response to fall back to",
         ]
+    );
+}
+
+#[test]
+fn load_error_resilience_settings() {
+    let yaml = "service: InvoiceService
+operations:
+  SubmitInvoiceBatch:
+    model:
+      targets: [ { model: m, region: eu-west-1 } ]
+      retry: false
+      deadline_ms: 0
+    prompt: x
+    on_failure: cache
+    cache: { ttl_secs: 0 }
+";
+    assert_eq!(
+        load_errors(yaml),
+        vec![
+            "m.yaml:9:17: SubmitInvoiceBatch is one-way: it has no response to fall back to",
+            "m.yaml:7:20: deadline_ms must be at least 1",
+            "m.yaml:10:24: ttl_secs must be at least 1 (leave `cache` out to disable caching)",
+        ]
+    );
+    let unknown =
+        format!("{GOOD_HEAD}      retries: 3\n    prompt: x\n    output: {{ structured: true }}\n");
+    let errors = load_errors(&unknown);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("m.yaml:6:7: unknown field `retries`"),
+        "{errors:?}"
+    );
+    let policy = "fault, cache or static";
+    let bad = format!(
+        "{GOOD_HEAD}    prompt: x\n    output: {{ structured: true }}\n    on_failure: stale\n"
+    );
+    let errors = load_errors(&bad);
+    assert!(
+        errors.len() == 1 && errors[0].starts_with("m.yaml:8:17:") && errors[0].contains("`cache`"),
+        "{policy}: {errors:?}"
     );
 }
 

@@ -87,6 +87,9 @@ struct ExampleOp {
     rules: Vec<Rule>,
     /// Every target model of the operation's mapping.
     models: Vec<String>,
+    /// The mapping's failure policy is `fault`: a failing model is a fault
+    /// (a static or cached fallback would answer instead, degraded).
+    faults_on_failure: bool,
 }
 
 /// One check on the values a client reads at `path` (names of the response
@@ -181,6 +184,10 @@ fn example_ops(app: &TestApp, examples: &Path) -> Vec<ExampleOp> {
                 },
                 rules,
                 models: plan.targets().iter().map(|t| t.model.clone()).collect(),
+                faults_on_failure: matches!(
+                    plan.on_failure(),
+                    soapgate::mapping::FailurePolicy::Fault
+                ),
             });
         }
     }
@@ -394,10 +401,14 @@ fn services(ops: &[ExampleOp]) -> Vec<String> {
 }
 
 /// The model whose throttling the second run shows: the one that is the
-/// only target of the most request-response operations.
+/// only target of the most request-response operations that answer a
+/// failing model with a fault.
 fn throttled_model(ops: &[ExampleOp]) -> Option<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for op in ops.iter().filter(|o| o.expect == Expect::Response) {
+    for op in ops
+        .iter()
+        .filter(|o| o.expect == Expect::Response && o.faults_on_failure)
+    {
         if let [only] = op.models.as_slice() {
             *counts.entry(only.as_str()).or_default() += 1;
         }
@@ -462,7 +473,11 @@ impl Fixture {
         );
         let throttled_ops: Vec<ExampleOp> = ops
             .iter()
-            .filter(|o| o.expect == Expect::Response && o.models.iter().all(|m| *m == model))
+            .filter(|o| {
+                o.expect == Expect::Response
+                    && o.faults_on_failure
+                    && o.models.iter().all(|m| *m == model)
+            })
             .map(|o| ExampleOp {
                 expect: Expect::Fault("MODEL_THROTTLED".into()),
                 ..o.clone()

@@ -219,8 +219,50 @@ struct Rig {
     stop: watch::Sender<bool>,
 }
 
+/// The example mappings with TriageTicket's static fallback replaced by
+/// `on_failure: fault`.
+fn fault_policy_mappings() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut replaced = false;
+    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let mut text = std::fs::read_to_string(&path).expect("mapping");
+            if let (Some(start), Some(end)) = (
+                text.find("    on_failure:\n      static:\n        TriageTicketResult:"),
+                text.find("\n  # Text output"),
+            ) {
+                text.replace_range(start..end, "    on_failure: fault\n");
+                replaced = true;
+            }
+            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
+                .expect("writing a mapping");
+        }
+    }
+    assert!(replaced, "TriageTicket's static fallback was not found");
+    dir
+}
+
 impl Rig {
     async fn start(test: &str, kind: Kind, script: Option<&str>, max_attempts: u32) -> Option<Rig> {
+        Rig::start_with(
+            test,
+            kind,
+            script,
+            max_attempts,
+            &repo_root().join("mappings"),
+        )
+        .await
+    }
+
+    /// Like [`Rig::start`], with the mappings of `mappings_dir`.
+    async fn start_with(
+        test: &str,
+        kind: Kind,
+        script: Option<&str>,
+        max_attempts: u32,
+        mappings_dir: &std::path::Path,
+    ) -> Option<Rig> {
         let moto = Moto::start(test)?;
         let db = TestDb::create(kind, test).await?;
         let client = sqs_client(&moto.url);
@@ -253,13 +295,16 @@ impl Rig {
         let model = BedrockClient::for_endpoint(emulator.base_url(), &bedrock);
         let live = Live::load(Sources {
             wsdl_dir: repo_root().join("wsdl"),
-            mappings_dir: repo_root().join("mappings"),
+            mappings_dir: mappings_dir.to_path_buf(),
         })
         .expect("contracts and mappings load");
         let executor: Arc<dyn JobExecutor> = Arc::new(PipelineExecutor::new(
             store.clone(),
             Arc::new(live),
-            Some(Arc::new(model)),
+            Some(Arc::new(soapgate::bedrock::Models::new(
+                Arc::new(model),
+                bedrock.clone(),
+            ))),
             Limits::default(),
         ));
         let settings = SqsSettings {
@@ -429,7 +474,12 @@ async fn a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq(ki
     let test = "a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq";
     let script = "rules:\n  - error: { kind: service_unavailable, message: down for good }\n";
     let attempts = 3;
-    let Some(rig) = Rig::start(test, kind, Some(script), attempts).await else {
+    // The example's TriageTicket answers model failures with its static
+    // fallback (a DONE job, marked degraded); failing for good is what
+    // this test is about.
+    let mappings = fault_policy_mappings();
+    let Some(rig) = Rig::start_with(test, kind, Some(script), attempts, mappings.path()).await
+    else {
         return;
     };
     let id = rig.enqueue("fails-1", JobSource::OneWay).await;

@@ -26,6 +26,30 @@ fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The example mappings with ClassifyInvoice's static fallback replaced
+/// by `on_failure: fault`.
+fn fault_policy_mappings() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut replaced = false;
+    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let mut text = std::fs::read_to_string(&path).expect("mapping");
+            if let (Some(start), Some(end)) = (
+                text.find("    on_failure:\n      static:\n        classification:"),
+                text.find("    # Flat columns of soapgate_results"),
+            ) {
+                text.replace_range(start..end, "    on_failure: fault\n");
+                replaced = true;
+            }
+            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
+                .expect("writing a mapping");
+        }
+    }
+    assert!(replaced, "ClassifyInvoice's static fallback was not found");
+    dir
+}
+
 /// A bare ClassifyInvoice request payload (what a batch job inserts).
 pub(crate) fn classify_payload(number: &str, vendor: &str) -> String {
     format!(
@@ -57,6 +81,16 @@ struct Running {
 
 impl Running {
     async fn start(db: &TestDb, script: Option<&str>, settings: WorkerSettings) -> Running {
+        Running::start_with(db, script, settings, &repo_root().join("mappings")).await
+    }
+
+    /// Like [`Running::start`], with the mappings of `mappings_dir`.
+    async fn start_with(
+        db: &TestDb,
+        script: Option<&str>,
+        settings: WorkerSettings,
+        mappings_dir: &std::path::Path,
+    ) -> Running {
         let script = script.map(|s| Script::parse(s, "worker-test.yaml").expect("script"));
         let emulator = emulator::spawn(script).await.expect("emulator");
         let bedrock = BedrockSettings {
@@ -67,10 +101,13 @@ impl Running {
             initial_backoff_ms: 10,
             ..BedrockSettings::default()
         };
-        let model = Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock));
+        let model = Arc::new(soapgate::bedrock::Models::new(
+            Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock)),
+            bedrock.clone(),
+        ));
         let live = Live::load(Sources {
             wsdl_dir: repo_root().join("wsdl"),
-            mappings_dir: repo_root().join("mappings"),
+            mappings_dir: mappings_dir.to_path_buf(),
         })
         .expect("example contracts and mappings load");
         let store = Store::connect(&db.url).await.expect("store");
@@ -352,7 +389,11 @@ rules:
     error: { kind: access_denied }
 "#;
     let settings = fast_settings();
-    let running = Running::start(&db, Some(script), settings.clone()).await;
+    // The example's ClassifyInvoice answers model failures with its static
+    // fallback (a DONE job, marked degraded); the retries and the final
+    // FAILED are what this test is about.
+    let mappings = fault_policy_mappings();
+    let running = Running::start_with(&db, Some(script), settings.clone(), mappings.path()).await;
     let mut ids: Vec<(&str, JobId)> = Vec::new();
     for vendor in ["Flaky Vendor", "Broken Vendor", "Denied Vendor"] {
         let id = running

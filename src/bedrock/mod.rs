@@ -7,11 +7,15 @@
 //! credentials; `AWS_REGION`; `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` and
 //! `AWS_ENDPOINT_URL`), converts our [`crate::converse`] model to the SDK's
 //! builders by hand (`convert.rs`) and the SDK's errors to
-//! [`ModelError`] (`errors.rs`). Transport retries are the SDK's standard
-//! mode; fallback chains and output retries live above the trait.
+//! [`ModelError`] (`errors.rs`). Transport retries are the SDK's (standard
+//! or adaptive mode); [`resilience`] holds what the SDK does not do: one
+//! client per region, our own retries with full jitter, circuit breakers,
+//! the response cache, the last-good store and the in-flight cap, all
+//! behind [`Models`]. The fallback chain itself runs in `pipeline`.
 
 mod convert;
 mod errors;
+pub mod resilience;
 
 use std::fmt;
 use std::time::Duration;
@@ -23,6 +27,7 @@ use aws_sdk_bedrockruntime::config::{Credentials, Region};
 use serde::{Deserialize, Serialize};
 
 use crate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
+pub use resilience::{BreakerSettings, Models};
 
 /// How to reach Bedrock. Everything is optional: unset values come from the
 /// standard AWS chain or the defaults below.
@@ -41,10 +46,42 @@ pub struct BedrockSettings {
     pub read_timeout_ms: u64,
     /// The whole call, retries included.
     pub operation_timeout_ms: u64,
-    /// Attempts per call in the SDK's standard retry mode (1 = no retries).
+    /// The SDK's retry mode: `standard` (exponential backoff with jitter
+    /// and a retry quota) or `adaptive` (standard plus client-side rate
+    /// limiting when throttled).
+    pub retry_mode: RetryMode,
+    /// Attempts per call in the SDK's retry mode (1 = no retries); also the
+    /// attempts per target of our own retries of the errors the SDK does
+    /// not retry (model timeout, model error, a dropped connection).
     pub max_attempts: u32,
-    /// Base of the SDK's exponential backoff between attempts.
+    /// Base of the exponential backoff between attempts (the SDK's and
+    /// ours).
     pub initial_backoff_ms: u64,
+    /// Longest backoff between two attempts (the SDK's and ours).
+    pub max_backoff_ms: u64,
+    /// The default deadline of an operation's model work (every target,
+    /// retry and repair); a mapping's `model.deadline_ms` overrides it.
+    pub deadline_ms: u64,
+    /// Model calls in flight per instance; beyond it calls get an
+    /// `OVERLOADED` fault at once.
+    pub max_in_flight: usize,
+    /// The `RetryAfterSeconds` hint of an `OVERLOADED` fault.
+    pub overload_retry_after_secs: u64,
+    /// The circuit breaker of each target.
+    pub breaker: BreakerSettings,
+    /// Entries of the response cache (operations with `cache:`).
+    pub cache_entries: u64,
+    /// Entries of the last-good store (operations with `on_failure: cache`).
+    pub last_good_entries: u64,
+}
+
+/// The SDK's retry strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    #[default]
+    Standard,
+    Adaptive,
 }
 
 impl Default for BedrockSettings {
@@ -55,8 +92,16 @@ impl Default for BedrockSettings {
             connect_timeout_ms: 3_000,
             read_timeout_ms: 60_000,
             operation_timeout_ms: 120_000,
+            retry_mode: RetryMode::Standard,
             max_attempts: 3,
             initial_backoff_ms: 1_000,
+            max_backoff_ms: 20_000,
+            deadline_ms: 120_000,
+            max_in_flight: 256,
+            overload_retry_after_secs: 1,
+            breaker: BreakerSettings::default(),
+            cache_entries: 10_000,
+            last_good_entries: 10_000,
         }
     }
 }
@@ -71,9 +116,27 @@ impl BedrockSettings {
     }
 
     fn retry_config(&self) -> RetryConfig {
-        RetryConfig::standard()
+        let config = match self.retry_mode {
+            RetryMode::Standard => RetryConfig::standard(),
+            RetryMode::Adaptive => RetryConfig::adaptive(),
+        };
+        config
             .with_max_attempts(self.max_attempts.max(1))
             .with_initial_backoff(Duration::from_millis(self.initial_backoff_ms))
+            .with_max_backoff(self.max_backoff())
+    }
+
+    /// Longest wait between two attempts (never below the initial backoff).
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms.max(self.initial_backoff_ms))
+    }
+
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms)
+    }
+
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms.max(1))
     }
 }
 
@@ -170,11 +233,6 @@ impl BedrockClient {
         }
     }
 
-    /// The region calls go to.
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
-    }
-
     async fn call(&self, model_id: &str, request: &Request) -> Result<Response, ModelError> {
         let input = convert::to_sdk(request)?;
         let started = std::time::Instant::now();
@@ -221,5 +279,62 @@ impl ModelClient for BedrockClient {
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Response, ModelError>> {
         Box::pin(self.call(model_id, request))
+    }
+
+    fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// The same configuration (credentials, endpoint, timeouts, retries)
+    /// with another region.
+    fn for_region(&self, region: &str) -> Option<std::sync::Arc<dyn ModelClient>> {
+        let config = self
+            .client
+            .config()
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .build();
+        Some(std::sync::Arc::new(BedrockClient {
+            client: aws_sdk_bedrockruntime::Client::from_conf(config),
+            region: Some(region.to_string()),
+            endpoint_url: self.endpoint_url.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_bedrockruntime::config::retry::RetryMode as SdkRetryMode;
+
+    #[test]
+    fn retry_settings_reach_the_sdk() {
+        let defaults = BedrockSettings::default().retry_config();
+        assert_eq!(defaults.mode(), SdkRetryMode::Standard);
+        assert_eq!(defaults.max_attempts(), 3);
+        assert_eq!(defaults.max_backoff(), Duration::from_secs(20));
+        let adaptive = BedrockSettings {
+            retry_mode: RetryMode::Adaptive,
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 100,
+            ..BedrockSettings::default()
+        };
+        let config = adaptive.retry_config();
+        assert_eq!(config.mode(), SdkRetryMode::Adaptive);
+        assert_eq!(config.max_attempts(), 5);
+        assert_eq!(config.initial_backoff(), Duration::from_millis(200));
+        // A cap below the base would make no sense: the base wins.
+        assert_eq!(config.max_backoff(), Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_client_for_another_region_keeps_the_rest_of_the_configuration() {
+        let client = BedrockClient::for_endpoint("http://127.0.0.1:9", &BedrockSettings::default());
+        assert_eq!(client.region(), Some("us-east-1"));
+        let other = client.for_region("eu-central-1").expect("a client");
+        assert_eq!(other.region(), Some("eu-central-1"));
+        let debug = format!("{other:?}");
+        assert!(debug.contains("127.0.0.1:9"), "{debug}");
     }
 }

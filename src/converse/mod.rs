@@ -32,8 +32,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Something that answers Converse requests: the Bedrock client in
 /// production, the same client pointed at the emulator in tests.
 ///
-/// Implementations do their own transport-level retries (the SDK's standard
-/// mode); callers layer fallback and invalid-output retries on top.
+/// Implementations do their own transport-level retries (the SDK's retry
+/// mode); callers layer their own retries, fallback and invalid-output
+/// repairs on top.
 pub trait ModelClient: Send + Sync + fmt::Debug {
     /// Sends one Converse call for `model_id` (a model id, inference
     /// profile id or ARN).
@@ -42,6 +43,17 @@ pub trait ModelClient: Send + Sync + fmt::Debug {
         model_id: &'a str,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Response, ModelError>>;
+
+    /// The region this client calls, when it knows.
+    fn region(&self) -> Option<&str> {
+        None
+    }
+
+    /// A client like this one for another region; `None` when the client
+    /// has no regions (a test double): the caller then uses this one.
+    fn for_region(&self, _region: &str) -> Option<std::sync::Arc<dyn ModelClient>> {
+        None
+    }
 }
 
 /// Base64 (standard alphabet, padded) for binary fields, as the wire uses.

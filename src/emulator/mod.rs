@@ -165,7 +165,25 @@ impl Emulator {
                 answer: Answer::Default,
             };
         };
-        let Some(index) = script.find(model_id, &request.prompt_text()) else {
+        if counters.rule_hits.len() < script.rules.len() {
+            counters.rule_hits.resize(script.rules.len(), 0);
+        }
+        // The first matching rule decides, except that a rule with `after:
+        // N` lets its first N matching calls fall through to later rules.
+        let prompt = request.prompt_text();
+        let mut chosen = None;
+        for (index, rule) in script.rules.iter().enumerate() {
+            if !rule.matches(model_id, &prompt) {
+                continue;
+            }
+            counters.rule_hits[index] += 1;
+            if rule.after.is_some_and(|n| counters.rule_hits[index] <= n) {
+                continue;
+            }
+            chosen = Some(index);
+            break;
+        }
+        let Some(index) = chosen else {
             return Plan {
                 delay: None,
                 rule: None,
@@ -173,10 +191,6 @@ impl Emulator {
             };
         };
         let rule = &script.rules[index];
-        if counters.rule_hits.len() < script.rules.len() {
-            counters.rule_hits.resize(script.rules.len(), 0);
-        }
-        counters.rule_hits[index] += 1;
         let hit = counters.rule_hits[index];
         let answer = match &rule.fail_first {
             Some(fail) if hit <= fail.times => Answer::Error(fail.error.clone()),

@@ -16,6 +16,9 @@
 //!     error: { kind: access_denied, message: "not subscribed" }
 //!   - prompt: "hello"
 //!     text: "Hi there"
+//!   - model: "flaky-later"            # answers twice, then fails
+//!     after: 2
+//!     error: { kind: internal_server }
 //! ```
 
 use std::fmt;
@@ -45,6 +48,9 @@ pub(crate) struct Rule {
     pub(crate) answer: Answer,
     pub(crate) delay: Option<Duration>,
     pub(crate) fail_first: Option<FailFirst>,
+    /// The first `after` matching calls pass this rule by (later rules,
+    /// or the default, answer them).
+    pub(crate) after: Option<u64>,
 }
 
 /// What a matching rule answers once its `fail_first` calls are used up.
@@ -116,6 +122,7 @@ struct RuleFile {
     error: Option<ErrorFile>,
     delay_ms: Option<u64>,
     fail_first: Option<FailFirstFile>,
+    after: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +280,7 @@ impl Script {
                 answer,
                 delay: rule.delay_ms.map(Duration::from_millis),
                 fail_first,
+                after: rule.after,
             });
         }
         Ok(Script { rules })
@@ -283,6 +291,7 @@ impl Script {
         self.rules.len()
     }
 
+    #[cfg(test)]
     /// The index of the first rule matching the call.
     pub(crate) fn find(&self, model_id: &str, prompt: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.matches(model_id, prompt))
@@ -375,6 +384,17 @@ rules:
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn after_is_read_per_rule() {
+        let script = Script::parse(
+            "rules:\n  - after: 2\n    error: { kind: internal_server }\n  - text: ok\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(script.rules[0].after, Some(2));
+        assert_eq!(script.rules[1].after, None);
     }
 
     #[test]

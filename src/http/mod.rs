@@ -1,8 +1,9 @@
 //! The HTTP edge: the axum router for `/soap/{service}` (calls, `?wsdl`,
-//! `?xsd=`) and `/healthz`. The only module that knows HTTP: it turns
+//! `?xsd=`), `/healthz`, `/readyz` and `/metrics` (`ops.rs`). The only module that knows HTTP: it turns
 //! requests into [`crate::pipeline`] calls and results into responses.
 
 mod media;
+mod ops;
 mod publish;
 mod soap;
 
@@ -13,11 +14,13 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::bedrock::Models;
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
 use crate::live::{Live, Sources};
 use crate::mapping::MappingSet;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What every handler shares.
@@ -26,9 +29,12 @@ pub struct AppState {
     /// The contracts being served; each call takes one snapshot.
     pub live: Arc<Live>,
     pub settings: Arc<Settings>,
-    /// Where model calls go; `None` when no model is configured (calls to
-    /// mapped operations then fault with MODEL_UNAVAILABLE).
-    pub model: Option<Arc<dyn ModelClient>>,
+    /// Where model calls go (clients per region, breakers, caches, the
+    /// in-flight cap); `None` when no model is configured (calls to mapped
+    /// operations then fault with MODEL_UNAVAILABLE).
+    pub model: Option<Arc<Models>>,
+    /// What `/metrics` shows; the model layer reports into the same one.
+    pub metrics: Arc<Metrics>,
     /// The job store async and one-way calls are queued in; `None`: they
     /// fault with QUEUE_UNAVAILABLE.
     pub store: Option<Store>,
@@ -49,14 +55,24 @@ impl AppState {
             live: Arc::new(Live::from_set(contracts, mappings, sources)),
             settings: Arc::new(settings),
             model: None,
+            metrics: Arc::new(Metrics::new()),
             store: None,
             job_waker: None,
         }
     }
 
-    /// The same state, sending model calls to `model`.
-    pub fn with_model(mut self, model: Arc<dyn ModelClient>) -> AppState {
-        self.model = Some(model);
+    /// The same state, sending model calls to `model` (the client of the
+    /// default region) through a model layer built from the settings.
+    pub fn with_model(self, model: Arc<dyn ModelClient>) -> AppState {
+        let models =
+            Models::with_metrics(model, self.settings.bedrock.clone(), self.metrics.clone());
+        self.with_models(Arc::new(models))
+    }
+
+    /// The same state, with this model layer (shared with workers).
+    pub fn with_models(mut self, models: Arc<Models>) -> AppState {
+        self.metrics = models.metrics().clone();
+        self.model = Some(models);
         self
     }
 
@@ -80,6 +96,8 @@ pub fn router(state: AppState) -> Router {
             get(publish::get_service).post(soap::post_call),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .with_state(state)
 }
 

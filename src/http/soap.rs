@@ -10,6 +10,7 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tracing::Instrument;
 
 use super::AppState;
 use super::media::{ContentType, soap_action};
@@ -32,6 +33,15 @@ pub(crate) async fn post_call(
     let mut ctx = CallContext::new(&service, transport);
 
     let mut outcome = Outcome::default();
+    // The correlation id is recorded as soon as it is known (the
+    // envelope's MessageID, else the generated one); the tenant once
+    // authenticated.
+    let span = tracing::info_span!(
+        "soap_call",
+        service = %service,
+        correlation_id = %ctx.correlation_id,
+        tenant = tracing::field::Empty,
+    );
     let result = call(
         &state,
         &headers,
@@ -40,7 +50,22 @@ pub(crate) async fn post_call(
         &mut ctx,
         &mut outcome,
     )
+    .instrument(span.clone())
     .await;
+    if let Some(tenant) = &ctx.tenant {
+        span.record("tenant", tenant.as_str());
+    }
+    let _entered = span.enter();
+    let label = pipeline::outcome_label(&outcome, result.as_ref().err().map(|e| e.code().as_str()));
+    pipeline::record_metrics(
+        &state.metrics,
+        &ctx.service,
+        ctx.operation.as_deref().unwrap_or("-"),
+        ctx.tenant.as_deref(),
+        &label,
+        &outcome,
+        started.elapsed(),
+    );
     let response = match result {
         Ok(Reply::Payload(payload)) => {
             let headers = outcome

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
@@ -26,7 +27,9 @@ use super::shape::{Shape, shape};
 use super::spec::{
     FailureSpec, InputSpec, MappingFile, ModeSpec, OperationSpec, OutputSpec, YamlValue, locate,
 };
-use super::{FailurePolicy, MappingError, MappingSet, Mode, ModelTarget, OperationPlan};
+use super::{
+    CallPolicy, FailurePolicy, MappingError, MappingSet, Mode, ModelTarget, OperationPlan,
+};
 use crate::contract::xsd::{SchemaSet, TypeId};
 use crate::contract::{Contract, ContractSet, Operation, Style, validate_payload};
 use crate::converse::{GuardrailConfig, GuardrailTrace, InferenceConfig, ToolSpec};
@@ -304,6 +307,14 @@ impl Cx<'_> {
             None => FailurePolicy::Fault,
             Some(f) => match &f.value {
                 FailureSpec::Fault => FailurePolicy::Fault,
+                FailureSpec::Cache if op.is_one_way() => {
+                    self.error(
+                        &f.referenced,
+                        format!("{} is one-way: it has no response to fall back to", op.name),
+                    );
+                    FailurePolicy::Fault
+                }
+                FailureSpec::Cache => FailurePolicy::Cache,
                 FailureSpec::Static(v) => match (&response_shape, &op.output) {
                     (Some(rs), Some(out)) => self
                         .static_response(set, rs, out, v)
@@ -318,6 +329,8 @@ impl Cx<'_> {
                 },
             },
         };
+
+        let call_policy = self.call_policy(spec);
 
         if self.errors.len() > before {
             return None;
@@ -352,8 +365,38 @@ impl Cx<'_> {
             output,
             repair_attempts,
             on_failure,
+            call_policy,
             result_columns,
         })
+    }
+
+    /// `model.retry`, `model.deadline_ms` and `cache.ttl_secs`.
+    fn call_policy(&mut self, spec: &OperationSpec) -> CallPolicy {
+        let model = &spec.model.value;
+        let deadline = match &model.deadline_ms {
+            Some(d) if d.value == 0 => {
+                self.error(&d.referenced, "deadline_ms must be at least 1");
+                None
+            }
+            Some(d) => Some(Duration::from_millis(d.value)),
+            None => None,
+        };
+        let cache_ttl = match &spec.cache {
+            Some(c) if c.value.ttl_secs.value == 0 => {
+                self.error(
+                    &c.value.ttl_secs.referenced,
+                    "ttl_secs must be at least 1 (leave `cache` out to disable caching)",
+                );
+                None
+            }
+            Some(c) => Some(Duration::from_secs(c.value.ttl_secs.value)),
+            None => None,
+        };
+        CallPolicy {
+            retry: model.retry.as_ref().is_none_or(|r| r.value),
+            deadline,
+            cache_ttl,
+        }
     }
 
     /// Flat result columns: a name the store accepts and a path to a simple

@@ -18,7 +18,7 @@
 //! Pure: no I/O (the caller reads the files), nothing async; it does not
 //! call models, retry or fall back — the pipeline does, with what the plan
 //! provides ([`OperationPlan::targets`], [`OperationPlan::repair_attempts`],
-//! [`OperationPlan::static_response`]).
+//! [`OperationPlan::on_failure`], [`OperationPlan::call_policy`]).
 
 mod compile;
 pub mod json_schema;
@@ -106,14 +106,29 @@ pub struct ModelTarget {
     pub region: Option<String>,
 }
 
-/// What happens when the model's answer stays invalid after the repair
-/// attempts.
+/// What happens when no valid answer comes back: every target failed, the
+/// deadline passed, or the answer stayed invalid after the repair attempts.
 #[derive(Debug, Clone)]
 pub enum FailurePolicy {
-    /// Answer a fault (`INVALID_MODEL_OUTPUT`).
+    /// Answer the fault of the failure (`MODEL_*`, `INVALID_MODEL_OUTPUT`).
     Fault,
+    /// Answer the last good response to the same request, kept by the
+    /// model layer; a fault when there is none.
+    Cache,
     /// Answer this response (validated at load).
     Static(Vec<Element>),
+}
+
+/// How the model layer treats an operation's calls: its own retries, the
+/// deadline and the response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallPolicy {
+    /// Retry errors the SDK does not retry (`model.retry`, default true).
+    pub retry: bool,
+    /// `model.deadline_ms`; `None`: the configured default.
+    pub deadline: Option<std::time::Duration>,
+    /// `cache.ttl_secs`; `None`: answers are not cached.
+    pub cache_ttl: Option<std::time::Duration>,
 }
 
 /// Facts about the call that templates and request metadata may use.
@@ -218,6 +233,7 @@ pub struct OperationPlan {
     pub(crate) output: output::OutputPlan,
     pub(crate) repair_attempts: u32,
     pub(crate) on_failure: FailurePolicy,
+    pub(crate) call_policy: CallPolicy,
     pub(crate) result_columns: Vec<ResultColumn>,
 }
 
@@ -342,8 +358,13 @@ impl OperationPlan {
     pub fn static_response(&self) -> Option<Vec<Element>> {
         match &self.on_failure {
             FailurePolicy::Static(els) => Some(els.clone()),
-            FailurePolicy::Fault => None,
+            FailurePolicy::Fault | FailurePolicy::Cache => None,
         }
+    }
+
+    /// Retries, deadline and caching of this operation's model calls.
+    pub fn call_policy(&self) -> CallPolicy {
+        self.call_policy
     }
 
     /// True for a WSDL one-way operation (no response).

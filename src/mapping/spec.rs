@@ -84,6 +84,10 @@ pub(crate) struct OperationSpec {
     pub(crate) repair_attempts: Option<Spanned<u32>>,
     #[serde(default)]
     pub(crate) on_failure: Option<Spanned<FailureSpec>>,
+    /// `cache: { ttl_secs: N }`: answers kept and reused for identical
+    /// requests.
+    #[serde(default)]
+    pub(crate) cache: Option<Spanned<CacheSpec>>,
     /// What else goes into `soapgate_results` for jobs of this operation.
     #[serde(default)]
     pub(crate) results: Option<Spanned<ResultsSpec>>,
@@ -98,10 +102,25 @@ pub(crate) struct ResultsSpec {
     pub(crate) columns: Entries<Spanned<String>>,
 }
 
+/// `cache: { ttl_secs: N }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CacheSpec {
+    pub(crate) ttl_secs: Spanned<u64>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelSpec {
     pub(crate) targets: Spanned<Vec<Spanned<TargetSpec>>>,
+    /// Retry the errors the SDK does not (model timeout, model error, a
+    /// connection dropped after sending) with jittered backoff. Default on.
+    #[serde(default)]
+    pub(crate) retry: Option<Spanned<bool>>,
+    /// The whole model part of a call (targets, retries, repairs) ends by
+    /// then; default: `bedrock.deadline_ms`.
+    #[serde(default)]
+    pub(crate) deadline_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub(crate) max_tokens: Option<Spanned<u32>>,
     #[serde(default)]
@@ -193,10 +212,11 @@ pub(crate) struct OutputSpec {
     pub(crate) fill: Entries<Spanned<YamlValue>>,
 }
 
-/// `on_failure: fault` or `on_failure: {static: ...}`.
+/// `on_failure: fault`, `on_failure: cache` or `on_failure: {static: ...}`.
 #[derive(Debug)]
 pub(crate) enum FailureSpec {
     Fault,
+    Cache,
     Static(Spanned<YamlValue>),
 }
 
@@ -206,13 +226,14 @@ impl<'de> Deserialize<'de> for FailureSpec {
         impl<'de> Visitor<'de> for V_ {
             type Value = FailureSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("`fault` or a mapping `static: <response>`")
+                f.write_str("`fault`, `cache` or a mapping `static: <response>`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<FailureSpec, E> {
                 match s {
                     "fault" => Ok(FailureSpec::Fault),
+                    "cache" => Ok(FailureSpec::Cache),
                     other => Err(E::custom(format!(
-                        "unknown failure policy `{other}`, expected `fault` or `static:`"
+                        "unknown failure policy `{other}`, expected `fault`, `cache` or `static:`"
                     ))),
                 }
             }

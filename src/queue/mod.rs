@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::converse::{BoxFuture, ModelClient};
+use crate::bedrock::Models;
+use crate::converse::BoxFuture;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::soap::SoapVersion;
@@ -69,7 +70,7 @@ pub struct Admission {
 /// client: the same `prepare` and `run` as an HTTP call.
 pub struct PipelineExecutor {
     live: Arc<Live>,
-    model: Option<Arc<dyn ModelClient>>,
+    model: Option<Arc<Models>>,
     limits: Limits,
     store: Store,
     /// The snapshot generation whose result columns exist in the store.
@@ -80,7 +81,7 @@ impl PipelineExecutor {
     pub fn new(
         store: Store,
         live: Arc<Live>,
-        model: Option<Arc<dyn ModelClient>>,
+        model: Option<Arc<Models>>,
         limits: Limits,
     ) -> PipelineExecutor {
         PipelineExecutor {

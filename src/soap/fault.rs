@@ -80,6 +80,9 @@ pub enum ErrorCode {
     /// An async or one-way call could not be queued (no job store is
     /// configured, or it is unreachable); nothing was recorded.
     QueueUnavailable,
+    /// This instance is at its cap of model calls in flight; the detail
+    /// carries a retry hint. Nothing reached the model.
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -108,6 +111,7 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::UnknownTicket => "UNKNOWN_TICKET",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            ErrorCode::Overloaded => "OVERLOADED",
         }
     }
 
@@ -116,7 +120,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 21] = [
+    const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -138,6 +142,9 @@ impl ErrorCode {
         ErrorCode::ModelUnavailable,
         ErrorCode::InvalidModelOutput,
         ErrorCode::InternalError,
+        ErrorCode::UnknownTicket,
+        ErrorCode::QueueUnavailable,
+        ErrorCode::Overloaded,
     ];
 
     /// Whose fault it is, in SOAP terms.
@@ -148,6 +155,7 @@ impl ErrorCode {
             ErrorCode::NotMapped
             | ErrorCode::InternalError
             | ErrorCode::QueueUnavailable
+            | ErrorCode::Overloaded
             | ErrorCode::ModelRejectedRequest
             | ErrorCode::ModelAccessDenied
             | ErrorCode::ModelNotFound

@@ -39,8 +39,12 @@ pub fn envelope(version: SoapVersion, headers: Vec<Element>, payload: Vec<Elemen
 /// The header block on a degraded response: the answer is not the model's
 /// own (a static fallback, a cached answer), and why.
 ///
+/// `reason` is `policy: CODE` (the failure policy that answered and the
+/// fault code the call would otherwise have ended in); both are also given
+/// as attributes, for clients that read attributes more easily than text.
+///
 /// ```xml
-/// <sg:Degraded xmlns:sg="urn:soapgate:v1">static: the model's answer breaks 1 schema rule(s)</sg:Degraded>
+/// <sg:Degraded xmlns:sg="urn:soapgate:v1" policy="static" reason="MODEL_THROTTLED">static: MODEL_THROTTLED</sg:Degraded>
 /// ```
 pub fn degraded_header(reason: &str) -> Element {
     let mut el = Element::new(QName::new(SOAPGATE_NS, "Degraded"));
@@ -49,6 +53,15 @@ pub fn degraded_header(reason: &str) -> Element {
         prefix: "sg".into(),
         uri: SOAPGATE_NS.into(),
     });
+    if let Some((policy, code)) = reason.split_once(": ") {
+        for (name, value) in [("policy", policy), ("reason", code)] {
+            el.attrs.push(crate::xml::Attribute {
+                name: QName::local(name),
+                prefix: None,
+                value: value.to_string(),
+            });
+        }
+    }
     el.push_text(reason);
     el
 }

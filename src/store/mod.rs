@@ -22,6 +22,7 @@
 mod jobs;
 mod outbox;
 mod polling;
+mod stats;
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +44,7 @@ pub use jobs::{
 };
 pub use outbox::{JobClaim, OutboxEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
+pub use stats::JobStats;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,103 @@
+//! Operations endpoints: `/readyz` (is this instance able to serve: the
+//! database answers; each target's breaker state, for information) and
+//! `/metrics` (Prometheus text exposition of [`crate::metrics`], with the
+//! scrape-time gauges filled first).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+
+/// How long a scrape or readiness check waits for the database.
+const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize)]
+struct Readiness {
+    ready: bool,
+    /// `ok`, `down` or `none` (no job store configured: sync calls only).
+    database: &'static str,
+    /// Target (`region/model`) to `closed`, `open` or `half_open`.
+    breakers: std::collections::BTreeMap<String, &'static str>,
+    /// Calls doing model work now, and the cap (`bedrock.max_in_flight`).
+    model_calls_in_flight: usize,
+    max_in_flight: usize,
+}
+
+/// 200 when the database answers (or none is configured), 503 when it is
+/// down. Open breakers do not make the instance unready: every instance
+/// calls the same models, so taking this one out of a load balancer would
+/// not help, and fallbacks and failure policies still answer; they are
+/// reported so an operator sees them.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let database = match &state.store {
+        None => "none",
+        Some(store) => match tokio::time::timeout(DB_CHECK_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => "ok",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: the database does not answer");
+                "down"
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the database did not answer in time");
+                "down"
+            }
+        },
+    };
+    let breakers = state
+        .model
+        .as_ref()
+        .map(|m| {
+            m.breaker_states()
+                .into_iter()
+                .map(|(target, s)| (target, s.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ready = database != "down";
+    let body = Readiness {
+        ready,
+        database,
+        breakers,
+        model_calls_in_flight: state.model.as_ref().map_or(0, |m| m.in_flight()),
+        max_in_flight: state
+            .model
+            .as_ref()
+            .map_or(0, |m| m.settings().max_in_flight),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The metrics, in the OpenMetrics text format (which Prometheus reads).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(models) = &state.model {
+        let breakers: Vec<(String, i64)> = models
+            .breaker_states()
+            .into_iter()
+            .map(|(t, s)| (t, s.as_gauge()))
+            .collect();
+        state.metrics.set_model_state(&breakers, models.in_flight());
+    }
+    if let Some(store) = &state.store {
+        match tokio::time::timeout(DB_CHECK_TIMEOUT, store.job_stats()).await {
+            Ok(Ok(stats)) => state.metrics.set_jobs(&stats.by_status, stats.queue_depth),
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: reading job counts failed"),
+            Err(_) => tracing::warn!("metrics: reading job counts timed out"),
+        }
+    }
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,290 @@
+//! The instance's Prometheus metrics, kept in a `prometheus-client`
+//! registry owned by this value (not a process-global recorder), so each
+//! app in a test process has its own and `/metrics` renders exactly one
+//! instance. Counters and histograms are updated where things happen
+//! (`pipeline`, `http`); gauges of state that lives elsewhere (breakers,
+//! jobs, queue depth) are set by the scrape itself just before encoding.
+//!
+//! Metric names are part of the product (dashboards are built on them):
+//! never rename one.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    operation: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    service: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    target: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    tenant: String,
+    model: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn seconds_histogram() -> Histogram {
+    // 5 ms .. ~80 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Everything `/metrics` shows.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: HistogramFamily<OperationLabels>,
+    attempts: Family<AttemptLabels, Counter>,
+    attempt_seconds: HistogramFamily<TargetLabels>,
+    fallbacks: Family<TargetLabels, Counter>,
+    breaker_state: Family<TargetLabels, Gauge>,
+    cache: Family<KindLabels, Counter>,
+    overloaded: Counter,
+    in_flight: Gauge,
+    tokens: Family<TokenLabels, Counter>,
+    jobs: Family<StatusLabels, Gauge>,
+    queue_depth: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("soapgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "SOAP calls and jobs answered, by service, operation and outcome (ok, degraded, or the fault code)",
+            requests.clone(),
+        );
+        let request_seconds: HistogramFamily<OperationLabels> =
+            Family::new_with_constructor(seconds_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time to answer a call, from the first byte read to the answer",
+            request_seconds.clone(),
+        );
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "model_attempts",
+            "Model calls, by target (region/model) and result (ok or the fault code)",
+            attempts.clone(),
+        );
+        let attempt_seconds: HistogramFamily<TargetLabels> =
+            Family::new_with_constructor(seconds_histogram);
+        registry.register(
+            "model_attempt_duration_seconds",
+            "Time of one model call (the SDK's own retries included)",
+            attempt_seconds.clone(),
+        );
+        let fallbacks = Family::<TargetLabels, Counter>::default();
+        registry.register(
+            "model_fallbacks",
+            "Times the chain moved on from a target (failed or breaker open)",
+            fallbacks.clone(),
+        );
+        let breaker_state = Family::<TargetLabels, Gauge>::default();
+        registry.register(
+            "breaker_state",
+            "Circuit breaker per target: 0 closed, 1 open, 2 half-open",
+            breaker_state.clone(),
+        );
+        let cache = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Response cache lookups: hit, miss, or last_good (a degraded answer from the last-good store)",
+            cache.clone(),
+        );
+        let overloaded = Counter::default();
+        registry.register(
+            "overloaded",
+            "Calls refused with OVERLOADED because the in-flight cap was reached",
+            overloaded.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "model_in_flight",
+            "Calls holding a model permit now",
+            in_flight.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "tokens",
+            "Model tokens by tenant (- when none), model and direction (input, output)",
+            tokens.clone(),
+        );
+        let jobs = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "jobs",
+            "Jobs in the store by status (at scrape time)",
+            jobs.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Jobs waiting to run: QUEUED jobs plus unclaimed polling-table requests (at scrape time)",
+            queue_depth.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            attempts,
+            attempt_seconds,
+            fallbacks,
+            breaker_state,
+            cache,
+            overloaded,
+            in_flight,
+            tokens,
+            jobs,
+            queue_depth,
+        }
+    }
+
+    /// One call answered.
+    pub fn request(&self, service: &str, operation: &str, outcome: &str, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&OperationLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// One model call.
+    pub fn attempt(&self, target: &str, result: &str, elapsed: Duration) {
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                target: target.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.attempt_seconds
+            .get_or_create(&TargetLabels {
+                target: target.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The chain moved on from `target`.
+    pub fn fallback(&self, target: &str) {
+        self.fallbacks
+            .get_or_create(&TargetLabels {
+                target: target.to_string(),
+            })
+            .inc();
+    }
+
+    /// `kind`: `hit`, `miss` or `last_good`.
+    pub fn cache_lookup(&self, kind: &str) {
+        self.cache
+            .get_or_create(&KindLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn overloaded(&self) {
+        self.overloaded.inc();
+    }
+
+    pub fn tokens(&self, tenant: Option<&str>, model: &str, input: u64, output: u64) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    tenant: tenant.unwrap_or("-").to_string(),
+                    model: model.to_string(),
+                    direction: direction.to_string(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Scrape-time state: breakers, calls in flight.
+    pub fn set_model_state(&self, breakers: &[(String, i64)], in_flight: usize) {
+        for (target, state) in breakers {
+            self.breaker_state
+                .get_or_create(&TargetLabels {
+                    target: target.clone(),
+                })
+                .set(*state);
+        }
+        self.in_flight
+            .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+    }
+
+    /// Scrape-time state: jobs by status and the queue depth.
+    pub fn set_jobs(&self, by_status: &[(String, i64)], queue_depth: i64) {
+        self.jobs.clear();
+        for (status, n) in by_status {
+            self.jobs
+                .get_or_create(&StatusLabels {
+                    status: status.clone(),
+                })
+                .set(*n);
+        }
+        self.queue_depth.set(queue_depth);
+    }
+
+    /// The text exposition (OpenMetrics, which Prometheus reads).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
