@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::bedrock::BedrockSettings;
 use crate::queue::sqs::SqsSettings;
+use crate::tenants::{TenancySettings, TenantSettings};
 use crate::xml::Limits;
 
 pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
@@ -46,6 +47,11 @@ pub struct Settings {
     /// The job workers (`soapgate worker`, and `soapgate serve` unless
     /// disabled).
     pub worker: WorkerSettings,
+    /// `[[tenants]]`: who may call what (docs/tenants.md). None: every
+    /// call is anonymous and nothing is limited, as without this section.
+    pub tenants: Vec<TenantSettings>,
+    /// `[tenancy]`: how tenant credentials are checked, prices, audit.
+    pub tenancy: TenancySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -178,6 +184,8 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             queue: QueueSettings::default(),
             worker: WorkerSettings::default(),
+            tenants: Vec::new(),
+            tenancy: TenancySettings::default(),
         }
     }
 }
@@ -197,6 +205,8 @@ const KEYS: &[&str] = &[
     "database",
     "queue",
     "worker",
+    "tenants",
+    "tenancy",
 ];
 
 /// Command-line values that override the file and the environment.
@@ -329,6 +339,8 @@ mod tests {
             "log_format",
             "queue",
             "worker",
+            "tenants",
+            "tenancy",
         ] {
             assert!(
                 KEYS.contains(&key),

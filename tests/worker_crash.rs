@@ -54,6 +54,7 @@ async fn crash_midway(kind: Kind) {
                     payload: payload(n),
                     idempotency_key: Some(format!("crash-key-{n}")),
                     source: JobSource::Queue,
+                    tenant: None,
                 })
                 .await
                 .expect("enqueue");

@@ -80,6 +80,16 @@ pub enum ErrorCode {
     /// An async or one-way call could not be queued (no job store is
     /// configured, or it is unreachable); nothing was recorded.
     QueueUnavailable,
+    /// Tenants are configured and the call carried no credentials, or
+    /// credentials that do not check out (which part failed is logged,
+    /// never said).
+    AuthenticationFailed,
+    /// The authenticated tenant may not call this operation.
+    NotAuthorised,
+    /// The tenant is over its request rate; the detail carries a retry hint.
+    RateLimited,
+    /// The tenant's token budget for the day or month is used up.
+    BudgetExhausted,
 }
 
 impl ErrorCode {
@@ -108,6 +118,10 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::UnknownTicket => "UNKNOWN_TICKET",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
+            ErrorCode::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            ErrorCode::NotAuthorised => "NOT_AUTHORISED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
         }
     }
 
@@ -116,7 +130,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 21] = [
+    const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -138,6 +152,10 @@ impl ErrorCode {
         ErrorCode::ModelUnavailable,
         ErrorCode::InvalidModelOutput,
         ErrorCode::InternalError,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::NotAuthorised,
+        ErrorCode::RateLimited,
+        ErrorCode::BudgetExhausted,
     ];
 
     /// Whose fault it is, in SOAP terms.

@@ -17,11 +17,13 @@
 //! database's own timestamps, because batch jobs read them.
 //!
 //! This module knows nothing of SOAP, mappings or workers: it stores and
-//! hands out strings. `jobs` holds the queue, `polling` the legacy tables.
+//! hands out strings. `jobs` holds the queue, `polling` the legacy tables,
+//! `tenants` the budgets, usage rows and audit trail.
 
 mod jobs;
 mod outbox;
 mod polling;
+mod tenants;
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +45,7 @@ pub use jobs::{
 };
 pub use outbox::{JobClaim, OutboxEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
+pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
