@@ -58,7 +58,7 @@ async fn credentials_that_do_not_check_out_never_reach_the_model() {
     assert!(a.ok(), "{a:?}");
     assert_eq!(gw.model_calls().await, 1);
 
-    let refused: Vec<(&str, String, Vec<(&str, String)>)> = vec![
+    let refused: Vec<Refused> = vec![
         ("replayed nonce", good.clone(), vec![]),
         (
             "stale Created",
@@ -169,6 +169,9 @@ async fn credentials_that_do_not_check_out_never_reach_the_model() {
     assert_eq!(usage.iter().map(|u| u.calls).sum::<i64>(), 4, "{usage:?}");
     assert!(usage.iter().all(|u| u.tenant == "acme"), "{usage:?}");
 }
+
+/// What is wrong, the envelope, extra HTTP headers.
+type Refused = (&'static str, String, Vec<(&'static str, String)>);
 
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
