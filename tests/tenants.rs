@@ -411,3 +411,142 @@ async fn without_tenants_calls_stay_anonymous_and_unrecorded() {
             .is_empty()
     );
 }
+
+async fn accounting_works_on(kind: Kind, test: &str) {
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let store = soapgate::store::Store::connect(&db.url)
+        .await
+        .expect("store");
+    let usage = soapgate::store::UsageRow {
+        at_ms: 1_000,
+        tenant: Some("acme".into()),
+        service: "S".into(),
+        operation: "Op".into(),
+        model: "m".into(),
+        input_tokens: 3,
+        output_tokens: 4,
+        cost_micros: 5,
+        latency_ms: 6,
+        outcome: "ok".into(),
+        correlation_id: "c".into(),
+    };
+    let audit = soapgate::store::AuditRow {
+        at_ms: 1_000,
+        tenant: Some("acme".into()),
+        principal: None,
+        source: "http".into(),
+        service: "S".into(),
+        operation: None,
+        correlation_id: "c".into(),
+        job_id: None,
+        outcome: "ok".into(),
+        payload_sha256: Some("0".repeat(64)),
+        request_text: None,
+        response_text: None,
+    };
+    let charge = soapgate::store::Charge {
+        tenant: "acme".into(),
+        day: "2026-01-02".into(),
+        month: "2026-01".into(),
+        tokens: 7,
+    };
+    // Concurrent charges all count: the upsert adds in the database.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (store, usage, audit, charge) =
+            (store.clone(), usage.clone(), audit.clone(), charge.clone());
+        tasks.push(tokio::spawn(async move {
+            store.record_call(&[usage], Some(&charge), &audit).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("record");
+    }
+    let used = store
+        .budget_used("acme", &["2026-01-02", "2026-01", "2026-02"])
+        .await
+        .expect("used");
+    assert_eq!(used, vec![56, 56, 0], "{kind:?}");
+    let totals = store.usage_totals(0, Some("acme")).await.expect("totals");
+    assert_eq!(totals.len(), 1, "{kind:?}");
+    assert_eq!(
+        (
+            totals[0].calls,
+            totals[0].input_tokens,
+            totals[0].output_tokens,
+            totals[0].cost_micros
+        ),
+        (8, 24, 32, 40),
+        "{kind:?}"
+    );
+    assert!(
+        store
+            .usage_totals(2_000, None)
+            .await
+            .expect("totals")
+            .is_empty()
+    );
+    // The audit trail is append-only in the database itself.
+    assert_eq!(
+        db_support::scalar(&db, "SELECT COUNT(*) FROM soapgate_audit").await,
+        8
+    );
+    let url = db.url.clone();
+    let refused = match kind {
+        Kind::Sqlite => {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&url).await.expect("conn");
+            sqlx::query("UPDATE soapgate_audit SET outcome = 'x'")
+                .execute(&mut c)
+                .await
+                .is_err()
+                && sqlx::query("DELETE FROM soapgate_audit")
+                    .execute(&mut c)
+                    .await
+                    .is_err()
+        }
+        Kind::Postgres => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&url).await.expect("conn");
+            sqlx::query("UPDATE soapgate_audit SET outcome = 'x'")
+                .execute(&mut c)
+                .await
+                .is_err()
+                && sqlx::query("DELETE FROM soapgate_audit")
+                    .execute(&mut c)
+                    .await
+                    .is_err()
+        }
+        Kind::MariaDb => {
+            use sqlx::Connection;
+            let mut c = sqlx::MySqlConnection::connect(&url).await.expect("conn");
+            sqlx::query("UPDATE soapgate_audit SET outcome = 'x'")
+                .execute(&mut c)
+                .await
+                .is_err()
+                && sqlx::query("DELETE FROM soapgate_audit")
+                    .execute(&mut c)
+                    .await
+                    .is_err()
+        }
+    };
+    assert!(refused, "{kind:?}: audit rows could be changed");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_on_sqlite() {
+    accounting_works_on(Kind::Sqlite, "accounting (sqlite)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_on_postgres() {
+    accounting_works_on(Kind::Postgres, "accounting (postgres)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounting_on_mariadb() {
+    accounting_works_on(Kind::MariaDb, "accounting (mariadb)").await;
+}
