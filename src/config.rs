@@ -360,6 +360,34 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_tenant_example_parses_once_uncommented() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let text = std::fs::read_to_string(&file).expect("soapgate.toml");
+        let start = text.find("# [[tenants]]").expect("a tenant example");
+        let example: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s: Settings = Figment::new()
+            .merge(Toml::string(&example))
+            .extract()
+            .expect("the example is valid settings");
+        assert_eq!(s.tenants.len(), 1);
+        assert_eq!(s.tenants[0].credentials.len(), 3);
+        assert_eq!(s.tenants[0].requests_per_minute, Some(600));
+        assert_eq!(s.tenancy.prices.len(), 1);
+        assert_eq!(s.tenancy.created_max_age_secs, 300);
+        let unknown = Figment::new()
+            .merge(Toml::string(
+                "[[tenants]]\nname = \"a\"\n[[tenants.credentials]]\nscheme = \"basic\"\n\
+                 username = \"u\"\npassword_hash = \"h\"\npassword = \"p\"\n",
+            ))
+            .extract::<Settings>();
+        assert!(unknown.is_err(), "unknown credential keys are refused");
+    }
+
+    #[test]
     fn an_sqs_queue_is_configured_in_its_own_table() {
         let s: Settings = Figment::new()
             .merge(Toml::string(
