@@ -627,7 +627,7 @@ async fn start_workers(
         None => connect_store(settings).await?,
     };
     if settings.queue.kind == QueueKind::Sqs {
-        return start_sqs_workers(settings, live, model, store, stopped)
+        return start_sqs_workers(settings, live, model, store, tenants, stopped)
             .await
             .map(|task| (Some(task), None));
     }
@@ -659,18 +659,22 @@ async fn start_sqs_workers(
     live: &Arc<Live>,
     model: &Option<Arc<dyn ModelClient>>,
     store: soapgate::store::Store,
+    tenants: Option<Arc<Tenants>>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let queue = SqsQueue::from_env(&settings.queue.sqs)
         .await
         .context("queue.kind = \"sqs\"")?;
     tracing::info!(?queue, "SQS queue");
-    let executor = Arc::new(PipelineExecutor::new(
-        store.clone(),
-        live.clone(),
-        model.clone(),
-        settings.xml.clone(),
-    ));
+    let executor = Arc::new(
+        PipelineExecutor::new(
+            store.clone(),
+            live.clone(),
+            model.clone(),
+            settings.xml.clone(),
+        )
+        .with_tenants(tenants.clone()),
+    );
     let consumer = Arc::new(Consumer::new(
         store.clone(),
         queue.clone(),

@@ -55,7 +55,7 @@ pub struct RunFailure {
 }
 
 impl RunFailure {
-    fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
+    pub fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
         let fault = err.to_fault(correlation_id);
         let (retryable, retry_after) = match err {
             GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
@@ -184,7 +184,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, hint: Option<Duratio
 /// Whether a job may run for its tenant: a known tenant (polling-table rows
 /// name theirs; an HTTP job carries its caller's), allowed the operation,
 /// within its budgets.
-async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), GatewayError> {
+pub async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), GatewayError> {
     let Some(tenant) = job.tenant.as_deref().filter(|t| tenants.knows(t)) else {
         return Err(GatewayError::Unauthenticated(format!(
             "job {} names no configured tenant ({:?})",
@@ -196,7 +196,7 @@ async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), Gat
 }
 
 /// The usage and audit rows of one run of a job, under its tenant.
-async fn record_job(
+pub async fn record_job(
     tenants: &Tenants,
     store: &Store,
     job: &Job,

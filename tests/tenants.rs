@@ -550,3 +550,59 @@ async fn accounting_on_postgres() {
 async fn accounting_on_mariadb() {
     accounting_works_on(Kind::MariaDb, "accounting (mariadb)").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_consumers_run_jobs_for_their_tenant_too() {
+    use soapgate::queue::{Execution, JobExecutor, PipelineExecutor};
+    use soapgate::store::{JobSource, NewJob};
+    let dir = tempfile::tempdir().expect("tmp");
+    let settings = vec![tenant(
+        "acme",
+        &["SupportDesk.TriageTicket"],
+        vec![token_user("erp", "pw")],
+    )];
+    let gw = Gateway::start(
+        settings.clone(),
+        TenancySettings::default(),
+        &sqlite_url(&dir),
+    )
+    .await;
+    let tenants = Tenants::from_settings(&settings, &TenancySettings::default())
+        .expect("settings")
+        .map(Arc::new);
+    let executor = PipelineExecutor::new(
+        gw.store.clone(),
+        gw.state.live.clone(),
+        gw.state.model.clone(),
+        Default::default(),
+    )
+    .with_tenants(tenants);
+    let mut codes = Vec::new();
+    for tenant in [Some("acme"), Some("ghost"), None] {
+        let id = gw
+            .store
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: format!("c-{tenant:?}"),
+                payload: triage(),
+                idempotency_key: None,
+                source: JobSource::Queue,
+                tenant: tenant.map(str::to_owned),
+            })
+            .await
+            .expect("enqueue");
+        let job = gw.store.get(&id).await.expect("get").expect("job");
+        codes.push(match executor.execute(&job).await {
+            Execution::Done(_) => "ok".to_string(),
+            Execution::Failed { failure, .. } => failure.fault_code,
+        });
+    }
+    assert_eq!(
+        codes,
+        vec!["ok", "AUTHENTICATION_FAILED", "AUTHENTICATION_FAILED"]
+    );
+    assert_eq!(gw.model_calls().await, 1);
+    let usage = gw.store.usage_totals(0, Some("acme")).await.expect("usage");
+    assert_eq!(usage.iter().map(|u| u.calls).sum::<i64>(), 1);
+}
