@@ -12,7 +12,9 @@
 //! The model is the in-process Converse emulator behind the real SDK
 //! client, answering at once; the router is called in process (no socket
 //! on the SOAP side), so the difference between the variants is the
-//! tenant work. Reproduce: `cargo bench --bench tenants`.
+//! tenant work. `tenant_steps` times each step alone (authentication,
+//! allow list and rate, the budget read, the usage and audit write) to say
+//! where the difference goes. Reproduce: `cargo bench --bench tenants`.
 
 use std::sync::Arc;
 
@@ -21,8 +23,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::Settings;
 use soapgate::http::AppState;
+use soapgate::soap::wsse::{Password, UsernameToken};
 use soapgate::store::Store;
-use soapgate::tenants::{CredentialSettings, TenancySettings, TenantSettings, Tenants, secret};
+use soapgate::tenants::{
+    CallRecord, CredentialSettings, Presented, TenancySettings, TenantSettings, Tenants, secret,
+};
 use tower::ServiceExt;
 
 const WSSE: &str =
@@ -151,6 +156,99 @@ fn bench(c: &mut Criterion) {
         b.iter(|| call(&state_on, with_header(&plain, &digest_header())))
     });
     group.finish();
+
+    // Where the difference goes: the tenant steps alone, on the same
+    // tenants and database.
+    let tenants = state_on.tenants.clone().expect("tenants");
+    let store = state_on.store.clone().expect("store");
+    let mut parts = c.benchmark_group("tenant_steps");
+    parts.sample_size(30);
+    let text_token = UsernameToken {
+        username: "erp".into(),
+        password: Some(Password::Text("s3cret".into())),
+        nonce: None,
+        created: None,
+    };
+    parts.bench_function("authenticate_text_cached", |b| {
+        b.iter(|| {
+            tenants
+                .authenticate(&Presented {
+                    token: Some(&text_token),
+                    ..Presented::default()
+                })
+                .is_ok()
+        })
+    });
+    parts.bench_function("authenticate_digest", |b| {
+        b.iter_batched(
+            || {
+                let nonce = uuid::Uuid::new_v4().as_bytes().to_vec();
+                let created = time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("time");
+                let digest =
+                    soapgate::tenants::username_token::password_digest(&nonce, &created, "s3cret");
+                UsernameToken {
+                    username: "erp-digest".into(),
+                    password: Some(Password::Digest(digest)),
+                    nonce: Some(nonce),
+                    created: Some(created),
+                }
+            },
+            |token| {
+                tenants
+                    .authenticate(&Presented {
+                        token: Some(&token),
+                        ..Presented::default()
+                    })
+                    .is_ok()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    parts.bench_function("authorize_and_admit", |b| {
+        b.iter(|| {
+            tenants
+                .authorize("acme", "SupportDesk", "TriageTicket", None)
+                .is_ok()
+                && tenants.admit("acme").is_ok()
+        })
+    });
+    parts.bench_function("check_budget", |b| {
+        b.iter(|| {
+            rt.block_on(tenants.check_budget(Some(&store), "acme"))
+                .is_ok()
+        })
+    });
+    let attempts = vec![soapgate::pipeline::Attempt {
+        model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+        region: None,
+        input_tokens: 120,
+        output_tokens: 40,
+        latency: std::time::Duration::from_millis(3),
+        result: "ok",
+    }];
+    let sha = soapgate::tenants::sha256_hex(plain.as_bytes());
+    parts.bench_function("record_usage_and_audit", |b| {
+        b.iter(|| {
+            let call = CallRecord {
+                tenant: Some("acme"),
+                principal: Some("erp"),
+                source: "http",
+                service: "SupportDesk",
+                operation: Some("TriageTicket"),
+                correlation_id: "urn:uuid:bench",
+                job_id: None,
+                outcome: "ok",
+                payload_sha256: Some(&sha),
+                request: None,
+                response: None,
+                attempts: &attempts,
+            };
+            rt.block_on(tenants.record(Some(&store), &call))
+        })
+    });
+    parts.finish();
     drop(emulator);
 }
 
