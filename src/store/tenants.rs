@@ -80,23 +80,34 @@ impl Store {
     /// Tokens a tenant has used in each of these periods (0 for a period
     /// not charged yet).
     pub async fn budget_used(&self, tenant: &str, periods: &[&str]) -> Result<Vec<i64>> {
-        let mut used = Vec::with_capacity(periods.len());
-        for period in periods {
-            let n: Option<i64> = on_backend!(self, |pool, dollar| {
-                let sql = if dollar {
-                    "SELECT tokens FROM soapgate_budgets WHERE tenant = $1 AND period = $2"
-                } else {
-                    "SELECT tokens FROM soapgate_budgets WHERE tenant = ? AND period = ?"
-                };
-                sqlx::query_scalar(sql)
-                    .bind(tenant)
-                    .bind(*period)
-                    .fetch_optional(pool)
-                    .await?
-            });
-            used.push(n.unwrap_or(0));
+        if periods.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(used)
+        // One round trip for every period: this read is on the path of
+        // each call of a tenant with a budget.
+        let marks = vec!["?"; periods.len()].join(", ");
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool, dollar| {
+            let sql = super::jobs::numbered(
+                dollar,
+                &format!(
+                    "SELECT period, tokens FROM soapgate_budgets \
+                     WHERE tenant = ? AND period IN ({marks})"
+                ),
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+            for period in periods {
+                query = query.bind(*period);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(periods
+            .iter()
+            .map(|p| {
+                rows.iter()
+                    .find(|(period, _)| period == p)
+                    .map_or(0, |(_, n)| *n)
+            })
+            .collect())
     }
 
     /// Writes a call's usage rows, its budget charge and its audit row, in
