@@ -40,11 +40,17 @@ pub async fn submit(
     let service = &prepared.service().name;
     let operation = &prepared.operation().name;
     let envelope = &prepared.envelope;
+    // Two tenants sending the same MessageID must not share a job (nor
+    // learn each other's tickets): with a tenant, the key names it.
+    let kind = |k: &str| match tenant {
+        Some(t) => format!("tenant:{t}/{k}"),
+        None => k.to_string(),
+    };
     let idempotency_key = match &envelope.message_id {
-        Some(id) => Some(scoped_key(service, operation, "message-id", id)),
+        Some(id) => Some(scoped_key(service, operation, &kind("message-id"), id)),
         None => plan
             .idempotency_key(&envelope.body)
-            .map(|k| scoped_key(service, operation, "key", &k)),
+            .map(|k| scoped_key(service, operation, &kind("key"), &k)),
     };
     let job = NewJob {
         service: service.clone(),

@@ -606,3 +606,35 @@ async fn queue_consumers_run_jobs_for_their_tenant_too() {
     let usage = gw.store.usage_totals(0, Some("acme")).await.expect("usage");
     assert_eq!(usage.iter().map(|u| u.calls).sum::<i64>(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_sending_the_same_message_id_get_jobs_of_their_own() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let tenants = vec![
+        tenant("a", &["InvoiceService.*"], vec![token_user("ua", "pa")]),
+        tenant("b", &["InvoiceService.*"], vec![token_user("ub", "pb")]),
+    ];
+    let gw = Gateway::start(tenants, TenancySettings::default(), &sqlite_url(&dir)).await;
+    let message_id = "<wsa:MessageID xmlns:wsa=\"http://www.w3.org/2005/08/addressing\">\
+                      urn:uuid:6b1f0c1e-0000-4000-8000-000000000001</wsa:MessageID>";
+    let mut tickets = Vec::new();
+    for (user, pw) in [("ua", "pa"), ("ub", "pb"), ("ua", "pa")] {
+        let env = with_header(
+            &sample("InvoiceService", "ExtractInvoiceFields"),
+            &format!("{message_id}{}", text_token(user, pw)),
+        );
+        let a = post(&gw.endpoint("InvoiceService"), &env, &[]).await;
+        assert!(a.ok(), "{a:?}");
+        let start = a.body.find("jobId>").expect("a ticket") + "jobId>".len();
+        let rest = &a.body[start..];
+        tickets.push(rest[..rest.find('<').expect("end")].to_string());
+    }
+    assert_ne!(
+        tickets[0], tickets[1],
+        "another tenant's retry is not its job"
+    );
+    assert_eq!(
+        tickets[0], tickets[2],
+        "a tenant's own retry is the same job"
+    );
+}
