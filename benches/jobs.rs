@@ -102,6 +102,7 @@ async fn enqueue_all(store: &Store, jobs: usize) {
                         payload: payload(n),
                         idempotency_key: None,
                         source: JobSource::Queue,
+                        tenant: None,
                     })
                     .await
                     .expect("enqueue");

@@ -158,6 +158,7 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
                 payload: payload(n),
                 idempotency_key: None,
                 source: JobSource::Queue,
+                tenant: None,
             })
             .await
             .expect("enqueue");

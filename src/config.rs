@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::bedrock::BedrockSettings;
 use crate::queue::sqs::SqsSettings;
+use crate::tenants::{TenancySettings, TenantSettings};
 use crate::xml::Limits;
 
 pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
@@ -46,6 +47,11 @@ pub struct Settings {
     /// The job workers (`soapgate worker`, and `soapgate serve` unless
     /// disabled).
     pub worker: WorkerSettings,
+    /// `[[tenants]]`: who may call what (docs/tenants.md). None: every
+    /// call is anonymous and nothing is limited, as without this section.
+    pub tenants: Vec<TenantSettings>,
+    /// `[tenancy]`: how tenant credentials are checked, prices, audit.
+    pub tenancy: TenancySettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -178,6 +184,8 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             queue: QueueSettings::default(),
             worker: WorkerSettings::default(),
+            tenants: Vec::new(),
+            tenancy: TenancySettings::default(),
         }
     }
 }
@@ -197,6 +205,8 @@ const KEYS: &[&str] = &[
     "database",
     "queue",
     "worker",
+    "tenants",
+    "tenancy",
 ];
 
 /// Command-line values that override the file and the environment.
@@ -337,6 +347,8 @@ mod tests {
             "log_format",
             "queue",
             "worker",
+            "tenants",
+            "tenancy",
         ] {
             assert!(
                 KEYS.contains(&key),
@@ -354,6 +366,34 @@ mod tests {
             .expect("soapgate.toml");
         assert_eq!(s.queue, QueueSettings::default());
         assert_eq!(s.bedrock, BedrockSettings::default());
+    }
+
+    #[test]
+    fn the_shipped_tenant_example_parses_once_uncommented() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let text = std::fs::read_to_string(&file).expect("soapgate.toml");
+        let start = text.find("# [[tenants]]").expect("a tenant example");
+        let example: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let s: Settings = Figment::new()
+            .merge(Toml::string(&example))
+            .extract()
+            .expect("the example is valid settings");
+        assert_eq!(s.tenants.len(), 1);
+        assert_eq!(s.tenants[0].credentials.len(), 3);
+        assert_eq!(s.tenants[0].requests_per_minute, Some(600));
+        assert_eq!(s.tenancy.prices.len(), 1);
+        assert_eq!(s.tenancy.created_max_age_secs, 300);
+        let unknown = Figment::new()
+            .merge(Toml::string(
+                "[[tenants]]\nname = \"a\"\n[[tenants.credentials]]\nscheme = \"basic\"\n\
+                 username = \"u\"\npassword_hash = \"h\"\npassword = \"p\"\n",
+            ))
+            .extract::<Settings>();
+        assert!(unknown.is_err(), "unknown credential keys are refused");
     }
 
     #[test]

@@ -71,6 +71,27 @@ pub enum GatewayError {
     /// Every model-call permit of this instance is taken.
     #[error("too many model calls in flight")]
     Overloaded { retry_after: std::time::Duration },
+    /// Tenants are configured and the call is not authenticated; the
+    /// detail (which check failed) is for the log only.
+    #[error("authentication failed: {0}")]
+    Unauthenticated(String),
+    #[error("tenant {tenant} may not call {service}.{operation}")]
+    NotAuthorised {
+        tenant: String,
+        service: String,
+        operation: String,
+    },
+    #[error("tenant {tenant} is over its request rate")]
+    RateLimited {
+        tenant: String,
+        retry_after: std::time::Duration,
+    },
+    #[error("tenant {tenant} has used up its {period} token budget")]
+    BudgetExhausted {
+        tenant: String,
+        /// `day` or `month`.
+        period: &'static str,
+    },
 }
 
 impl GatewayError {
@@ -103,6 +124,10 @@ impl GatewayError {
             GatewayError::UnknownTicket { .. } => ErrorCode::UnknownTicket,
             GatewayError::QueueUnavailable(_) => ErrorCode::QueueUnavailable,
             GatewayError::Overloaded { .. } => ErrorCode::Overloaded,
+            GatewayError::Unauthenticated(_) => ErrorCode::AuthenticationFailed,
+            GatewayError::NotAuthorised { .. } => ErrorCode::NotAuthorised,
+            GatewayError::RateLimited { .. } => ErrorCode::RateLimited,
+            GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
         }
     }
 
@@ -127,6 +152,17 @@ impl GatewayError {
                 "The facade is at its limit of model calls; retry later".to_string()
             }
             GatewayError::Xml(e) => format!("The request is not acceptable XML: {e}"),
+            // Which check failed would help a guesser: the log says.
+            GatewayError::Unauthenticated(_) => "Authentication failed".to_string(),
+            GatewayError::NotAuthorised {
+                service, operation, ..
+            } => format!("Not authorised to call {service}.{operation}"),
+            GatewayError::RateLimited { .. } => {
+                "Request rate limit exceeded; retry later".to_string()
+            }
+            GatewayError::BudgetExhausted { period, .. } => {
+                format!("The token budget for this {period} is used up")
+            }
             GatewayError::Invalid(v) => {
                 format!(
                     "The request does not match the service's schema ({} violation(s))",
@@ -153,8 +189,12 @@ impl GatewayError {
         if let GatewayError::Model(e) = self {
             fault.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
         }
-        if let GatewayError::Overloaded { retry_after } = self {
-            fault.retry_after_secs = Some(retry_after.as_secs().max(1));
+        if let GatewayError::Overloaded { retry_after }
+        | GatewayError::RateLimited { retry_after, .. } = self
+        {
+            // Whole seconds, rounded up: retrying sooner is refused again.
+            let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+            fault.retry_after_secs = Some(ms.div_ceil(1000).max(1));
         }
         if let GatewayError::Invalid(violations) = self {
             fault.violations = violations

@@ -19,6 +19,7 @@ use soapgate::mapping::CallMeta;
 use soapgate::pipeline::{self, CallContext, Inbound};
 use soapgate::queue::PipelineExecutor;
 use soapgate::queue::sqs::{self, Consumer, SqsQueue};
+use soapgate::tenants::Tenants;
 use soapgate::worker::WorkerPool;
 
 // Every call builds and drops a small tree of owned strings; mimalloc's
@@ -52,6 +53,37 @@ enum Command {
     Worker(WorkerArgs),
     /// Run a Bedrock Converse emulator (same wire protocol) for tests and demos.
     Emulator(EmulatorArgs),
+    /// Hash a password (Argon2id) or API key (SHA-256) read from standard
+    /// input, for the tenants' credentials in soapgate.toml.
+    HashSecret(HashSecretArgs),
+    /// Print token usage and cost per tenant and model since a date.
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, Args)]
+struct HashSecretArgs {
+    /// Hash an API key (`sha256:…`) instead of a password (`$argon2id$…`).
+    #[arg(long)]
+    api_key: bool,
+    /// With --api-key: make a new random key, print it and its hash.
+    #[arg(long, requires = "api_key")]
+    generate: bool,
+}
+
+#[derive(Debug, Args)]
+struct UsageArgs {
+    #[command(flatten)]
+    common: Common,
+    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
+    /// sqlite://data/soapgate.db].
+    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// First day counted (UTC), `YYYY-MM-DD`, or an RFC 3339 time.
+    #[arg(long)]
+    since: String,
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +186,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args),
         Command::Worker(args) => worker(args),
         Command::Emulator(args) => emulator(args),
+        Command::HashSecret(args) => hash_secret(args),
+        Command::Usage(args) => usage(args),
     };
     match result {
         Ok(code) => code,
@@ -310,6 +344,116 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `soapgate hash-secret`: the secret comes from standard input (first
+/// line), never from the command line, where `ps` and shell history see it.
+fn hash_secret(args: HashSecretArgs) -> anyhow::Result<ExitCode> {
+    use soapgate::tenants::secret;
+    if args.generate {
+        let key = secret::generate_api_key();
+        println!("api key: {key}");
+        println!("key_hash = \"{}\"", secret::hash_api_key(&key));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the secret from standard input")?;
+    let secret_text = line.trim_end_matches(['\r', '\n']);
+    if secret_text.is_empty() {
+        anyhow::bail!("no secret on standard input (echo -n SECRET | soapgate hash-secret)");
+    }
+    if args.api_key {
+        println!("{}", secret::hash_api_key(secret_text));
+    } else {
+        println!(
+            "{}",
+            secret::hash_password(secret_text).map_err(|e| anyhow::anyhow!("hashing: {e}"))?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `soapgate usage --since DATE [--tenant T]`: one line per tenant and
+/// model, then a total.
+fn usage(args: UsageArgs) -> anyhow::Result<ExitCode> {
+    use time::format_description::well_known::Rfc3339;
+    let since = match time::OffsetDateTime::parse(&args.since, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(&args.since, &format)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--since {:?}: expected YYYY-MM-DD or an RFC 3339 time",
+                        args.since
+                    )
+                })?
+                .midnight()
+                .assume_utc()
+        }
+    };
+    let since_ms = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let overrides = Overrides {
+        database_url: args.database_url,
+        ..Overrides::default()
+    };
+    let settings = settings(args.common, overrides)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let totals = runtime.block_on(async {
+        let store = soapgate::store::Store::connect(&settings.database.url)
+            .await
+            .context("connecting to the database")?;
+        let totals = store
+            .usage_totals(since_ms, args.tenant.as_deref())
+            .await
+            .context("reading usage")?;
+        store.close().await;
+        anyhow::Ok(totals)
+    })?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+        "TENANT", "MODEL", "CALLS", "INPUT", "OUTPUT", "COST"
+    );
+    let (mut calls, mut input, mut output, mut cost) = (0i64, 0i64, 0i64, 0i64);
+    for t in &totals {
+        let tenant = if t.tenant.is_empty() { "-" } else { &t.tenant };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+            tenant,
+            t.model,
+            t.calls,
+            t.input_tokens,
+            t.output_tokens,
+            money(t.cost_micros)
+        );
+        calls += t.calls;
+        input += t.input_tokens;
+        output += t.output_tokens;
+        cost += t.cost_micros;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+        "TOTAL",
+        "",
+        calls,
+        input,
+        output,
+        money(cost)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Millionths of the price unit, with six decimals.
+fn money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
 fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         database_url: args.database_url,
@@ -378,6 +522,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     log_services(&live.snapshot().contracts);
+    let tenants = tenants_of(&settings)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -410,6 +555,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             &live,
             &model,
             store.clone(),
+            tenants.clone(),
             stopped(stop_rx.clone()),
         )
         .await?;
@@ -423,6 +569,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             metrics,
             store,
             job_waker: waker,
+            tenants,
         };
         let server = http::serve(listener, state, stopped(stop_rx));
         tokio::pin!(server);
@@ -472,6 +619,7 @@ async fn start_workers(
     live: &Arc<Live>,
     model: &Option<Arc<Models>>,
     store: Option<soapgate::store::Store>,
+    tenants: Option<Arc<Tenants>>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Workers> {
     if !settings.worker.enabled {
@@ -483,7 +631,7 @@ async fn start_workers(
         None => connect_store(settings).await?,
     };
     if settings.queue.kind == QueueKind::Sqs {
-        return start_sqs_workers(settings, live, model, store, stopped)
+        return start_sqs_workers(settings, live, model, store, tenants, stopped)
             .await
             .map(|task| (Some(task), None));
     }
@@ -493,7 +641,8 @@ async fn start_workers(
         model.clone(),
         settings.worker.clone(),
         settings.xml.clone(),
-    );
+    )
+    .with_tenants(tenants);
     let waker = pool.waker();
     let task = tokio::spawn(async move {
         let result = pool.run(stopped).await;
@@ -514,18 +663,22 @@ async fn start_sqs_workers(
     live: &Arc<Live>,
     model: &Option<Arc<Models>>,
     store: soapgate::store::Store,
+    tenants: Option<Arc<Tenants>>,
     stopped: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let queue = SqsQueue::from_env(&settings.queue.sqs)
         .await
         .context("queue.kind = \"sqs\"")?;
     tracing::info!(?queue, "SQS queue");
-    let executor = Arc::new(PipelineExecutor::new(
-        store.clone(),
-        live.clone(),
-        model.clone(),
-        settings.xml.clone(),
-    ));
+    let executor = Arc::new(
+        PipelineExecutor::new(
+            store.clone(),
+            live.clone(),
+            model.clone(),
+            settings.xml.clone(),
+        )
+        .with_tenants(tenants.clone()),
+    );
     let consumer = Arc::new(Consumer::new(
         store.clone(),
         queue.clone(),
@@ -592,7 +745,8 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             let _ = rx.wait_for(|s| *s).await;
         };
         let watcher = tokio::spawn(live.clone().watch(stopped(stop_rx.clone())));
-        let workers = start_workers(&settings, &live, &model, None, stopped(stop_rx))
+        let tenants = tenants_of(&settings)?;
+        let workers = start_workers(&settings, &live, &model, None, tenants, stopped(stop_rx))
             .await?
             .0
             .context("workers are enabled")?;
@@ -666,6 +820,16 @@ async fn model_client(
             Ok((None, None))
         }
     }
+}
+
+/// The configured tenants, checked; `None` without `[[tenants]]`.
+fn tenants_of(settings: &Settings) -> anyhow::Result<Option<Arc<Tenants>>> {
+    let tenants = Tenants::from_settings(&settings.tenants, &settings.tenancy)
+        .context("invalid [[tenants]] settings")?;
+    if let Some(t) = &tenants {
+        tracing::info!(tenants = ?t, "tenants configured: every call must authenticate");
+    }
+    Ok(tenants.map(Arc::new))
 }
 
 fn log_services(contracts: &ContractSet) {

@@ -18,7 +18,7 @@ use crate::error::GatewayError;
 use crate::mapping::{
     CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
 };
-use crate::soap::{Envelope, SoapVersion, parse_envelope};
+use crate::soap::{Envelope, SoapVersion, parse_envelope_with};
 use crate::xml::{self, Charset, Element, Limits};
 
 /// What the transport knows about a call before its body is read.
@@ -95,12 +95,27 @@ pub fn prepare(
     limits: &Limits,
     ctx: &mut CallContext,
 ) -> Result<Prepared, GatewayError> {
-    let Some((contract, service)) = contracts.service(&ctx.service) else {
+    let envelope = read_envelope(contracts, inbound, body, limits, &[], ctx)?;
+    dispatch(contracts, inbound, envelope, ctx)
+}
+
+/// The first half of [`prepare`]: read the body and split the envelope,
+/// taking header blocks in the namespaces `understood` as processed by the
+/// caller (who authenticates between the two halves).
+pub fn read_envelope(
+    contracts: &ContractSet,
+    inbound: &Inbound<'_>,
+    body: &[u8],
+    limits: &Limits,
+    understood: &[&str],
+    ctx: &mut CallContext,
+) -> Result<Envelope, GatewayError> {
+    if contracts.service(&ctx.service).is_none() {
         return Err(GatewayError::UnknownService(ctx.service.clone()));
-    };
+    }
     let doc = xml::read(body, inbound.charset, limits)?;
     ctx.charset = doc.charset;
-    let envelope = parse_envelope(doc.root)?;
+    let envelope = parse_envelope_with(doc.root, understood)?;
     if let Some(id) = &envelope.message_id {
         ctx.correlation_id.clone_from(id);
         tracing::Span::current().record("correlation_id", id.as_str());
@@ -114,7 +129,20 @@ pub fn prepare(
         });
     }
     ctx.version = envelope.version;
+    Ok(envelope)
+}
 
+/// The second half of [`prepare`]: find the operation, check the action,
+/// validate the payload.
+pub fn dispatch(
+    contracts: &ContractSet,
+    inbound: &Inbound<'_>,
+    envelope: Envelope,
+    ctx: &mut CallContext,
+) -> Result<Prepared, GatewayError> {
+    let Some((contract, service)) = contracts.service(&ctx.service) else {
+        return Err(GatewayError::UnknownService(ctx.service.clone()));
+    };
     let payload = envelope.body.first().ok_or(GatewayError::EmptyBody)?;
     let operation = match service.operation_for(envelope.version, &payload.name) {
         Some(op) => op,

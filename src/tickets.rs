@@ -24,13 +24,15 @@ use crate::xml::{self, Element, Node, NsDecl, QName};
 /// stored (on a retry, the first call's job). The idempotency key is the
 /// WS-Addressing MessageID when the client sent one, else the value of the
 /// mapping's `idempotency_key` path; either is scoped by service and
-/// operation, so two operations never share a job.
+/// operation, so two operations never share a job. `tenant` is the
+/// authenticated caller's (tenants configured): the job runs for it.
 pub async fn submit(
     prepared: &Prepared,
     plan: &OperationPlan,
     store: Option<&Store>,
     correlation_id: &str,
     source: JobSource,
+    tenant: Option<&str>,
 ) -> Result<Job, GatewayError> {
     let store = store.ok_or_else(|| {
         GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
@@ -38,11 +40,17 @@ pub async fn submit(
     let service = &prepared.service().name;
     let operation = &prepared.operation().name;
     let envelope = &prepared.envelope;
+    // Two tenants sending the same MessageID must not share a job (nor
+    // learn each other's tickets): with a tenant, the key names it.
+    let kind = |k: &str| match tenant {
+        Some(t) => format!("tenant:{t}/{k}"),
+        None => k.to_string(),
+    };
     let idempotency_key = match &envelope.message_id {
-        Some(id) => Some(scoped_key(service, operation, "message-id", id)),
+        Some(id) => Some(scoped_key(service, operation, &kind("message-id"), id)),
         None => plan
             .idempotency_key(&envelope.body)
-            .map(|k| scoped_key(service, operation, "key", &k)),
+            .map(|k| scoped_key(service, operation, &kind("key"), &k)),
     };
     let job = NewJob {
         service: service.clone(),
@@ -51,6 +59,7 @@ pub async fn submit(
         payload: envelope_text(envelope),
         idempotency_key,
         source,
+        tenant: tenant.map(str::to_owned),
     };
     let unavailable = |e: crate::store::StoreError| GatewayError::QueueUnavailable(e.to_string());
     let id = store.enqueue(&job).await.map_err(unavailable)?;
@@ -154,11 +163,12 @@ pub fn ticket_payload(operation: &str, job: &Job) -> Element {
 /// Answer `Get{of}Result`: the job's status and, when DONE, its response
 /// payload inside `sg:result`; when FAILED, its fault code and text. A job
 /// id unknown here, or issued by another service or operation, is an
-/// unknown ticket.
+/// unknown ticket; so is, when the caller is a tenant, another tenant's.
 pub async fn poll(
     prepared: &Prepared,
     of: &str,
     store: Option<&Store>,
+    tenant: Option<&str>,
 ) -> Result<Element, GatewayError> {
     let store = store.ok_or_else(|| {
         GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
@@ -180,7 +190,8 @@ pub async fn poll(
         .await
         .map_err(|e| GatewayError::QueueUnavailable(e.to_string()))?
         .ok_or_else(unknown)?;
-    if &job.service != service || job.operation != of {
+    let foreign = tenant.is_some_and(|t| job.tenant.as_deref() != Some(t));
+    if &job.service != service || job.operation != of || foreign {
         return Err(unknown());
     }
     let mut el = sg_root(poll_response_element(of));

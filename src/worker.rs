@@ -37,6 +37,7 @@ use crate::live::{Live, Snapshot};
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply};
 use crate::soap::{self, SoapVersion};
 use crate::store::{ClaimedJob, Job, JobFailure, JobResult, Store, StoreError};
+use crate::tenants::{CallRecord, Tenants, sha256_hex};
 use crate::xml::{self, Limits};
 
 /// Why a run of a job failed, and whether another run may succeed.
@@ -54,7 +55,7 @@ pub struct RunFailure {
 }
 
 impl RunFailure {
-    fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
+    pub fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
         let fault = err.to_fault(correlation_id);
         let (retryable, retry_after) = match err {
             GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
@@ -207,6 +208,49 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration, hint: Option<Duratio
     hint.map_or(delay, |h| delay.max(h.min(cap)))
 }
 
+/// Whether a job may run for its tenant: a known tenant (polling-table rows
+/// name theirs; an HTTP job carries its caller's), allowed the operation,
+/// within its budgets.
+pub async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), GatewayError> {
+    let Some(tenant) = job.tenant.as_deref().filter(|t| tenants.knows(t)) else {
+        return Err(GatewayError::Unauthenticated(format!(
+            "job {} names no configured tenant ({:?})",
+            job.id, job.tenant
+        )));
+    };
+    tenants.authorize(tenant, &job.service, &job.operation, None)?;
+    tenants.check_budget(Some(store), tenant).await
+}
+
+/// The usage and audit rows of one run of a job, under its tenant.
+pub async fn record_job(
+    tenants: &Tenants,
+    store: &Store,
+    job: &Job,
+    outcome: &Result<(JobResult, Outcome), (RunFailure, Outcome)>,
+) {
+    let (code, attempts, response) = match outcome {
+        Ok((result, o)) => ("ok", &o.attempts, Some(result.payload.as_str())),
+        Err((f, o)) => (f.failure.fault_code.as_str(), &o.attempts, None),
+    };
+    let sha = sha256_hex(job.payload.as_bytes());
+    let call = CallRecord {
+        tenant: job.tenant.as_deref(),
+        principal: None,
+        source: "job",
+        service: &job.service,
+        operation: Some(&job.operation),
+        correlation_id: &job.correlation_id,
+        job_id: Some(job.id.as_str()),
+        outcome: code,
+        payload_sha256: Some(&sha),
+        request: Some(&job.payload),
+        response,
+        attempts,
+    };
+    tenants.record(Some(store), &call).await;
+}
+
 /// The workers of one process: `concurrency` claim loops and the polling
 /// table intake, over one store and the live contracts and mappings.
 pub struct WorkerPool {
@@ -232,6 +276,9 @@ struct Inner {
     name: String,
     /// The snapshot generation whose result columns exist in the store.
     columns_generation: AtomicU64,
+    /// When tenants are configured: jobs run for their tenant (allow list,
+    /// budgets) and leave usage and audit rows under it.
+    tenants: Option<Arc<Tenants>>,
 }
 
 impl WorkerPool {
@@ -260,8 +307,20 @@ impl WorkerPool {
                 wake: Arc::new(Notify::new()),
                 name,
                 columns_generation: AtomicU64::new(0),
+                tenants: None,
             }),
         }
+    }
+
+    /// The same pool, running each job for its tenant: a job whose tenant
+    /// is unknown, may not call the operation or is over its budget fails
+    /// without a model call; every run leaves usage and audit rows. Call
+    /// before [`WorkerPool::run`] (or [`WorkerPool::waker`]).
+    pub fn with_tenants(mut self, tenants: Option<Arc<Tenants>>) -> WorkerPool {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.tenants = tenants;
+        }
+        self
     }
 
     /// Notified after an enqueue in this process, an idle worker looks for
@@ -424,7 +483,19 @@ impl Inner {
             tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
         }
         let lease = self.settings.lease();
-        let run = execute(&snapshot, self.model.as_deref(), &self.limits, &job);
+        let gate = match &self.tenants {
+            Some(tenants) => gate_job(tenants, &self.store, &job).await,
+            None => Ok(()),
+        };
+        let run = async {
+            match gate {
+                Ok(()) => execute(&snapshot, self.model.as_deref(), &self.limits, &job).await,
+                Err(e) => Err((
+                    RunFailure::from_error(&e, &job.correlation_id),
+                    Outcome::default(),
+                )),
+            }
+        };
         let outcome = tokio::select! {
             outcome = run => outcome,
             () = self.keep_leased(&job, token) => {
@@ -450,6 +521,9 @@ impl Inner {
             }
             Err((f, o)) => ("FAILED", o.model_calls, f.detail.clone()),
         };
+        if let Some(tenants) = &self.tenants {
+            record_job(tenants, &self.store, &job, &outcome).await;
+        }
         let recorded = self.record(&job, token, outcome, lease).await;
         tracing::info!(
             job_id = %job.id,

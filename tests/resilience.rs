@@ -410,6 +410,7 @@ async fn metrics_parse_as_prometheus_text_and_readyz_reports_the_database_and_br
             payload: envelope(),
             idempotency_key: None,
             source: soapgate::store::JobSource::Api,
+            tenant: None,
         })
         .await
         .expect("enqueue");

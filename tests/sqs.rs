@@ -374,6 +374,7 @@ impl Rig {
                 payload: triage_request(),
                 idempotency_key: Some(format!("test:{correlation_id}")),
                 source,
+                tenant: None,
             })
             .await
             .expect("enqueue");
@@ -683,6 +684,7 @@ async fn outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced(kind: Kind
                     payload: "<x/>".into(),
                     idempotency_key: Some(format!("k-{n}")),
                     source: JobSource::Api,
+                    tenant: None,
                 })
                 .await
                 .expect("enqueue"),
@@ -697,6 +699,7 @@ async fn outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced(kind: Kind
             payload: "<x/>".into(),
             idempotency_key: Some("k-0".into()),
             source: JobSource::Api,
+            tenant: None,
         })
         .await
         .expect("enqueue");
@@ -882,6 +885,7 @@ pollers = 4
                 payload: request.clone(),
                 idempotency_key: None,
                 source: JobSource::OneWay,
+                tenant: None,
             })
             .await
             .expect("enqueue");

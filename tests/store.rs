@@ -178,6 +178,7 @@ fn new_job(n: usize, key: Option<&str>) -> NewJob {
         payload: format!("<Invoice><Number>{n}</Number></Invoice>"),
         idempotency_key: key.map(str::to_owned),
         source: JobSource::Api,
+        tenant: None,
     }
 }
 

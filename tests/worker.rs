@@ -405,6 +405,7 @@ rules:
                 payload: classify_payload("RE-9", vendor),
                 idempotency_key: None,
                 source: JobSource::Queue,
+                tenant: None,
             })
             .await
             .expect("enqueue");
@@ -500,6 +501,7 @@ async fn shutdown_releases_jobs_still_running_after_the_grace_period(kind: Kind)
                 payload: classify_payload("RE-7", "Slow Vendor"),
                 idempotency_key: None,
                 source: JobSource::Queue,
+                tenant: None,
             })
             .await
             .expect("enqueue");

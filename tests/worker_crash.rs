@@ -54,6 +54,7 @@ async fn crash_midway(kind: Kind) {
                     payload: payload(n),
                     idempotency_key: Some(format!("crash-key-{n}")),
                     source: JobSource::Queue,
+                    tenant: None,
                 })
                 .await
                 .expect("enqueue");
@@ -156,8 +157,9 @@ async fn crash_midway(kind: Kind) {
     );
     // Model calls: every job once, plus at most once more for each job the
     // killed worker held. On a loaded machine a live worker may also miss a
-    // heartbeat and lose a lease; it says so in its log ("lease lost"), and
-    // such a job is legitimately run again: those are counted as in flight.
+    // heartbeat and lose a lease; it says so in its log (the lease lost, or
+    // its result refused for a stale token), and such a job is legitimately
+    // run again: those are counted as in flight.
     let calls = emulator_calls(&url).await;
     let abandoned = [&first_log, &second_log]
         .iter()
@@ -165,7 +167,12 @@ async fn crash_midway(kind: Kind) {
             std::fs::read_to_string(log)
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| l.contains("lease lost") || l.contains("runs again elsewhere"))
+                .filter(|l| {
+                    // "lease lost (the job was claimed again elsewhere)",
+                    // "result refused: the job was claimed again elsewhere",
+                    // "... the job runs again elsewhere".
+                    l.contains("claimed again elsewhere") || l.contains("runs again elsewhere")
+                })
                 .count() as i64
         })
         .sum::<i64>();

@@ -181,6 +181,7 @@ async fn postgres_stop_start_mid_run_loses_no_result() {
                 payload: payload(n),
                 idempotency_key: None,
                 source: JobSource::Queue,
+                tenant: None,
             })
             .await
             .expect("enqueue");

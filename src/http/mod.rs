@@ -22,6 +22,7 @@ use crate::live::{Live, Sources};
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tenants::Tenants;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct AppState {
     /// Notified after each new job, so an idle worker of this process
     /// claims it at once instead of at its next poll.
     pub job_waker: Option<Arc<tokio::sync::Notify>>,
+    /// The configured tenants; `None`: calls are anonymous and unlimited.
+    pub tenants: Option<Arc<Tenants>>,
 }
 
 impl AppState {
@@ -58,6 +61,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             store: None,
             job_waker: None,
+            tenants: None,
         }
     }
 
@@ -79,6 +83,13 @@ impl AppState {
     /// The same state, waking this process's workers after each enqueue.
     pub fn with_job_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
         self.job_waker = Some(waker);
+        self
+    }
+
+    /// The same state, authenticating, limiting and recording calls per
+    /// tenant.
+    pub fn with_tenants(mut self, tenants: Arc<Tenants>) -> AppState {
+        self.tenants = Some(tenants);
         self
     }
 

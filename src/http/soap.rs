@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -15,9 +15,11 @@ use tracing::Instrument;
 use super::AppState;
 use super::media::{ContentType, soap_action};
 use crate::error::GatewayError;
-use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply};
+use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
+use crate::soap::wsse::{self, WSSE_NS};
 use crate::soap::{ErrorCode, SoapVersion, response};
 use crate::store::JobSource;
+use crate::tenants::{CallRecord, Presented, Tenants, sha256_hex};
 use crate::tickets;
 use crate::xml;
 
@@ -42,6 +44,7 @@ pub(crate) async fn post_call(
         correlation_id = %ctx.correlation_id,
         tenant = tracing::field::Empty,
     );
+    let mut seen = Seen::default();
     let result = call(
         &state,
         &headers,
@@ -49,9 +52,13 @@ pub(crate) async fn post_call(
         body,
         &mut ctx,
         &mut outcome,
+        &mut seen,
     )
     .instrument(span.clone())
     .await;
+    if let Some(tenants) = &state.tenants {
+        record(tenants, &state, &ctx, &outcome, &seen, &result).await;
+    }
     if let Some(tenant) = &ctx.tenant {
         span.record("tenant", tenant.as_str());
     }
@@ -96,6 +103,7 @@ pub(crate) async fn post_call(
         service = %ctx.service,
         operation = ctx.operation.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
+        tenant = ctx.tenant.as_deref().unwrap_or("-"),
         model_calls = outcome.model_calls,
         input_tokens = outcome.input_tokens,
         output_tokens = outcome.output_tokens,
@@ -106,6 +114,120 @@ pub(crate) async fn post_call(
     response
 }
 
+/// What the audit row needs from a call besides its context and outcome.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Hex SHA-256 of the body, once read.
+    payload_sha256: Option<String>,
+    /// The body, kept only when the audit trail keeps payloads.
+    request: Option<String>,
+    /// Who presented the credentials.
+    principal: Option<String>,
+    /// The job a queued call became.
+    job_id: Option<String>,
+}
+
+/// The usage and audit rows of an HTTP call (tenants configured).
+async fn record(
+    tenants: &Tenants,
+    state: &AppState,
+    ctx: &CallContext,
+    outcome: &Outcome,
+    seen: &Seen,
+    result: &Result<Reply, GatewayError>,
+) {
+    let (code, response) = match result {
+        Ok(Reply::Payload(payload)) => {
+            let text = tenants
+                .audit_payloads()
+                .then(|| payload.iter().map(xml::write_element).collect::<String>());
+            let code = if seen.job_id.is_some() {
+                "queued"
+            } else {
+                "ok"
+            };
+            (code, text)
+        }
+        Ok(Reply::Accepted) => ("accepted", None),
+        Err(e) => (e.code().as_str(), None),
+    };
+    let call = CallRecord {
+        tenant: ctx.tenant.as_deref(),
+        principal: seen.principal.as_deref(),
+        source: "http",
+        service: &ctx.service,
+        operation: ctx.operation.as_deref(),
+        correlation_id: &ctx.correlation_id,
+        job_id: seen.job_id.as_deref(),
+        outcome: code,
+        payload_sha256: seen.payload_sha256.as_deref(),
+        request: seen.request.as_deref(),
+        response: response.as_deref(),
+        attempts: &outcome.attempts,
+    };
+    tenants.record(state.store.as_ref(), &call).await;
+}
+
+/// The user and password of an `Authorization: Basic` header; a malformed
+/// one is presented as an empty user (which no tenant has), so it fails
+/// rather than being ignored.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    Some(match decoded.as_deref().and_then(|d| d.split_once(':')) {
+        Some((user, password)) => (user.to_string(), password.to_string()),
+        None => (String::new(), String::new()),
+    })
+}
+
+/// Read, authenticate, dispatch and validate, authorise and admit: the
+/// tenant checks sit between reading the envelope (where the
+/// UsernameToken is) and dispatching it.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+fn prepare_for_tenant(
+    tenants: &Tenants,
+    contracts: &crate::contract::ContractSet,
+    headers: &HeaderMap,
+    inbound: &Inbound<'_>,
+    bytes: &[u8],
+    limits: &xml::Limits,
+    ctx: &mut CallContext,
+    seen: &mut Seen,
+) -> Result<Prepared, GatewayError> {
+    let envelope = pipeline::read_envelope(contracts, inbound, bytes, limits, &[WSSE_NS], ctx)?;
+    let token = wsse::username_token(&envelope.headers)
+        .map_err(|e| GatewayError::Unauthenticated(format!("WS-Security header: {e}")))?;
+    let basic = basic_credentials(headers);
+    let api_key = headers
+        .get(tenants.api_key_header())
+        .and_then(|v| v.to_str().ok());
+    let principal = tenants.authenticate(&Presented {
+        token: token.as_ref(),
+        basic: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+        api_key,
+    })?;
+    seen.principal = Some(principal.who);
+    ctx.tenant = Some(principal.tenant.clone());
+    let prepared = pipeline::dispatch(contracts, inbound, envelope, ctx)?;
+    let op = prepared.operation();
+    tenants.authorize(
+        &principal.tenant,
+        &prepared.service().name,
+        &op.name,
+        op.result_of.as_deref(),
+    )?;
+    tenants.admit(&principal.tenant)?;
+    Ok(prepared)
+}
+
 async fn call(
     state: &AppState,
     headers: &HeaderMap,
@@ -113,6 +235,7 @@ async fn call(
     body: Body,
     ctx: &mut CallContext,
     outcome: &mut Outcome,
+    seen: &mut Seen,
 ) -> Result<Reply, GatewayError> {
     if content_type.soap_version().is_none() {
         return Err(GatewayError::UnsupportedMediaType(
@@ -133,18 +256,42 @@ async fn call(
         // The raw body is dropped once parsed: it is not needed while the
         // model works.
         let bytes = read_body(headers, body, state.settings.max_body_bytes).await?;
-        pipeline::prepare(
-            &snapshot.contracts,
-            &inbound,
-            &bytes,
-            &state.settings.xml,
-            ctx,
-        )?
+        match &state.tenants {
+            None => pipeline::prepare(
+                &snapshot.contracts,
+                &inbound,
+                &bytes,
+                &state.settings.xml,
+                ctx,
+            )?,
+            Some(tenants) => {
+                seen.payload_sha256 = Some(sha256_hex(&bytes));
+                if tenants.audit_payloads() {
+                    seen.request = Some(String::from_utf8_lossy(&bytes).into_owned());
+                }
+                prepare_for_tenant(
+                    tenants,
+                    &snapshot.contracts,
+                    headers,
+                    &inbound,
+                    &bytes,
+                    &state.settings.xml,
+                    ctx,
+                    seen,
+                )?
+            }
+        }
     };
     let operation = prepared.operation();
     if let Some(of) = operation.result_of.clone() {
-        let payload = tickets::poll(&prepared, &of, state.store.as_ref()).await?;
+        let payload =
+            tickets::poll(&prepared, &of, state.store.as_ref(), ctx.tenant.as_deref()).await?;
         return Ok(Reply::Payload(vec![payload]));
+    }
+    // Polls aside, everything from here costs tokens: a tenant over its
+    // budget stops here, before the model and the queue.
+    if let (Some(tenants), Some(tenant)) = (&state.tenants, &ctx.tenant) {
+        tenants.check_budget(state.store.as_ref(), tenant).await?;
     }
     if operation.is_ticketed() || operation.is_one_way() {
         // Queued, never run here: a worker runs the job.
@@ -166,8 +313,10 @@ async fn call(
             state.store.as_ref(),
             &ctx.correlation_id,
             source,
+            ctx.tenant.as_deref(),
         )
         .await?;
+        seen.job_id = Some(job.id.to_string());
         if let Some(waker) = &state.job_waker {
             waker.notify_one();
         }

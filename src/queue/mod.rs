@@ -18,6 +18,7 @@ use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::soap::SoapVersion;
 use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
+use crate::tenants::Tenants;
 use crate::worker;
 use crate::xml::{self, Element, Limits};
 
@@ -75,9 +76,19 @@ pub struct PipelineExecutor {
     store: Store,
     /// The snapshot generation whose result columns exist in the store.
     columns_generation: AtomicU64,
+    /// When tenants are configured: jobs run for their tenant, as on the
+    /// database queue (`WorkerPool::with_tenants`).
+    tenants: Option<Arc<Tenants>>,
 }
 
 impl PipelineExecutor {
+    /// The same executor, running each job for its tenant (allow list,
+    /// budgets, usage and audit rows).
+    pub fn with_tenants(mut self, tenants: Option<Arc<Tenants>>) -> PipelineExecutor {
+        self.tenants = tenants;
+        self
+    }
+
     pub fn new(
         store: Store,
         live: Arc<Live>,
@@ -90,6 +101,7 @@ impl PipelineExecutor {
             limits,
             store,
             columns_generation: AtomicU64::new(0),
+            tenants: None,
         }
     }
 
@@ -130,7 +142,23 @@ impl JobExecutor for PipelineExecutor {
             if let Err(e) = self.ensure_columns(&snapshot).await {
                 tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
             }
-            match worker::execute(&snapshot, self.model.as_deref(), &self.limits, job).await {
+            let gate = match &self.tenants {
+                Some(tenants) => worker::gate_job(tenants, &self.store, job).await,
+                None => Ok(()),
+            };
+            let outcome = match gate {
+                Ok(()) => {
+                    worker::execute(&snapshot, self.model.as_deref(), &self.limits, job).await
+                }
+                Err(e) => Err((
+                    worker::RunFailure::from_error(&e, &job.correlation_id),
+                    crate::pipeline::Outcome::default(),
+                )),
+            };
+            if let Some(tenants) = &self.tenants {
+                worker::record_job(tenants, &self.store, job, &outcome).await;
+            }
+            match outcome {
                 Ok((result, _)) => Execution::Done(result),
                 Err((failure, _)) => {
                     tracing::warn!(

@@ -704,6 +704,7 @@ impl Consumer {
             payload: body,
             idempotency_key: Some(format!("sqs:{message_id}")),
             source: JobSource::Queue,
+            tenant: None,
         };
         // The message is already on the queue: no outbox row for this job.
         let (id, _) = self.store.enqueue_delivered(&job).await?;
@@ -899,6 +900,7 @@ mod tests {
             output_tokens: None,
             created_at_ms: 0,
             updated_at_ms: 0,
+            tenant: None,
         }
     }
 

@@ -44,6 +44,14 @@ pub enum EnvelopeError {
 
 /// Split an envelope into its parts, checking its structure.
 pub fn parse_envelope(root: Element) -> Result<Envelope, EnvelopeError> {
+    parse_envelope_with(root, &[])
+}
+
+/// [`parse_envelope`], with header blocks in the namespaces `understood`
+/// taken as understood besides WS-Addressing (a `mustUnderstand` block in
+/// them is the caller's to process, not a fault): `wsse:Security` when
+/// tenants are configured.
+pub fn parse_envelope_with(root: Element, understood: &[&str]) -> Result<Envelope, EnvelopeError> {
     if root.name.local != "Envelope" {
         return Err(EnvelopeError::NotAnEnvelope(root.name.to_string()));
     }
@@ -103,16 +111,18 @@ pub fn parse_envelope(root: Element) -> Result<Envelope, EnvelopeError> {
             let Node::Element(block) = block else {
                 continue;
             };
-            env.read_header(block)?;
+            env.read_header(block, understood)?;
         }
     }
     Ok(env)
 }
 
 impl Envelope {
-    fn read_header(&mut self, block: Element) -> Result<(), EnvelopeError> {
+    fn read_header(&mut self, block: Element, extra: &[&str]) -> Result<(), EnvelopeError> {
         let understood = WSA_NS.contains(&block.name.ns.as_str());
-        if understood {
+        if extra.contains(&block.name.ns.as_str()) {
+            // The caller processes it.
+        } else if understood {
             match block.name.local.as_str() {
                 "MessageID" => self.message_id = non_empty(block.text()),
                 "Action" => self.wsa_action = non_empty(block.text()),

@@ -83,6 +83,16 @@ pub enum ErrorCode {
     /// This instance is at its cap of model calls in flight; the detail
     /// carries a retry hint. Nothing reached the model.
     Overloaded,
+    /// Tenants are configured and the call carried no credentials, or
+    /// credentials that do not check out (which part failed is logged,
+    /// never said).
+    AuthenticationFailed,
+    /// The authenticated tenant may not call this operation.
+    NotAuthorised,
+    /// The tenant is over its request rate; the detail carries a retry hint.
+    RateLimited,
+    /// The tenant's token budget for the day or month is used up.
+    BudgetExhausted,
 }
 
 impl ErrorCode {
@@ -112,6 +122,10 @@ impl ErrorCode {
             ErrorCode::UnknownTicket => "UNKNOWN_TICKET",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
             ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::AuthenticationFailed => "AUTHENTICATION_FAILED",
+            ErrorCode::NotAuthorised => "NOT_AUTHORISED",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
         }
     }
 
@@ -120,7 +134,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 24] = [
+    const ALL: [ErrorCode; 28] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -145,6 +159,10 @@ impl ErrorCode {
         ErrorCode::UnknownTicket,
         ErrorCode::QueueUnavailable,
         ErrorCode::Overloaded,
+        ErrorCode::AuthenticationFailed,
+        ErrorCode::NotAuthorised,
+        ErrorCode::RateLimited,
+        ErrorCode::BudgetExhausted,
     ];
 
     /// Whose fault it is, in SOAP terms.

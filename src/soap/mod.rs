@@ -1,12 +1,14 @@
 //! SOAP 1.1 and 1.2: the envelope a client sent ([`envelope`]) and the
-//! envelopes and faults we send back ([`fault`], [`response`]). Pure: works
+//! envelopes and faults we send back ([`fault`], [`response`]), and the
+//! WS-Security UsernameToken a client may send ([`wsse`]). Pure: works
 //! on [`crate::xml::Element`] trees, knows nothing of HTTP.
 
 pub mod envelope;
 pub mod fault;
 pub mod response;
+pub mod wsse;
 
-pub use envelope::{Envelope, EnvelopeError, parse_envelope};
+pub use envelope::{Envelope, EnvelopeError, parse_envelope, parse_envelope_with};
 pub use fault::{ErrorCode, Fault, FaultCode};
 
 /// The two SOAP versions, told apart by the envelope namespace.

@@ -20,7 +20,7 @@ macro_rules! job_columns {
         "id, idempotency_key, source, service, operation, correlation_id, payload, status, \
          attempts, run_after_ms, lease_owner, lease_until_ms, fencing_token, last_error, \
          result_payload, fault_code, fault_text, model, input_tokens, output_tokens, \
-         created_at_ms, updated_at_ms"
+         created_at_ms, updated_at_ms, tenant"
     };
 }
 pub(super) use job_columns;
@@ -168,6 +168,9 @@ pub struct NewJob {
     /// deduplication.
     pub idempotency_key: Option<String>,
     pub source: JobSource,
+    /// The tenant the job runs for (budgets, usage), when tenants are
+    /// configured.
+    pub tenant: Option<String>,
 }
 
 /// A job row as stored.
@@ -198,6 +201,7 @@ pub struct Job {
     pub output_tokens: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    pub tenant: Option<String>,
 }
 
 /// A job handed to one worker, with the token that fences its writes.
@@ -262,6 +266,7 @@ where
         output_tokens: row.try_get("output_tokens")?,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+        tenant: row.try_get("tenant")?,
     })
 }
 
@@ -272,12 +277,12 @@ pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 pub(super) const INSERT_JOB_DOLLAR: &str = "INSERT INTO soapgate_jobs \
      (id, idempotency_key, source, service, operation, correlation_id, payload, \
-      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, $8, 0, $9, $10)";
+      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, $8, 0, $9, $10, $11)";
 pub(super) const INSERT_JOB_QMARK: &str = "INSERT INTO soapgate_jobs \
      (id, idempotency_key, source, service, operation, correlation_id, payload, \
-      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', 0, ?, 0, ?, ?)";
+      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', 0, ?, 0, ?, ?, ?)";
 
 /// Binds a `NewJob` to `INSERT_JOB_*` in column order.
 macro_rules! bind_new_job {
@@ -293,6 +298,7 @@ macro_rules! bind_new_job {
             .bind($now)
             .bind($now)
             .bind($now)
+            .bind($job.tenant.as_deref())
     };
 }
 pub(super) use bind_new_job;

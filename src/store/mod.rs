@@ -17,12 +17,14 @@
 //! database's own timestamps, because batch jobs read them.
 //!
 //! This module knows nothing of SOAP, mappings or workers: it stores and
-//! hands out strings. `jobs` holds the queue, `polling` the legacy tables.
+//! hands out strings. `jobs` holds the queue, `polling` the legacy tables,
+//! `tenants` the budgets, usage rows and audit trail.
 
 mod jobs;
 mod outbox;
 mod polling;
 mod stats;
+mod tenants;
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +47,7 @@ pub use jobs::{
 pub use outbox::{JobClaim, OutboxEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
 pub use stats::JobStats;
+pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

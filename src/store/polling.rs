@@ -139,6 +139,7 @@ fn job_for(request: &RequestRow) -> NewJob {
         payload: request.payload.clone(),
         idempotency_key: Some(format!("soapgate_requests:{}", request.id)),
         source: JobSource::Requests,
+        tenant: request.tenant.clone(),
     }
 }
 

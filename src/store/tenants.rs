@@ -1,0 +1,265 @@
+//! Tenant accounting: token budgets per tenant and period
+//! (`soapgate_budgets`), one usage row per model call (`soapgate_usage`)
+//! and the append-only audit trail (`soapgate_audit`).
+//!
+//! Budgets live here, not in memory, so every instance sharing the
+//! database sees the same counts. A charge is one atomic upsert that adds
+//! to the counter (`ON CONFLICT ... DO UPDATE SET tokens = tokens + ?` on
+//! SQLite and PostgreSQL, `ON DUPLICATE KEY UPDATE` on MySQL/MariaDB), never
+//! a read-modify-write, so concurrent charges from many instances all
+//! count. A call's usage rows, its charge and its audit row are written in
+//! one transaction.
+
+use super::{Result, Store, on_backend};
+
+/// One model call, as `soapgate_usage` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub at_ms: i64,
+    pub tenant: Option<String>,
+    pub service: String,
+    pub operation: String,
+    pub model: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Millionths of the price table's currency unit.
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+    /// `ok`, or the fault code the call ended in.
+    pub outcome: String,
+    pub correlation_id: String,
+}
+
+/// One SOAP call or job, as `soapgate_audit` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub at_ms: i64,
+    pub tenant: Option<String>,
+    /// Who presented the credentials (user name, or `api-key:` and the
+    /// first characters of the key's hash), when any were presented.
+    pub principal: Option<String>,
+    /// `http` or `job`.
+    pub source: String,
+    pub service: String,
+    pub operation: Option<String>,
+    pub correlation_id: String,
+    pub job_id: Option<String>,
+    /// `ok`, `queued`, or the fault code.
+    pub outcome: String,
+    /// Hex SHA-256 of the request body (HTTP) or the job payload.
+    pub payload_sha256: Option<String>,
+    /// The request and response payloads, only when configured.
+    pub request_text: Option<String>,
+    pub response_text: Option<String>,
+}
+
+/// Tokens to add to a tenant's day and month counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    pub tenant: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub tokens: i64,
+}
+
+/// `soapgate usage`: totals per tenant and model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTotal {
+    /// Empty for calls made without a tenant.
+    pub tenant: String,
+    pub model: String,
+    pub calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_micros: i64,
+}
+
+impl Store {
+    /// Tokens a tenant has used in each of these periods (0 for a period
+    /// not charged yet).
+    pub async fn budget_used(&self, tenant: &str, periods: &[&str]) -> Result<Vec<i64>> {
+        if periods.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for every period: this read is on the path of
+        // each call of a tenant with a budget.
+        let marks = vec!["?"; periods.len()].join(", ");
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool, dollar| {
+            let sql = super::jobs::numbered(
+                dollar,
+                &format!(
+                    "SELECT period, tokens FROM soapgate_budgets \
+                     WHERE tenant = ? AND period IN ({marks})"
+                ),
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(tenant);
+            for period in periods {
+                query = query.bind(*period);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(periods
+            .iter()
+            .map(|p| {
+                rows.iter()
+                    .find(|(period, _)| period == p)
+                    .map_or(0, |(_, n)| *n)
+            })
+            .collect())
+    }
+
+    /// Writes a call's usage rows, its budget charge and its audit row, in
+    /// one transaction.
+    pub async fn record_call(
+        &self,
+        usage: &[UsageRow],
+        charge: Option<&Charge>,
+        audit: &AuditRow,
+    ) -> Result<()> {
+        let now = self.now_ms();
+        macro_rules! write_all {
+            ($tx:expr, $dollar:expr, $upsert:expr) => {{
+                for u in usage {
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        "INSERT INTO soapgate_usage (at_ms, tenant, service, operation, model, \
+                         input_tokens, output_tokens, cost_micros, latency_ms, outcome, \
+                         correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(u.at_ms)
+                        .bind(u.tenant.as_deref())
+                        .bind(u.service.as_str())
+                        .bind(u.operation.as_str())
+                        .bind(u.model.as_str())
+                        .bind(u.input_tokens)
+                        .bind(u.output_tokens)
+                        .bind(u.cost_micros)
+                        .bind(u.latency_ms)
+                        .bind(u.outcome.as_str())
+                        .bind(u.correlation_id.as_str())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                if let Some(c) = charge.filter(|c| c.tokens > 0) {
+                    for period in [c.day.as_str(), c.month.as_str()] {
+                        sqlx::query($upsert)
+                            .bind(c.tenant.as_str())
+                            .bind(period)
+                            .bind(c.tokens)
+                            .bind(now)
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                }
+                let sql = super::jobs::numbered(
+                    $dollar,
+                    "INSERT INTO soapgate_audit (at_ms, tenant, principal, source, service, \
+                     operation, correlation_id, job_id, outcome, payload_sha256, request_text, \
+                     response_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(audit.at_ms)
+                    .bind(audit.tenant.as_deref())
+                    .bind(audit.principal.as_deref())
+                    .bind(audit.source.as_str())
+                    .bind(audit.service.as_str())
+                    .bind(audit.operation.as_deref())
+                    .bind(audit.correlation_id.as_str())
+                    .bind(audit.job_id.as_deref())
+                    .bind(audit.outcome.as_str())
+                    .bind(audit.payload_sha256.as_deref())
+                    .bind(audit.request_text.as_deref())
+                    .bind(audit.response_text.as_deref())
+                    .execute(&mut *$tx)
+                    .await?;
+            }};
+        }
+        // The upsert adds in the database: concurrent charges from any
+        // number of instances all count.
+        const UPSERT_DOLLAR: &str = "INSERT INTO soapgate_budgets (tenant, period, tokens, \
+             updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, period) DO UPDATE \
+             SET tokens = soapgate_budgets.tokens + excluded.tokens, \
+             updated_at_ms = excluded.updated_at_ms";
+        const UPSERT_QMARK: &str = "INSERT INTO soapgate_budgets (tenant, period, tokens, \
+             updated_at_ms) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+             tokens = tokens + VALUES(tokens), updated_at_ms = VALUES(updated_at_ms)";
+        match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                write_all!(tx, true, UPSERT_DOLLAR);
+                tx.commit().await?;
+            }
+            super::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                write_all!(tx, true, UPSERT_DOLLAR);
+                tx.commit().await?;
+            }
+            super::Pool::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                write_all!(tx, false, UPSERT_QMARK);
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Usage since `since_ms`, totalled per tenant and model, optionally
+    /// for one tenant; ordered by tenant, then model.
+    pub async fn usage_totals(
+        &self,
+        since_ms: i64,
+        tenant: Option<&str>,
+    ) -> Result<Vec<UsageTotal>> {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = on_backend!(self, |pool, dollar| {
+            let sql = super::jobs::numbered(
+                dollar,
+                "SELECT COALESCE(tenant, ''), model, COUNT(*), \
+                 CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) \
+                 FROM soapgate_usage WHERE at_ms >= ? AND (? IS NULL OR tenant = ?) \
+                 GROUP BY COALESCE(tenant, ''), model ORDER BY 1, 2",
+            );
+            let sql = if dollar {
+                sql
+            } else {
+                // MySQL casts to SIGNED, not BIGINT.
+                sql.replace("AS BIGINT", "AS SIGNED")
+            };
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(since_ms)
+                .bind(tenant)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(tenant, model, calls, input_tokens, output_tokens, cost_micros)| UsageTotal {
+                    tenant,
+                    model,
+                    calls,
+                    input_tokens,
+                    output_tokens,
+                    cost_micros,
+                },
+            )
+            .collect())
+    }
+
+    /// Audit rows, oldest first, with their outcome (tests and the admin
+    /// side read them; nothing in soapgate changes them).
+    pub async fn audit_outcomes(&self) -> Result<Vec<(Option<String>, String)>> {
+        on_backend!(self, |pool, _dollar| {
+            Ok(
+                sqlx::query_as("SELECT tenant, outcome FROM soapgate_audit ORDER BY id")
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
+    }
+}

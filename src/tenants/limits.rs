@@ -1,0 +1,144 @@
+//! Per-tenant limits: the request rate (governor, in this process) and the
+//! token budgets per UTC day and month (in the database, so every instance
+//! sees the same counts).
+//!
+//! Each tenant has its own direct governor limiter rather than one keyed
+//! limiter: a keyed limiter applies a single quota to every key, and
+//! tenants have quotas of their own. The set of tenants is fixed at start,
+//! so the map never grows.
+//!
+//! Budgets are checked before a call and charged after it with the tokens
+//! the model reported. Calls admitted at the same moment can together
+//! overshoot a budget by what they use; nothing is reserved up front.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use anyhow::bail;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use time::OffsetDateTime;
+
+use super::Tenants;
+use crate::error::GatewayError;
+use crate::store::Store;
+
+pub(super) struct Limiter {
+    limiter: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+}
+
+impl Limiter {
+    /// `None` when no rate is set.
+    pub(super) fn new(per_minute: Option<u32>, burst: Option<u32>) -> anyhow::Result<Option<Self>> {
+        let Some(per_minute) = per_minute else {
+            if burst.is_some() {
+                bail!("burst is set without requests_per_minute");
+            }
+            return Ok(None);
+        };
+        let Some(rate) = NonZeroU32::new(per_minute) else {
+            bail!("requests_per_minute must be at least 1 (leave it out for no limit)");
+        };
+        // Default burst: one second's worth, at least one request.
+        let burst = burst.unwrap_or(per_minute.div_ceil(60));
+        let Some(burst) = NonZeroU32::new(burst) else {
+            bail!("burst must be at least 1");
+        };
+        let quota = Quota::per_minute(rate).allow_burst(burst);
+        Ok(Some(Limiter {
+            limiter: RateLimiter::direct(quota),
+            clock: DefaultClock::default(),
+        }))
+    }
+
+    /// Ok, or how long until a request would be let through.
+    pub(super) fn check(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+/// The budget periods containing `now`: (`YYYY-MM-DD`, `YYYY-MM`), UTC.
+pub(super) fn periods(now: OffsetDateTime) -> (String, String) {
+    let d = now.to_offset(time::UtcOffset::UTC).date();
+    let month = format!("{:04}-{:02}", d.year(), u8::from(d.month()));
+    (format!("{month}-{:02}", d.day()), month)
+}
+
+impl Tenants {
+    /// Refuses a tenant whose day or month budget is used up. A tenant
+    /// without budgets passes without a database read.
+    pub async fn check_budget(
+        &self,
+        store: Option<&Store>,
+        tenant: &str,
+    ) -> Result<(), GatewayError> {
+        let Some(t) = self.by_name.get(tenant).map(|ix| &self.tenants[*ix]) else {
+            return Ok(());
+        };
+        if t.tokens_per_day.is_none() && t.tokens_per_month.is_none() {
+            return Ok(());
+        }
+        let Some(store) = store else {
+            // Fail closed: a budget that cannot be read is not a free pass.
+            return Err(GatewayError::Internal(format!(
+                "tenant {tenant} has a token budget but no database is configured"
+            )));
+        };
+        let (day, month) = periods(OffsetDateTime::now_utc());
+        let used = store
+            .budget_used(tenant, &[&day, &month])
+            .await
+            .map_err(|e| GatewayError::Internal(format!("reading the budget of {tenant}: {e}")))?;
+        let over = |limit: Option<u64>, used: i64| {
+            limit.is_some_and(|l| u64::try_from(used).unwrap_or(0) >= l)
+        };
+        if over(t.tokens_per_day, used[0]) {
+            return Err(GatewayError::BudgetExhausted {
+                tenant: tenant.to_string(),
+                period: "day",
+            });
+        }
+        if over(t.tokens_per_month, used[1]) {
+            return Err(GatewayError::BudgetExhausted {
+                tenant: tenant.to_string(),
+                period: "month",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_utc_day_and_month() {
+        let t = OffsetDateTime::parse(
+            "2026-03-01T00:30:00+02:00",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("time");
+        assert_eq!(periods(t), ("2026-02-28".into(), "2026-02".into()));
+    }
+
+    #[test]
+    fn a_burst_is_let_through_then_refused_with_a_wait() {
+        let l = Limiter::new(Some(60), Some(3))
+            .expect("valid")
+            .expect("some");
+        for _ in 0..3 {
+            assert!(l.check().is_ok());
+        }
+        let wait = l.check().expect_err("over");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(Limiter::new(Some(0), None).is_err());
+        assert!(Limiter::new(None, None).expect("none").is_none());
+    }
+}
