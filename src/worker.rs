@@ -91,6 +91,7 @@ pub async fn execute(
         correlation_id = %job.correlation_id,
         service = %job.service,
         operation = %job.operation,
+        tenant = job.tenant.as_deref().unwrap_or("-"),
     );
     let run = run_job(snapshot, model, limits, job, &mut outcome);
     let result = match tracing::Instrument::instrument(run, span).await {
@@ -106,8 +107,7 @@ pub async fn execute(
             models.metrics(),
             &job.service,
             &job.operation,
-            // Jobs carry no tenant yet; their tokens count under `-`.
-            None,
+            job.tenant.as_deref(),
             &label,
             outcome,
             started.elapsed(),
