@@ -315,6 +315,7 @@ pub async fn run(
     model: Option<&Models>,
     correlation_id: &str,
     outcome: &mut Outcome,
+    tries: Tries,
 ) -> Result<Reply, GatewayError> {
     let Prepared {
         contract,
@@ -407,8 +408,22 @@ pub async fn run(
             }
             Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
         }
+        Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable() => {
+            Err(GatewayError::Model(e))
+        }
         Err(error) => degrade(plan, models, &call.request, error, correlation_id, outcome).await,
     }
+}
+
+/// Whether a call that fails now can still be tried again later; decides
+/// when the mapping's failure policy answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tries {
+    /// A SOAP call, or a job's last attempt: the failure policy answers now.
+    Last,
+    /// A job with attempts left: a retryable model failure is returned as
+    /// is, so the job runs again later; the policy answers on its last try.
+    MoreLeft,
 }
 
 /// The error of a call cut at its deadline.

@@ -34,7 +34,7 @@ use crate::bedrock::Models;
 use crate::config::WorkerSettings;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
-use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply};
+use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
 use crate::soap::{self, SoapVersion};
 use crate::store::{ClaimedJob, Job, JobFailure, JobResult, Store, StoreError};
 use crate::tenants::{CallRecord, Tenants, sha256_hex};
@@ -82,6 +82,7 @@ pub async fn execute(
     model: Option<&Models>,
     limits: &Limits,
     job: &Job,
+    tries: Tries,
 ) -> Result<(JobResult, Outcome), (RunFailure, Outcome)> {
     let mut outcome = Outcome::default();
     let started = std::time::Instant::now();
@@ -93,7 +94,7 @@ pub async fn execute(
         operation = %job.operation,
         tenant = job.tenant.as_deref().unwrap_or("-"),
     );
-    let run = run_job(snapshot, model, limits, job, &mut outcome);
+    let run = run_job(snapshot, model, limits, job, tries, &mut outcome);
     let result = match tracing::Instrument::instrument(run, span).await {
         Ok(result) => Ok((result, outcome)),
         Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
@@ -121,6 +122,7 @@ async fn run_job(
     model: Option<&Models>,
     limits: &Limits,
     job: &Job,
+    tries: Tries,
     outcome: &mut Outcome,
 ) -> Result<JobResult, GatewayError> {
     // The named operation must exist before its payload is looked at, so a
@@ -163,6 +165,7 @@ async fn run_job(
         model,
         &job.correlation_id,
         outcome,
+        tries,
     )
     .await?;
     let payload = match reply {
@@ -489,7 +492,16 @@ impl Inner {
         };
         let run = async {
             match gate {
-                Ok(()) => execute(&snapshot, self.model.as_deref(), &self.limits, &job).await,
+                Ok(()) => {
+                    // Matches the RETRY rule below: attempts left means a
+                    // retryable failure is retried, not degraded.
+                    let tries = if job.attempts < i64::from(self.settings.max_attempts) {
+                        Tries::MoreLeft
+                    } else {
+                        Tries::Last
+                    };
+                    execute(&snapshot, self.model.as_deref(), &self.limits, &job, tries).await
+                }
                 Err(e) => Err((
                     RunFailure::from_error(&e, &job.correlation_id),
                     Outcome::default(),

@@ -375,6 +375,53 @@ async fn polling_rows_end_done_or_failed_with_their_fault(kind: Kind) {
     running.stop().await;
 }
 
+/// With `on_failure: static`, a job whose model keeps failing is retried
+/// while it has attempts left; only its last attempt answers with the
+/// static response (DONE), not its first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_fallback_answers_a_job_only_on_its_last_attempt() {
+    let Some(db) = TestDb::create(Kind::Sqlite, "static_last").await else {
+        return;
+    };
+    let script = "rules:\n  - prompt: \"Broken Vendor\"\n    error: { kind: internal_server }\n";
+    let settings = fast_settings();
+    // The example mappings: ClassifyInvoice has a static fallback.
+    let running = Running::start(&db, Some(script), settings.clone()).await;
+    let id = running
+        .store
+        .enqueue(&NewJob {
+            service: "InvoiceService".into(),
+            operation: "ClassifyInvoice".into(),
+            correlation_id: "static-broken".into(),
+            payload: classify_payload("RE-7", "Broken Vendor"),
+            idempotency_key: None,
+            source: JobSource::Queue,
+            tenant: None,
+        })
+        .await
+        .expect("enqueue");
+    wait_until("the job final", || async {
+        running
+            .store
+            .job_counts()
+            .await
+            .map(|c| c.done + c.failed)
+            .unwrap_or(0)
+            == 1
+    })
+    .await;
+    let job = running.store.get(&id).await.expect("get").expect("job");
+    assert_eq!(job.status, JobStatus::Done, "{job:#?}");
+    assert_eq!(job.attempts, i64::from(settings.max_attempts), "{job:#?}");
+    let got = results(&db).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].status, "DONE", "{got:#?}");
+    assert_eq!(got[0].category.as_deref(), Some("UNCLASSIFIED"), "{got:#?}");
+    // Every attempt went down the whole chain: 2 targets x 3 attempts.
+    assert_eq!(running.model_calls().await, 2 * 3);
+    running.stop().await;
+}
+
 async fn retryable_failures_are_retried_then_fail_after_max_attempts(kind: Kind) {
     let Some(db) = TestDb::create(kind, "retries").await else {
         return;

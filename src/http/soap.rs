@@ -341,6 +341,7 @@ async fn call(
         model,
         &ctx.correlation_id,
         outcome,
+        pipeline::Tries::Last,
     )
     .await
 }

@@ -16,6 +16,7 @@ use crate::bedrock::Models;
 use crate::converse::BoxFuture;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
+use crate::pipeline::Tries;
 use crate::soap::SoapVersion;
 use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
 use crate::tenants::Tenants;
@@ -41,7 +42,9 @@ pub enum Execution {
 /// Runs one stored job through the pipeline. The queue consumers call it
 /// for every job they claim.
 pub trait JobExecutor: Send + Sync {
-    fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Execution>;
+    /// `tries` says whether the job has attempts left: the mapping's
+    /// failure policy answers only on its last one.
+    fn execute<'a>(&'a self, job: &'a Job, tries: Tries) -> BoxFuture<'a, Execution>;
 
     /// What a request put on a queue from outside is: the service and
     /// operation its message named, else those its payload's QName finds;
@@ -136,7 +139,7 @@ impl std::fmt::Debug for PipelineExecutor {
 }
 
 impl JobExecutor for PipelineExecutor {
-    fn execute<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Execution> {
+    fn execute<'a>(&'a self, job: &'a Job, tries: Tries) -> BoxFuture<'a, Execution> {
         Box::pin(async move {
             let snapshot = self.live.snapshot();
             if let Err(e) = self.ensure_columns(&snapshot).await {
@@ -148,7 +151,8 @@ impl JobExecutor for PipelineExecutor {
             };
             let outcome = match gate {
                 Ok(()) => {
-                    worker::execute(&snapshot, self.model.as_deref(), &self.limits, job).await
+                    worker::execute(&snapshot, self.model.as_deref(), &self.limits, job, tries)
+                        .await
                 }
                 Err(e) => Err((
                     worker::RunFailure::from_error(&e, &job.correlation_id),

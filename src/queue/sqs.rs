@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::{Execution, JobExecutor, Route, request_version};
+use crate::pipeline::Tries;
 use crate::soap::{ErrorCode, Fault, response};
 use crate::store::{
     Job, JobClaim, JobFailure, JobId, JobSource, JobStatus, NewJob, Store, StoreError,
@@ -625,7 +626,15 @@ impl Consumer {
                 retryable: false,
                 retry_after: None,
             },
-            None => self.execute_with_heartbeat(job, token, receipt).await,
+            None => {
+                let tries = if receive_count < self.queue.settings.max_attempts {
+                    Tries::MoreLeft
+                } else {
+                    Tries::Last
+                };
+                self.execute_with_heartbeat(job, token, receipt, tries)
+                    .await
+            }
         };
         let s = &self.queue.settings;
         match execution {
@@ -713,9 +722,15 @@ impl Consumer {
 
     /// Runs the job while extending the message's visibility and the job's
     /// lease every third of the visibility timeout.
-    async fn execute_with_heartbeat(&self, job: &Job, token: i64, receipt: &str) -> Execution {
+    async fn execute_with_heartbeat(
+        &self,
+        job: &Job,
+        token: i64,
+        receipt: &str,
+        tries: Tries,
+    ) -> Execution {
         let s = &self.queue.settings;
-        let run = self.executor.execute(job);
+        let run = self.executor.execute(job, tries);
         tokio::pin!(run);
         let mut ticks = tokio::time::interval(s.heartbeat_every());
         ticks.tick().await; // the first tick is immediate

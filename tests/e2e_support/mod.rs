@@ -508,9 +508,14 @@ pub(crate) async fn run_one_job(
         .expect("claiming a job")?;
     let job = &claimed.job;
     let snapshot = state.live.snapshot();
-    let ran =
-        soapgate::worker::execute(&snapshot, state.model.as_deref(), &state.settings.xml, job)
-            .await;
+    let ran = soapgate::worker::execute(
+        &snapshot,
+        state.model.as_deref(),
+        &state.settings.xml,
+        job,
+        soapgate::pipeline::Tries::Last,
+    )
+    .await;
     let recorded = match ran {
         Ok((result, _)) => store.complete(&job.id, claimed.token, &result).await,
         Err((run, _)) => store.fail(&job.id, claimed.token, &run.failure, None).await,
