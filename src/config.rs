@@ -35,6 +35,11 @@ pub struct Settings {
     pub xml: Limits,
     /// `text` (human) or `json` (one object per line) log output.
     pub log_format: LogFormat,
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g.
+    /// `http://collector:4318`): spans are exported there, protobuf-encoded,
+    /// as well as logged. Unset: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` if set, else no export.
+    pub otlp_endpoint: Option<String>,
     /// How to reach Amazon Bedrock (region, endpoint, timeouts, retries).
     pub bedrock: BedrockSettings,
     /// Start the built-in Converse emulator and send every model call to it
@@ -179,6 +184,7 @@ impl Default for Settings {
             max_body_bytes: 10 * 1024 * 1024,
             xml: Limits::default(),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
             bedrock: BedrockSettings::default(),
             emulator: false,
             database: DatabaseSettings::default(),
@@ -200,6 +206,7 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "xml",
     "log_format",
+    "otlp_endpoint",
     "bedrock",
     "emulator",
     "database",

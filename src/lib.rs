@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod soap;
 pub mod store;
+pub mod telemetry;
 pub mod tenants;
 pub mod tickets;
 pub mod worker;

@@ -501,7 +501,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..Overrides::default()
     };
     let settings = settings(args.common, overrides)?;
-    init_tracing(settings.log_format);
+    // Declared before the runtime, so dropped after it: the final flush of
+    // spans blocks and must not run on the runtime.
+    let _telemetry = init_tracing(&settings)?;
     let sources = Sources {
         wsdl_dir: settings.wsdl_dir.clone(),
         mappings_dir: settings.mappings_dir.clone(),
@@ -718,7 +720,7 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     };
     let mut settings = settings(args.common, overrides)?;
     settings.worker.enabled = true;
-    init_tracing(settings.log_format);
+    let _telemetry = init_tracing(&settings)?;
     let sources = Sources {
         wsdl_dir: settings.wsdl_dir.clone(),
         mappings_dir: settings.mappings_dir.clone(),
@@ -769,7 +771,8 @@ fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    init_tracing(LogFormat::Text);
+    let _telemetry =
+        soapgate::telemetry::init(LogFormat::Text, None).context("setting up tracing")?;
     let script = args.script.as_deref().map(Script::load).transpose()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -843,18 +846,14 @@ fn log_services(contracts: &ContractSet) {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a person at a terminal, never into log files.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+fn init_tracing(settings: &Settings) -> anyhow::Result<soapgate::telemetry::Telemetry> {
+    let telemetry =
+        soapgate::telemetry::init(settings.log_format, settings.otlp_endpoint.as_deref())
+            .context("setting up the OTLP span exporter")?;
+    if telemetry.exporting() {
+        tracing::info!("exporting spans over OTLP/HTTP");
     }
+    Ok(telemetry)
 }
 
 /// Ctrl-C or SIGTERM.

@@ -35,13 +35,15 @@ pub(crate) async fn post_call(
     let mut ctx = CallContext::new(&service, transport);
 
     let mut outcome = Outcome::default();
-    // The correlation id is recorded as soon as it is known (the
-    // envelope's MessageID, else the generated one); the tenant once
-    // authenticated.
+    // The correlation id (the envelope's MessageID, else a generated one)
+    // and the tenant are known once the envelope is read: recorded after
+    // the call, once each (an exported span keeps every value recorded).
+    // The call's own log lines name the correlation id themselves.
     let span = tracing::info_span!(
         "soap_call",
         service = %service,
-        correlation_id = %ctx.correlation_id,
+        operation = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
         tenant = tracing::field::Empty,
     );
     let mut seen = Seen::default();
@@ -58,6 +60,10 @@ pub(crate) async fn post_call(
     .await;
     if let Some(tenants) = &state.tenants {
         record(tenants, &state, &ctx, &outcome, &seen, &result).await;
+    }
+    span.record("correlation_id", ctx.correlation_id.as_str());
+    if let Some(operation) = &ctx.operation {
+        span.record("operation", operation.as_str());
     }
     if let Some(tenant) = &ctx.tenant {
         span.record("tenant", tenant.as_str());

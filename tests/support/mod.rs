@@ -412,9 +412,20 @@ impl fmt::Debug for ServeProcess {
 
 impl ServeProcess {
     pub(crate) fn start(wsdl_dir: &Path, mappings_dir: &Path, workdir: &Path) -> ServeProcess {
+        ServeProcess::start_with_env(wsdl_dir, mappings_dir, workdir, &[])
+    }
+
+    /// Like [`ServeProcess::start`], with extra environment variables.
+    pub(crate) fn start_with_env(
+        wsdl_dir: &Path,
+        mappings_dir: &Path,
+        workdir: &Path,
+        env: &[(&str, &str)],
+    ) -> ServeProcess {
         use std::sync::{Arc, Mutex, PoisonError};
         let mut child = Command::new(env!("CARGO_BIN_EXE_soapgate"))
             .current_dir(workdir)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .args(["serve", "--emulator", "--listen", "127.0.0.1:0"])
@@ -492,6 +503,27 @@ impl ServeProcess {
 
     pub(crate) fn wsdl_url(&self, service: &str) -> String {
         format!("{}/soap/{service}?wsdl", self.base_url)
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for a graceful exit.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for soapgate") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "soapgate did not stop after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
