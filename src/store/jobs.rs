@@ -377,6 +377,18 @@ impl Store {
     /// (its worker died). The fencing token goes up by one on every claim,
     /// so the previous holder's writes are refused from now on.
     pub async fn claim(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+        // Claims racing on InnoDB's secondary indexes can deadlock; the
+        // victim wrote nothing and simply tries again.
+        let mut retries = 0;
+        loop {
+            match self.claim_once(worker_id, lease).await {
+                Err(e) if e.is_deadlock() && retries < 3 => retries += 1,
+                claimed => return claimed,
+            }
+        }
+    }
+
+    async fn claim_once(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
         // Which job comes next: a job whose worker died (its lease expired)
         // first, then the queued job due earliest (enqueue order, as
         // `run_after_ms` is the enqueue time until a retry pushes it back).
