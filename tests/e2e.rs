@@ -8,6 +8,7 @@
 //! when repairs run out.
 
 mod e2e_support;
+mod mappings_support;
 
 use std::path::Path;
 
@@ -354,7 +355,10 @@ async fn every_converse_error_kind_becomes_its_documented_fault() {
     let mut problems = Vec::new();
     // ClassifyInvoice's static fallback answers model failures too; the
     // chain part below needs the faults themselves.
-    let mappings = fault_policy_mappings();
+    let mappings = mappings_support::with_fault_policy(
+        "    on_failure:\n      static:\n        classification:",
+        "    # Flat columns of soapgate_results",
+    );
     for case in ERROR_CASES {
         let gateway = Gateway::start_with(Some(&error_script(case.kind)), mappings.path()).await;
         let (s, text) = sample("SupportDesk", "SummarizeTicket");
@@ -571,7 +575,12 @@ async fn answers_that_stay_invalid_get_the_static_fallback_marked_degraded() {
 async fn answers_that_stay_invalid_without_a_fallback_are_an_invalid_model_output_fault() {
     // ExtractInvoiceFields: repair_attempts 1, on_failure fault — run
     // synchronously here (the example maps it async).
-    let mappings = sync_mappings();
+    let mappings = mappings_support::edited(|text| {
+        text.replace(
+            "    mode: async\n    idempotency_key: documentId\n",
+            "    mode: sync\n",
+        )
+    });
     let gateway = Gateway::start_with(
         Some("rules:\n  - text: \"Sorry, the scan is unreadable: {internal-note-42}\"\n"),
         mappings.path(),
@@ -592,50 +601,6 @@ async fn answers_that_stay_invalid_without_a_fallback_are_an_invalid_model_outpu
     );
     assert!(reply.headers().iter().all(|h| !h.name.is(SG, "Degraded")));
     assert_eq!(gateway.total_calls().await, 2);
-}
-
-/// The example mappings with ClassifyInvoice's static fallback replaced
-/// by `on_failure: fault`, for tests of the faults model failures become
-/// (the static fallback answers those too, marked degraded).
-fn fault_policy_mappings() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut replaced = false;
-    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            let mut text = std::fs::read_to_string(&path).expect("mapping");
-            if let (Some(start), Some(end)) = (
-                text.find("    on_failure:\n      static:\n        classification:"),
-                text.find("    # Flat columns of soapgate_results"),
-            ) {
-                text.replace_range(start..end, "    on_failure: fault\n");
-                replaced = true;
-            }
-            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
-                .expect("writing a mapping");
-        }
-    }
-    assert!(replaced, "ClassifyInvoice's static fallback was not found");
-    dir
-}
-
-/// The example mappings with every `mode: async` request-response
-/// operation made sync, to test what a run does without a worker.
-fn sync_mappings() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            let text = std::fs::read_to_string(&path).expect("mapping");
-            let text = text.replace(
-                "    mode: async\n    idempotency_key: documentId\n",
-                "    mode: sync\n",
-            );
-            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
-                .expect("writing a mapping");
-        }
-    }
-    dir
 }
 
 /// A test-only mapping folder: the fallback with `repair_attempts: 0`
@@ -735,7 +700,10 @@ async fn a_hanging_model_becomes_a_timeout_fault_after_the_chain() {
     };
     // With the example's static fallback the caller would get a degraded
     // answer; the fault is what this test is about.
-    let mappings = fault_policy_mappings();
+    let mappings = mappings_support::with_fault_policy(
+        "    on_failure:\n      static:\n        classification:",
+        "    # Flat columns of soapgate_results",
+    );
     let gateway = Gateway::start_full(
         Some("rules:\n  - delay_ms: 5000\n"),
         mappings.path(),

@@ -7,6 +7,7 @@
 //! `SOAPGATE_REQUIRE_PEERS=1` (`.ci/run` installs it).
 
 mod db_support;
+mod mappings_support;
 mod support;
 
 use std::net::TcpListener;
@@ -217,30 +218,6 @@ struct Rig {
     reply_url: String,
     dlq_url: String,
     stop: watch::Sender<bool>,
-}
-
-/// The example mappings with TriageTicket's static fallback replaced by
-/// `on_failure: fault`.
-fn fault_policy_mappings() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut replaced = false;
-    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            let mut text = std::fs::read_to_string(&path).expect("mapping");
-            if let (Some(start), Some(end)) = (
-                text.find("    on_failure:\n      static:\n        TriageTicketResult:"),
-                text.find("\n  # Text output"),
-            ) {
-                text.replace_range(start..end, "    on_failure: fault\n");
-                replaced = true;
-            }
-            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
-                .expect("writing a mapping");
-        }
-    }
-    assert!(replaced, "TriageTicket's static fallback was not found");
-    dir
 }
 
 impl Rig {
@@ -478,7 +455,10 @@ async fn a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq(ki
     // The example's TriageTicket answers model failures with its static
     // fallback (a DONE job, marked degraded); failing for good is what
     // this test is about.
-    let mappings = fault_policy_mappings();
+    let mappings = mappings_support::with_fault_policy(
+        "    on_failure:\n      static:\n        TriageTicketResult:",
+        "\n  # Text output",
+    );
     let Some(rig) = Rig::start_with(test, kind, Some(script), attempts, mappings.path()).await
     else {
         return;

@@ -57,24 +57,22 @@ async fn run_client(program: &str, args: Vec<String>) -> support::RunOutput {
         .expect("client task")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zeep_username_tokens_text_and_digest() {
-    const TEST: &str = "zeep wsse";
-    if !command_works("python3", &["-c", "import zeep.wsse.username"]) {
-        peer_missing(TEST, "python3 with zeep (pip install zeep)");
-        return;
-    }
+/// Runs a client script (`tests/clients/{script}`) through every case
+/// against a fresh gateway: each case must print `ok ...`, and only the
+/// answered cases may reach the model.
+async fn run_cases(program: &str, script: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let gw = gateway(&dir).await;
     let mut args = vec![
         repo_root()
-            .join("tests/clients/zeep_wsse.py")
+            .join("tests/clients")
+            .join(script)
             .display()
             .to_string(),
         gw.base_url.clone(),
     ];
     args.extend(CASES.iter().map(|c| c.to_string()));
-    let out = run_client("python3", args).await;
+    let out = run_client(program, args).await;
     println!("{out}");
     assert!(out.success(), "{out}");
     assert_eq!(
@@ -83,6 +81,16 @@ async fn zeep_username_tokens_text_and_digest() {
         "{out}"
     );
     assert_eq!(gw.model_calls().await, ANSWERED, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeep_username_tokens_text_and_digest() {
+    const TEST: &str = "zeep wsse";
+    if !command_works("python3", &["-c", "import zeep.wsse.username"]) {
+        peer_missing(TEST, "python3 with zeep (pip install zeep)");
+        return;
+    }
+    run_cases("python3", "zeep_wsse.py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,23 +103,5 @@ async fn php_soapclient_username_tokens_text_and_digest() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tmp");
-    let gw = gateway(&dir).await;
-    let mut args = vec![
-        repo_root()
-            .join("tests/clients/php_wsse.php")
-            .display()
-            .to_string(),
-        gw.base_url.clone(),
-    ];
-    args.extend(CASES.iter().map(|c| c.to_string()));
-    let out = run_client("php", args).await;
-    println!("{out}");
-    assert!(out.success(), "{out}");
-    assert_eq!(
-        out.stdout.lines().filter(|l| l.starts_with("ok ")).count(),
-        CASES.len(),
-        "{out}"
-    );
-    assert_eq!(gw.model_calls().await, ANSWERED, "{out}");
+    run_cases("php", "php_wsse.php").await;
 }

@@ -5,6 +5,7 @@
 //! retried with backoff until they succeed or run out of attempts.
 
 mod db_support;
+mod mappings_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,30 +25,6 @@ const INV_NS: &str = "http://erp.example.com/ap/invoice/types/v1";
 
 fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The example mappings with ClassifyInvoice's static fallback replaced
-/// by `on_failure: fault`.
-fn fault_policy_mappings() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut replaced = false;
-    for entry in std::fs::read_dir(repo_root().join("mappings")).expect("mappings/") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "yaml") {
-            let mut text = std::fs::read_to_string(&path).expect("mapping");
-            if let (Some(start), Some(end)) = (
-                text.find("    on_failure:\n      static:\n        classification:"),
-                text.find("    # Flat columns of soapgate_results"),
-            ) {
-                text.replace_range(start..end, "    on_failure: fault\n");
-                replaced = true;
-            }
-            std::fs::write(dir.path().join(path.file_name().expect("name")), text)
-                .expect("writing a mapping");
-        }
-    }
-    assert!(replaced, "ClassifyInvoice's static fallback was not found");
-    dir
 }
 
 /// A bare ClassifyInvoice request payload (what a batch job inserts).
@@ -439,7 +416,10 @@ rules:
     // The example's ClassifyInvoice answers model failures with its static
     // fallback (a DONE job, marked degraded); the retries and the final
     // FAILED are what this test is about.
-    let mappings = fault_policy_mappings();
+    let mappings = mappings_support::with_fault_policy(
+        "    on_failure:\n      static:\n        classification:",
+        "    # Flat columns of soapgate_results",
+    );
     let running = Running::start_with(&db, Some(script), settings.clone(), mappings.path()).await;
     let mut ids: Vec<(&str, JobId)> = Vec::new();
     for vendor in ["Flaky Vendor", "Broken Vendor", "Denied Vendor"] {
