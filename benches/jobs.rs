@@ -4,14 +4,19 @@
 //! For each backend: enqueue N jobs, then time how long it takes to drain
 //! them
 //! - `bare`: `concurrency` tasks doing `Store::claim` + `Store::complete`
-//!   with a fixed result, no pipeline;
+//!   with a fixed result, no pipeline: one job per transaction;
+//! - `bare-group`: the same store work grouped as the workers group it:
+//!   one loop claiming up to `concurrency` jobs at once
+//!   (`Store::claim_many`) and writing their fixed results in one
+//!   transaction (`Store::finish_all`), no pipeline;
 //! - `e2e`: the `WorkerPool` (the code `soapgate worker` runs) with the
 //!   example mappings, the real Bedrock SDK client and the in-process
 //!   Converse emulator answering at once (0 ms delay).
 //!
 //! Run with `bench/jobs.sh` (release build). Settings from the environment:
 //! `JOBS` (default 5000), `CONCURRENCY` (default 16), `BACKENDS` (default
-//! `sqlite,postgres,mariadb`), `SOAPGATE_TEST_POSTGRES_URL`,
+//! `sqlite,postgres,mariadb`), `LOOPS` (default `bare,bare-group,e2e`),
+//! `SOAPGATE_TEST_POSTGRES_URL`,
 //! `SOAPGATE_TEST_MYSQL_URL` (server URLs; a fresh database is created and
 //! dropped per measurement).
 
@@ -21,10 +26,14 @@ use std::time::{Duration, Instant};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::WorkerSettings;
 use soapgate::live::{Live, Sources};
-use soapgate::store::{JobResult, JobSource, NewJob, Store};
+use soapgate::store::{JobEnd, JobFinish, JobResult, JobSource, NewJob, Store};
 use soapgate::worker::WorkerPool;
 use soapgate::xml::Limits;
 use sqlx::{Connection, Executor};
+
+// The allocator the `soapgate` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const INV_NS: &str = "http://erp.example.com/ap/invoice/types/v1";
 
@@ -145,6 +154,41 @@ async fn bare(store: &Store, jobs: usize, concurrency: usize) -> Duration {
     elapsed
 }
 
+async fn bare_group(store: &Store, jobs: usize, concurrency: usize) -> Duration {
+    let started = Instant::now();
+    let result = JobResult {
+        payload: "<r/>".into(),
+        model: Some("m".into()),
+        input_tokens: Some(1),
+        output_tokens: Some(1),
+        columns: Vec::new(),
+    };
+    loop {
+        let claimed = store
+            .claim_many("bare-group", Duration::from_secs(60), concurrency)
+            .await
+            .expect("claim");
+        if claimed.is_empty() {
+            break;
+        }
+        let ends: Vec<JobFinish> = claimed
+            .into_iter()
+            .map(|c| JobFinish {
+                id: c.job.id,
+                token: c.token,
+                end: JobEnd::Done(result.clone()),
+            })
+            .collect();
+        for written in store.finish_all(&ends).await {
+            assert!(written.expect("finish"), "a fresh claim's result is recorded");
+        }
+    }
+    let elapsed = started.elapsed();
+    let counts = store.job_counts().await.expect("counts");
+    assert_eq!(counts.done as usize, jobs, "{counts:?}");
+    elapsed
+}
+
 async fn end_to_end(store: &Store, jobs: usize, concurrency: usize) -> Duration {
     let emulator = soapgate::emulator::spawn(None).await.expect("emulator");
     let bedrock = BedrockSettings {
@@ -184,7 +228,7 @@ async fn end_to_end(store: &Store, jobs: usize, concurrency: usize) -> Duration 
             assert_eq!(c.done as usize, jobs, "{c:?}");
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
     let _ = stop.send(());
@@ -199,6 +243,7 @@ fn main() {
     let jobs = env_usize("JOBS", if measuring { 5_000 } else { 100 });
     let concurrency = env_usize("CONCURRENCY", 16);
     let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres,mariadb".into());
+    let loops = std::env::var("LOOPS").unwrap_or_else(|_| "bare,bare-group,e2e".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -208,14 +253,14 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     rt.block_on(async {
         for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
-            for (i, kind) in ["bare", "e2e"].into_iter().enumerate() {
+            for (i, kind) in loops.split(',').map(str::trim).enumerate() {
                 let (url, db) = fresh(backend, dir.path(), i).await;
                 let store = Store::connect(&url).await.expect("store");
                 enqueue_all(&store, jobs).await;
-                let elapsed = if kind == "bare" {
-                    bare(&store, jobs, concurrency).await
-                } else {
-                    end_to_end(&store, jobs, concurrency).await
+                let elapsed = match kind {
+                    "bare" => bare(&store, jobs, concurrency).await,
+                    "bare-group" => bare_group(&store, jobs, concurrency).await,
+                    _ => end_to_end(&store, jobs, concurrency).await,
                 };
                 store.close().await;
                 drop_db(backend, db).await;

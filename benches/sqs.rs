@@ -28,6 +28,10 @@ use soapgate::queue::sqs::{self, Consumer, SqsQueue, SqsSettings};
 use soapgate::store::{JobSource, NewJob, Store};
 use soapgate::xml::Limits;
 
+// The allocator the `soapgate` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const INV_NS: &str = "http://erp.example.com/ap/invoice/types/v1";
 
 fn payload(n: usize) -> String {

@@ -7,8 +7,11 @@
 //! (the response payload XML) or a [`RunFailure`] carrying the fault code
 //! the HTTP path would have answered.
 //!
-//! [`WorkerPool`] runs `concurrency` claim loops plus the polling-table
-//! intake (new `soapgate_requests` rows become jobs, in id order). A claimed
+//! [`WorkerPool`] runs up to `concurrency` jobs at a time plus the
+//! polling-table intake (new `soapgate_requests` rows become jobs, in id
+//! order). One dispatcher claims as many jobs as there are free slots in one
+//! transaction, and one committer writes the results that have piled up in
+//! one transaction, so under load jobs share their writes. A claimed
 //! job is leased; a heartbeat extends the lease every `lease / 3` while the
 //! model works and stops the work when the store says the fencing token is
 //! stale (the job was re-claimed elsewhere). Retryable failures go back to
@@ -17,7 +20,8 @@
 //! claiming, lets in-flight jobs finish within a grace period, and releases
 //! the rest (fenced) so another worker takes them at once.
 //!
-//! The result write is the store's fenced `complete`/`fail`, which also
+//! The result write is the store's fenced `finish_all` (as `complete` and
+//! `fail`, several jobs per transaction), which also
 //! writes the `soapgate_results` row in the same transaction; a worker that
 //! dies before it leaves the job RUNNING, to be claimed again after its
 //! lease. See ARCHITECTURE.md, "Exactly one result".
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::bedrock::Models;
@@ -36,7 +40,9 @@ use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
 use crate::soap::{self, SoapVersion};
-use crate::store::{ClaimedJob, Job, JobFailure, JobResult, Store, StoreError};
+use crate::store::{
+    ClaimedJob, Job, JobEnd, JobFailure, JobFinish, JobResult, Store, StoreError,
+};
 use crate::tenants::{CallRecord, Tenants, sha256_hex};
 use crate::xml::{self, Limits};
 
@@ -254,8 +260,8 @@ pub async fn record_job(
     tenants.record(Some(store), &call).await;
 }
 
-/// The workers of one process: `concurrency` claim loops and the polling
-/// table intake, over one store and the live contracts and mappings.
+/// The workers of one process: up to `concurrency` jobs at a time and the
+/// polling-table intake, over one store and the live contracts and mappings.
 pub struct WorkerPool {
     inner: Arc<Inner>,
 }
@@ -341,13 +347,11 @@ impl WorkerPool {
         let (abort_tx, abort_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(inner.clone().intake(stop_rx.clone()));
-        for n in 0..inner.settings.concurrency {
-            tasks.spawn(
-                inner
-                    .clone()
-                    .claim_loop(n, stop_rx.clone(), abort_rx.clone()),
-            );
-        }
+        // Results go to one writer, which ends when the dispatcher and
+        // every job it started have dropped their handles.
+        let (writer, writing) = ResultWriter::new(inner.store.clone(), inner.settings.concurrency);
+        tasks.spawn(writing);
+        tasks.spawn(inner.clone().dispatch(stop_rx.clone(), abort_rx, writer));
         tracing::info!(
             worker = %inner.name,
             concurrency = inner.settings.concurrency,
@@ -372,6 +376,59 @@ impl WorkerPool {
         }
         tracing::info!(worker = %inner.name, "workers stopped");
         Ok(())
+    }
+}
+
+/// Writes the ends of runs in groups, for every task of a process that
+/// finishes jobs: whatever arrived while one group was being written goes
+/// in the next transaction ([`Store::finish_all`]), so under load many jobs
+/// share one commit, and a lone job waits for nobody. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ResultWriter {
+    tx: mpsc::Sender<Commit>,
+}
+
+/// One end on its way to the writer, and where its answer goes.
+#[derive(Debug)]
+struct Commit {
+    end: JobFinish,
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+impl ResultWriter {
+    /// Most ends written in one transaction.
+    const MAX_GROUP: usize = 64;
+
+    /// A writer for `store`, about `capacity` writes deep, and the future
+    /// that does the writing; it ends once every handle is dropped.
+    pub fn new(store: Store, capacity: usize) -> (ResultWriter, impl Future<Output = ()>) {
+        let (tx, mut rx) = mpsc::channel::<Commit>(capacity.max(1));
+        let writing = async move {
+            let mut group = Vec::with_capacity(Self::MAX_GROUP);
+            while rx.recv_many(&mut group, Self::MAX_GROUP).await > 0 {
+                let (ends, replies): (Vec<JobFinish>, Vec<_>) =
+                    group.drain(..).map(|c| (c.end, c.reply)).unzip();
+                let written = store.finish_all(&ends).await;
+                for (reply, result) in replies.into_iter().zip(written) {
+                    let _ = reply.send(result);
+                }
+            }
+        };
+        (ResultWriter { tx }, writing)
+    }
+
+    /// Records one end, fenced (see [`Store::finish_all`]): true when this
+    /// write was the one recorded, false when the token was stale or the
+    /// job had already ended.
+    pub async fn write(&self, end: JobFinish) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        // The writer lives as long as any handle, so it is gone only if it
+        // died.
+        self.tx
+            .send(Commit { end, reply })
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -446,39 +503,72 @@ impl Inner {
         )
     }
 
-    async fn claim_loop(
+    /// Claims jobs for the free slots, as many as are free in one claim,
+    /// and runs each in a task of its own; stops claiming when `stop` is
+    /// raised and returns when the jobs it started have ended.
+    async fn dispatch(
         self: Arc<Self>,
-        n: usize,
         mut stop: watch::Receiver<bool>,
         abort: watch::Receiver<bool>,
+        writer: ResultWriter,
     ) {
-        let id = format!("{}/{n}", self.name);
+        let concurrency = self.settings.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
         let lease = self.settings.lease();
+        let mut running = JoinSet::new();
         let mut failures = 0u32;
         while !*stop.borrow() {
-            let wait = match self.store.claim(&id, lease).await {
-                Ok(Some(claimed)) => {
+            // Wait for one free slot, then take every other free one.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = raised(&mut stop) => break,
+            };
+            let mut permits = vec![first];
+            while let Ok(permit) = slots.clone().try_acquire_owned() {
+                permits.push(permit);
+            }
+            while running.try_join_next().is_some() {}
+            let wait = match self.store.claim_many(&self.name, lease, permits.len()).await {
+                Ok(claimed) if !claimed.is_empty() => {
                     failures = 0;
-                    self.process(claimed, abort.clone()).await;
+                    for (job, permit) in claimed.into_iter().zip(permits.drain(..)) {
+                        let inner = self.clone();
+                        let abort = abort.clone();
+                        let writer = writer.clone();
+                        running.spawn(async move {
+                            inner.process(job, abort, &writer).await;
+                            drop(permit);
+                        });
+                    }
                     continue;
                 }
-                Ok(None) => self.settings.poll_interval(),
+                Ok(_) => self.settings.poll_interval(),
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(worker = %id, error = %e, "claiming a job failed");
+                    tracing::warn!(worker = %self.name, error = %e, "claiming jobs failed");
                     self.db_backoff(failures)
                 }
             };
+            drop(permits);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
                 () = raised(&mut stop) => {}
             }
         }
+        while running.join_next().await.is_some() {}
     }
 
     /// Runs one claimed job to its recorded end (or to its release).
-    async fn process(&self, claimed: ClaimedJob, mut abort: watch::Receiver<bool>) {
+    async fn process(
+        &self,
+        claimed: ClaimedJob,
+        mut abort: watch::Receiver<bool>,
+        writer: &ResultWriter,
+    ) {
         let ClaimedJob { job, token } = claimed;
         let started = Instant::now();
         let snapshot = self.live.snapshot();
@@ -536,7 +626,7 @@ impl Inner {
         if let Some(tenants) = &self.tenants {
             record_job(tenants, &self.store, &job, &outcome).await;
         }
-        let recorded = self.record(&job, token, outcome, lease).await;
+        let recorded = self.record(&job, token, outcome, lease, writer).await;
         tracing::info!(
             job_id = %job.id,
             correlation_id = %job.correlation_id,
@@ -579,6 +669,7 @@ impl Inner {
         token: i64,
         outcome: Result<(JobResult, Outcome), (RunFailure, Outcome)>,
         lease: Duration,
+        writer: &ResultWriter,
     ) -> bool {
         let deadline = Instant::now() + lease;
         let max_attempts = i64::from(self.settings.max_attempts);
@@ -591,12 +682,21 @@ impl Inner {
             )),
             _ => None,
         };
+        let end = match outcome {
+            Ok((result, _)) => JobEnd::Done(result),
+            Err((f, _)) => match retry {
+                Some(delay) => JobEnd::Retry(f.failure, delay),
+                None => JobEnd::Failed(f.failure),
+            },
+        };
+        let finish = JobFinish {
+            id: job.id.clone(),
+            token,
+            end,
+        };
         let mut failures = 0u32;
         loop {
-            let written = match &outcome {
-                Ok((result, _)) => self.store.complete(&job.id, token, result).await,
-                Err((f, _)) => self.store.fail(&job.id, token, &f.failure, retry).await,
-            };
+            let written = writer.write(finish.clone()).await;
             match written {
                 Ok(true) => return true,
                 Ok(false) => {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soapgate::store::{
-    JobFailure, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, NewRequest, ResultRow,
-    ResultStatus, Store,
+    JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob,
+    NewRequest, ResultRow, ResultStatus, Store, StoreError,
 };
 use sqlx::{Connection, Executor};
 
@@ -168,6 +168,8 @@ on_every_backend!(
     results_are_written_once,
     finishing_a_job_writes_its_result_row_in_the_same_transaction,
     release_requeues_without_counting_an_attempt,
+    claim_many_takes_expired_leases_first_then_queued_up_to_max,
+    finish_all_fences_each_end_and_isolates_a_bad_one,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -796,4 +798,157 @@ async fn release_requeues_without_counting_an_attempt(ctx: Ctx) {
     assert!(second.token > first.token);
     assert_eq!(second.job.attempts, 1);
     assert!(!ctx.store.release(&id, first.token).await.expect("stale"));
+}
+
+async fn claim_many_takes_expired_leases_first_then_queued_up_to_max(ctx: Ctx) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(ctx.store.enqueue(&new_job(n, None)).await.expect("enqueue"));
+        ctx.clock.advance(Duration::from_millis(1));
+    }
+    let ids_of = |claimed: &[soapgate::store::ClaimedJob]| -> BTreeSet<JobId> {
+        claimed.iter().map(|c| c.job.id.clone()).collect()
+    };
+    assert!(
+        ctx.store
+            .claim_many("w1", LEASE, 0)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let first = ctx.store.claim_many("w1", LEASE, 2).await.expect("claim");
+    assert_eq!(ids_of(&first), ids[..2].iter().cloned().collect());
+    for c in &first {
+        assert_eq!(c.job.status, JobStatus::Running);
+        assert_eq!(c.job.lease_owner.as_deref(), Some("w1"));
+        assert_eq!(c.token, c.job.fencing_token);
+    }
+
+    // w1 dies: its two jobs come back before the queued ones, with new
+    // tokens, and the batch is filled from the queue in enqueue order.
+    ctx.clock.advance(LEASE + Duration::from_secs(1));
+    let second = ctx.store.claim_many("w2", LEASE, 3).await.expect("claim");
+    assert_eq!(
+        ids_of(&second),
+        [&ids[0], &ids[1], &ids[2]].into_iter().cloned().collect()
+    );
+    for c in &second {
+        let before = first.iter().find(|f| f.job.id == c.job.id);
+        if let Some(before) = before {
+            assert!(c.token > before.token, "re-claimed with a higher token");
+            assert_eq!(c.job.attempts, 2);
+        } else {
+            assert_eq!(c.job.attempts, 1);
+        }
+    }
+    let third = ctx.store.claim_many("w3", LEASE, 10).await.expect("claim");
+    assert_eq!(ids_of(&third), ids[3..].iter().cloned().collect());
+    assert!(
+        ctx.store
+            .claim_many("w3", LEASE, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "nothing left to claim"
+    );
+}
+
+async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut job = new_job(n, None);
+        job.source = JobSource::Requests;
+        ids.push(ctx.store.enqueue(&job).await.expect("enqueue"));
+    }
+    let claimed = ctx.store.claim_many("w1", LEASE, 5).await.expect("claim");
+    assert_eq!(claimed.len(), 5);
+    let token = |id: &JobId| {
+        claimed
+            .iter()
+            .find(|c| &c.job.id == id)
+            .expect("claimed")
+            .token
+    };
+    // Job 0 was already recorded: its repeat in the group is refused.
+    assert!(
+        ctx.store
+            .complete(&ids[0], token(&ids[0]), &result("earlier"))
+            .await
+            .expect("complete")
+    );
+    let failure = JobFailure {
+        fault_code: "MODEL_THROTTLED".to_owned(),
+        fault_text: "slow down".to_owned(),
+    };
+    let end = |i: usize, end: JobEnd| JobFinish {
+        id: ids[i].clone(),
+        token: token(&ids[i]),
+        end,
+    };
+    let group = vec![
+        end(0, JobEnd::Done(result("repeat"))),
+        end(1, JobEnd::Done(result("one"))),
+        end(2, JobEnd::Failed(failure.clone())),
+        end(3, JobEnd::Retry(failure.clone(), Duration::from_secs(5))),
+        // A stale token: refused, the others still recorded.
+        JobFinish {
+            id: ids[4].clone(),
+            token: token(&ids[4]) - 1,
+            end: JobEnd::Done(result("stale")),
+        },
+    ];
+    let written: Vec<bool> = ctx
+        .store
+        .finish_all(&group)
+        .await
+        .into_iter()
+        .map(|w| w.expect("written"))
+        .collect();
+    assert_eq!(written, [false, true, true, true, false]);
+
+    let job0 = get(&ctx, &ids[0]).await;
+    assert_eq!(job0.result_payload.as_deref(), Some("<Answer>earlier</Answer>"));
+    let job1 = get(&ctx, &ids[1]).await;
+    assert_eq!(job1.status, JobStatus::Done);
+    assert_eq!(job1.result_payload.as_deref(), Some("<Answer>one</Answer>"));
+    let job2 = get(&ctx, &ids[2]).await;
+    assert_eq!(job2.status, JobStatus::Failed);
+    assert_eq!(job2.fault_code.as_deref(), Some("MODEL_THROTTLED"));
+    let job3 = get(&ctx, &ids[3]).await;
+    assert_eq!(job3.status, JobStatus::Queued);
+    assert_eq!(job3.run_after_ms, START_MS + 5_000);
+    assert_eq!(get(&ctx, &ids[4]).await.status, JobStatus::Running);
+    // Final ends got their result rows in the same transaction; the retry
+    // did not.
+    for (n, status) in [(1, Some(ResultStatus::Done)), (2, Some(ResultStatus::Failed)), (3, None)] {
+        let row = ctx
+            .store
+            .get_result(&format!("corr-{n}"))
+            .await
+            .expect("result");
+        assert_eq!(row.map(|r| r.status), status, "corr-{n}");
+    }
+
+    // A bad end (a result column no table may have) fails alone: the rest
+    // of its group is written one by one.
+    let mut bad = result("bad");
+    bad.columns = vec![("payload".to_owned(), Some("x".to_owned()))];
+    let group = vec![
+        end(4, JobEnd::Done(bad)),
+        JobFinish {
+            id: ids[4].clone(),
+            token: token(&ids[4]),
+            end: JobEnd::Done(result("four")),
+        },
+    ];
+    let written = ctx.store.finish_all(&group).await;
+    assert!(
+        matches!(written[0], Err(StoreError::InvalidColumn(_))),
+        "{:?}",
+        written[0]
+    );
+    assert!(matches!(written[1], Ok(true)), "{:?}", written[1]);
+    let job4 = get(&ctx, &ids[4]).await;
+    assert_eq!(job4.status, JobStatus::Done);
+    assert_eq!(job4.result_payload.as_deref(), Some("<Answer>four</Answer>"));
 }

@@ -4,6 +4,9 @@
 //! repetition counts, then checks the candidate with the real matcher, so a
 //! string we return always matches.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::schema::Rng;
@@ -11,6 +14,33 @@ use super::schema::Rng;
 /// Characters preferred when a class allows them: a negated class such as
 /// `[^,]` spans most of Unicode, and answers should still look like text.
 const NICE: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// How many compiled patterns the emulator keeps; a forced tool's schema
+/// has a handful, and a script rarely more than a few dozen.
+const CACHED_PATTERNS: usize = 256;
+
+/// The syntax tree and matcher of `pattern`, compiled once per pattern:
+/// building a matcher costs far more than generating a string from it.
+/// `None` when the pattern does not compile.
+fn compiled(pattern: &str) -> Option<Arc<(Hir, regex::Regex)>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<(Hir, regex::Regex)>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok()?.get(pattern) {
+        return Some(hit.clone());
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let matcher = regex::Regex::new(pattern).ok()?;
+    let entry = Arc::new((hir, matcher));
+    let mut cache = cache.lock().ok()?;
+    if cache.len() >= CACHED_PATTERNS {
+        cache.clear();
+    }
+    cache.insert(pattern.to_owned(), entry.clone());
+    Some(entry)
+}
 
 /// A string matching `pattern` whose length in characters lies within
 /// `min_len..=max_len`, or `None` when none was found (the pattern uses
@@ -22,11 +52,8 @@ pub(crate) fn matching_string(
     max_len: Option<usize>,
     rng: &mut Rng,
 ) -> Option<String> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(pattern)
-        .ok()?;
-    let matcher = regex::Regex::new(pattern).ok()?;
+    let compiled = compiled(pattern)?;
+    let (hir, matcher) = (&compiled.0, &compiled.1);
     let fits = |s: &str| {
         let n = s.chars().count();
         n >= min_len && max_len.is_none_or(|m| n <= m)

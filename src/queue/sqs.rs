@@ -49,8 +49,10 @@ use super::{Execution, JobExecutor, Route, request_version};
 use crate::pipeline::Tries;
 use crate::soap::{ErrorCode, Fault, response};
 use crate::store::{
-    Job, JobClaim, JobFailure, JobId, JobSource, JobStatus, NewJob, Store, StoreError,
+    Job, JobClaim, JobEnd, JobFailure, JobFinish, JobId, JobSource, JobStatus, NewJob, Store,
+    StoreError,
 };
+use crate::worker::ResultWriter;
 use crate::xml::{self, Limits};
 
 /// Message attribute carrying the job id on messages soapgate sends; a
@@ -511,21 +513,29 @@ impl Consumer {
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
         let deleter = tokio::spawn(deleter(self.queue.clone(), delete_rx));
+        // Results of every poller's jobs share write transactions.
+        let in_flight = self.queue.settings().pollers as usize * 10;
+        let (writer, writing) = ResultWriter::new(self.store.clone(), in_flight);
+        let writing = tokio::spawn(writing);
         let mut pollers = JoinSet::new();
         for _ in 0..self.queue.settings().pollers {
             let me = self.clone();
             let tx = delete_tx.clone();
+            let writer = writer.clone();
             let stop = shutdown.clone();
-            pollers.spawn(async move { me.poll_loop(tx, stop).await });
+            pollers.spawn(async move { me.poll_loop(tx, writer, stop).await });
         }
         drop(delete_tx);
+        drop(writer);
         while pollers.join_next().await.is_some() {}
         let _ = deleter.await;
+        let _ = writing.await;
     }
 
     async fn poll_loop(
         self: Arc<Self>,
         deletes: mpsc::UnboundedSender<String>,
+        writer: ResultWriter,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut failures: u32 = 0;
@@ -554,11 +564,12 @@ impl Consumer {
             for message in messages {
                 let me = self.clone();
                 let deletes = deletes.clone();
+                let writer = writer.clone();
                 batch.spawn(async move {
                     let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
                         return;
                     };
-                    match me.handle(&message, &receipt).await {
+                    match me.handle(&message, &receipt, &writer).await {
                         Ok(Disposal::Delete) => {
                             let _ = deletes.send(receipt);
                         }
@@ -580,7 +591,12 @@ impl Consumer {
     }
 
     /// Deals with one message: the job it names, or the request it carries.
-    async fn handle(&self, message: &Message, receipt: &str) -> Result<Disposal, QueueError> {
+    async fn handle(
+        &self,
+        message: &Message,
+        receipt: &str,
+        writer: &ResultWriter,
+    ) -> Result<Disposal, QueueError> {
         let attrs = message.message_attributes();
         let attr = |name: &str| {
             attrs
@@ -637,9 +653,14 @@ impl Consumer {
             }
         };
         let s = &self.queue.settings;
+        let finish = |end| JobFinish {
+            id: job.id.clone(),
+            token,
+            end,
+        };
         match execution {
             Execution::Done(result) => {
-                if !self.store.complete(&job.id, token, &result).await? {
+                if !writer.write(finish(JobEnd::Done(result))).await? {
                     // Our lease ended and another worker has the job (and
                     // its own copy of the message): leave everything to it.
                     return Ok(Disposal::Leave);
@@ -656,16 +677,12 @@ impl Consumer {
                     let backoff =
                         backoff_secs(receive_count, s.visibility_timeout).max(hint.min(900));
                     let delay = Duration::from_secs(u64::from(backoff));
-                    if self
-                        .store
-                        .fail(&job.id, token, &failure, Some(delay))
-                        .await?
-                    {
+                    if writer.write(finish(JobEnd::Retry(failure, delay))).await? {
                         self.queue.set_visibility(receipt, backoff).await?;
                     }
                     return Ok(Disposal::Leave);
                 }
-                if !self.store.fail(&job.id, token, &failure, None).await? {
+                if !writer.write(finish(JobEnd::Failed(failure))).await? {
                     return Ok(Disposal::Leave);
                 }
                 if retryable {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{Result, Store, StoreError, duration_ms, on_backend};
+use super::{Result, Store, StoreError, duration_ms, on_backend, on_backend_read};
 
 /// The columns of a job row, in the order `job_from_row` reads them by name.
 macro_rules! job_columns {
@@ -25,27 +25,67 @@ macro_rules! job_columns {
 }
 pub(super) use job_columns;
 
-/// The job whose lease expired longest ago (its worker died), by
-/// `(status, lease_until_ms)`; `$now` is the placeholder for the time.
+/// The jobs whose lease expired longest ago (their worker died), by
+/// `(status, lease_until_ms)`; `$now` and `$limit` are the placeholders
+/// (or literals) for the time and the number of rows.
 macro_rules! expired_lease {
-    ($now:literal) => {
+    ($now:literal, $limit:literal) => {
         concat!(
             "SELECT seq FROM soapgate_jobs WHERE status = 'RUNNING' AND lease_until_ms <= ",
             $now,
-            " ORDER BY lease_until_ms LIMIT 1"
+            " ORDER BY lease_until_ms LIMIT ",
+            $limit
         )
     };
 }
 
-/// The queued job due first, by `(status, run_after_ms, seq)`.
+/// The queued jobs due first, by `(status, run_after_ms, seq)`.
 macro_rules! next_queued {
-    ($now:literal) => {
+    ($now:literal, $limit:literal) => {
         concat!(
             "SELECT seq FROM soapgate_jobs WHERE status = 'QUEUED' AND run_after_ms <= ",
             $now,
-            " ORDER BY run_after_ms, seq LIMIT 1"
+            " ORDER BY run_after_ms, seq LIMIT ",
+            $limit
         )
     };
+}
+
+/// The fenced update of one job row and, for a final end, its
+/// `soapgate_results` row, inside transaction `$tx` on SQLite or
+/// PostgreSQL (both have `UPDATE ... RETURNING`); evaluates to whether the
+/// end was recorded (false: stale token, or the job already left RUNNING).
+macro_rules! finish_returning {
+    ($tx:ident, $finish:expr, $now:expr, $id:expr, $token:expr) => {{
+        let finish: &Finish<'_> = $finish;
+        let sql = format!(
+            "{} RETURNING source, correlation_id",
+            numbered(true, &finish_update(finish))
+        );
+        let row: Option<(String, String)> = bind_finish(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+            finish,
+            $now,
+            $id,
+            $token,
+        )
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match row {
+            None => false,
+            Some((source, correlation_id)) => {
+                if finish.is_final() && JobSource::parse(&source)?.writes_result_row() {
+                    let sql = result_insert(true, finish);
+                    let inserted = bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), finish, $id)
+                        .execute(&mut *$tx)
+                        .await?
+                        .rows_affected();
+                    warn_if_duplicate(inserted, &correlation_id, $id);
+                }
+                true
+            }
+        }
+    }};
 }
 
 /// A job's ticket: an opaque random id, so a caller cannot guess another
@@ -350,7 +390,7 @@ impl Store {
 
     /// The job with this id, for polling.
     pub async fn get(&self, id: &JobId) -> Result<Option<Job>> {
-        on_backend!(self, |pool, dollar| {
+        on_backend_read!(self, |pool, dollar| {
             let sql = if dollar {
                 concat!(
                     "SELECT ",
@@ -377,36 +417,58 @@ impl Store {
     /// (its worker died). The fencing token goes up by one on every claim,
     /// so the previous holder's writes are refused from now on.
     pub async fn claim(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+        Ok(self.claim_many(worker_id, lease, 1).await?.pop())
+    }
+
+    /// Up to `max` runnable jobs in one transaction, each claimed as by
+    /// [`Store::claim`]: jobs whose lease expired first, then queued jobs in
+    /// the order they became due. A worker with several free slots takes
+    /// them in one write instead of one write each.
+    pub async fn claim_many(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ClaimedJob>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         // Claims racing on InnoDB's secondary indexes can deadlock; the
         // victim wrote nothing and simply tries again.
         let mut retries = 0;
         loop {
-            match self.claim_once(worker_id, lease).await {
+            match self.claim_many_once(worker_id, lease, max).await {
                 Err(e) if e.is_deadlock() && retries < 3 => retries += 1,
                 claimed => return claimed,
             }
         }
     }
 
-    async fn claim_once(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
-        // Which job comes next: a job whose worker died (its lease expired)
-        // first, then the queued job due earliest (enqueue order, as
+    async fn claim_many_once(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<ClaimedJob>> {
+        // Which jobs come next: jobs whose worker died (their lease expired)
+        // first, then the queued jobs due earliest (enqueue order, as
         // `run_after_ms` is the enqueue time until a retry pushes it back).
-        // Each is one seek on an index ((status, lease_until_ms) and
+        // Each is a range scan on an index ((status, lease_until_ms) and
         // (status, run_after_ms, seq)): an `OR` of the two with
         // `ORDER BY seq` sorts every queued row on each claim, which made
         // claims slower the deeper the queue.
         const PG_PICKS: [&str; 2] = [
-            concat!(expired_lease!("$1"), " FOR UPDATE SKIP LOCKED"),
-            concat!(next_queued!("$1"), " FOR UPDATE SKIP LOCKED"),
+            concat!(expired_lease!("$1", "$2"), " FOR UPDATE SKIP LOCKED"),
+            concat!(next_queued!("$1", "$2"), " FOR UPDATE SKIP LOCKED"),
         ];
         const MYSQL_PICKS: [&str; 2] = [
-            concat!(expired_lease!("?"), " FOR UPDATE SKIP LOCKED"),
-            concat!(next_queued!("?"), " FOR UPDATE SKIP LOCKED"),
+            concat!(expired_lease!("?", "?"), " FOR UPDATE SKIP LOCKED"),
+            concat!(next_queued!("?", "?"), " FOR UPDATE SKIP LOCKED"),
         ];
         let now = self.now_ms();
         let until = now.saturating_add(duration_ms(lease));
-        let job = match &self.pool {
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let jobs = match &self.pool {
             super::Pool::Sqlite(pool) => {
                 // SQLite has one writer at a time, shared with batch jobs
                 // inserting request rows: an idle worker must not take the
@@ -414,122 +476,136 @@ impl Store {
                 // first. The claim below checks again under the lock.
                 let runnable: Option<i64> = sqlx::query_scalar(concat!(
                     "SELECT COALESCE((",
-                    expired_lease!("$1"),
+                    expired_lease!("$1", "1"),
                     "), (",
-                    next_queued!("$1"),
+                    next_queued!("$1", "1"),
                     "))"
                 ))
                 .bind(now)
-                .fetch_one(pool)
+                .fetch_one(self.readers.as_ref().unwrap_or(pool))
                 .await?;
                 if runnable.is_none() {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
-                // IMMEDIATE takes the write lock up front: a deferred
-                // transaction that reads and then writes can fail with
-                // SQLITE_BUSY at the upgrade instead of waiting its turn.
+                // One statement picks and claims: the compound's LIMIT takes
+                // expired leases before queued jobs. IMMEDIATE takes the
+                // write lock up front: a deferred transaction that reads and
+                // then writes can fail with SQLITE_BUSY at the upgrade
+                // instead of waiting its turn.
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let row = sqlx::query(concat!(
+                let rows = sqlx::query(concat!(
                     "UPDATE soapgate_jobs SET status = 'RUNNING', lease_owner = $1, \
                      lease_until_ms = $2, fencing_token = fencing_token + 1, \
                      attempts = attempts + 1, updated_at_ms = $3 \
-                     WHERE seq = COALESCE((",
-                    expired_lease!("$3"),
-                    "), (",
-                    next_queued!("$3"),
-                    ")) RETURNING ",
+                     WHERE seq IN (SELECT seq FROM (",
+                    expired_lease!("$3", "$4"),
+                    ") UNION ALL SELECT seq FROM (",
+                    next_queued!("$3", "$4"),
+                    ") LIMIT $4) RETURNING ",
                     job_columns!()
                 ))
                 .bind(worker_id)
                 .bind(until)
                 .bind(now)
-                .fetch_optional(&mut *tx)
+                .bind(limit)
+                .fetch_all(&mut *tx)
                 .await?;
-                let job = row.as_ref().map(job_from_row).transpose()?;
+                let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
                 tx.commit().await?;
-                job
+                jobs
             }
             super::Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut seq: Option<i64> = None;
+                let mut seqs: Vec<i64> = Vec::new();
                 for pick in PG_PICKS {
-                    seq = sqlx::query_scalar(pick)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if seq.is_some() {
+                    let left = limit - i64::try_from(seqs.len()).unwrap_or(limit);
+                    if left <= 0 {
                         break;
                     }
-                }
-                let job = match seq {
-                    None => None,
-                    Some(seq) => {
-                        let row = sqlx::query(concat!(
-                            "UPDATE soapgate_jobs SET status = 'RUNNING', lease_owner = $1, \
-                             lease_until_ms = $2, fencing_token = fencing_token + 1, \
-                             attempts = attempts + 1, updated_at_ms = $3 WHERE seq = $4 \
-                             RETURNING ",
-                            job_columns!()
-                        ))
-                        .bind(worker_id)
-                        .bind(until)
+                    let picked: Vec<i64> = sqlx::query_scalar(pick)
                         .bind(now)
-                        .bind(seq)
-                        .fetch_one(&mut *tx)
+                        .bind(left)
+                        .fetch_all(&mut *tx)
                         .await?;
-                        Some(job_from_row(&row)?)
-                    }
+                    seqs.extend(picked);
+                }
+                let rows = if seqs.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query(concat!(
+                        "UPDATE soapgate_jobs SET status = 'RUNNING', lease_owner = $1, \
+                         lease_until_ms = $2, fencing_token = fencing_token + 1, \
+                         attempts = attempts + 1, updated_at_ms = $3 WHERE seq = ANY($4) \
+                         RETURNING ",
+                        job_columns!()
+                    ))
+                    .bind(worker_id)
+                    .bind(until)
+                    .bind(now)
+                    .bind(&seqs)
+                    .fetch_all(&mut *tx)
+                    .await?
                 };
+                let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
                 tx.commit().await?;
-                job
+                jobs
             }
             super::Pool::MySql(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut seq: Option<i64> = None;
+                let mut seqs: Vec<i64> = Vec::new();
                 for pick in MYSQL_PICKS {
-                    seq = sqlx::query_scalar(pick)
-                        .bind(now)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if seq.is_some() {
+                    let left = limit - i64::try_from(seqs.len()).unwrap_or(limit);
+                    if left <= 0 {
                         break;
                     }
+                    let picked: Vec<i64> = sqlx::query_scalar(pick)
+                        .bind(now)
+                        .bind(left)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    seqs.extend(picked);
                 }
-                let job = match seq {
-                    None => None,
-                    Some(seq) => {
-                        // MariaDB has no UPDATE ... RETURNING: update, then
-                        // read the row back under the same lock.
-                        sqlx::query(
-                            "UPDATE soapgate_jobs SET status = 'RUNNING', lease_owner = ?, \
-                             lease_until_ms = ?, fencing_token = fencing_token + 1, \
-                             attempts = attempts + 1, updated_at_ms = ? WHERE seq = ?",
-                        )
+                let jobs = if seqs.is_empty() {
+                    Vec::new()
+                } else {
+                    // MariaDB has no UPDATE ... RETURNING: update, then read
+                    // the rows back under the same locks.
+                    let list = vec!["?"; seqs.len()].join(", ");
+                    let update = format!(
+                        "UPDATE soapgate_jobs SET status = 'RUNNING', lease_owner = ?, \
+                         lease_until_ms = ?, fencing_token = fencing_token + 1, \
+                         attempts = attempts + 1, updated_at_ms = ? WHERE seq IN ({list})"
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(update))
                         .bind(worker_id)
                         .bind(until)
-                        .bind(now)
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await?;
-                        let row = sqlx::query(concat!(
-                            "SELECT ",
-                            job_columns!(),
-                            " FROM soapgate_jobs WHERE seq = ?"
-                        ))
-                        .bind(seq)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        Some(job_from_row(&row)?)
+                        .bind(now);
+                    for seq in &seqs {
+                        query = query.bind(seq);
                     }
+                    query.execute(&mut *tx).await?;
+                    let select = format!(
+                        concat!("SELECT ", job_columns!(), " FROM soapgate_jobs WHERE seq IN ({})"),
+                        list
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(select));
+                    for seq in &seqs {
+                        query = query.bind(seq);
+                    }
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?
                 };
                 tx.commit().await?;
-                job
+                jobs
             }
         };
-        Ok(job.map(|job| ClaimedJob {
-            token: job.fencing_token,
-            job,
-        }))
+        Ok(jobs
+            .into_iter()
+            .map(|job| ClaimedJob {
+                token: job.fencing_token,
+                job,
+            })
+            .collect())
     }
 
     /// Extends the lease of a job still held with `token`. False when the
@@ -619,7 +695,7 @@ impl Store {
     /// How many jobs are in each status (QUEUED, RUNNING, DONE, FAILED),
     /// for logs, health checks and tests.
     pub async fn job_counts(&self) -> Result<JobCounts> {
-        let rows: Vec<(String, i64)> = on_backend!(self, |pool, _dollar| {
+        let rows: Vec<(String, i64)> = on_backend_read!(self, |pool, _dollar| {
             sqlx::query_as("SELECT status, COUNT(*) FROM soapgate_jobs GROUP BY status")
                 .fetch_all(pool)
                 .await?
@@ -636,74 +712,86 @@ impl Store {
         Ok(counts)
     }
 
-    async fn finish(&self, id: &JobId, token: i64, finish: Finish<'_>) -> Result<bool> {
-        if let Finish::Done(result) = finish {
-            for (column, _) in &result.columns {
+    /// Records the ends of several runs in one transaction (one commit,
+    /// and on SQLite one turn of the write lock, for the lot): each is
+    /// fenced exactly as by [`Store::complete`] and [`Store::fail`], and
+    /// the answer for each says whether it was recorded. When the
+    /// transaction fails as a whole, each end is tried on its own, so one
+    /// bad row costs only its own write.
+    pub async fn finish_all(&self, ends: &[JobFinish]) -> Vec<Result<bool>> {
+        if ends.len() > 1 {
+            match self.finish_group(ends).await {
+                Ok(recorded) => return recorded.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    tracing::debug!(error = %e, jobs = ends.len(), "group result write failed; writing one by one");
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ends.len());
+        for end in ends {
+            out.push(self.finish(&end.id, end.token, end.end.as_finish()).await);
+        }
+        out
+    }
+
+    async fn finish_group(&self, ends: &[JobFinish]) -> Result<Vec<bool>> {
+        for end in ends {
+            for (column, _) in end.end.as_finish().columns() {
                 check_result_column(column)?;
             }
         }
         let now = self.now_ms();
-        let update = finish_update(&finish);
+        let mut recorded = Vec::with_capacity(ends.len());
         match &self.pool {
             super::Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let sql = format!(
-                    "{} RETURNING source, correlation_id",
-                    numbered(true, &update)
-                );
-                let row: Option<(String, String)> = bind_finish(
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql)),
-                    &finish,
-                    now,
-                    id,
-                    token,
-                )
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((source, correlation_id)) = row else {
-                    return Ok(false);
-                };
-                if finish.is_final() && JobSource::parse(&source)?.writes_result_row() {
-                    let sql = result_insert(true, &finish);
-                    let inserted =
-                        bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), &finish, id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    warn_if_duplicate(inserted, &correlation_id, id);
+                for end in ends {
+                    let finish = end.end.as_finish();
+                    recorded.push(finish_returning!(tx, &finish, now, &end.id, end.token));
                 }
                 tx.commit().await?;
-                Ok(true)
             }
             super::Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let sql = format!(
-                    "{} RETURNING source, correlation_id",
-                    numbered(true, &update)
-                );
-                let row: Option<(String, String)> = bind_finish(
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql)),
-                    &finish,
-                    now,
-                    id,
-                    token,
-                )
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((source, correlation_id)) = row else {
-                    return Ok(false);
-                };
-                if finish.is_final() && JobSource::parse(&source)?.writes_result_row() {
-                    let sql = result_insert(true, &finish);
-                    let inserted =
-                        bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), &finish, id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    warn_if_duplicate(inserted, &correlation_id, id);
+                for end in ends {
+                    let finish = end.end.as_finish();
+                    recorded.push(finish_returning!(tx, &finish, now, &end.id, end.token));
                 }
                 tx.commit().await?;
-                Ok(true)
+            }
+            super::Pool::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                for end in ends {
+                    let finish = end.end.as_finish();
+                    recorded.push(finish_mysql_in(&mut tx, &finish, now, &end.id, end.token).await?);
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(recorded)
+    }
+
+    async fn finish(&self, id: &JobId, token: i64, finish: Finish<'_>) -> Result<bool> {
+        for (column, _) in finish.columns() {
+            check_result_column(column)?;
+        }
+        let now = self.now_ms();
+        match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let recorded = finish_returning!(tx, &finish, now, id, token);
+                if recorded {
+                    tx.commit().await?;
+                }
+                Ok(recorded)
+            }
+            super::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let recorded = finish_returning!(tx, &finish, now, id, token);
+                if recorded {
+                    tx.commit().await?;
+                }
+                Ok(recorded)
             }
             super::Pool::MySql(pool) => {
                 // Two jobs with the same correlation id finishing at once can
@@ -712,10 +800,12 @@ impl Store {
                 let mut tries = 0;
                 loop {
                     tries += 1;
-                    match self
-                        .finish_mysql(pool, &update, &finish, now, id, token)
-                        .await
-                    {
+                    let mut tx = pool.begin().await?;
+                    match finish_mysql_in(&mut tx, &finish, now, id, token).await {
+                        Ok(true) => {
+                            tx.commit().await?;
+                            return Ok(true);
+                        }
                         Err(StoreError::Database(e)) if is_unique_violation(&e) && tries < 3 => {
                             continue;
                         }
@@ -725,50 +815,77 @@ impl Store {
             }
         }
     }
+}
 
-    async fn finish_mysql(
-        &self,
-        pool: &sqlx::MySqlPool,
-        update: &str,
-        finish: &Finish<'_>,
-        now: i64,
-        id: &JobId,
-        token: i64,
-    ) -> Result<bool> {
-        let mut tx = pool.begin().await?;
-        let affected = bind_finish(
-            sqlx::query(sqlx::AssertSqlSafe(update.to_owned())),
-            finish,
-            now,
-            id,
-            token,
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if affected != 1 {
-            return Ok(false);
-        }
-        if finish.is_final() {
-            // MariaDB has no UPDATE ... RETURNING; the row is locked by the
-            // update, so this reads what it wrote.
-            let (source, correlation_id): (String, String) =
-                sqlx::query_as("SELECT source, correlation_id FROM soapgate_jobs WHERE id = ?")
-                    .bind(id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if JobSource::parse(&source)?.writes_result_row() {
-                let sql = result_insert(false, finish);
-                let inserted = bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), finish, id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                warn_if_duplicate(inserted, &correlation_id, id);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+
+/// [`finish_returning!`] for MySQL/MariaDB, which has no `UPDATE ...
+/// RETURNING`: update, then read back what the row lock keeps ours.
+async fn finish_mysql_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    finish: &Finish<'_>,
+    now: i64,
+    id: &JobId,
+    token: i64,
+) -> Result<bool> {
+    let update = finish_update(finish);
+    let affected = bind_finish(
+        sqlx::query(sqlx::AssertSqlSafe(update)),
+        finish,
+        now,
+        id,
+        token,
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if affected != 1 {
+        return Ok(false);
     }
+    if finish.is_final() {
+        let (source, correlation_id): (String, String) =
+            sqlx::query_as("SELECT source, correlation_id FROM soapgate_jobs WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+        if JobSource::parse(&source)?.writes_result_row() {
+            let sql = result_insert(false, finish);
+            let inserted = bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), finish, id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            warn_if_duplicate(inserted, &correlation_id, id);
+        }
+    }
+    Ok(true)
+}
+
+/// How one run of a claimed job ended, owned, for [`Store::finish_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// As [`Store::complete`].
+    Done(JobResult),
+    /// As [`Store::fail`] without a retry: the job ends FAILED.
+    Failed(JobFailure),
+    /// As [`Store::fail`] with a retry after the delay.
+    Retry(JobFailure, Duration),
+}
+
+impl JobEnd {
+    fn as_finish(&self) -> Finish<'_> {
+        match self {
+            JobEnd::Done(result) => Finish::Done(result),
+            JobEnd::Failed(failure) => Finish::Failed(failure),
+            JobEnd::Retry(failure, delay) => Finish::Retry(failure, *delay),
+        }
+    }
+}
+
+/// The end of a run of the job `id`, held with `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFinish {
+    pub id: JobId,
+    pub token: i64,
+    pub end: JobEnd,
 }
 
 /// Jobs per status.

@@ -41,7 +41,8 @@ use sqlx::sqlite::{
 };
 
 pub use jobs::{
-    ClaimedJob, Job, JobCounts, JobFailure, JobId, JobResult, JobSource, JobStatus, NewJob,
+    ClaimedJob, Job, JobCounts, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
+    JobStatus, NewJob,
     RESULT_CONTRACT_COLUMNS, is_valid_result_column,
 };
 pub use outbox::{JobClaim, OutboxEntry};
@@ -52,6 +53,9 @@ pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Connections for reads beside SQLite's one writer connection.
+const SQLITE_READERS: u32 = 4;
 
 /// How long a SQLite writer waits for the lock before giving up; writers
 /// queue on the single write lock, so a short timeout turns load into errors.
@@ -84,6 +88,9 @@ pub enum StoreError {
     InvalidColumn(String),
     #[error("unexpected value in column {column}: {value:?}")]
     Corrupt { column: &'static str, value: String },
+    /// The task that writes results in groups has stopped.
+    #[error("the result writer has stopped")]
+    WriterStopped,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -197,10 +204,36 @@ macro_rules! on_backend {
 }
 pub(crate) use on_backend;
 
+/// [`on_backend!`] for statements that only read: on SQLite they run on the
+/// reader connections, so they neither wait for the writer nor hold it up.
+macro_rules! on_backend_read {
+    ($store:expr, |$pool:ident, $dollar:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite(writer) => {
+                let $pool = $store.readers.as_ref().unwrap_or(writer);
+                let $dollar = true;
+                $body
+            }
+            $crate::store::Pool::Postgres($pool) => {
+                let $dollar = true;
+                $body
+            }
+            $crate::store::Pool::MySql($pool) => {
+                let $dollar = false;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend_read;
+
 /// A connection pool to soapgate's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// On SQLite: the one connection that writes (see `connect`).
     pool: Pool,
+    /// On SQLite (a file): connections for statements that only read.
+    readers: Option<SqlitePool>,
     clock: Arc<dyn Clock>,
     /// `queue.kind = sqs`: every new job also gets an outbox row, in the
     /// same transaction (see `outbox.rs`).
@@ -225,6 +258,7 @@ impl Store {
 
     /// `connect` with a chosen clock (tests use [`ManualClock`]).
     pub async fn connect_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Store> {
+        let mut readers = None;
         let pool = match Backend::from_url(url)? {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)
@@ -247,13 +281,28 @@ impl Store {
                         source,
                     })?;
                 }
-                let max = if in_memory { 1 } else { 8 };
-                Pool::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(max)
-                        .connect_with(options)
-                        .await?,
-                )
+                // SQLite has one writer at a time. Writes go through one
+                // connection, so this process's writers queue in the pool
+                // (and each starts the moment the last commits) instead of
+                // meeting at the file lock and sleeping in SQLite's busy
+                // handler. Reads get connections of their own; WAL lets
+                // them run beside the writer. An in-memory database is one
+                // database per connection, so it gets the writer only.
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                readers = if in_memory {
+                    None
+                } else {
+                    Some(
+                        SqlitePoolOptions::new()
+                            .max_connections(SQLITE_READERS)
+                            .connect_with(options)
+                            .await?,
+                    )
+                };
+                Pool::Sqlite(writer)
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url).map_err(StoreError::Config)?;
@@ -279,6 +328,7 @@ impl Store {
         };
         let store = Store {
             pool,
+            readers,
             clock,
             outbox: false,
         };
@@ -310,6 +360,9 @@ impl Store {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
             Pool::MySql(p) => p.close().await,
+        }
+        if let Some(readers) = &self.readers {
+            readers.close().await;
         }
     }
 

@@ -20,7 +20,7 @@ use super::jobs::{
 };
 use super::{
     ClaimedJob, Job, JobId, JobStatus, NewJob, Pool, Result, Store, StoreError, duration_ms,
-    on_backend,
+    on_backend, on_backend_read,
 };
 
 /// A row of the outbox: one job id waiting to be sent to the request queue.
@@ -122,7 +122,7 @@ impl Store {
 
     /// The id of the job enqueued under an idempotency key, if any.
     pub async fn job_id_for_key(&self, key: &str) -> Result<Option<JobId>> {
-        let existing: Option<String> = on_backend!(self, |pool, dollar| {
+        let existing: Option<String> = on_backend_read!(self, |pool, dollar| {
             let sql = if dollar {
                 "SELECT id FROM soapgate_jobs WHERE idempotency_key = $1"
             } else {
@@ -238,7 +238,7 @@ impl Store {
 
     /// Outbox rows not yet sent (or sent but not yet removed).
     pub async fn outbox_len(&self) -> Result<i64> {
-        let n: i64 = on_backend!(self, |pool, _dollar| {
+        let n: i64 = on_backend_read!(self, |pool, _dollar| {
             sqlx::query_scalar("SELECT COUNT(*) FROM soapgate_outbox")
                 .fetch_one(pool)
                 .await?

@@ -20,7 +20,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use super::jobs::check_result_column;
 use super::jobs::{INSERT_JOB_DOLLAR, INSERT_JOB_QMARK, JobId, JobSource, NewJob, bind_new_job};
 use super::outbox::{INSERT_OUTBOX_DOLLAR, INSERT_OUTBOX_QMARK};
-use super::{Result, Store, StoreError, on_backend};
+use super::{Result, Store, StoreError, on_backend, on_backend_read};
 
 /// A row to insert into `soapgate_requests`, as a batch job would; soapgate
 /// itself uses this only in tests and demos.
@@ -333,7 +333,7 @@ impl Store {
 
     /// The result row for a correlation id.
     pub async fn get_result(&self, correlation_id: &str) -> Result<Option<ResultRow>> {
-        on_backend!(self, |pool, dollar| {
+        on_backend_read!(self, |pool, dollar| {
             let sql = if dollar {
                 "SELECT correlation_id, status, payload, fault_code, fault_text, model, \
                  input_tokens, output_tokens FROM soapgate_results WHERE correlation_id = $1"
@@ -352,7 +352,7 @@ impl Store {
     /// How many result rows exist for a correlation id (tests and health
     /// checks assert it never exceeds one).
     pub async fn count_results(&self, correlation_id: &str) -> Result<i64> {
-        let n: i64 = on_backend!(self, |pool, dollar| {
+        let n: i64 = on_backend_read!(self, |pool, dollar| {
             let sql = if dollar {
                 "SELECT COUNT(*) FROM soapgate_results WHERE correlation_id = $1"
             } else {

@@ -2,7 +2,7 @@
 //! jobs by status, the depth of the queue, and whether the database
 //! answers at all.
 
-use super::{Result, Store, on_backend};
+use super::{Result, Store, on_backend, on_backend_read};
 
 /// What the jobs table holds now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,7 +24,7 @@ impl Store {
 
     /// Jobs by status and the queue depth.
     pub async fn job_stats(&self) -> Result<JobStats> {
-        on_backend!(self, |pool, _dollar| {
+        on_backend_read!(self, |pool, _dollar| {
             let by_status: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT status, COUNT(*) FROM soapgate_jobs GROUP BY status ORDER BY status",
             )

@@ -10,7 +10,7 @@
 //! count. A call's usage rows, its charge and its audit row are written in
 //! one transaction.
 
-use super::{Result, Store, on_backend};
+use super::{Result, Store, on_backend_read};
 
 /// One model call, as `soapgate_usage` keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Store {
         // One round trip for every period: this read is on the path of
         // each call of a tenant with a budget.
         let marks = vec!["?"; periods.len()].join(", ");
-        let rows: Vec<(String, i64)> = on_backend!(self, |pool, dollar| {
+        let rows: Vec<(String, i64)> = on_backend_read!(self, |pool, dollar| {
             let sql = super::jobs::numbered(
                 dollar,
                 &format!(
@@ -213,7 +213,7 @@ impl Store {
         since_ms: i64,
         tenant: Option<&str>,
     ) -> Result<Vec<UsageTotal>> {
-        let rows: Vec<(String, String, i64, i64, i64, i64)> = on_backend!(self, |pool, dollar| {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = on_backend_read!(self, |pool, dollar| {
             let sql = super::jobs::numbered(
                 dollar,
                 "SELECT COALESCE(tenant, ''), model, COUNT(*), \
@@ -254,7 +254,7 @@ impl Store {
     /// Audit rows, oldest first, with their outcome (tests and the admin
     /// side read them; nothing in soapgate changes them).
     pub async fn audit_outcomes(&self) -> Result<Vec<(Option<String>, String)>> {
-        on_backend!(self, |pool, _dollar| {
+        on_backend_read!(self, |pool, _dollar| {
             Ok(
                 sqlx::query_as("SELECT tenant, outcome FROM soapgate_audit ORDER BY id")
                     .fetch_all(pool)
