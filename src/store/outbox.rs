@@ -214,24 +214,49 @@ impl Store {
         Ok(entries)
     }
 
-    /// Removes sent outbox rows. Ids no longer there are ignored.
+    /// Removes sent outbox rows, in one transaction. Ids no longer there
+    /// are ignored.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // One statement per row keeps the SQL static on every backend; one
+        // transaction keeps it one commit.
         let mut deleted = 0;
-        // At most a batch of ten per call; one statement each keeps the SQL
-        // static on every backend.
-        for id in ids {
-            deleted += on_backend!(self, |pool, dollar| {
-                let sql = if dollar {
-                    "DELETE FROM soapgate_outbox WHERE id = $1"
-                } else {
-                    "DELETE FROM soapgate_outbox WHERE id = ?"
-                };
-                sqlx::query(sql)
-                    .bind(*id)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                for id in ids {
+                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = $1")
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                for id in ids {
+                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = $1")
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+            }
+            Pool::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                for id in ids {
+                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = ?")
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+            }
         }
         Ok(deleted)
     }
