@@ -180,7 +180,10 @@ async fn bare_group(store: &Store, jobs: usize, concurrency: usize) -> Duration 
             })
             .collect();
         for written in store.finish_all(&ends).await {
-            assert!(written.expect("finish"), "a fresh claim's result is recorded");
+            assert!(
+                written.expect("finish"),
+                "a fresh claim's result is recorded"
+            );
         }
     }
     let elapsed = started.elapsed();

@@ -40,9 +40,7 @@ use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
 use crate::soap::{self, SoapVersion};
-use crate::store::{
-    ClaimedJob, Job, JobEnd, JobFailure, JobFinish, JobResult, Store, StoreError,
-};
+use crate::store::{ClaimedJob, Job, JobEnd, JobFailure, JobFinish, JobResult, Store, StoreError};
 use crate::tenants::{CallRecord, Tenants, sha256_hex};
 use crate::xml::{self, Limits};
 
@@ -531,7 +529,11 @@ impl Inner {
                 permits.push(permit);
             }
             while running.try_join_next().is_some() {}
-            let wait = match self.store.claim_many(&self.name, lease, permits.len()).await {
+            let wait = match self
+                .store
+                .claim_many(&self.name, lease, permits.len())
+                .await
+            {
                 Ok(claimed) if !claimed.is_empty() => {
                     failures = 0;
                     for (job, permit) in claimed.into_iter().zip(permits.drain(..)) {

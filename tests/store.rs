@@ -907,7 +907,10 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
     assert_eq!(written, [false, true, true, true, false]);
 
     let job0 = get(&ctx, &ids[0]).await;
-    assert_eq!(job0.result_payload.as_deref(), Some("<Answer>earlier</Answer>"));
+    assert_eq!(
+        job0.result_payload.as_deref(),
+        Some("<Answer>earlier</Answer>")
+    );
     let job1 = get(&ctx, &ids[1]).await;
     assert_eq!(job1.status, JobStatus::Done);
     assert_eq!(job1.result_payload.as_deref(), Some("<Answer>one</Answer>"));
@@ -920,7 +923,11 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
     assert_eq!(get(&ctx, &ids[4]).await.status, JobStatus::Running);
     // Final ends got their result rows in the same transaction; the retry
     // did not.
-    for (n, status) in [(1, Some(ResultStatus::Done)), (2, Some(ResultStatus::Failed)), (3, None)] {
+    for (n, status) in [
+        (1, Some(ResultStatus::Done)),
+        (2, Some(ResultStatus::Failed)),
+        (3, None),
+    ] {
         let row = ctx
             .store
             .get_result(&format!("corr-{n}"))
@@ -950,5 +957,8 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
     assert!(matches!(written[1], Ok(true)), "{:?}", written[1]);
     let job4 = get(&ctx, &ids[4]).await;
     assert_eq!(job4.status, JobStatus::Done);
-    assert_eq!(job4.result_payload.as_deref(), Some("<Answer>four</Answer>"));
+    assert_eq!(
+        job4.result_payload.as_deref(),
+        Some("<Answer>four</Answer>")
+    );
 }

@@ -19,11 +19,14 @@ const NICE: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 /// has a handful, and a script rarely more than a few dozen.
 const CACHED_PATTERNS: usize = 256;
 
+/// A pattern's syntax tree (to generate from) and matcher (to check with).
+type Compiled = (Hir, regex::Regex);
+
 /// The syntax tree and matcher of `pattern`, compiled once per pattern:
 /// building a matcher costs far more than generating a string from it.
 /// `None` when the pattern does not compile.
-fn compiled(pattern: &str) -> Option<Arc<(Hir, regex::Regex)>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Arc<(Hir, regex::Regex)>>>> = OnceLock::new();
+fn compiled(pattern: &str) -> Option<Arc<Compiled>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Compiled>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     if let Some(hit) = cache.lock().ok()?.get(pattern) {
         return Some(hit.clone());
@@ -67,7 +70,7 @@ pub(crate) fn matching_string(
             u32::try_from(min_len).unwrap_or(u32::MAX).max(8)
         } + attempt / 8;
         let mut out = String::new();
-        generate(&hir, rng, slack, &mut out);
+        generate(hir, rng, slack, &mut out);
         if fits(&out) && matcher.is_match(&out) {
             return Some(out);
         }

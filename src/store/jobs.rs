@@ -76,10 +76,11 @@ macro_rules! finish_returning {
             Some((source, correlation_id)) => {
                 if finish.is_final() && JobSource::parse(&source)?.writes_result_row() {
                     let sql = result_insert(true, finish);
-                    let inserted = bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), finish, $id)
-                        .execute(&mut *$tx)
-                        .await?
-                        .rows_affected();
+                    let inserted =
+                        bind_result_row(sqlx::query(sqlx::AssertSqlSafe(sql)), finish, $id)
+                            .execute(&mut *$tx)
+                            .await?
+                            .rows_affected();
                     warn_if_duplicate(inserted, &correlation_id, $id);
                 }
                 true
@@ -585,7 +586,11 @@ impl Store {
                     }
                     query.execute(&mut *tx).await?;
                     let select = format!(
-                        concat!("SELECT ", job_columns!(), " FROM soapgate_jobs WHERE seq IN ({})"),
+                        concat!(
+                            "SELECT ",
+                            job_columns!(),
+                            " FROM soapgate_jobs WHERE seq IN ({})"
+                        ),
                         list
                     );
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(select));
@@ -763,7 +768,8 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 for end in ends {
                     let finish = end.end.as_finish();
-                    recorded.push(finish_mysql_in(&mut tx, &finish, now, &end.id, end.token).await?);
+                    recorded
+                        .push(finish_mysql_in(&mut tx, &finish, now, &end.id, end.token).await?);
                 }
                 tx.commit().await?;
             }
@@ -816,7 +822,6 @@ impl Store {
         }
     }
 }
-
 
 /// [`finish_returning!`] for MySQL/MariaDB, which has no `UPDATE ...
 /// RETURNING`: update, then read back what the row lock keeps ours.

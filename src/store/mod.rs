@@ -42,8 +42,7 @@ use sqlx::sqlite::{
 
 pub use jobs::{
     ClaimedJob, Job, JobCounts, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
-    JobStatus, NewJob,
-    RESULT_CONTRACT_COLUMNS, is_valid_result_column,
+    JobStatus, NewJob, RESULT_CONTRACT_COLUMNS, is_valid_result_column,
 };
 pub use outbox::{JobClaim, OutboxEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};

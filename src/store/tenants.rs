@@ -213,29 +213,30 @@ impl Store {
         since_ms: i64,
         tenant: Option<&str>,
     ) -> Result<Vec<UsageTotal>> {
-        let rows: Vec<(String, String, i64, i64, i64, i64)> = on_backend_read!(self, |pool, dollar| {
-            let sql = super::jobs::numbered(
-                dollar,
-                "SELECT COALESCE(tenant, ''), model, COUNT(*), \
+        let rows: Vec<(String, String, i64, i64, i64, i64)> =
+            on_backend_read!(self, |pool, dollar| {
+                let sql = super::jobs::numbered(
+                    dollar,
+                    "SELECT COALESCE(tenant, ''), model, COUNT(*), \
                  CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) \
                  FROM soapgate_usage WHERE at_ms >= ? AND (? IS NULL OR tenant = ?) \
                  GROUP BY COALESCE(tenant, ''), model ORDER BY 1, 2",
-            );
-            let sql = if dollar {
-                sql
-            } else {
-                // MySQL casts to SIGNED, not BIGINT.
-                sql.replace("AS BIGINT", "AS SIGNED")
-            };
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(since_ms)
-                .bind(tenant)
-                .bind(tenant)
-                .fetch_all(pool)
-                .await?
-        });
+                );
+                let sql = if dollar {
+                    sql
+                } else {
+                    // MySQL casts to SIGNED, not BIGINT.
+                    sql.replace("AS BIGINT", "AS SIGNED")
+                };
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(since_ms)
+                    .bind(tenant)
+                    .bind(tenant)
+                    .fetch_all(pool)
+                    .await?
+            });
         Ok(rows
             .into_iter()
             .map(
