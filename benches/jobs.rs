@@ -231,7 +231,7 @@ async fn end_to_end(store: &Store, jobs: usize, concurrency: usize) -> Duration 
             assert_eq!(c.done as usize, jobs, "{c:?}");
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed();
     let _ = stop.send(());

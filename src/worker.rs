@@ -398,12 +398,21 @@ impl ResultWriter {
     const MAX_GROUP: usize = 64;
 
     /// A writer for `store`, about `capacity` writes deep, and the future
-    /// that does the writing; it ends once every handle is dropped.
+    /// that does the writing; it ends once every handle is dropped. Two
+    /// groups are in progress at a time: while one commits, the next is
+    /// gathered and sent, so a job that ends during a commit does not wait
+    /// for that commit and then its own in turn.
     pub fn new(store: Store, capacity: usize) -> (ResultWriter, impl Future<Output = ()>) {
-        let (tx, mut rx) = mpsc::channel::<Commit>(capacity.max(1));
-        let writing = async move {
+        let (tx, rx) = mpsc::channel::<Commit>(capacity.max(1));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let write_groups = |store: Store, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Commit>>>| async move {
             let mut group = Vec::with_capacity(Self::MAX_GROUP);
-            while rx.recv_many(&mut group, Self::MAX_GROUP).await > 0 {
+            loop {
+                // The lock is held only while gathering, not while writing.
+                let gathered = rx.lock().await.recv_many(&mut group, Self::MAX_GROUP).await;
+                if gathered == 0 {
+                    return;
+                }
                 let (ends, replies): (Vec<JobFinish>, Vec<_>) =
                     group.drain(..).map(|c| (c.end, c.reply)).unzip();
                 let written = store.finish_all(&ends).await;
@@ -411,6 +420,11 @@ impl ResultWriter {
                     let _ = reply.send(result);
                 }
             }
+        };
+        let one = write_groups(store.clone(), rx.clone());
+        let two = write_groups(store, rx);
+        let writing = async move {
+            tokio::join!(one, two);
         };
         (ResultWriter { tx }, writing)
     }
