@@ -751,6 +751,64 @@ impl Inner {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_result_writer_answers_every_end_and_stops_with_its_last_handle() {
+        use crate::store::{JobSource, NewJob};
+        let store = Store::connect("sqlite::memory:").await.expect("store");
+        for n in 0..40 {
+            store
+                .enqueue(&NewJob {
+                    service: "S".into(),
+                    operation: "O".into(),
+                    correlation_id: format!("c-{n}"),
+                    payload: "<a/>".into(),
+                    idempotency_key: None,
+                    source: JobSource::Requests,
+                    tenant: None,
+                })
+                .await
+                .expect("enqueue");
+        }
+        let claimed = store
+            .claim_many("w", Duration::from_secs(60), 40)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 40);
+        let (writer, writing) = ResultWriter::new(store.clone(), 4);
+        let writing = tokio::spawn(writing);
+        let mut ends = JoinSet::new();
+        for (n, c) in claimed.into_iter().enumerate() {
+            let writer = writer.clone();
+            // Every fifth end carries a stale token and must be refused.
+            let stale = n % 5 == 0;
+            ends.spawn(async move {
+                let end = JobFinish {
+                    id: c.job.id,
+                    token: if stale { c.token - 1 } else { c.token },
+                    end: JobEnd::Done(JobResult {
+                        payload: format!("<r>{n}</r>"),
+                        model: None,
+                        input_tokens: None,
+                        output_tokens: None,
+                        columns: Vec::new(),
+                    }),
+                };
+                (stale, writer.write(end).await.expect("written"))
+            });
+        }
+        while let Some(joined) = ends.join_next().await {
+            let (stale, recorded) = joined.expect("task");
+            assert_eq!(recorded, !stale);
+        }
+        let counts = store.job_counts().await.expect("counts");
+        assert_eq!((counts.done, counts.running), (32, 8));
+        drop(writer);
+        tokio::time::timeout(Duration::from_secs(5), writing)
+            .await
+            .expect("the writer stops once its handles are gone")
+            .expect("writer task");
+    }
+
     #[test]
     fn backoff_doubles_up_to_the_cap_and_keeps_half() {
         let base = Duration::from_millis(100);
