@@ -121,19 +121,24 @@ async fn enqueue_all(store: &Store, jobs: usize) {
     while set.join_next().await.is_some() {}
 }
 
+/// The result the bare loops record for every job.
+fn fixed_result() -> JobResult {
+    JobResult {
+        payload: "<r/>".into(),
+        model: Some("m".into()),
+        input_tokens: Some(1),
+        output_tokens: Some(1),
+        columns: Vec::new(),
+    }
+}
+
 async fn bare(store: &Store, jobs: usize, concurrency: usize) -> Duration {
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for t in 0..concurrency {
         let store = store.clone();
         set.spawn(async move {
-            let result = JobResult {
-                payload: "<r/>".into(),
-                model: Some("m".into()),
-                input_tokens: Some(1),
-                output_tokens: Some(1),
-                columns: Vec::new(),
-            };
+            let result = fixed_result();
             let worker = format!("bare-{t}");
             while let Some(job) = store
                 .claim(&worker, Duration::from_secs(60))
@@ -156,13 +161,7 @@ async fn bare(store: &Store, jobs: usize, concurrency: usize) -> Duration {
 
 async fn bare_group(store: &Store, jobs: usize, concurrency: usize) -> Duration {
     let started = Instant::now();
-    let result = JobResult {
-        payload: "<r/>".into(),
-        model: Some("m".into()),
-        input_tokens: Some(1),
-        output_tokens: Some(1),
-        columns: Vec::new(),
-    };
+    let result = fixed_result();
     loop {
         let claimed = store
             .claim_many("bare-group", Duration::from_secs(60), concurrency)

@@ -89,6 +89,28 @@ macro_rules! finish_returning {
     }};
 }
 
+/// The `seq`s of up to `$limit` jobs to claim inside transaction `$tx`,
+/// taken from each of `$picks` in turn (locked, skipping locked rows) until
+/// the limit is reached.
+macro_rules! pick_seqs {
+    ($tx:ident, $picks:expr, $now:expr, $limit:expr) => {{
+        let mut seqs: Vec<i64> = Vec::new();
+        for pick in $picks {
+            let left = $limit - i64::try_from(seqs.len()).unwrap_or($limit);
+            if left <= 0 {
+                break;
+            }
+            let picked: Vec<i64> = sqlx::query_scalar(pick)
+                .bind($now)
+                .bind(left)
+                .fetch_all(&mut *$tx)
+                .await?;
+            seqs.extend(picked);
+        }
+        seqs
+    }};
+}
+
 /// A job's ticket: an opaque random id, so a caller cannot guess another
 /// caller's ticket or learn how many jobs exist.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -517,19 +539,7 @@ impl Store {
             }
             super::Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut seqs: Vec<i64> = Vec::new();
-                for pick in PG_PICKS {
-                    let left = limit - i64::try_from(seqs.len()).unwrap_or(limit);
-                    if left <= 0 {
-                        break;
-                    }
-                    let picked: Vec<i64> = sqlx::query_scalar(pick)
-                        .bind(now)
-                        .bind(left)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    seqs.extend(picked);
-                }
+                let seqs = pick_seqs!(tx, PG_PICKS, now, limit);
                 let rows = if seqs.is_empty() {
                     Vec::new()
                 } else {
@@ -553,19 +563,7 @@ impl Store {
             }
             super::Pool::MySql(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut seqs: Vec<i64> = Vec::new();
-                for pick in MYSQL_PICKS {
-                    let left = limit - i64::try_from(seqs.len()).unwrap_or(limit);
-                    if left <= 0 {
-                        break;
-                    }
-                    let picked: Vec<i64> = sqlx::query_scalar(pick)
-                        .bind(now)
-                        .bind(left)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    seqs.extend(picked);
-                }
+                let seqs = pick_seqs!(tx, MYSQL_PICKS, now, limit);
                 let jobs = if seqs.is_empty() {
                     Vec::new()
                 } else {

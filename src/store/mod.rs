@@ -207,20 +207,13 @@ pub(crate) use on_backend;
 /// reader connections, so they neither wait for the writer nor hold it up.
 macro_rules! on_backend_read {
     ($store:expr, |$pool:ident, $dollar:ident| $body:expr) => {
-        match &$store.pool {
-            $crate::store::Pool::Sqlite(writer) => {
-                let $pool = $store.readers.as_ref().unwrap_or(writer);
+        match &$store.readers {
+            // Only a SQLite file has readers.
+            Some($pool) => {
                 let $dollar = true;
                 $body
             }
-            $crate::store::Pool::Postgres($pool) => {
-                let $dollar = true;
-                $body
-            }
-            $crate::store::Pool::MySql($pool) => {
-                let $dollar = false;
-                $body
-            }
+            None => $crate::store::on_backend!($store, |$pool, $dollar| $body),
         }
     };
 }

@@ -223,40 +223,32 @@ impl Store {
         // One statement per row keeps the SQL static on every backend; one
         // transaction keeps it one commit.
         let mut deleted = 0;
+        macro_rules! delete_in {
+            ($tx:expr, $sql:literal) => {{
+                let mut tx = $tx;
+                for id in ids {
+                    deleted += sqlx::query($sql)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+            }};
+        }
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                for id in ids {
-                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = $1")
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-            }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                for id in ids {
-                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = $1")
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-            }
-            Pool::MySql(pool) => {
-                let mut tx = pool.begin().await?;
-                for id in ids {
-                    deleted += sqlx::query("DELETE FROM soapgate_outbox WHERE id = ?")
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-            }
+            Pool::Sqlite(pool) => delete_in!(
+                pool.begin_with("BEGIN IMMEDIATE").await?,
+                "DELETE FROM soapgate_outbox WHERE id = $1"
+            ),
+            Pool::Postgres(pool) => delete_in!(
+                pool.begin().await?,
+                "DELETE FROM soapgate_outbox WHERE id = $1"
+            ),
+            Pool::MySql(pool) => delete_in!(
+                pool.begin().await?,
+                "DELETE FROM soapgate_outbox WHERE id = ?"
+            ),
         }
         Ok(deleted)
     }
