@@ -85,7 +85,9 @@ pub async fn serve(
     script: Option<Script>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(script))
+    // `into_make_service` turns the routes into services once; handing
+    // the router itself to `serve` rebuilds its route table per connection.
+    axum::serve(listener, router(script).into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
 }
