@@ -353,13 +353,14 @@ pub async fn run(
 
     let policy = plan.call_policy();
     let one_way = op.is_one_way();
-    if let (Some(_), false) = (policy.cache_ttl, one_way) {
+    // The response cache and the last-good store key on the whole request:
+    // hash it once per call, and only for operations that use either.
+    let remember_last_good = matches!(plan.on_failure(), FailurePolicy::Cache);
+    let digest = (policy.cache_ttl.is_some() || remember_last_good)
+        .then(|| cache::RequestDigest::of(&call.request));
+    if let (Some(digest), Some(_), false) = (&digest, policy.cache_ttl, one_way) {
         for target in &call.targets {
-            if let Some(payload) = models
-                .cache
-                .get(&cache::key(&call.request, Some(target)))
-                .await
-            {
+            if let Some(payload) = models.cache.get(&digest.key(Some(target))).await {
                 models.metrics().cache_lookup("hit");
                 outcome.model = Some(target.model.clone());
                 tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
@@ -398,20 +399,34 @@ pub async fn run(
         Ok(_) if one_way => Ok(Reply::Accepted),
         Ok((payload, target)) => {
             let payload = Arc::new(payload);
-            if let Some(ttl) = policy.cache_ttl {
-                let key = cache::key(&call.request, Some(&target));
-                models.cache.put(key, payload.clone(), ttl).await;
-            }
-            if matches!(plan.on_failure(), FailurePolicy::Cache) {
-                let key = cache::key(&call.request, None);
-                models.cache.put_last_good(key, payload.clone()).await;
+            if let Some(digest) = &digest {
+                if let Some(ttl) = policy.cache_ttl {
+                    let key = digest.key(Some(&target));
+                    models.cache.put(key, payload.clone(), ttl).await;
+                }
+                if remember_last_good {
+                    models
+                        .cache
+                        .put_last_good(digest.key(None), payload.clone())
+                        .await;
+                }
             }
             Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
         }
         Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable() => {
             Err(GatewayError::Model(e))
         }
-        Err(error) => degrade(plan, models, &call.request, error, correlation_id, outcome).await,
+        Err(error) => {
+            degrade(
+                plan,
+                models,
+                digest.as_ref(),
+                error,
+                correlation_id,
+                outcome,
+            )
+            .await
+        }
     }
 }
 
@@ -479,7 +494,7 @@ async fn answer(
 async fn degrade(
     plan: &OperationPlan,
     models: &Models,
-    request: &Request,
+    digest: Option<&cache::RequestDigest>,
     error: GatewayError,
     correlation_id: &str,
     outcome: &mut Outcome,
@@ -492,7 +507,7 @@ async fn degrade(
     let (policy, payload) = match plan.on_failure() {
         FailurePolicy::Fault => return Err(error),
         FailurePolicy::Static(payload) => ("static", payload.clone()),
-        FailurePolicy::Cache => match models.cache.last_good(&cache::key(request, None)).await {
+        FailurePolicy::Cache => match last_good(models, digest).await {
             Some(payload) => {
                 models.metrics().cache_lookup("last_good");
                 ("cache", Arc::unwrap_or_clone(payload))
@@ -503,6 +518,17 @@ async fn degrade(
     tracing::warn!(correlation_id, policy, code, error = %error, "answering a degraded response");
     outcome.degraded = Some(format!("{policy}: {code}"));
     Ok(Reply::Payload(payload))
+}
+
+/// The last good answer to the request `digest` names (none without one).
+async fn last_good(
+    models: &Models,
+    digest: Option<&cache::RequestDigest>,
+) -> Option<Arc<Vec<Element>>> {
+    match digest {
+        Some(digest) => models.cache.last_good(&digest.key(None)).await,
+        None => None,
+    }
 }
 
 /// How the chain treats one request: our retries and the deadline.

@@ -22,30 +22,40 @@ use crate::xml::Element;
 /// A request's hash.
 pub type CacheKey = [u8; 32];
 
-/// The key of `request` (and `target`, for the response cache).
-pub fn key(request: &Request, target: Option<&ModelTarget>) -> CacheKey {
-    let mut request = request.clone();
-    // The correlation id differs on every call: identical requests must
-    // meet.
-    if let Some(meta) = &mut request.request_metadata {
-        meta.remove("correlation_id");
-        if meta.is_empty() {
-            request.request_metadata = None;
+/// The hash of a rendered request, taken once per call: every key of that
+/// call (each target's, and the last-good one) is derived from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestDigest([u8; 32]);
+
+impl RequestDigest {
+    pub fn of(request: &Request) -> RequestDigest {
+        let mut request = request.clone();
+        // The correlation id differs on every call: identical requests must
+        // meet.
+        if let Some(meta) = &mut request.request_metadata {
+            meta.remove("correlation_id");
+            if meta.is_empty() {
+                request.request_metadata = None;
+            }
         }
+        // Serialising our own serde types cannot fail; an empty body would
+        // only make keys meet that should not, so say what we hash.
+        RequestDigest(Sha256::digest(serde_json::to_vec(&request).unwrap_or_default()).into())
     }
-    let mut hasher = Sha256::new();
-    // Serialising our own serde types cannot fail; an empty body would
-    // only make keys meet that should not, so say what we hash.
-    hasher.update(serde_json::to_vec(&request).unwrap_or_default());
-    if let Some(t) = target {
-        hasher.update([0u8]);
-        hasher.update(t.region.as_deref().unwrap_or("-").as_bytes());
-        hasher.update([0u8]);
-        hasher.update(t.model.as_bytes());
+
+    /// The key for `target` (the response cache) or for none (the
+    /// last-good store).
+    pub fn key(&self, target: Option<&ModelTarget>) -> CacheKey {
+        let mut hasher = Sha256::new();
+        hasher.update(self.0);
+        if let Some(t) = target {
+            hasher.update([0u8]);
+            hasher.update(t.region.as_deref().unwrap_or("-").as_bytes());
+            hasher.update([0u8]);
+            hasher.update(t.model.as_bytes());
+        }
+        hasher.finalize().into()
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&hasher.finalize());
-    out
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +120,10 @@ impl ResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(request: &Request, target: Option<&ModelTarget>) -> CacheKey {
+        RequestDigest::of(request).key(target)
+    }
 
     #[test]
     fn keys_ignore_the_correlation_id_and_depend_on_the_target() {
