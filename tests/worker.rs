@@ -201,6 +201,19 @@ where
     }
 }
 
+/// Waits until `jobs` jobs have ended, DONE or FAILED.
+async fn wait_for_final(store: &Store, jobs: i64, what: &str) {
+    wait_until(what, || async {
+        store
+            .job_counts()
+            .await
+            .map(|c| c.done + c.failed)
+            .unwrap_or(0)
+            == jobs
+    })
+    .await;
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -283,16 +296,7 @@ async fn polling_rows_end_done_or_failed_with_their_fault(kind: Kind) {
             .await
             .expect("insert request");
     }
-    wait_until("a result per row", || async {
-        running
-            .store
-            .job_counts()
-            .await
-            .map(|c| c.done + c.failed)
-            .unwrap_or(0)
-            == 7
-    })
-    .await;
+    wait_for_final(&running.store, 7, "a result per row").await;
     let got = results(&db).await;
     assert_eq!(got.len(), rows.len(), "{got:#?}");
     let by = |id: &str| {
@@ -377,16 +381,7 @@ async fn a_static_fallback_answers_a_job_only_on_its_last_attempt() {
         })
         .await
         .expect("enqueue");
-    wait_until("the job final", || async {
-        running
-            .store
-            .job_counts()
-            .await
-            .map(|c| c.done + c.failed)
-            .unwrap_or(0)
-            == 1
-    })
-    .await;
+    wait_for_final(&running.store, 1, "the job final").await;
     let job = running.store.get(&id).await.expect("get").expect("job");
     assert_eq!(job.status, JobStatus::Done, "{job:#?}");
     assert_eq!(job.attempts, i64::from(settings.max_attempts), "{job:#?}");
@@ -438,16 +433,7 @@ rules:
             .expect("enqueue");
         ids.push((vendor, id));
     }
-    wait_until("every job final", || async {
-        running
-            .store
-            .job_counts()
-            .await
-            .map(|c| c.done + c.failed)
-            .unwrap_or(0)
-            == 3
-    })
-    .await;
+    wait_for_final(&running.store, 3, "every job final").await;
     let job = |n: usize| {
         let store = running.store.clone();
         let id = ids[n].1.clone();

@@ -5,7 +5,7 @@
 //! string we return always matches.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -28,7 +28,9 @@ type Compiled = (Hir, regex::Regex);
 fn compiled(pattern: &str) -> Option<Arc<Compiled>> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Compiled>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(hit) = cache.lock().ok()?.get(pattern) {
+    // The map stays whole whatever panicked while holding it.
+    let lock = || cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(hit) = lock().get(pattern) {
         return Some(hit.clone());
     }
     let hir = regex_syntax::ParserBuilder::new()
@@ -37,7 +39,7 @@ fn compiled(pattern: &str) -> Option<Arc<Compiled>> {
         .ok()?;
     let matcher = regex::Regex::new(pattern).ok()?;
     let entry = Arc::new((hir, matcher));
-    let mut cache = cache.lock().ok()?;
+    let mut cache = lock();
     if cache.len() >= CACHED_PATTERNS {
         cache.clear();
     }
