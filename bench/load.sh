@@ -33,6 +33,7 @@ WARMUP=${WARMUP:-2}
 INFLIGHT=${INFLIGHT:-1000}
 HOLD_DELAY_MS=${HOLD_DELAY_MS:-3000}
 FACADE_LOG=${FACADE_LOG:-info} # RUST_LOG for the facade (production default: info)
+H2C=${H2C:-true}              # facade -> emulator over HTTP/2 (h2c); false: HTTP/1.1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/soapgate
 OUT=${OUT:-$(mktemp -d /tmp/soapgate-load.XXXXXX)}
@@ -69,11 +70,14 @@ wait_http() { # URL: wait until it answers (any status), up to 30 s
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 unset AWS_PROFILE AWS_ENDPOINT_URL
 
+# The facade speaks h2c to the emulator (H2C=false: HTTP/1.1), as it
+# speaks HTTP/2 to Bedrock over https.
+#
 # The facade's overload guard (bedrock.max_in_flight, 256 by default) is
 # raised above the calls held in flight: the runs measure the call path,
 # not the guard's OVERLOADED answers.
 start_facade() { # PORT MODEL_URL LOGFILE: starts it, sets FACADE_PID
-    SOAPGATE_BEDROCK__MAX_IN_FLIGHT=$(( INFLIGHT * 2 )) \
+    SOAPGATE_BEDROCK__MAX_IN_FLIGHT=$(( INFLIGHT * 2 )) SOAPGATE_BEDROCK__HTTP2_PRIOR_KNOWLEDGE=${FACADE_H2C:-$H2C} \
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME=$2 RUST_LOG=$FACADE_LOG \
         "$BIN" serve --listen "127.0.0.1:$1" --wsdl-dir wsdl --mappings-dir mappings \
         >"$3" 2>&1 &
@@ -124,7 +128,8 @@ CAP_PID=$!
 PIDS+=("$CAP_PID")
 F0_PORT=$(free_port)
 wait_http "http://127.0.0.1:$CAP_PORT/"
-start_facade "$F0_PORT" "http://127.0.0.1:$CAP_PORT" "$OUT/facade-capture.log"
+# The capture server speaks HTTP/1.1 only.
+FACADE_H2C=false start_facade "$F0_PORT" "http://127.0.0.1:$CAP_PORT" "$OUT/facade-capture.log"
 # The first request a call makes is the one to replay (a structured
 # operation repairs when the capture server's "ok" does not fit).
 for op in "${OPS[@]}"; do

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use soapgate::bedrock::{BedrockClient, Models};
+use soapgate::bedrock::{BedrockClient, BedrockSettings, Models};
 use soapgate::config::{LogFormat, Overrides, QueueKind, Settings, WorkerSettings};
 use soapgate::contract::ContractSet;
 use soapgate::converse::ModelClient;
@@ -805,8 +805,14 @@ async fn model_client(
             url = emulator.base_url(),
             "EMULATOR MODE: model calls go to the built-in Converse emulator, not to Amazon Bedrock"
         );
-        let client = BedrockClient::for_endpoint(emulator.base_url(), &settings.bedrock);
-        let models = Models::new(Arc::new(client), settings.bedrock.clone());
+        // The in-process emulator speaks h2c: calls share one connection,
+        // as they do to Bedrock over https.
+        let bedrock = BedrockSettings {
+            http2_prior_knowledge: true,
+            ..settings.bedrock.clone()
+        };
+        let client = BedrockClient::for_endpoint(emulator.base_url(), &bedrock);
+        let models = Models::new(Arc::new(client), bedrock);
         return Ok((Some(Arc::new(models)), Some(emulator)));
     }
     match BedrockClient::from_env(&settings.bedrock).await {

@@ -15,6 +15,7 @@
 
 mod convert;
 mod errors;
+mod h2c;
 pub mod resilience;
 
 use std::fmt;
@@ -39,6 +40,10 @@ pub struct BedrockSettings {
     /// Overrides `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (e.g. a VPC endpoint or
     /// the emulator).
     pub endpoint_url: Option<String>,
+    /// Speak HTTP/2 to a plain-http `endpoint_url` without negotiating it
+    /// (h2c, as the emulator does), so calls in flight share a connection.
+    /// Over https HTTP/2 is negotiated (ALPN) without this setting.
+    pub http2_prior_knowledge: bool,
     /// TCP + TLS connect.
     pub connect_timeout_ms: u64,
     /// Time to the first byte of a response. Converse answers only when the
@@ -89,6 +94,7 @@ impl Default for BedrockSettings {
         BedrockSettings {
             region: None,
             endpoint_url: None,
+            http2_prior_knowledge: false,
             connect_timeout_ms: 3_000,
             read_timeout_ms: 60_000,
             operation_timeout_ms: 120_000,
@@ -196,6 +202,9 @@ impl BedrockClient {
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url.clone());
         }
+        if settings.http2_prior_knowledge {
+            builder = builder.http_client(h2c::H2cClient::default());
+        }
         let config = builder.build();
         let region = config.region().map(|r| r.to_string());
         if region.is_none() {
@@ -215,17 +224,20 @@ impl BedrockClient {
     /// A client for a Converse emulator at `endpoint_url`, with static
     /// dummy credentials and region `us-east-1`, touching no environment
     /// variable or profile. `settings.endpoint_url` and `region` are
-    /// ignored; timeouts and retries apply.
+    /// ignored; timeouts, retries and `http2_prior_knowledge` apply.
     pub fn for_endpoint(endpoint_url: &str, settings: &BedrockSettings) -> Self {
         let credentials = Credentials::new("EMULATOR", "emulator-secret", None, None, "soapgate");
-        let config = aws_sdk_bedrockruntime::Config::builder()
+        let mut builder = aws_sdk_bedrockruntime::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(credentials)
             .endpoint_url(endpoint_url)
             .timeout_config(settings.timeout_config())
-            .retry_config(settings.retry_config())
-            .build();
+            .retry_config(settings.retry_config());
+        if settings.http2_prior_knowledge {
+            builder = builder.http_client(h2c::H2cClient::default());
+        }
+        let config = builder.build();
         BedrockClient {
             client: aws_sdk_bedrockruntime::Client::from_conf(config),
             region: Some("us-east-1".to_string()),

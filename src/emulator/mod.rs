@@ -27,12 +27,16 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::task::JoinHandle;
 
 use crate::converse::{Request, ServiceErrorKind};
@@ -55,6 +59,8 @@ struct Counters {
     calls: BTreeMap<String, u64>,
     /// How often each script rule matched, for `fail_first`.
     rule_hits: Vec<u64>,
+    /// Converse calls per HTTP version ("HTTP/1.1", "HTTP/2").
+    protocols: BTreeMap<&'static str, u64>,
 }
 
 /// `GET /_emulator/calls`.
@@ -62,6 +68,7 @@ struct Counters {
 struct CallCounts<'a> {
     total: u64,
     models: &'a BTreeMap<String, u64>,
+    protocols: &'a BTreeMap<&'static str, u64>,
 }
 
 /// The emulator's routes, for embedding or for serving with [`serve`].
@@ -79,17 +86,61 @@ pub fn router(script: Option<Script>) -> Router {
         .with_state(state)
 }
 
-/// Serves the emulator on `listener` until `shutdown` completes.
+/// Streams one HTTP/2 connection may carry at once. hyper's server default
+/// (200) would queue a facade's calls behind each other: a facade sends all
+/// its calls in flight over one h2c connection, as it does to Bedrock.
+const MAX_CONCURRENT_STREAMS: u32 = 16_384;
+
+/// Serves the emulator on `listener` until `shutdown` completes, then lets
+/// the calls in progress finish. Speaks HTTP/1.1 and, by prior knowledge,
+/// HTTP/2 (h2c).
 pub async fn serve(
     listener: TcpListener,
     script: Option<Script>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    // `into_make_service` turns the routes into services once; handing
-    // the router itself to `serve` rebuilds its route table per connection.
-    axum::serve(listener, router(script).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = TowerToHyperService::new(router(script));
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let (stop, stopping) = watch::channel(());
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, retry.
+                    tracing::warn!(error = %e, "emulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let service = service.clone();
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.changed() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    drop(stop);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// A running in-process emulator. Dropping it stops the server.
@@ -157,9 +208,15 @@ struct Plan {
 }
 
 impl Emulator {
-    fn plan(&self, model_id: &str, request: &Request) -> Plan {
+    fn plan(&self, model_id: &str, version: Version, request: &Request) -> Plan {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         *counters.calls.entry(model_id.to_string()).or_default() += 1;
+        let protocol = match version {
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_11 => "HTTP/1.1",
+            _ => "other",
+        };
+        *counters.protocols.entry(protocol).or_default() += 1;
         let Some(script) = &self.script else {
             return Plan {
                 delay: None,
@@ -209,6 +266,7 @@ impl Emulator {
 async fn converse(
     State(emulator): State<Arc<Emulator>>,
     Path(model_id): Path<String>,
+    version: Version,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -216,14 +274,14 @@ async fn converse(
         Ok(r) => r,
         Err(e) => {
             // Counted too: a test counting calls wants every attempt.
-            emulator.plan(&model_id, &Request::default());
+            emulator.plan(&model_id, version, &Request::default());
             return error_response(&answer::scripted(
                 ServiceErrorKind::Validation,
                 Some(&format!("Malformed input request: {e}")),
             ));
         }
     };
-    let plan = emulator.plan(&model_id, &request);
+    let plan = emulator.plan(&model_id, version, &request);
     tracing::debug!(model_id, rule = ?plan.rule, "emulator call");
     if let Some(delay) = plan.delay {
         tokio::time::sleep(delay).await;
@@ -259,6 +317,7 @@ async fn calls(State(emulator): State<Arc<Emulator>>) -> Response {
     let body = CallCounts {
         total: counters.calls.values().sum(),
         models: &counters.calls,
+        protocols: &counters.protocols,
     };
     axum::Json(body).into_response()
 }

@@ -49,7 +49,7 @@ pub(crate) async fn post_call(
     let mut seen = Seen::default();
     let result = call(
         &state,
-        &headers,
+        headers,
         &content_type,
         body,
         &mut ctx,
@@ -236,7 +236,7 @@ fn prepare_for_tenant(
 
 async fn call(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     content_type: &ContentType,
     body: Body,
     ctx: &mut CallContext,
@@ -249,7 +249,7 @@ async fn call(
         ));
     }
     let action = match ctx.version {
-        SoapVersion::V11 => soap_action(headers),
+        SoapVersion::V11 => soap_action(&headers),
         SoapVersion::V12 => content_type.action.clone(),
     };
     let inbound = Inbound {
@@ -261,7 +261,7 @@ async fn call(
     let prepared = {
         // The raw body is dropped once parsed: it is not needed while the
         // model works.
-        let bytes = read_body(headers, body, state.settings.max_body_bytes).await?;
+        let bytes = read_body(&headers, body, state.settings.max_body_bytes).await?;
         match &state.tenants {
             None => pipeline::prepare(
                 &snapshot.contracts,
@@ -278,7 +278,7 @@ async fn call(
                 prepare_for_tenant(
                     tenants,
                     &snapshot.contracts,
-                    headers,
+                    &headers,
                     &inbound,
                     &bytes,
                     &state.settings.xml,
@@ -288,6 +288,10 @@ async fn call(
             }
         }
     };
+    // The header values are slices of the connection's first read buffer:
+    // held, they would keep it alive while the model works, beside the
+    // buffer the connection reads its next request into.
+    drop(headers);
     let operation = prepared.operation();
     if let Some(of) = operation.result_of.clone() {
         let payload =
