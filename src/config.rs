@@ -31,6 +31,10 @@ pub struct Settings {
     pub mappings_dir: PathBuf,
     /// Requests with a larger body get HTTP 413 before any parsing.
     pub max_body_bytes: usize,
+    /// The largest request head (request line and headers); larger ones
+    /// get HTTP 431. At least 8192, which is also the default (Tomcat's):
+    /// each connection's read buffer is this size.
+    pub max_header_bytes: usize,
     /// Caps on the structure of request documents.
     pub xml: Limits,
     /// `text` (human) or `json` (one object per line) log output.
@@ -182,6 +186,7 @@ impl Default for Settings {
             wsdl_dir: "wsdl".into(),
             mappings_dir: "mappings".into(),
             max_body_bytes: 10 * 1024 * 1024,
+            max_header_bytes: crate::listen::MIN_HEAD_BYTES,
             xml: Limits::default(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -204,6 +209,7 @@ const KEYS: &[&str] = &[
     "wsdl_dir",
     "mappings_dir",
     "max_body_bytes",
+    "max_header_bytes",
     "xml",
     "log_format",
     "otlp_endpoint",

@@ -11,6 +11,7 @@ pub mod emulator;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod listen;
 pub mod live;
 pub mod mapping;
 pub mod metrics;

@@ -360,7 +360,10 @@ pub async fn run(
         .then(|| cache::RequestDigest::of(&call.request));
     if let (Some(digest), Some(_), false) = (&digest, policy.cache_ttl, one_way) {
         for target in &call.targets {
-            if let Some(payload) = models.cache.get(&digest.key(Some(target))).await {
+            // Boxed, as every await here but the model's: the future of a
+            // call is as large as its largest await, and is held while the
+            // model works.
+            if let Some(payload) = Box::pin(models.cache.get(&digest.key(Some(target)))).await {
                 models.metrics().cache_lookup("hit");
                 outcome.model = Some(target.model.clone());
                 tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
@@ -402,13 +405,15 @@ pub async fn run(
             if let Some(digest) = &digest {
                 if let Some(ttl) = policy.cache_ttl {
                     let key = digest.key(Some(&target));
-                    models.cache.put(key, payload.clone(), ttl).await;
+                    Box::pin(models.cache.put(key, payload.clone(), ttl)).await;
                 }
                 if remember_last_good {
-                    models
-                        .cache
-                        .put_last_good(digest.key(None), payload.clone())
-                        .await;
+                    Box::pin(
+                        models
+                            .cache
+                            .put_last_good(digest.key(None), payload.clone()),
+                    )
+                    .await;
                 }
             }
             Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
@@ -417,14 +422,14 @@ pub async fn run(
             Err(GatewayError::Model(e))
         }
         Err(error) => {
-            degrade(
+            Box::pin(degrade(
                 plan,
                 models,
                 digest.as_ref(),
                 error,
                 correlation_id,
                 outcome,
-            )
+            ))
             .await
         }
     }

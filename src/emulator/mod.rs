@@ -32,14 +32,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::service::TowerToHyperService;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::converse::{Request, ServiceErrorKind};
+use crate::listen::{self, ConnSettings};
 use script::{Answer, ScriptedError};
 pub use script::{Script, ScriptError};
 
@@ -86,9 +83,9 @@ pub fn router(script: Option<Script>) -> Router {
         .with_state(state)
 }
 
-/// Streams one HTTP/2 connection may carry at once. hyper's server default
-/// (200) would queue a facade's calls behind each other: a facade sends all
-/// its calls in flight over one h2c connection, as it does to Bedrock.
+/// Streams one HTTP/2 connection may carry at once. hyper's default (200)
+/// would queue a facade's calls behind each other: a facade sends all its
+/// calls in flight over one h2c connection.
 const MAX_CONCURRENT_STREAMS: u32 = 16_384;
 
 /// Serves the emulator on `listener` until `shutdown` completes, then lets
@@ -99,48 +96,11 @@ pub async fn serve(
     script: Option<Script>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let service = TowerToHyperService::new(router(script));
-    let mut builder = ConnBuilder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    let (stop, stopping) = watch::channel(());
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, retry.
-                    tracing::warn!(error = %e, "emulator: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let builder = builder.clone();
-        let service = service.clone();
-        let mut stopping = stopping.clone();
-        connections.spawn(async move {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stopping.changed() => {}
-            }
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    drop(stop);
-    while connections.join_next().await.is_some() {}
-    Ok(())
+    let settings = ConnSettings {
+        max_head_bytes: 64 * 1024,
+        max_concurrent_streams: MAX_CONCURRENT_STREAMS,
+    };
+    listen::serve(listener, router(script), settings, shutdown).await
 }
 
 /// A running in-process emulator. Dropping it stops the server.

@@ -18,6 +18,7 @@ use crate::bedrock::Models;
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
+use crate::listen::{self, ConnSettings};
 use crate::live::{Live, Sources};
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
@@ -118,9 +119,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // `into_make_service` turns the routes into services once; handing
-    // the router itself to `serve` rebuilds its route table per connection.
-    axum::serve(listener, router(state).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let settings = ConnSettings {
+        max_head_bytes: state.settings.max_header_bytes,
+        // SOAP clients speak HTTP/1.1; an h2c client gets hyper's default.
+        max_concurrent_streams: 200,
+    };
+    listen::serve(listener, router(state), settings, shutdown).await
 }

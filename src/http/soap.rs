@@ -59,7 +59,10 @@ pub(crate) async fn post_call(
     .instrument(span.clone())
     .await;
     if let Some(tenants) = &state.tenants {
-        record(tenants, &state, &ctx, &outcome, &seen, &result).await;
+        // Boxed, as every await below but the model's: the handler's
+        // future is as large as its largest await, and it is held by every
+        // call in flight.
+        Box::pin(record(tenants, &state, &ctx, &outcome, &seen, &result)).await;
     }
     span.record("correlation_id", ctx.correlation_id.as_str());
     if let Some(operation) = &ctx.operation {
@@ -294,14 +297,19 @@ async fn call(
     drop(headers);
     let operation = prepared.operation();
     if let Some(of) = operation.result_of.clone() {
-        let payload =
-            tickets::poll(&prepared, &of, state.store.as_ref(), ctx.tenant.as_deref()).await?;
+        let payload = Box::pin(tickets::poll(
+            &prepared,
+            &of,
+            state.store.as_ref(),
+            ctx.tenant.as_deref(),
+        ))
+        .await?;
         return Ok(Reply::Payload(vec![payload]));
     }
     // Polls aside, everything from here costs tokens: a tenant over its
     // budget stops here, before the model and the queue.
     if let (Some(tenants), Some(tenant)) = (&state.tenants, &ctx.tenant) {
-        tenants.check_budget(state.store.as_ref(), tenant).await?;
+        Box::pin(tenants.check_budget(state.store.as_ref(), tenant)).await?;
     }
     if operation.is_ticketed() || operation.is_one_way() {
         // Queued, never run here: a worker runs the job.
@@ -317,14 +325,14 @@ async fn call(
         } else {
             JobSource::Api
         };
-        let job = tickets::submit(
+        let job = Box::pin(tickets::submit(
             &prepared,
             plan,
             state.store.as_ref(),
             &ctx.correlation_id,
             source,
             ctx.tenant.as_deref(),
-        )
+        ))
         .await?;
         seen.job_id = Some(job.id.to_string());
         if let Some(waker) = &state.job_waker {
