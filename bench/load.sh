@@ -35,7 +35,7 @@ HOLD_DELAY_MS=${HOLD_DELAY_MS:-3000}
 FACADE_LOG=${FACADE_LOG:-info} # RUST_LOG for the facade (production default: info)
 H2C=${H2C:-true}              # facade -> emulator over HTTP/2 (h2c); false: HTTP/1.1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/soapgate
+BIN=${BIN:-}                   # a soapgate binary to measure; unset: build the release one
 OUT=${OUT:-$(mktemp -d /tmp/soapgate-load.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -89,8 +89,11 @@ start_facade() { # PORT MODEL_URL LOGFILE: starts it, sets FACADE_PID
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # --- build ----------------------------------------------------------------
-log "building release binary ($BIN)"
-CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet
+if [ -z "$BIN" ]; then
+    BIN=$TARGET_DIR/release/soapgate
+    log "building release binary ($BIN)"
+    CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet
+fi
 log "output in $OUT"
 
 # --- requests -------------------------------------------------------------
