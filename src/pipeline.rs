@@ -256,6 +256,8 @@ pub struct Outcome {
     pub output_tokens: u64,
     /// The model id (target) whose answer was used, when one answered.
     pub model: Option<String>,
+    /// Why the last model that answered stopped.
+    pub stop_reason: Option<crate::converse::StopReason>,
     /// Why the answer is not the model's own, when it is not.
     pub degraded: Option<String>,
     /// Every model call made, in order: for usage records and metrics.
@@ -618,7 +620,10 @@ pub async fn call_chain<'t>(
                     outcome.input_tokens += u64::from(input);
                     outcome.output_tokens += u64::from(output);
                     outcome.model = Some(target.model.clone());
-                    tracing::info!(
+                    outcome.stop_reason = Some(response.stop_reason.clone());
+                    // Per call, the "soap call" and "job" lines say which
+                    // model answered, its usage and stop reason.
+                    tracing::debug!(
                         correlation_id,
                         model = %target.model,
                         input_tokens = input,

@@ -632,13 +632,17 @@ impl Inner {
                 return;
             }
         };
-        let (status, calls, detail) = match &outcome {
-            Ok((_, o)) => ("DONE", o.model_calls, String::new()),
+        let (status, used, detail) = match &outcome {
+            Ok((_, o)) => ("DONE", o, String::new()),
             Err((f, o)) if f.retryable && job.attempts < i64::from(self.settings.max_attempts) => {
-                ("RETRY", o.model_calls, f.detail.clone())
+                ("RETRY", o, f.detail.clone())
             }
-            Err((f, o)) => ("FAILED", o.model_calls, f.detail.clone()),
+            Err((f, o)) => ("FAILED", o, f.detail.clone()),
         };
+        let calls = used.model_calls;
+        let model = used.model.clone().unwrap_or_else(|| "-".into());
+        let (input_tokens, output_tokens) = (used.input_tokens, used.output_tokens);
+        let stop_reason = used.stop_reason.as_ref().map_or("-", |r| r.as_str()).to_string();
         if let Some(tenants) = &self.tenants {
             record_job(tenants, &self.store, &job, &outcome).await;
         }
@@ -652,6 +656,10 @@ impl Inner {
             status,
             recorded,
             model_calls = calls,
+            model,
+            input_tokens,
+            output_tokens,
+            stop_reason,
             detail,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "job"

@@ -114,8 +114,10 @@ pub(crate) async fn post_call(
         status = response.status().as_u16(),
         tenant = ctx.tenant.as_deref().unwrap_or("-"),
         model_calls = outcome.model_calls,
+        model = outcome.model.as_deref().unwrap_or("-"),
         input_tokens = outcome.input_tokens,
         output_tokens = outcome.output_tokens,
+        stop_reason = outcome.stop_reason.as_ref().map_or("-", |r| r.as_str()),
         degraded = outcome.degraded.as_deref().unwrap_or("-"),
         elapsed_ms,
         "soap call"

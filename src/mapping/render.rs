@@ -300,14 +300,15 @@ impl OperationPlan {
         // Attachment names and formats may use the other variables, so the
         // context is built first without them, then completed.
         let base = self.context(payload, meta, &BTreeMap::new())?;
-        let base_value = JValue::from(minijinja::value::Serde(&base));
-        let (blocks, names) = self.attachments(payload, &base_value)?;
+        let base = JValue::from(minijinja::value::Serde(&base));
+        let (blocks, names) = self.attachments(payload, &base)?;
         let ctx = if names.is_empty() {
             base
         } else {
-            self.context(payload, meta, &names)?
+            JValue::from(minijinja::value::Serde(
+                &self.context(payload, meta, &names)?,
+            ))
         };
-        let ctx = JValue::from(minijinja::value::Serde(&ctx));
 
         let mut content = blocks;
         let prompt = self.render_template(super::render::PROMPT, &ctx)?;
