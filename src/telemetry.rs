@@ -71,7 +71,10 @@ pub fn init(
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("soapgate-log")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);

@@ -62,7 +62,6 @@ mod h2c {
     include!("bedrock_emulator/cases.rs");
 }
 
-
 #[tokio::test]
 async fn malformed_bodies_get_a_validation_exception_on_the_wire() {
     let (emulator, _client) = start_with(None, base_settings()).await;
@@ -102,4 +101,84 @@ async fn malformed_bodies_get_a_validation_exception_on_the_wire() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 404);
     emulator.stop().await.unwrap();
+}
+
+fn h2c_settings() -> BedrockSettings {
+    BedrockSettings {
+        http2_prior_knowledge: true,
+        max_attempts: 1,
+        ..base_settings()
+    }
+}
+
+#[tokio::test]
+async fn h2c_reconnects_after_the_model_endpoint_restarts() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn(emulator::serve(listener, None, async move {
+        let _ = stopped.await;
+    }));
+    let client = BedrockClient::for_endpoint(&format!("http://{addr}"), &h2c_settings());
+    let answer = client
+        .converse(HAIKU, &Request::user_text("one"))
+        .await
+        .unwrap();
+    assert_eq!(answer.text(), "one");
+
+    // The endpoint goes away (its connection with it) and comes back on
+    // the same port: the next call makes a new connection.
+    stop.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(emulator::serve(listener, None, async move {
+        let _ = stopped.await;
+    }));
+    let mut answered = None;
+    // The old connection's end may reach the client just after a call
+    // starts on it: that call fails as a connection error, the next one
+    // reconnects.
+    for _ in 0..3 {
+        match client.converse(HAIKU, &Request::user_text("two")).await {
+            Ok(answer) => {
+                answered = Some(answer);
+                break;
+            }
+            Err(e) => assert!(matches!(e, ModelError::Connection { .. }), "{e:?}"),
+        }
+    }
+    assert_eq!(
+        answered.expect("an answer after reconnecting").text(),
+        "two"
+    );
+}
+
+#[tokio::test]
+async fn h2c_to_a_peer_that_speaks_only_http1_is_a_connection_error() {
+    // Answers anything with an HTTP/1.1 400, as an HTTP/1.1-only server
+    // does to the HTTP/2 preface, and closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+        }
+    });
+    let client = BedrockClient::for_endpoint(&format!("http://{addr}"), &h2c_settings());
+    let started = Instant::now();
+    let error = client
+        .converse(HAIKU, &Request::user_text("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ModelError::Connection { .. }), "{error:?}");
+    assert_eq!(error.fault_code(), "MODEL_UNAVAILABLE");
+    assert!(started.elapsed() < Duration::from_secs(4));
 }

@@ -142,15 +142,18 @@ impl Inner {
             stream.send_data(body, true).map_err(classify)?;
         }
         let response = match self.read_timeout {
-            Some(limit) => tokio::time::timeout(limit, response)
-                .await
-                .map_err(|_| {
-                    ConnectorError::timeout(format!("no response within {limit:?}").into())
-                })?,
+            Some(limit) => tokio::time::timeout(limit, response).await.map_err(|_| {
+                ConnectorError::timeout(format!("no response within {limit:?}").into())
+            })?,
             None => response.await,
         }
         .map_err(classify)?;
-        let response = response.map(|recv| SdkBody::from_body_1_x(RecvBody { recv, data_done: false }));
+        let response = response.map(|recv| {
+            SdkBody::from_body_1_x(RecvBody {
+                recv,
+                data_done: false,
+            })
+        });
         HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
     }
 
@@ -185,7 +188,10 @@ async fn connect(
     timeout: Option<Duration>,
 ) -> Result<Connection, ConnectorError> {
     // An IPv6 literal comes bracketed in a URL, not in a socket address.
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = authority.port_u16().unwrap_or(80);
     let connecting = TcpStream::connect((host, port));
     let stream = match timeout {
@@ -240,9 +246,8 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
 /// The SDK's view of a failed exchange: I/O errors, GOAWAY and refused
 /// streams are retried as transient; the rest are not.
 fn classify(error: h2::Error) -> ConnectorError {
-    let transient = error.is_io()
-        || error.is_go_away()
-        || error.reason() == Some(h2::Reason::REFUSED_STREAM);
+    let transient =
+        error.is_io() || error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM);
     let error: Box<dyn StdError + Send + Sync> = error.into();
     if transient {
         ConnectorError::io(error)

@@ -387,7 +387,7 @@ async fn concurrent_calls_all_answer() {
             let client = client.clone();
             tokio::spawn(async move {
                 client
-                    .converse("slow", &Request::user_text(&format!("call {i}")))
+                    .converse("slow", &Request::user_text(format!("call {i}")))
                     .await
             })
         })
