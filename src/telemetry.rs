@@ -10,7 +10,6 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{ExporterBuildError, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -24,14 +23,12 @@ const OTLP_ENV: [&str; 2] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
 
-/// Holds the log writer and the span exporter, if any, until the process
-/// ends; dropping it flushes the lines and spans still buffered. Drop it
-/// outside the async runtime (the exporter's HTTP client blocks).
+/// Holds the span exporter, if any, until the process ends; dropping it
+/// flushes the spans still batched. Drop it outside the async runtime (the
+/// exporter's HTTP client blocks).
 #[derive(Debug)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
-    /// Dropped after `provider` is shut down: writes the last lines.
-    _lines: WorkerGuard,
 }
 
 impl Telemetry {
@@ -64,20 +61,7 @@ pub fn init(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a person at a terminal, never into log files.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    // Lines are formatted where they are logged and written by a thread of
-    // their own, many per write while calls are busy: a write per line
-    // cost each call a system call per line. Never lossy: a full queue
-    // (128k lines) makes loggers wait rather than drop lines.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("soapgate-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    let lines = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(writer);
+    let lines = tracing_subscriber::fmt::layer().with_ansi(ansi);
     let lines = match format {
         LogFormat::Text => lines.boxed(),
         LogFormat::Json => lines.json().boxed(),
@@ -90,10 +74,7 @@ pub fn init(
         .with(lines)
         .with(export)
         .init();
-    Ok(Telemetry {
-        provider,
-        _lines: guard,
-    })
+    Ok(Telemetry { provider })
 }
 
 fn tracer_provider(
