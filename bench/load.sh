@@ -255,8 +255,8 @@ while kill -0 "$WRK_PID" 2>/dev/null; do
     [ "$rss" -gt "$PEAK_KIB" ] && PEAK_KIB=$rss
     rss=$(rss_kib "$EMU_PID")
     [ "$rss" -gt "$EMU_PEAK_KIB" ] && EMU_PEAK_KIB=$rss
-    # Calls the facade has in flight = its open connections to the model
-    # (HTTP/1.1: one request per connection), all busy at the peak.
+    # The facade's open connections to the model: over HTTP/1.1 one per
+    # call in flight (all busy at the peak), over h2c one for all calls.
     up=$(ss -Htn state established "( dport = :$EMU_PORT )" | wc -l)
     [ "$up" -gt "$PEAK_UPSTREAM" ] && PEAK_UPSTREAM=$up
     sleep 0.2
