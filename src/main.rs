@@ -808,7 +808,7 @@ async fn model_client(
             "EMULATOR MODE: model calls go to the built-in Converse emulator, not to Amazon Bedrock"
         );
         // The in-process emulator speaks h2c: calls share one connection,
-        // as they do to Bedrock over https.
+        // as they do over HTTP/2 to Bedrock over https.
         let bedrock = BedrockSettings {
             http2_prior_knowledge: true,
             ..settings.bedrock.clone()

@@ -1,8 +1,9 @@
 //! HTTP/2 with prior knowledge ("h2c") to a plain-http endpoint, for
 //! `bedrock.http2_prior_knowledge`.
 //!
-//! Over https the SDK's own client offers HTTP/2 by ALPN and Bedrock takes
-//! it, so all calls to a region share a connection. Over plain http nothing
+//! Over https the SDK's own client offers HTTP/2 by ALPN (`h2`, then
+//! `http/1.1`), so where the endpoint accepts it, calls to a region share a
+//! connection. Over plain http nothing
 //! negotiates, the SDK speaks HTTP/1.1, and every call in flight holds a
 //! connection of its own, with its buffers and dispatch channel (about
 //! 40 KiB each). The emulator speaks h2c; this client lets calls to it
@@ -121,7 +122,7 @@ impl Inner {
             (Some("http"), Some(authority)) => authority.clone(),
             _ => {
                 let message = "bedrock.http2_prior_knowledge speaks HTTP/2 over plain http \
-                               only; over https HTTP/2 is negotiated without it";
+                               only; over https HTTP/2 is offered without it";
                 return Err(ConnectorError::user(message.into()));
             }
         };

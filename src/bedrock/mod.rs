@@ -42,7 +42,7 @@ pub struct BedrockSettings {
     pub endpoint_url: Option<String>,
     /// Speak HTTP/2 to a plain-http `endpoint_url` without negotiating it
     /// (h2c, as the emulator does), so calls in flight share a connection.
-    /// Over https HTTP/2 is negotiated (ALPN) without this setting.
+    /// Over https HTTP/2 is offered (ALPN) without this setting.
     pub http2_prior_knowledge: bool,
     /// TCP + TLS connect.
     pub connect_timeout_ms: u64,
