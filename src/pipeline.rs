@@ -276,6 +276,18 @@ pub struct Attempt {
     pub result: &'static str,
 }
 
+impl Outcome {
+    /// The model that answered, or `-`: for log lines.
+    pub fn model_label(&self) -> &str {
+        self.model.as_deref().unwrap_or("-")
+    }
+
+    /// Why the model that answered stopped, or `-`: for log lines.
+    pub fn stop_reason_label(&self) -> &str {
+        self.stop_reason.as_ref().map_or("-", |r| r.as_str())
+    }
+}
+
 /// The `outcome` label of a finished call for `/metrics`: `ok`,
 /// `degraded`, or the fault code.
 pub fn outcome_label(outcome: &Outcome, fault: Option<&str>) -> String {

@@ -640,13 +640,10 @@ impl Inner {
             Err((f, o)) => ("FAILED", o, f.detail.clone()),
         };
         let calls = used.model_calls;
-        let model = used.model.clone().unwrap_or_else(|| "-".into());
+        // Taken before `record` takes the outcome.
+        let model = used.model_label().to_string();
         let (input_tokens, output_tokens) = (used.input_tokens, used.output_tokens);
-        let stop_reason = used
-            .stop_reason
-            .as_ref()
-            .map_or("-", |r| r.as_str())
-            .to_string();
+        let stop_reason = used.stop_reason_label().to_string();
         if let Some(tenants) = &self.tenants {
             record_job(tenants, &self.store, &job, &outcome).await;
         }

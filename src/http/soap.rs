@@ -59,7 +59,7 @@ pub(crate) async fn post_call(
     .instrument(span.clone())
     .await;
     if let Some(tenants) = &state.tenants {
-        // Boxed, as every await below but the model's: the handler's
+        // Boxed, as every await of a call but the model's: the handler's
         // future is as large as its largest await, and it is held by every
         // call in flight.
         Box::pin(record(tenants, &state, &ctx, &outcome, &seen, &result)).await;
@@ -114,10 +114,10 @@ pub(crate) async fn post_call(
         status = response.status().as_u16(),
         tenant = ctx.tenant.as_deref().unwrap_or("-"),
         model_calls = outcome.model_calls,
-        model = outcome.model.as_deref().unwrap_or("-"),
+        model = outcome.model_label(),
         input_tokens = outcome.input_tokens,
         output_tokens = outcome.output_tokens,
-        stop_reason = outcome.stop_reason.as_ref().map_or("-", |r| r.as_str()),
+        stop_reason = outcome.stop_reason_label(),
         degraded = outcome.degraded.as_deref().unwrap_or("-"),
         elapsed_ms,
         "soap call"
