@@ -7,7 +7,9 @@
 #   PHASES=memory bash bench/load.sh   # only the calls-in-flight memory phase
 #
 # Needs wrk (`apt-get install -y wrk`), python3 and a Rust toolchain. Builds
-# the release binary if needed (into $CARGO_TARGET_DIR or target/), then:
+# the production binary (Cargo.toml's `production` profile: release with
+# fat LTO; PROFILE=release for the quicker build) if needed, into
+# $CARGO_TARGET_DIR or target/, then:
 #
 #  1. captures the exact Converse request the facade sends for each sample
 #     envelope (facade -> bench/capture_converse.py), so the direct baseline
@@ -35,7 +37,8 @@ HOLD_DELAY_MS=${HOLD_DELAY_MS:-3000}
 FACADE_LOG=${FACADE_LOG:-info} # RUST_LOG for the facade (production default: info)
 H2C=${H2C:-true}              # facade -> emulator over HTTP/2 (h2c); false: HTTP/1.1
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=${BIN:-}                   # a soapgate binary to measure; unset: build the release one
+PROFILE=${PROFILE:-production} # the cargo profile to build (production: the build to deploy)
+BIN=${BIN:-}                   # a soapgate binary to measure; unset: build $PROFILE
 OUT=${OUT:-$(mktemp -d /tmp/soapgate-load.XXXXXX)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.jsonl
@@ -90,9 +93,9 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # --- build ----------------------------------------------------------------
 if [ -z "$BIN" ]; then
-    BIN=$TARGET_DIR/release/soapgate
-    log "building release binary ($BIN)"
-    CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --quiet
+    BIN=$TARGET_DIR/$PROFILE/soapgate
+    log "building the $PROFILE binary ($BIN)"
+    CARGO_TARGET_DIR=$TARGET_DIR cargo build --profile "$PROFILE" --quiet
 fi
 log "output in $OUT"
 
