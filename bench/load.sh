@@ -5,6 +5,7 @@
 #   bash bench/load.sh                 # from the repository root
 #   DURATION=20 bash bench/load.sh     # seconds per measured run (default 10)
 #   PHASES=memory bash bench/load.sh   # only the calls-in-flight memory phase
+#   PAIRS=5 bash bench/load.sh         # direct/facade pairs per 50 ms run (default 3)
 #
 # Needs wrk (`apt-get install -y wrk`), python3 and a Rust toolchain. Builds
 # the production binary (Cargo.toml's `production` profile: release with
@@ -18,6 +19,8 @@
 #     marker in the ticket subject) and one facade pointed at it;
 #  3. runs wrk at concurrency 1, 16 and 256, direct and through the facade,
 #     with no model delay (added latency) and a 50 ms delay (throughput);
+#     with the 50 ms delay it alternates direct and facade runs $PAIRS times,
+#     so each ratio compares runs seconds apart and drift shows as spread;
 #  4. starts a fresh emulator and facade and holds 1,000 calls in flight
 #     against the 3 s rule, sampling the facade's VmRSS (and the emulator's,
 #     for reference), for memory per call in flight;
@@ -33,6 +36,7 @@ ROOT=$(pwd)
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 INFLIGHT=${INFLIGHT:-1000}
+PAIRS=${PAIRS:-3}             # alternating direct/facade pairs per 50 ms run
 HOLD_DELAY_MS=${HOLD_DELAY_MS:-3000}
 FACADE_LOG=${FACADE_LOG:-info} # RUST_LOG for the facade (production default: info)
 H2C=${H2C:-true}              # facade -> emulator over HTTP/2 (h2c); false: HTTP/1.1
@@ -182,20 +186,20 @@ for op in "${OPS[@]}"; do
 done
 
 # --- 3. throughput and latency ----------------------------------------------
-run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION
-    local label=$1 delay=$2 side=$3 conc=$4 url=$5 body=$6 ctype=$7 action=$8
+run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION PAIR
+    local label=$1 delay=$2 side=$3 conc=$4 url=$5 body=$6 ctype=$7 action=$8 pair=$9
     local threads=2 timeout=$(( delay / 1000 + 10 ))s
     [ "$conc" -lt 2 ] && threads=1
     BODY_FILE=$body CONTENT_TYPE=$ctype SOAP_ACTION=$action \
         wrk -t"$threads" -c"$conc" -d"${WARMUP}s" --timeout "$timeout" -s bench/post.lua "$url" >/dev/null
-    log "$label delay=${delay}ms $side c=$conc"
+    log "$label delay=${delay}ms $side c=$conc pair $pair"
+    local raw=$OUT/wrk-$label-d$delay-$side-c$conc-p$pair.txt
     BODY_FILE=$body CONTENT_TYPE=$ctype SOAP_ACTION=$action \
-        wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout "$timeout" -s bench/post.lua "$url" \
-        >"$OUT/wrk-$label-d$delay-$side-c$conc.txt"
+        wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout "$timeout" -s bench/post.lua "$url" >"$raw"
     local result
-    result=$(sed -n 's/^RESULT //p' "$OUT/wrk-$label-d$delay-$side-c$conc.txt")
-    printf '{"op":"%s","delay_ms":%s,"side":"%s","conc":%s,%s\n' \
-        "$label" "$delay" "$side" "$conc" "${result#\{}" >>"$RESULTS"
+    result=$(sed -n 's/^RESULT //p' "$raw")
+    printf '{"op":"%s","delay_ms":%s,"side":"%s","conc":%s,"pair":%s,%s\n' \
+        "$label" "$delay" "$side" "$conc" "$pair" "${result#\{}" >>"$RESULTS"
 }
 
 measure() { # NAME LABEL DELAY_MS
@@ -204,11 +208,17 @@ measure() { # NAME LABEL DELAY_MS
         IFS='|' read -r n service action _ <<<"$op"
         [ "$n" = "$name" ] && break
     done
+    # Throughput runs (a model delay) alternate the sides PAIRS times;
+    # latency runs (none) are one pair.
+    local pairs=1
+    [ "$delay" -gt 0 ] && pairs=$PAIRS
     for conc in 1 16 256; do
-        run_wrk "$label" "$delay" direct "$conc" "$EMU$(cat "$OUT/$name.path")" \
-            "$OUT/$name.json" application/json ""
-        run_wrk "$label" "$delay" facade "$conc" "$FAC/soap/$service" \
-            "$OUT/$name.xml" 'text/xml; charset=utf-8' "\"$action\""
+        for pair in $(seq "$pairs"); do
+            run_wrk "$label" "$delay" direct "$conc" "$EMU$(cat "$OUT/$name.path")" \
+                "$OUT/$name.json" application/json "" "$pair"
+            run_wrk "$label" "$delay" facade "$conc" "$FAC/soap/$service" \
+                "$OUT/$name.xml" 'text/xml; charset=utf-8' "\"$action\"" "$pair"
+        done
     done
 }
 
