@@ -23,6 +23,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
 pub struct Settings {
     /// Address the HTTP server binds.
     pub listen: String,
+    /// New connections the kernel may queue before they are accepted
+    /// (capped by `net.core.somaxconn`).
+    pub listen_backlog: u32,
     /// The URL clients reach this facade at (scheme, host, port, optional
     /// path prefix), used in published WSDLs. When unset, each `?wsdl`
     /// answer is built from the request's Host header.
@@ -182,6 +185,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: "127.0.0.1:8080".into(),
+            listen_backlog: crate::listen::DEFAULT_BACKLOG,
             public_url: None,
             wsdl_dir: "wsdl".into(),
             mappings_dir: "mappings".into(),
@@ -205,6 +209,7 @@ impl Default for Settings {
 /// the like) are not mistaken for settings.
 const KEYS: &[&str] = &[
     "listen",
+    "listen_backlog",
     "public_url",
     "wsdl_dir",
     "mappings_dir",

@@ -1,6 +1,7 @@
 //! Serving an axum [`Router`] on a TCP listener: HTTP/1.1 and, by prior
 //! knowledge, HTTP/2 (h2c); TCP_NODELAY on every connection; on shutdown,
-//! no new connections, and the requests in progress finish.
+//! no new connections, and the requests in progress finish. [`bind`] makes
+//! the listener with a backlog of our choosing.
 //!
 //! `axum::serve` does the same but keeps hyper's connection settings to
 //! itself, and both servers here need one: the facade bounds each
@@ -15,13 +16,47 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, lookup_host};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// hyper's floor for an HTTP/1.1 connection's read buffer, which bounds the
 /// request head it can parse.
 pub const MIN_HEAD_BYTES: usize = 8 * 1024;
+
+/// Connections the kernel may hold completed for us before we accept them
+/// (what nginx and most servers ask for; the kernel caps it at
+/// `net.core.somaxconn`). tokio's own `bind` asks for 128: a burst of more
+/// new connections than that overflows the queue, and each connection
+/// dropped then waits a second for its SYN to be sent again.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// Binds `addr` (`host:port`; the first address it resolves to that binds)
+/// and listens with `backlog`, with SO_REUSEADDR as tokio's `bind` sets it.
+pub async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for sa in lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        let bound = socket
+            .set_reuseaddr(true)
+            .and_then(|()| socket.bind(sa))
+            .and_then(|()| socket.listen(backlog));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
 
 /// How each connection is served.
 #[derive(Debug, Clone, Copy)]

@@ -529,7 +529,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tenants = tenants_of(&settings)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&settings.listen)
+        let listener = soapgate::listen::bind(&settings.listen, settings.listen_backlog)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let addr = listener.local_addr()?;
@@ -778,7 +778,7 @@ fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     let script = args.script.as_deref().map(Script::load).transpose()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let listener = soapgate::listen::bind(&args.listen, soapgate::listen::DEFAULT_BACKLOG)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;

@@ -2,7 +2,8 @@
 //! `listen::serve`): request heads are bounded by `max_header_bytes`
 //! (431 beyond it, the connection's buffer stays that size), keep-alive
 //! connections carry several calls, HTTP/2 by prior knowledge is answered
-//! too, and shutdown lets a call in progress finish.
+//! too, shutdown lets a call in progress finish, and the listener queues a
+//! burst of new connections larger than tokio's default backlog.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -20,12 +21,15 @@ async fn start(
 ) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/http");
     let contracts = load_contracts(&dir).unwrap_or_else(|e| panic!("fixture refused: {e:?}"));
+    let backlog = settings.listen_backlog;
     let state = AppState::new(
         contracts,
         soapgate::mapping::MappingSet::default(),
         settings,
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = soapgate::listen::bind("127.0.0.1:0", backlog)
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -153,4 +157,44 @@ async fn shutdown_stops_accepting_and_the_server_ends() {
         std::net::TcpStream::connect(addr).is_err(),
         "still accepting"
     );
+}
+
+/// 300 clients connect at once to a listener that accepts none of them yet:
+/// every connection completes in the kernel's queue. With tokio's default
+/// backlog (128) the connections beyond it have their SYNs dropped and do
+/// not complete while the queue stays full: the timeout only detects that.
+#[tokio::test]
+async fn a_burst_of_connections_larger_than_128_waits_in_the_backlog() {
+    const CLIENTS: usize = 300;
+    let listener = soapgate::listen::bind("127.0.0.1:0", soapgate::listen::DEFAULT_BACKLOG)
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut connects = tokio::task::JoinSet::new();
+    for _ in 0..CLIENTS {
+        connects.spawn(tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(addr),
+        ));
+    }
+    let mut clients = Vec::new();
+    while let Some(done) = connects.join_next().await {
+        let stream = done
+            .expect("connect task")
+            .expect("a connection was not queued: the backlog overflowed")
+            .expect("connect");
+        clients.push(stream);
+    }
+    for _ in 0..CLIENTS {
+        listener.accept().await.expect("accept a queued connection");
+    }
+    assert_eq!(clients.len(), CLIENTS);
+}
+
+#[tokio::test]
+async fn bind_refuses_an_address_without_a_port() {
+    let err = soapgate::listen::bind("127.0.0.1", 16)
+        .await
+        .expect_err("an address without a port cannot be bound");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
 }

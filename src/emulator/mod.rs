@@ -145,7 +145,7 @@ impl Drop for EmulatorHandle {
 /// Binds 127.0.0.1 on a free port and runs the emulator on the current
 /// tokio runtime: what `serve --emulator` and tests use.
 pub async fn spawn(script: Option<Script>) -> io::Result<EmulatorHandle> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let listener = crate::listen::bind("127.0.0.1:0", crate::listen::DEFAULT_BACKLOG).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, script, async move {
