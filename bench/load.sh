@@ -6,11 +6,14 @@
 #   DURATION=20 bash bench/load.sh     # seconds per measured run (default 10)
 #   PHASES=memory bash bench/load.sh   # only the calls-in-flight memory phase
 #   PAIRS=5 bash bench/load.sh         # direct/facade pairs per 50 ms run (default 3)
+#   EMU_THREADS=2 bash bench/load.sh   # the emulator's worker threads (default 1)
+#   REFERENCE=none bash bench/load.sh  # skip the reference proxy (nginx, when installed)
 #
-# Needs wrk (`apt-get install -y wrk`), python3 and a Rust toolchain. Builds
-# the production binary (Cargo.toml's `production` profile: release with
-# fat LTO; PROFILE=release for the quicker build) if needed, into
-# $CARGO_TARGET_DIR or target/, then:
+# Needs wrk (`apt-get install -y wrk`), python3 and a Rust toolchain; with
+# nginx installed (`apt-get install -y nginx-light`) it also measures a
+# reference proxy. Builds the production binary (Cargo.toml's `production`
+# profile: release with fat LTO; PROFILE=release for the quicker build) if
+# needed, into $CARGO_TARGET_DIR or target/, then:
 #
 #  1. captures the exact Converse request the facade sends for each sample
 #     envelope (facade -> bench/capture_converse.py), so the direct baseline
@@ -21,6 +24,9 @@
 #     with no model delay (added latency) and a 50 ms delay (throughput);
 #     with the 50 ms delay it alternates direct and facade runs $PAIRS times,
 #     so each ratio compares runs seconds apart and drift shows as spread;
+#  3b. with nginx installed, measures nginx relaying the same Converse calls
+#     (concurrency 256, 50 ms model) as a reference: what a proxy hop that
+#     needs little CPU keeps of direct throughput on this machine;
 #  4. starts a fresh emulator and facade and holds 1,000 calls in flight
 #     against the 3 s rule, sampling the facade's VmRSS (and the emulator's,
 #     for reference), for memory per call in flight;
@@ -40,6 +46,14 @@ PAIRS=${PAIRS:-3}             # alternating direct/facade pairs per 50 ms run
 HOLD_DELAY_MS=${HOLD_DELAY_MS:-3000}
 FACADE_LOG=${FACADE_LOG:-info} # RUST_LOG for the facade (production default: info)
 H2C=${H2C:-true}              # facade -> emulator over HTTP/2 (h2c); false: HTTP/1.1
+# The emulator stands in for a model on another machine, yet here it shares
+# the two cores with the facade and wrk. On one worker thread it needs a
+# quarter less CPU per call (no wakeups across threads) and still answers
+# the direct runs at the rate their latency allows; both sides of every
+# comparison talk to the same emulator.
+EMU_THREADS=${EMU_THREADS:-1}
+# A reference proxy measured beside the facade (step 3b); none: skip it.
+REFERENCE=${REFERENCE:-$(command -v nginx >/dev/null && echo nginx || echo none)}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-production} # the cargo profile to build (production: the build to deploy)
 BIN=${BIN:-}                   # a soapgate binary to measure; unset: build $PROFILE
@@ -158,7 +172,7 @@ stop "$CAP_PID"
 
 # --- 2. emulator and facade -------------------------------------------------
 EMU_PORT=$(free_port)
-"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --script "$OUT/emulator.yaml" >"$OUT/emulator.log" 2>&1 &
+TOKIO_WORKER_THREADS=$EMU_THREADS "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --script "$OUT/emulator.yaml" >"$OUT/emulator.log" 2>&1 &
 EMU_PID=$!
 PIDS+=("$EMU_PID")
 wait_http "http://127.0.0.1:$EMU_PORT/_emulator/calls"
@@ -186,6 +200,14 @@ for op in "${OPS[@]}"; do
 done
 
 # --- 3. throughput and latency ----------------------------------------------
+# CPU ticks (user + system) the given processes have used so far.
+ticks() {
+    local t=0 pid
+    for pid in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$pid/stat") )); done
+    echo "$t"
+}
+TICKS_PER_SEC=$(getconf CLK_TCK)
+
 run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION PAIR
     local label=$1 delay=$2 side=$3 conc=$4 url=$5 body=$6 ctype=$7 action=$8 pair=$9
     local threads=2 timeout=$(( delay / 1000 + 10 ))s
@@ -194,12 +216,25 @@ run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION PAIR
         wrk -t"$threads" -c"$conc" -d"${WARMUP}s" --timeout "$timeout" -s bench/post.lua "$url" >/dev/null
     log "$label delay=${delay}ms $side c=$conc pair $pair"
     local raw=$OUT/wrk-$label-d$delay-$side-c$conc-p$pair.txt
+    # The CPU the middle hop (the facade, or the reference proxy) and the
+    # emulator use while measured, for CPU per call.
+    local hop=("$FACADE_PID")
+    [ "$side" = reference ] && hop=("${REF_PIDS[@]}")
+    local hop0 emu0 hop1 emu1
+    hop0=$(ticks "${hop[@]}")
+    emu0=$(ticks "$EMU_PID")
     BODY_FILE=$body CONTENT_TYPE=$ctype SOAP_ACTION=$action \
         wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout "$timeout" -s bench/post.lua "$url" >"$raw"
+    hop1=$(ticks "${hop[@]}")
+    emu1=$(ticks "$EMU_PID")
+    [ "$side" = direct ] && hop1=$hop0
     local result
     result=$(sed -n 's/^RESULT //p' "$raw")
-    printf '{"op":"%s","delay_ms":%s,"side":"%s","conc":%s,"pair":%s,%s\n' \
-        "$label" "$delay" "$side" "$conc" "$pair" "${result#\{}" >>"$RESULTS"
+    printf '{"op":"%s","delay_ms":%s,"side":"%s","conc":%s,"pair":%s,"hop_cpu_s":%s,"emu_cpu_s":%s,%s\n' \
+        "$label" "$delay" "$side" "$conc" "$pair" \
+        "$(awk "BEGIN {print ($hop1 - $hop0) / $TICKS_PER_SEC}")" \
+        "$(awk "BEGIN {print ($emu1 - $emu0) / $TICKS_PER_SEC}")" \
+        "${result#\{}" >>"$RESULTS"
 }
 
 measure() { # NAME LABEL DELAY_MS
@@ -228,6 +263,53 @@ if [ "${PHASES:-all}" != memory ]; then
     measure summarize-d50 SummarizeTicket 50
 fi
 
+# --- 3b. a reference proxy ---------------------------------------------------
+# What a proxy hop alone costs on this machine: nginx (when installed), with
+# keep-alive connections to the emulator, relaying the direct runs' Converse
+# calls at concurrency 256 with the 50 ms model, alternating with direct
+# runs as the facade's do. A hop that needs little CPU keeps close to 100 %
+# of direct; what separates the facade from it is its CPU per call.
+REF_PIDS=()
+if [ "${PHASES:-all}" != memory ] && [ "$REFERENCE" = nginx ]; then
+    REF_PORT=$(free_port)
+    mkdir -p "$OUT/nginx"
+    cat >"$OUT/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $OUT/nginx/body;
+    proxy_temp_path $OUT/nginx/proxy;
+    upstream model { server 127.0.0.1:$EMU_PORT; keepalive 512; }
+    server {
+        listen 127.0.0.1:$REF_PORT backlog=1024;
+        location / {
+            proxy_pass http://model;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+NGINX
+    nginx -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" &
+    NGINX_PID=$!
+    PIDS+=("$NGINX_PID")
+    wait_http "http://127.0.0.1:$REF_PORT/_emulator/calls"
+    mapfile -t REF_PIDS < <(pgrep -P "$NGINX_PID")
+    REF_PIDS+=("$NGINX_PID")
+    path=$(cat "$OUT/summarize-d50.path")
+    for pair in $(seq "$PAIRS"); do
+        run_wrk reference 50 direct 256 "$EMU$path" "$OUT/summarize-d50.json" \
+            application/json "" "$pair"
+        run_wrk reference 50 reference 256 "http://127.0.0.1:$REF_PORT$path" \
+            "$OUT/summarize-d50.json" application/json "" "$pair"
+    done
+    stop "$NGINX_PID"
+fi
+
 # --- 4. memory with calls in flight ----------------------------------------
 # A fresh emulator and facade, so idle is not inflated by memory the
 # allocator kept from the runs above. The emulator's own growth is recorded
@@ -237,7 +319,7 @@ stop "$FACADE_PID"
 stop "$EMU_PID"
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 EMU_PORT=$(free_port)
-"$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --script "$OUT/emulator.yaml" >"$OUT/emulator-hold.log" 2>&1 &
+TOKIO_WORKER_THREADS=$EMU_THREADS "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --script "$OUT/emulator.yaml" >"$OUT/emulator-hold.log" 2>&1 &
 EMU_PID=$!
 PIDS+=("$EMU_PID")
 wait_http "http://127.0.0.1:$EMU_PORT/_emulator/calls"
@@ -286,6 +368,6 @@ stop "$EMU_PID"
 {
     echo "machine: $(nproc) cores, $(awk '/model name/ {sub(/.*: /, ""); print; exit}' /proc/cpuinfo)"
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "duration ${DURATION}s per run after ${WARMUP}s warm-up; facade RUST_LOG=$FACADE_LOG"
+    echo "duration ${DURATION}s per run after ${WARMUP}s warm-up; facade RUST_LOG=$FACADE_LOG; emulator on $EMU_THREADS worker thread(s)"
     python3 bench/summarize.py "$RESULTS"
 } | tee "$OUT/summary.txt"

@@ -15,7 +15,9 @@ rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 # Throughput runs come in alternating direct/facade pairs (PAIRS in
 # bench/load.sh); latency runs are one pair.
 runs = {(r["op"], r["delay_ms"], r["conc"], r.get("pair", 1), r["side"]): r
-        for r in rows if r["op"] != "hold"}
+        for r in rows if r["op"] not in ("hold", "reference")}
+# The reference proxy's runs (step 3b), each beside a direct run.
+reference = {(r["pair"], r["side"]): r for r in rows if r["op"] == "reference"}
 npairs = {}
 for op, delay, conc, pair, _ in runs:
     npairs[(op, delay, conc)] = max(npairs.get((op, delay, conc), 0), pair)
@@ -30,10 +32,18 @@ def ms(us):
     return f"{us / 1000:.2f}"
 
 
+def cpu_us(r, key):
+    """CPU per call of a process in a run, in microseconds ("-" if unknown)."""
+    if key not in r or not r["requests"]:
+        return "-"
+    return f"{r[key] / r['requests'] * 1e6:.0f}"
+
+
 print()
 print("| operation | model delay | conc | direct req/s | facade req/s | facade/direct "
-      "| direct p50 / p99 ms | facade p50 / p99 ms | added p50 / p99 ms | errors d/f |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| direct p50 / p99 ms | facade p50 / p99 ms | added p50 / p99 ms | errors d/f "
+      "| CPU µs per call: facade / emulator (d/f) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 keys = sorted({k[:4] for k in runs}, key=lambda k: (k[1], k[0] != "SummarizeTicket", k[0], k[2], k[3]))
 for op, delay, conc, pair in keys:
     d, f = runs.get((op, delay, conc, pair, "direct")), runs.get((op, delay, conc, pair, "facade"))
@@ -44,7 +54,8 @@ for op, delay, conc, pair in keys:
     print(f"| {op} | {delay} ms | {conc_label} | {d['rps']:.0f} | {f['rps']:.0f} | {f['rps'] / d['rps']:.1%} "
           f"| {ms(d['p50_us'])} / {ms(d['p99_us'])} | {ms(f['p50_us'])} / {ms(f['p99_us'])} "
           f"| {ms(f['p50_us'] - d['p50_us'])} / {ms(f['p99_us'] - d['p99_us'])} "
-          f"| {errors(d)} / {errors(f)} |")
+          f"| {errors(d)} / {errors(f)} "
+          f"| {cpu_us(f, 'hop_cpu_s')} / {cpu_us(d, 'emu_cpu_s')}, {cpu_us(f, 'emu_cpu_s')} |")
 
 print()
 print("Verdicts:")
@@ -73,6 +84,15 @@ for op, delay, conc in sorted(npairs, key=lambda k: (k[0], k[2])):
         which = f"median of {len(ratios)} pairs ({each})" if len(ratios) > 1 else "one pair"
         print(f"- throughput with a 50 ms model, {op}, concurrency {conc}: {ratio:.1%} of direct, "
               f"{which} (target >= {THROUGHPUT_MIN_RATIO:.0%}): {'MET' if ok else 'MISSED'}")
+ref_ratios = [(reference[(p, "reference")], reference[(p, "direct")])
+              for p in sorted({p for p, _ in reference})
+              if (p, "reference") in reference and (p, "direct") in reference]
+if ref_ratios:
+    each = ", ".join(f"{r['rps'] / d['rps']:.1%} (nginx {cpu_us(r, 'hop_cpu_s')} µs of CPU per call)"
+                     for r, d in ref_ratios)
+    ratio = statistics.median(r["rps"] / d["rps"] for r, d in ref_ratios)
+    print(f"  reference: nginx relaying the same Converse calls, 50 ms model, concurrency 256: "
+          f"{ratio:.1%} of direct, median of {len(ref_ratios)} pairs ({each})")
 if hold:
     n = hold["conc"]
     per_call = (hold["peak_kib"] - hold["idle_kib"]) / n
