@@ -216,10 +216,13 @@ run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION PAIR
         wrk -t"$threads" -c"$conc" -d"${WARMUP}s" --timeout "$timeout" -s bench/post.lua "$url" >/dev/null
     log "$label delay=${delay}ms $side c=$conc pair $pair"
     local raw=$OUT/wrk-$label-d$delay-$side-c$conc-p$pair.txt
-    # The CPU the middle hop (the facade, or the reference proxy) and the
-    # emulator use while measured, for CPU per call.
-    local hop=("$FACADE_PID")
-    [ "$side" = reference ] && hop=("${REF_PIDS[@]}")
+    # The CPU the middle hop (the facade, or the reference proxy; none for
+    # direct runs) and the emulator use while measured, for CPU per call.
+    local hop=()
+    case $side in
+        facade) hop=("$FACADE_PID") ;;
+        reference) hop=("${REF_PIDS[@]}") ;;
+    esac
     local hop0 emu0 hop1 emu1
     hop0=$(ticks "${hop[@]}")
     emu0=$(ticks "$EMU_PID")
@@ -227,7 +230,6 @@ run_wrk() { # LABEL DELAY_MS SIDE CONC URL BODY CONTENT_TYPE ACTION PAIR
         wrk -t"$threads" -c"$conc" -d"${DURATION}s" --timeout "$timeout" -s bench/post.lua "$url" >"$raw"
     hop1=$(ticks "${hop[@]}")
     emu1=$(ticks "$EMU_PID")
-    [ "$side" = direct ] && hop1=$hop0
     local result
     result=$(sed -n 's/^RESULT //p' "$raw")
     printf '{"op":"%s","delay_ms":%s,"side":"%s","conc":%s,"pair":%s,"hop_cpu_s":%s,"emu_cpu_s":%s,%s\n' \
