@@ -1058,7 +1058,7 @@ impl Cx<'_> {
                     let ty = match p.target() {
                         Some(Target::Attribute(ty)) => Some(ty),
                         Some(Target::Element(ty)) => match super::shape::shape(set, ty) {
-                            Shape::Simple(st) => Some(st),
+                            Shape::Simple(st) => Some(*st),
                             _ => None,
                         },
                         None => None,
@@ -1225,7 +1225,7 @@ fn unsupported_in(set: &SchemaSet, ty: TypeId, seen: &mut BTreeSet<TypeId>, out:
         ..
     } = shape(set, ty)
     {
-        out.extend(unsupported);
+        out.extend(unsupported.iter().cloned());
         for f in fields {
             unsupported_in(set, f.type_id, seen, out);
         }

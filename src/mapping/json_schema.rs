@@ -117,7 +117,7 @@ impl<'a> Gen<'a> {
         if let Some(fixed) = &f.fixed
             && let Shape::Simple(st) = shape(self.set, f.type_id)
         {
-            s = json!({ "const": typed_literal(self.set, st, fixed) });
+            s = json!({ "const": typed_literal(self.set, *st, fixed) });
         }
         if f.nillable {
             s = nullable(s);
@@ -143,7 +143,7 @@ impl<'a> Gen<'a> {
 
     fn type_schema(&mut self, ty: TypeId) -> Value {
         match shape(self.set, ty) {
-            Shape::Simple(st) => self.simple(st),
+            Shape::Simple(st) => self.simple(*st),
             Shape::Any => json!({}),
             Shape::Object { .. } => {
                 if self.stack.contains(&ty) {
@@ -166,8 +166,8 @@ impl<'a> Gen<'a> {
                 fields,
                 choices,
                 ..
-            } => self.object(&attrs, text, &fields, &choices),
-            Shape::Simple(st) => self.simple(st),
+            } => self.object(attrs, *text, fields, choices),
+            Shape::Simple(st) => self.simple(*st),
             Shape::Any => json!({}),
         }
     }

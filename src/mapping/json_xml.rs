@@ -148,7 +148,7 @@ impl<'a> Builder<'a> {
         }
         match shape(self.set, f.type_id) {
             Shape::Simple(st) => {
-                let text = self.simple_text(st, value, path)?;
+                let text = self.simple_text(*st, value, path)?;
                 if !text.is_empty() {
                     el.push_text(text);
                 }
@@ -176,7 +176,7 @@ impl<'a> Builder<'a> {
                 }
                 if text.is_some() && !value.is_object() {
                     // Simple content given as a bare scalar: text only.
-                    let t = self.simple_text(text?, value, path)?;
+                    let t = self.simple_text((*text)?, value, path)?;
                     el.push_text(t);
                     let missing: Vec<&Attr> = attrs.iter().filter(|a| a.required).collect();
                     for a in missing {
@@ -187,7 +187,7 @@ impl<'a> Builder<'a> {
                     }
                     return Some(el);
                 }
-                self.object_into(&mut el, &attrs, text, &fields, value, path);
+                self.object_into(&mut el, attrs, *text, fields, value, path);
             }
         }
         Some(el)
@@ -331,7 +331,7 @@ impl<'a> Builder<'a> {
 
     fn is_list_type(&self, ty: TypeId) -> bool {
         match shape(self.set, ty) {
-            Shape::Simple(st) => matches!(simple_kind(self.set, st), SimpleKind::List(_)),
+            Shape::Simple(st) => matches!(simple_kind(self.set, *st), SimpleKind::List(_)),
             _ => false,
         }
     }
@@ -501,7 +501,7 @@ pub(crate) fn element_json(set: &SchemaSet, f: &Field, el: &Element) -> Value {
         return Value::Null;
     }
     match shape(set, f.type_id) {
-        Shape::Simple(st) => simple_json(set, st, &el.text()),
+        Shape::Simple(st) => simple_json(set, *st, &el.text()),
         Shape::Any => Value::String(el.text()),
         Shape::Object {
             attrs,
@@ -510,24 +510,23 @@ pub(crate) fn element_json(set: &SchemaSet, f: &Field, el: &Element) -> Value {
             ..
         } => {
             let mut map = Map::new();
-            for a in &attrs {
+            for a in attrs {
                 let v = el
                     .attr_ns(&a.name.ns, &a.name.local)
-                    .map(str::to_string)
-                    .or_else(|| a.fixed.clone())
-                    .or_else(|| a.default.clone());
+                    .or(a.fixed.as_deref())
+                    .or(a.default.as_deref());
                 if let Some(v) = v {
                     map.insert(
                         format!("{ATTR_PREFIX}{}", a.name.local),
-                        simple_json(set, a.type_id, &v),
+                        simple_json(set, a.type_id, v),
                     );
                 }
             }
             if let Some(st) = text {
-                map.insert(TEXT_KEY.into(), simple_json(set, st, &el.text()));
+                map.insert(TEXT_KEY.into(), simple_json(set, *st, &el.text()));
             }
             let children: Vec<&Element> = el.elements().collect();
-            map.extend(fields_json(set, &fields, &children));
+            map.extend(fields_json(set, fields, &children));
             Value::Object(map)
         }
     }
@@ -536,17 +535,13 @@ pub(crate) fn element_json(set: &SchemaSet, f: &Field, el: &Element) -> Value {
 fn fields_json(set: &SchemaSet, fields: &[Field], children: &[&Element]) -> Map<String, Value> {
     let mut map = Map::new();
     for f in fields {
-        let matching: Vec<&Element> = children
-            .iter()
-            .copied()
-            .filter(|c| c.name == f.name)
-            .collect();
+        let mut matching = children.iter().filter(|c| c.name == f.name);
         if f.repeated() {
             map.insert(
                 f.name.local.clone(),
-                Value::Array(matching.iter().map(|c| element_json(set, f, c)).collect()),
+                Value::Array(matching.map(|c| element_json(set, f, c)).collect()),
             );
-        } else if let Some(c) = matching.first() {
+        } else if let Some(c) = matching.next() {
             map.insert(f.name.local.clone(), element_json(set, f, c));
         }
     }

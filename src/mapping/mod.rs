@@ -27,7 +27,6 @@ mod output;
 mod path;
 mod payload;
 mod render;
-mod shape;
 mod spec;
 
 use std::collections::BTreeMap;
@@ -35,6 +34,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::contract::xsd::shape;
 use crate::contract::{Contract, ContractSet, Payload, Violation};
 use crate::converse;
 use crate::xml::{Element, QName};

@@ -91,7 +91,7 @@ pub(crate) enum Encoding {
 
 pub(crate) fn encoding_of(set: &SchemaSet, ty: TypeId) -> Encoding {
     let b = match shape(set, ty) {
-        Shape::Simple(st) => set.builtin_of(st),
+        Shape::Simple(st) => set.builtin_of(*st),
         _ => None,
     };
     match b {

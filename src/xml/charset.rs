@@ -74,6 +74,11 @@ impl Charset {
         }
     }
 
+    /// UTF-8 or UTF-16: every character can be encoded.
+    pub fn is_unicode(self) -> bool {
+        matches!(self, Charset::Utf8 | Charset::Utf16Le | Charset::Utf16Be)
+    }
+
     /// Whether the charset can encode `c` directly (otherwise the writer uses
     /// a character reference).
     pub fn can_encode(self, c: char) -> bool {

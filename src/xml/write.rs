@@ -58,17 +58,25 @@ pub fn write_document(el: &Element, charset: Charset) -> Vec<u8> {
 /// document go out in UTF-8 instead. The HTTP layer uses the returned charset
 /// for its `Content-Type`.
 pub fn write_document_as(el: &Element, charset: Charset) -> (Vec<u8>, Charset) {
-    let charset = if names_fit(el, charset) {
+    let charset = if charset.is_unicode() || names_fit(el, charset) {
         charset
     } else {
         Charset::Utf8
     };
-    let mut s = String::with_capacity(256);
-    s.push_str("<?xml version=\"1.0\" encoding=\"");
-    s.push_str(charset.label());
-    s.push_str("\"?>");
-    s.push_str(&write_element(el));
-    (charset::encode(&s, charset), charset)
+    let mut w = Writer {
+        out: String::with_capacity(1024),
+        scope: Vec::new(),
+        generated: 0,
+    };
+    w.out.push_str("<?xml version=\"1.0\" encoding=\"");
+    w.out.push_str(charset.label());
+    w.out.push_str("\"?>");
+    w.element(el, &[]);
+    let bytes = match charset {
+        Charset::Utf8 => w.out.into_bytes(),
+        other => charset::encode(&w.out, other),
+    };
+    (bytes, charset)
 }
 
 /// Whether every name and prefix in the tree can be encoded in `charset`.
@@ -86,6 +94,13 @@ fn names_fit(el: &Element, charset: Charset) -> bool {
 
 /// Escape character data for element content.
 pub fn escape_text(s: &str, out: &mut String) {
+    // Most text needs no escaping: one pass over the bytes finds out.
+    if !s.bytes().any(|b| {
+        matches!(b, b'&' | b'<' | b'>' | b'\r' | 0xEF) || (b < 0x20 && b != b'\n' && b != b'\t')
+    }) {
+        out.push_str(s);
+        return;
+    }
     let mut last = 0;
     for (i, c) in s.char_indices() {
         let rep = match c {
@@ -109,6 +124,13 @@ pub fn escape_text(s: &str, out: &mut String) {
 /// than space becomes a character reference, which survives attribute value
 /// normalisation.
 pub fn escape_attr(s: &str, out: &mut String) {
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'"' | 0xEF) || b < 0x20)
+    {
+        out.push_str(s);
+        return;
+    }
     let mut last = 0;
     for (i, c) in s.char_indices() {
         let rep = match c {
@@ -411,6 +433,29 @@ mod tests {
         let mut el = Element::new(QName::local("n"));
         el.push_text("a\u{1}b\rc");
         assert_eq!(write_element(&el), "<n>a\u{FFFD}b&#xD;c</n>");
+    }
+
+    proptest::proptest! {
+        /// Escaping has a fast path for text with nothing to escape; either
+        /// way, what is written reads back as it was (characters XML cannot
+        /// carry become U+FFFD), in elements and attributes alike.
+        #[test]
+        fn any_text_reads_back(text in "[a-z &<>\"'\\t\\r\\n\\x01\\u{7f}\\u{e9}\\u{20ac}\\u{fffe}\\u{ffff}\\u{1f600}]{0,24}") {
+            let mut el = Element::new(QName::local("n"));
+            el.attrs.push(Attribute {
+                name: QName::local("a"),
+                prefix: None,
+                value: text.clone(),
+            });
+            el.push_text(text.clone());
+            let back = reparse(&write_element(&el));
+            let expected: String = text
+                .chars()
+                .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+                .collect();
+            proptest::prop_assert_eq!(back.attr("a"), Some(expected.as_str()));
+            proptest::prop_assert_eq!(back.text(), expected);
+        }
     }
 
     #[test]

@@ -545,6 +545,7 @@ impl<'a> Resolver<'a> {
             type_ix: std::mem::take(&mut self.type_ix),
             element_ix: std::mem::take(&mut self.element_ix),
             attribute_ix,
+            shapes: super::shape::Shapes::default(),
         }
     }
 

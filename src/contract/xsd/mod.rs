@@ -20,6 +20,7 @@ mod facets;
 mod load;
 pub mod model;
 mod regex;
+pub(crate) mod shape;
 mod validate;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct SchemaSet {
     type_ix: HashMap<QName, TypeId>,
     element_ix: HashMap<QName, ElementId>,
     attribute_ix: HashMap<QName, AttributeDecl>,
+    /// The JSON view of each type, worked out on first use.
+    shapes: shape::Shapes,
 }
 
 impl Default for SchemaSet {
@@ -152,6 +155,7 @@ impl SchemaSet {
             type_ix,
             element_ix: HashMap::new(),
             attribute_ix: HashMap::new(),
+            shapes: shape::Shapes::default(),
         }
     }
 
@@ -209,6 +213,11 @@ impl SchemaSet {
     /// Any type definition by id.
     pub fn type_def(&self, id: TypeId) -> Option<&TypeDef> {
         self.types.get(id.index())
+    }
+
+    /// How many types the set has (ids are `0..type_count()`).
+    pub fn type_count(&self) -> usize {
+        self.types.len()
     }
 
     /// A global attribute declaration by name (`xml:lang` and friends are

@@ -14,6 +14,8 @@
 //!   list types are arrays of their items;
 //! - `null` is `xsi:nil="true"` on a nillable element.
 
+use std::sync::OnceLock;
+
 use crate::contract::xsd::{
     AttributeUsage, Builtin, ComplexType, Content, ElementDecl, MaxOccurs, Particle, SchemaSet,
     Term, TypeDef, TypeId, Variety,
@@ -94,8 +96,41 @@ pub(crate) enum Shape {
     Any,
 }
 
+/// The shapes of a set's types, each worked out once, on first use: every
+/// call maps requests and answers through them.
+#[derive(Default)]
+pub(crate) struct Shapes(OnceLock<Box<[OnceLock<Shape>]>>);
+
+impl Clone for Shapes {
+    /// A copy starts empty: shapes are derived from the set, not part of it.
+    fn clone(&self) -> Self {
+        Shapes::default()
+    }
+}
+
+impl std::fmt::Debug for Shapes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shapes")
+    }
+}
+
+const ANY: Shape = Shape::Any;
+
 /// The shape of a type. `anyType` and unknown ids are [`Shape::Any`].
-pub(crate) fn shape(set: &SchemaSet, ty: TypeId) -> Shape {
+pub(crate) fn shape(set: &SchemaSet, ty: TypeId) -> &Shape {
+    let table = set
+        .shapes
+        .0
+        .get_or_init(|| (0..set.type_count()).map(|_| OnceLock::new()).collect());
+    match table.get(ty.index()) {
+        // Working out a shape never asks for another one, so a cell is
+        // never initialised from inside its own initialisation.
+        Some(cell) => cell.get_or_init(|| compute(set, ty)),
+        None => &ANY,
+    }
+}
+
+fn compute(set: &SchemaSet, ty: TypeId) -> Shape {
     match set.type_def(ty) {
         Some(TypeDef::Simple(_)) => Shape::Simple(ty),
         Some(TypeDef::Complex(c)) if c.base.is_none() => Shape::Any,
@@ -261,7 +296,7 @@ pub(crate) fn scalar_of(b: Builtin) -> Scalar {
 /// (child elements) when it has element content.
 pub(crate) fn fields_of(set: &SchemaSet, ty: TypeId) -> Vec<Field> {
     match shape(set, ty) {
-        Shape::Object { fields, .. } => fields,
+        Shape::Object { fields, .. } => fields.clone(),
         _ => Vec::new(),
     }
 }
@@ -269,7 +304,7 @@ pub(crate) fn fields_of(set: &SchemaSet, ty: TypeId) -> Vec<Field> {
 /// The attributes of `ty` (empty for simple types).
 pub(crate) fn attrs_of(set: &SchemaSet, ty: TypeId) -> Vec<Attr> {
     match shape(set, ty) {
-        Shape::Object { attrs, .. } => attrs,
+        Shape::Object { attrs, .. } => attrs.clone(),
         _ => Vec::new(),
     }
 }
