@@ -168,6 +168,13 @@ pub(crate) fn new_env() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
     env.set_formatter(|out, state, value| {
+        // Prompts are not HTML: text goes out as it is, without a trip
+        // through the formatting machinery.
+        if matches!(state.auto_escape(), minijinja::AutoEscape::None)
+            && let Some(text) = value.as_str()
+        {
+            return out.write_str(text).map_err(minijinja::Error::from);
+        }
         minijinja::escape_formatter(
             out,
             state,
@@ -299,15 +306,16 @@ impl OperationPlan {
     ) -> Result<RenderedCall, RenderError> {
         // Attachment names and formats may use the other variables, so the
         // context is built first without them, then completed.
-        let base = self.context(payload, meta, &BTreeMap::new())?;
-        let base = JValue::from(minijinja::value::Serde(&base));
+        let base = template_value(Value::Object(self.context(
+            payload,
+            meta,
+            &BTreeMap::new(),
+        )?));
         let (blocks, names) = self.attachments(payload, &base)?;
         let ctx = if names.is_empty() {
             base
         } else {
-            JValue::from(minijinja::value::Serde(
-                &self.context(payload, meta, &names)?,
-            ))
+            template_value(Value::Object(self.context(payload, meta, &names)?))
         };
 
         let mut content = blocks;
@@ -443,17 +451,47 @@ impl OperationPlan {
     }
 }
 
+/// The template value of a JSON value, as minijinja's serde conversion
+/// makes it (numbers keep their kind), taking the strings instead of
+/// copying them through a serializer: the context is built on every call.
+fn template_value(v: Value) -> JValue {
+    match v {
+        Value::Null => JValue::from(()),
+        Value::Bool(b) => JValue::from(b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => JValue::from(u),
+            (None, Some(i)) => JValue::from(i),
+            (None, None) => JValue::from(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => JValue::from(s),
+        Value::Array(items) => {
+            JValue::from(items.into_iter().map(template_value).collect::<Vec<_>>())
+        }
+        // A map keyed by `String`: looked up by name without building a
+        // template value for each key.
+        Value::Object(map) => JValue::from(
+            map.into_iter()
+                .map(|(k, v)| (k, template_value(v)))
+                .collect::<BTreeMap<String, JValue>>(),
+        ),
+    }
+}
+
 /// Converse refuses request metadata values outside
 /// `[a-zA-Z0-9\s:_@$#=/+,.-]{0,256}`; a client's MessageID may hold more.
 fn metadata_value(v: &str) -> String {
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                ' ' | ':' | '_' | '@' | '$' | '#' | '=' | '/' | '+' | ',' | '.' | '-'
+            )
+    };
+    if v.len() <= 256 && v.chars().all(allowed) {
+        return v.to_string();
+    }
     v.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == ' ' || ":_@$#=/+,.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if allowed(c) { c } else { '_' })
         .take(256)
         .collect()
 }
@@ -489,5 +527,43 @@ fn decode(enc: Encoding, text: &str) -> Result<Vec<u8>, String> {
                 .collect()
         }
         Encoding::Text => Ok(text.as_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The context's conversion gives what minijinja's own serde
+    /// conversion gives: same values, same kinds, same printed form.
+    #[test]
+    fn template_values_match_the_serde_conversion() {
+        let v = serde_json::json!({
+            "s": "Grüße <b>",
+            "n": 7,
+            "neg": -3,
+            "big": u64::MAX,
+            "f": 2.5,
+            "t": true,
+            "none": null,
+            "list": [1, "two", {"three": [3.0]}],
+            "nested": {"z": 1, "a": {"#text": "x", "@id": "9"}},
+        });
+        let ours = template_value(v.clone());
+        let theirs = JValue::from(minijinja::value::Serde(&v));
+        assert_eq!(ours, theirs);
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
+        for key in ["s", "n", "neg", "big", "f", "t", "none", "list", "nested"] {
+            let (a, b) = (ours.get_attr(key).unwrap(), theirs.get_attr(key).unwrap());
+            assert_eq!(a.kind(), b.kind(), "{key}");
+            assert_eq!(a.to_string(), b.to_string(), "{key}");
+        }
+        let env = new_env();
+        let template = "{{ nested }}|{{ nested|length }}|{{ nested is mapping }}|\
+            {% for k, v in nested|items %}{{ k }}={{ v }};{% endfor %}|\
+            {% for k in nested %}{{ k }},{% endfor %}|{{ nested.a['#text'] }}|\
+            {{ list[2].three[0] }}|{{ nested|tojson }}|{{ nested|dictsort }}|{{ none }}";
+        let render = |ctx: &JValue| env.render_str(template, ctx).unwrap();
+        assert_eq!(render(&ours), render(&theirs));
     }
 }

@@ -835,10 +835,10 @@ impl<'a> Lines<'a> {
             self.col = 1;
         }
         let span = &self.src[self.offset..offset];
-        // Counting whole slices (no early exit) lets the compiler vectorise.
-        let newlines = span.iter().filter(|&&b| b == b'\n').count();
-        let tail = match span.iter().rposition(|&b| b == b'\n') {
+        // Every element asks, so the scans are memchr's vectorised ones.
+        let tail = match memchr::memrchr(b'\n', span) {
             Some(i) => {
+                let newlines = memchr::memchr_iter(b'\n', &span[..=i]).count();
                 self.line = self
                     .line
                     .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
