@@ -94,9 +94,11 @@ fn names_fit(el: &Element, charset: Charset) -> bool {
 
 /// Escape character data for element content.
 pub fn escape_text(s: &str, out: &mut String) {
-    // Most text needs no escaping: one pass over the bytes finds out.
-    if !s.bytes().any(|b| {
-        matches!(b, b'&' | b'<' | b'>' | b'\r' | 0xEF) || (b < 0x20 && b != b'\n' && b != b'\t')
+    // Most text needs no escaping: one pass over the bytes finds out (a
+    // fold without early exit, so it vectorises).
+    if !s.bytes().fold(false, |acc, b| {
+        acc | matches!(b, b'&' | b'<' | b'>' | b'\r' | 0xEF)
+            | ((b < 0x20) & (b != b'\n') & (b != b'\t'))
     }) {
         out.push_str(s);
         return;
@@ -124,10 +126,9 @@ pub fn escape_text(s: &str, out: &mut String) {
 /// than space becomes a character reference, which survives attribute value
 /// normalisation.
 pub fn escape_attr(s: &str, out: &mut String) {
-    if !s
-        .bytes()
-        .any(|b| matches!(b, b'&' | b'<' | b'"' | 0xEF) || b < 0x20)
-    {
+    if !s.bytes().fold(false, |acc, b| {
+        acc | matches!(b, b'&' | b'<' | b'"' | 0xEF) | (b < 0x20)
+    }) {
         out.push_str(s);
         return;
     }
