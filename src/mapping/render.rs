@@ -452,8 +452,9 @@ impl OperationPlan {
 }
 
 /// The template value of a JSON value, as minijinja's serde conversion
-/// makes it (numbers keep their kind), taking the strings instead of
-/// copying them through a serializer: the context is built on every call.
+/// makes it (numbers keep their kind), except that maps are keyed by
+/// `String`: the context is built on every call, and serde's maps cost a
+/// template value per key and comparisons of template values per insert.
 fn template_value(v: Value) -> JValue {
     match v {
         Value::Null => JValue::from(()),
