@@ -21,13 +21,7 @@ use super::{Element, Node, NsDecl, XML_NS};
 /// Serialize an element (and its subtree) to a UTF-8 string, with the
 /// namespace declarations it needs and no XML declaration.
 pub fn write_element(el: &Element) -> String {
-    let mut w = Writer {
-        out: String::with_capacity(256),
-        scope: Vec::new(),
-        generated: 0,
-    };
-    w.element(el, &[]);
-    w.out
+    write_element_with(el, &[])
 }
 
 /// Serialize a subtree taken out of a larger document, re-declaring on its
@@ -36,11 +30,7 @@ pub fn write_element(el: &Element) -> String {
 /// as `xsi:type="tns:Order"` refers to prefixes the names may not use, and
 /// must still resolve when the subtree is stored or sent on its own.
 pub fn write_element_with(el: &Element, inherited: &[NsDecl]) -> String {
-    let mut w = Writer {
-        out: String::with_capacity(256),
-        scope: Vec::new(),
-        generated: 0,
-    };
+    let mut w = Writer::new(256);
     w.element(el, inherited);
     w.out
 }
@@ -58,16 +48,12 @@ pub fn write_document(el: &Element, charset: Charset) -> Vec<u8> {
 /// document go out in UTF-8 instead. The HTTP layer uses the returned charset
 /// for its `Content-Type`.
 pub fn write_document_as(el: &Element, charset: Charset) -> (Vec<u8>, Charset) {
-    let charset = if charset.is_unicode() || names_fit(el, charset) {
+    let charset = if names_fit(el, charset) {
         charset
     } else {
         Charset::Utf8
     };
-    let mut w = Writer {
-        out: String::with_capacity(1024),
-        scope: Vec::new(),
-        generated: 0,
-    };
+    let mut w = Writer::new(1024);
     w.out.push_str("<?xml version=\"1.0\" encoding=\"");
     w.out.push_str(charset.label());
     w.out.push_str("\"?>");
@@ -81,6 +67,9 @@ pub fn write_document_as(el: &Element, charset: Charset) -> (Vec<u8>, Charset) {
 
 /// Whether every name and prefix in the tree can be encoded in `charset`.
 fn names_fit(el: &Element, charset: Charset) -> bool {
+    if charset.is_unicode() {
+        return true;
+    }
     let fits = |s: &str| s.chars().all(|c| charset.can_encode(c));
     fits(&el.name.local)
         && el.prefix.as_deref().is_none_or(fits)
@@ -160,6 +149,14 @@ struct Writer {
 }
 
 impl Writer {
+    fn new(capacity: usize) -> Self {
+        Writer {
+            out: String::with_capacity(capacity),
+            scope: Vec::new(),
+            generated: 0,
+        }
+    }
+
     fn lookup(&self, prefix: &str) -> Option<&str> {
         if prefix == "xml" {
             return Some(XML_NS);

@@ -540,12 +540,12 @@ impl<'a> Resolver<'a> {
             );
         }
         SchemaSet {
+            shapes: super::shape::Shapes::new(self.types.len()),
             types: std::mem::take(&mut self.types),
             elements: std::mem::take(&mut self.elements),
             type_ix: std::mem::take(&mut self.type_ix),
             element_ix: std::mem::take(&mut self.element_ix),
             attribute_ix,
-            shapes: super::shape::Shapes::default(),
         }
     }
 

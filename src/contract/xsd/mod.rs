@@ -150,12 +150,12 @@ impl SchemaSet {
             }));
         }
         SchemaSet {
+            shapes: shape::Shapes::new(types.len()),
             types,
             elements: Vec::new(),
             type_ix,
             element_ix: HashMap::new(),
             attribute_ix: HashMap::new(),
-            shapes: shape::Shapes::default(),
         }
     }
 
@@ -213,11 +213,6 @@ impl SchemaSet {
     /// Any type definition by id.
     pub fn type_def(&self, id: TypeId) -> Option<&TypeDef> {
         self.types.get(id.index())
-    }
-
-    /// How many types the set has (ids are `0..type_count()`).
-    pub fn type_count(&self) -> usize {
-        self.types.len()
     }
 
     /// A global attribute declaration by name (`xml:lang` and friends are

@@ -96,15 +96,20 @@ pub(crate) enum Shape {
     Any,
 }
 
-/// The shapes of a set's types, each worked out once, on first use: every
-/// call maps requests and answers through them.
-#[derive(Default)]
-pub(crate) struct Shapes(OnceLock<Box<[OnceLock<Shape>]>>);
+/// The shapes of a set's types, one cell per type, each worked out once, on
+/// first use: every call maps requests and answers through them.
+pub(crate) struct Shapes(Box<[OnceLock<Shape>]>);
+
+impl Shapes {
+    pub(crate) fn new(types: usize) -> Self {
+        Shapes((0..types).map(|_| OnceLock::new()).collect())
+    }
+}
 
 impl Clone for Shapes {
     /// A copy starts empty: shapes are derived from the set, not part of it.
     fn clone(&self) -> Self {
-        Shapes::default()
+        Shapes::new(self.0.len())
     }
 }
 
@@ -118,11 +123,7 @@ const ANY: Shape = Shape::Any;
 
 /// The shape of a type. `anyType` and unknown ids are [`Shape::Any`].
 pub(crate) fn shape(set: &SchemaSet, ty: TypeId) -> &Shape {
-    let table = set
-        .shapes
-        .0
-        .get_or_init(|| (0..set.type_count()).map(|_| OnceLock::new()).collect());
-    match table.get(ty.index()) {
+    match set.shapes.0.get(ty.index()) {
         // Working out a shape never asks for another one, so a cell is
         // never initialised from inside its own initialisation.
         Some(cell) => cell.get_or_init(|| compute(set, ty)),
