@@ -95,10 +95,11 @@ unset AWS_PROFILE AWS_ENDPOINT_URL
 # speaks HTTP/2 to Bedrock over https.
 #
 # The facade's overload guard (bedrock.max_in_flight, 256 by default) is
-# raised above the calls held in flight: the runs measure the call path,
-# not the guard's OVERLOADED answers.
+# raised above the calls held in flight and the largest concurrency
+# measured (256): the runs measure the call path, not the guard's
+# OVERLOADED answers.
 start_facade() { # PORT MODEL_URL LOGFILE: starts it, sets FACADE_PID
-    SOAPGATE_BEDROCK__MAX_IN_FLIGHT=$(( INFLIGHT * 2 )) SOAPGATE_BEDROCK__HTTP2_PRIOR_KNOWLEDGE=${FACADE_H2C:-$H2C} \
+    SOAPGATE_BEDROCK__MAX_IN_FLIGHT=$(( (INFLIGHT > 256 ? INFLIGHT : 256) * 2 )) SOAPGATE_BEDROCK__HTTP2_PRIOR_KNOWLEDGE=${FACADE_H2C:-$H2C} \
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME=$2 RUST_LOG=$FACADE_LOG \
         "$BIN" serve --listen "127.0.0.1:$1" --wsdl-dir wsdl --mappings-dir mappings \
         >"$3" 2>&1 &

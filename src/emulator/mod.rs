@@ -13,6 +13,7 @@
 //! only on the wire.
 
 mod answer;
+mod delay;
 mod pattern;
 pub mod schema;
 mod script;
@@ -244,7 +245,7 @@ async fn converse(
     let plan = emulator.plan(&model_id, version, &request);
     tracing::debug!(model_id, rule = ?plan.rule, "emulator call");
     if let Some(delay) = plan.delay {
-        tokio::time::sleep(delay).await;
+        delay::sleep(delay).await;
     }
     if let Err(e) = answer::validate(&request) {
         return error_response(&e);
