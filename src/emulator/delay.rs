@@ -16,9 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Waits `delay`. Falls back to tokio's timer if the delay thread could not
-/// be started or has gone.
+/// be started or has gone, and for a delay past the end of `Instant` (a
+/// script may ask for any number of milliseconds).
 pub(super) async fn sleep(delay: Duration) {
-    let at = Instant::now() + delay;
+    let Some(at) = Instant::now().checked_add(delay) else {
+        return tokio::time::sleep(delay).await;
+    };
     if let Some(timer) = timer() {
         let (wake, woken) = oneshot::channel();
         timer.add(at, wake);
@@ -165,5 +168,11 @@ mod tests {
         let order = order.lock().unwrap().clone();
         assert_eq!(order[0], "a");
         assert_eq!(order[3], "c");
+    }
+
+    #[tokio::test]
+    async fn a_delay_beyond_any_instant_waits_without_panicking() {
+        let waited = tokio::time::timeout(Duration::from_millis(20), sleep(Duration::MAX)).await;
+        assert!(waited.is_err(), "the endless delay ended");
     }
 }
