@@ -446,7 +446,7 @@ impl Cx<'_> {
                 PayloadShape::Element(f) => Some(f.type_id),
                 PayloadShape::Fields { .. } => None,
             };
-            let resolved = match path::resolve(set, &top, root_type, &path_text.value, false) {
+            let resolved = match path::resolve(set, top, root_type, &path_text.value, false) {
                 Ok(p) => p,
                 Err(m) => {
                     self.error(
@@ -608,7 +608,7 @@ impl Cx<'_> {
             PayloadShape::Element(f) => Some(f.type_id),
             PayloadShape::Fields { .. } => None,
         };
-        let resolved = match path::resolve(set, &top, root_type, &key.value, false) {
+        let resolved = match path::resolve(set, top, root_type, &key.value, false) {
             Ok(p) => p,
             Err(msg) => {
                 self.error(&key.referenced, msg);
@@ -663,7 +663,7 @@ impl Cx<'_> {
                 InputSpec::Path(p) => (p.clone(), spec.referenced),
                 InputSpec::Full(f) => (f.path.value.clone(), f.path.referenced),
             };
-            let resolved = match path::resolve(set, &top, root_type, &path_text, true) {
+            let resolved = match path::resolve(set, top, root_type, &path_text, true) {
                 Ok(p) => p,
                 Err(msg) => {
                     self.error(&path_at, msg);
@@ -1017,7 +1017,7 @@ impl Cx<'_> {
                     PayloadShape::Element(f) => Some(f.type_id),
                     PayloadShape::Fields { .. } => None,
                 };
-                let target = match path::resolve(set, &top, root_type, &t.value, false) {
+                let target = match path::resolve(set, top, root_type, &t.value, false) {
                     Ok(p) => p,
                     Err(m) => {
                         self.error(&t.referenced, format!("text: {m} in the response"));
@@ -1048,7 +1048,7 @@ impl Cx<'_> {
                     Value::String("text".into()),
                 );
                 for (k, v) in &o.fill.0 {
-                    let p = match path::resolve(set, &top, root_type, &k.value, false) {
+                    let p = match path::resolve(set, top, root_type, &k.value, false) {
                         Ok(p) => p,
                         Err(m) => {
                             self.error(&k.referenced, format!("fill: {m} in the response"));

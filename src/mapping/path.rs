@@ -76,7 +76,7 @@ pub(crate) fn resolve(
     let raw: Vec<&str> = trimmed.split('/').collect();
     let mut steps = Vec::new();
     let mut attr = None;
-    let mut here: Vec<Field> = top.to_vec();
+    let mut here: &[Field] = top;
     let mut here_type: Option<TypeId> = root_type;
     for (i, seg) in raw.iter().enumerate() {
         let seg = seg.trim();

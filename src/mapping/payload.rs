@@ -64,10 +64,10 @@ impl PayloadShape {
 
     /// The fields path steps start from: the root element's children, or
     /// the parts / bare elements.
-    pub(crate) fn top_fields(&self, set: &SchemaSet) -> Vec<Field> {
+    pub(crate) fn top_fields<'a>(&'a self, set: &'a SchemaSet) -> &'a [Field] {
         match self {
             PayloadShape::Element(f) => super::shape::fields_of(set, f.type_id),
-            PayloadShape::Fields { fields, .. } => fields.clone(),
+            PayloadShape::Fields { fields, .. } => fields,
         }
     }
 

@@ -295,17 +295,17 @@ pub(crate) fn scalar_of(b: Builtin) -> Scalar {
 
 /// The element declarations a path step may name below `ty`: its fields
 /// (child elements) when it has element content.
-pub(crate) fn fields_of(set: &SchemaSet, ty: TypeId) -> Vec<Field> {
+pub(crate) fn fields_of(set: &SchemaSet, ty: TypeId) -> &[Field] {
     match shape(set, ty) {
-        Shape::Object { fields, .. } => fields.clone(),
-        _ => Vec::new(),
+        Shape::Object { fields, .. } => fields,
+        _ => &[],
     }
 }
 
 /// The attributes of `ty` (empty for simple types).
-pub(crate) fn attrs_of(set: &SchemaSet, ty: TypeId) -> Vec<Attr> {
+pub(crate) fn attrs_of(set: &SchemaSet, ty: TypeId) -> &[Attr] {
     match shape(set, ty) {
-        Shape::Object { attrs, .. } => attrs.clone(),
-        _ => Vec::new(),
+        Shape::Object { attrs, .. } => attrs,
+        _ => &[],
     }
 }
