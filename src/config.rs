@@ -330,7 +330,7 @@ mod tests {
         )
         .expect("write");
         // Stands in for the environment layer (tests cannot set variables
-        // safely; tests/cli.rs sets them on a child process).
+        // safely; tests/service/cli.rs sets them on a child process).
         let figment = Figment::new()
             .merge(Toml::file_exact(&file))
             .merge(figment::providers::Serialized::default(

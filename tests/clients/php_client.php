@@ -11,7 +11,7 @@
 // must fail with INVALID_REQUEST.
 //
 // Usage: php php_client.php BASE_URL MANIFEST SERVICE
-// MANIFEST: see tests/real_clients.rs (service, operation, style, versions,
+// MANIFEST: see tests/clients/real_clients.rs (service, operation, style, versions,
 // one-way, sample path, expectation; tab-separated). Prints one line per
 // check; exits 1 when any check failed.
 

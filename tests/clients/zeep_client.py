@@ -7,7 +7,7 @@ surface as zeep.exceptions.Fault with soapgate's code.
 
 Usage: zeep_client.py BASE_URL MANIFEST SERVICE
 
-MANIFEST is a tab-separated file written by tests/real_clients.rs, one line
+MANIFEST is a tab-separated file written by tests/clients/real_clients.rs, one line
 per operation: service, operation, style, SOAP versions ("1.1,1.2"), one-way
 (0/1), path of the sample request (examples/{Service}/{Operation}.xml), and
 what the sample must get: "response", "accepted", "ticket" or a soapgate fault
@@ -15,7 +15,7 @@ code. An async operation ("ticket") answers a ticket (jobId, status); the
 client then calls Get{Operation}Result, which the published WSDL declares,
 until the status is DONE, and checks the rules on the original response
 element inside its result.
-rules.tsv beside it holds the response rules (see tests/real_clients.rs).
+rules.tsv beside it holds the response rules (see tests/clients/real_clients.rs).
 
 Each sample's Body payload is deserialized by zeep against the WSDL's own
 message definition into call arguments, so the request zeep sends is built by

@@ -12,7 +12,7 @@
 // null must fail with INVALID_REQUEST.
 //
 // Usage: java SoapgateJaxwsClient BASE_URL MANIFEST SERVICE PACKAGE CLASSES_DIR
-// MANIFEST: see tests/real_clients.rs. CLASSES_DIR holds the compiled
+// MANIFEST: see tests/clients/real_clients.rs. CLASSES_DIR holds the compiled
 // generated classes of PACKAGE. Prints one line per check; exits 1 when any
 // check failed.
 

@@ -25,7 +25,7 @@
 //! client fails the test under `SOAPGATE_REQUIRE_PEERS=1` (set by
 //! `.ci/run`) and is skipped with a message otherwise.
 
-mod support;
+use crate::common::app as support;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -8,8 +8,8 @@
 //! MariaDB); async jobs and polling-table rows run for their tenant and
 //! leave usage rows under it; with no tenants, calls stay anonymous.
 
-mod db_support;
-mod tenant_support;
+use crate::common::db as db_support;
+use crate::common::tenant_gateway as tenant_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,9 +6,9 @@
 //! A missing `moto_server` skips with a line on stderr, or fails under
 //! `SOAPGATE_REQUIRE_PEERS=1` (`.ci/run` installs it).
 
-mod db_support;
-mod mappings_support;
-mod support;
+use crate::common::app as support;
+use crate::common::db as db_support;
+use crate::common::mappings as mappings_support;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

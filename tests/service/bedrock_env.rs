@@ -14,7 +14,8 @@ use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::converse::{ModelClient, Request};
 
 const CHILD_MARKER: &str = "SOAPGATE_TEST_BEDROCK_ENV_CHILD";
-const TEST_NAME: &str = "from_env_honours_the_bedrock_endpoint_variable";
+/// The name the test harness knows this test by (module path included).
+const TEST_NAME: &str = "bedrock_env::from_env_honours_the_bedrock_endpoint_variable";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_env_honours_the_bedrock_endpoint_variable() {

@@ -8,7 +8,7 @@
 //! with their `sg:Degraded` header, the in-flight cap, `/readyz` and
 //! `/metrics` read by a Prometheus text-format parser.
 
-mod e2e_support;
+use crate::common::gateway as e2e_support;
 
 use std::time::{Duration, Instant};
 

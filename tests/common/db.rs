@@ -1,12 +1,9 @@
 //! A fresh database per test on SQLite (a temporary file), PostgreSQL or
-//! MariaDB, the same way `tests/store.rs` makes them: `soapgate_test_<random>`
+//! MariaDB, the same way `tests/databases/store.rs` makes them: `soapgate_test_<random>`
 //! on the servers, dropped when the [`TestDb`] is dropped (also when the
 //! test panics). A missing server skips with a line on stderr, or fails
 //! under `SOAPGATE_REQUIRE_PEERS=1`. Server URLs come from
 //! `SOAPGATE_TEST_POSTGRES_URL` and `SOAPGATE_TEST_MYSQL_URL`.
-//!
-//! Each test target compiles this module on its own and uses a part of it.
-#![allow(dead_code)]
 
 use sqlx::{Connection, Executor};
 

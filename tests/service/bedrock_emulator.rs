@@ -53,13 +53,13 @@ async fn calls(emulator: &EmulatorHandle) -> Value {
 /// Every case over HTTP/1.1, through the SDK's own HTTP client.
 mod http1 {
     const H2C: bool = false;
-    include!("bedrock_emulator/cases.rs");
+    include!("bedrock_emulator_cases.rs");
 }
 
 /// Every case over HTTP/2 without TLS, through soapgate's h2c client.
 mod h2c {
     const H2C: bool = true;
-    include!("bedrock_emulator/cases.rs");
+    include!("bedrock_emulator_cases.rs");
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@
 //! correlation id, none missing, none twice, and no more model calls at the
 //! emulator than jobs plus the jobs in flight at the kill.
 
-mod db_support;
-mod worker_support;
+use crate::common::db as db_support;
+use crate::common::worker_process as worker_support;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 //! into a running server's mappings folder is refused and the previous set
 //! keeps answering; the fixed file is picked up.
 
-mod e2e_support;
+use crate::common::gateway as e2e_support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -7,8 +7,8 @@
 //! `tests/clients/zeep_wsse.py` and `tests/clients/php_wsse.php`; a missing
 //! client fails under `SOAPGATE_REQUIRE_PEERS=1` and is skipped otherwise.
 
-mod support;
-mod tenant_support;
+use crate::common::app as support;
+use crate::common::tenant_gateway as tenant_support;
 
 use std::process::Command;
 use std::time::Duration;

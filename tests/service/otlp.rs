@@ -4,7 +4,7 @@
 //! decodes each `ExportTraceServiceRequest` with the OpenTelemetry
 //! project's own protobuf definitions (`opentelemetry-proto`).
 
-mod support;
+use crate::common::app as support;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

@@ -5,9 +5,6 @@
 //! captures its output, and [`peer_missing`] applies the project rule for
 //! tests that need a peer no one here wrote (fail under
 //! `SOAPGATE_REQUIRE_PEERS=1`, otherwise say so and skip).
-//!
-//! Each test target compiles this module on its own and uses a part of it.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::io::{Read, Write};

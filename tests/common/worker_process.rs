@@ -2,9 +2,6 @@
 //! a request payload, starting the binary against a database and the
 //! Converse emulator, reading the emulator's call count, and waiting on a
 //! condition while the worker lives.
-//!
-//! Each test target compiles this module on its own and uses a part of it.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

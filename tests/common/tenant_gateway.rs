@@ -3,9 +3,6 @@
 //! a given URL (so two instances can share one database), served on a
 //! loopback port from the test's runtime. Plus envelopes with WS-Security
 //! UsernameTokens built the way the profile says.
-//!
-//! Each test target compiles this module on its own and uses a part of it.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! `pg_ctl stop -m fast` (connections cut) while jobs are in flight. Missing
 //! PostgreSQL server binaries skip, or fail under `SOAPGATE_REQUIRE_PEERS=1`.
 
-mod worker_support;
+use crate::common::worker_process as worker_support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

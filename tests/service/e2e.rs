@@ -7,8 +7,8 @@
 //! fed back; the static fallback and the INVALID_MODEL_OUTPUT fault apply
 //! when repairs run out.
 
-mod e2e_support;
-mod mappings_support;
+use crate::common::gateway as e2e_support;
+use crate::common::mappings as mappings_support;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! run it again instead of surfacing the error: two real transactions on
 //! MariaDB and on PostgreSQL lock two rows in opposite orders.
 
-mod db_support;
+use crate::common::db as db_support;
 
 use db_support::{Kind, TestDb};
 use soapgate::store::StoreError;

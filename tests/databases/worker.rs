@@ -4,8 +4,8 @@
 //! silence), flat result columns are filled, and retryable failures are
 //! retried with backoff until they succeed or run out of attempts.
 
-mod db_support;
-mod mappings_support;
+use crate::common::db as db_support;
+use crate::common::mappings as mappings_support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! Jobs are run here by `e2e_support::run_one_job` (prepare + run on the
 //! stored envelope, then the store's `complete`/`fail`), as a worker does.
 
-mod e2e_support;
+use crate::common::gateway as e2e_support;
 
 use std::process::Command;
 

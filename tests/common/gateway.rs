@@ -4,9 +4,6 @@
 //! [`SoapReply`] reads what came back (payload or fault); [`Validator`]
 //! checks a response payload against its WSDL's schema with Python
 //! `xmlschema`, a validator soapgate did not write.
-//!
-//! Each test target compiles this module on its own and uses a part of it.
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,8 @@
+//! Real SOAP clients no one here wrote (zeep, PHP SoapClient, JAX-WS),
+//! generated from the facade's `?wsdl` and calling it.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod real_clients;
+mod tenant_clients;

@@ -1,0 +1,13 @@
+//! Hermetic tests of the pure core: XML reading, WSDL and XSD loading and
+//! validation, mapping compilation and rendering, hostile input, reload.
+//! They need nothing but the code.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod contracts;
+mod hostile;
+mod mapping;
+mod reload;
+mod xml_safety;
+mod xsd;

@@ -1,0 +1,13 @@
+//! The store, the job queue, the workers and tenants on SQLite, PostgreSQL
+//! and MariaDB (a fresh database per test; a missing server skips, or fails
+//! under `SOAPGATE_REQUIRE_PEERS=1`), crashes of worker processes included.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod deadlock;
+mod store;
+mod tenants;
+mod worker;
+mod worker_crash;
+mod worker_pg_restart;

@@ -1,0 +1,21 @@
+//! The facade and the emulator as a service: in process on port 0, or the
+//! `soapgate` binary as a child process; the real aws-sdk-bedrockruntime
+//! client over HTTP. Responses are checked with Python xmlschema and
+//! xmllint where those are installed (required under
+//! `SOAPGATE_REQUIRE_PEERS=1`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod async_soap;
+mod bedrock_emulator;
+mod bedrock_env;
+mod cli;
+mod e2e;
+mod e2e_reload;
+mod emulator_cli;
+mod http_soap;
+mod listen;
+mod otlp;
+mod resilience;
+mod usage_cli;
