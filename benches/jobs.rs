@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::WorkerSettings;
+use soapgate::jobs::WorkerPool;
 use soapgate::live::{Live, Sources};
 use soapgate::store::{JobEnd, JobFinish, JobResult, JobSource, NewJob, Store};
-use soapgate::worker::WorkerPool;
 use soapgate::xml::Limits;
 use sqlx::{Connection, Executor};
 

@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
+use soapgate::config::SqsSettings;
+use soapgate::jobs::JobRunner;
+use soapgate::jobs::sqs::{self, Consumer, SqsQueue};
 use soapgate::live::{Live, Sources};
-use soapgate::queue::PipelineExecutor;
-use soapgate::queue::sqs::{self, Consumer, SqsQueue, SqsSettings};
 use soapgate::store::{JobSource, NewJob, Store};
 use soapgate::xml::Limits;
 
@@ -191,7 +192,7 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
         ..SqsSettings::default()
     };
     let queue = SqsQueue::for_endpoint(endpoint, &settings).expect("settings");
-    let executor = Arc::new(PipelineExecutor::new(
+    let executor = Arc::new(JobRunner::new(
         store.clone(),
         live,
         Some(model),

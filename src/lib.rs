@@ -3,6 +3,7 @@
 //! The pure core (`xml`, `soap`, `contract`) knows nothing of HTTP, storage
 //! or AWS; `http` is the only module that speaks HTTP. See ARCHITECTURE.md.
 
+pub mod backoff;
 pub mod bedrock;
 pub mod config;
 pub mod contract;
@@ -11,16 +12,14 @@ pub mod emulator;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod jobs;
 pub mod listen;
 pub mod live;
 pub mod mapping;
 pub mod metrics;
 pub mod pipeline;
-pub mod queue;
 pub mod soap;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
-pub mod tickets;
-pub mod worker;
 pub mod xml;

@@ -14,13 +14,13 @@ use soapgate::contract::ContractSet;
 use soapgate::converse::ModelClient;
 use soapgate::emulator::{EmulatorHandle, Script};
 use soapgate::http::{self, AppState};
+use soapgate::jobs::JobRunner;
+use soapgate::jobs::WorkerPool;
+use soapgate::jobs::sqs::{self, Consumer, SqsQueue};
 use soapgate::live::{Live, Sources};
 use soapgate::mapping::CallMeta;
 use soapgate::pipeline::{self, CallContext, Inbound};
-use soapgate::queue::PipelineExecutor;
-use soapgate::queue::sqs::{self, Consumer, SqsQueue};
 use soapgate::tenants::Tenants;
-use soapgate::worker::WorkerPool;
 
 // Every call builds and drops a small tree of owned strings; mimalloc's
 // thread-local free lists make that markedly cheaper than glibc malloc (see
@@ -302,8 +302,10 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
     };
     let bytes = std::fs::read(&args.request)
         .with_context(|| format!("reading {}", args.request.display()))?;
-    let bytes = as_envelope(&bytes, &settings)
+    // A request file may hold a whole SOAP envelope or just the payload.
+    let doc = soapgate::xml::read(&bytes, None, &settings.xml)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", args.request.display(), e.pos, e.kind))?;
+    let bytes = soapgate::jobs::payload::envelope_bytes(doc, &bytes);
     let inbound = Inbound::default();
     let mut ctx = CallContext::new(&args.service, None);
     let prepared = pipeline::prepare(&contracts, &inbound, &bytes, &settings.xml, &mut ctx)
@@ -473,24 +475,6 @@ fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         store.close().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// A request file may hold a whole SOAP envelope or just the payload; a
-/// bare payload is wrapped in a SOAP 1.1 envelope.
-fn as_envelope(bytes: &[u8], settings: &Settings) -> Result<Vec<u8>, soapgate::xml::XmlError> {
-    let doc = soapgate::xml::read(bytes, None, &settings.xml)?;
-    if doc.root.name.local == "Envelope" {
-        return Ok(bytes.to_vec());
-    }
-    let envelope = soapgate::soap::response::envelope(
-        soapgate::soap::SoapVersion::V11,
-        Vec::new(),
-        vec![doc.root],
-    );
-    Ok(soapgate::xml::write_document(
-        &envelope,
-        soapgate::xml::Charset::Utf8,
-    ))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -675,7 +659,7 @@ async fn start_sqs_workers(
         .context("queue.kind = \"sqs\"")?;
     tracing::info!(?queue, "SQS queue");
     let executor = Arc::new(
-        PipelineExecutor::new(
+        JobRunner::new(
             store.clone(),
             live.clone(),
             model.clone(),

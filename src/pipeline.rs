@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::backoff;
 use crate::bedrock::Models;
-use crate::bedrock::resilience::{self, backoff, cache};
+use crate::bedrock::resilience::{self, cache};
 use crate::contract::{Contract, ContractSet, Operation, Service, validate_payload};
 use crate::converse::{ModelError, Request, Response};
 use crate::error::GatewayError;

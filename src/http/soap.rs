@@ -15,12 +15,12 @@ use tracing::Instrument;
 use super::AppState;
 use super::media::{ContentType, soap_action};
 use crate::error::GatewayError;
+use crate::jobs::tickets;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
 use crate::soap::{ErrorCode, SoapVersion, response};
 use crate::store::JobSource;
 use crate::tenants::{CallRecord, Presented, Tenants, sha256_hex};
-use crate::tickets;
 use crate::xml;
 
 pub(crate) async fn post_call(

@@ -143,7 +143,7 @@ impl TestApp {
         }
         let workers = match (&state.store, &state.model) {
             (Some(store), Some(_)) => {
-                let pool = soapgate::worker::WorkerPool::new(
+                let pool = soapgate::jobs::WorkerPool::new(
                     store.clone(),
                     state.live.clone(),
                     state.model.clone(),

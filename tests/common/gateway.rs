@@ -491,7 +491,7 @@ impl Validator {
     }
 }
 
-/// Runs the oldest queued job with the worker's own `worker::execute` and
+/// Runs the oldest queued job with the worker's own `jobs::execute` and
 /// records its result (DONE with the response payload, or FAILED with the
 /// fault's code and text), one job at a time so a test decides when.
 /// Returns the job's id, or `None` when nothing was queued.
@@ -505,7 +505,7 @@ pub(crate) async fn run_one_job(
         .expect("claiming a job")?;
     let job = &claimed.job;
     let snapshot = state.live.snapshot();
-    let ran = soapgate::worker::execute(
+    let ran = soapgate::jobs::execute(
         &snapshot,
         state.model.as_deref(),
         &state.settings.xml,

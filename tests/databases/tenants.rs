@@ -328,7 +328,7 @@ async fn jobs_run_for_their_tenant_and_unknown_tenants_fail_without_a_model_call
     let tenants = Tenants::from_settings(&tenants, &TenancySettings::default())
         .expect("settings")
         .map(Arc::new);
-    let pool = soapgate::worker::WorkerPool::new(
+    let pool = soapgate::jobs::WorkerPool::new(
         gw.store.clone(),
         gw.state.live.clone(),
         gw.state.model.clone(),
@@ -544,7 +544,7 @@ async fn accounting_on_mariadb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_consumers_run_jobs_for_their_tenant_too() {
-    use soapgate::queue::{Execution, JobExecutor, PipelineExecutor};
+    use soapgate::jobs::{Execution, JobExecutor, JobRunner};
     use soapgate::store::{JobSource, NewJob};
     let dir = tempfile::tempdir().expect("tmp");
     let settings = vec![tenant(
@@ -561,7 +561,7 @@ async fn queue_consumers_run_jobs_for_their_tenant_too() {
     let tenants = Tenants::from_settings(&settings, &TenancySettings::default())
         .expect("settings")
         .map(Arc::new);
-    let executor = PipelineExecutor::new(
+    let executor = JobRunner::new(
         gw.store.clone(),
         gw.state.live.clone(),
         gw.state.model.clone(),

@@ -19,10 +19,11 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 use db_support::{Kind, TestDb};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
+use soapgate::config::SqsSettings;
 use soapgate::emulator::{EmulatorHandle, Script};
+use soapgate::jobs::sqs::{self, Consumer, SqsQueue};
+use soapgate::jobs::{JobExecutor, JobRunner};
 use soapgate::live::{Live, Sources};
-use soapgate::queue::sqs::{self, Consumer, SqsQueue, SqsSettings};
-use soapgate::queue::{JobExecutor, PipelineExecutor};
 use soapgate::store::{
     JobClaim, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, ResultStatus, Store,
 };
@@ -275,7 +276,7 @@ impl Rig {
             mappings_dir: mappings_dir.to_path_buf(),
         })
         .expect("contracts and mappings load");
-        let executor: Arc<dyn JobExecutor> = Arc::new(PipelineExecutor::new(
+        let executor: Arc<dyn JobExecutor> = Arc::new(JobRunner::new(
             store.clone(),
             Arc::new(live),
             Some(Arc::new(soapgate::bedrock::Models::new(

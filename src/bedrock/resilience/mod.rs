@@ -1,7 +1,6 @@
 //! What the SDK does not do for a model call, shared by every call of one
 //! instance: [`Models`] holds the client of each region (built lazily from
-//! the default one), a circuit breaker per target ([`breaker`]), our own
-//! backoff for the errors the SDK does not retry ([`backoff`]), the
+//! the default one), a circuit breaker per target ([`breaker`]), the
 //! response cache and the last-good store ([`cache`]), and the cap on
 //! model calls in flight.
 //!
@@ -10,7 +9,6 @@
 //! `converse` types cross it, so tests drive it with a fake
 //! [`ModelClient`].
 
-pub mod backoff;
 pub mod breaker;
 pub mod cache;
 

@@ -4,7 +4,6 @@
 //! `SOAPGATE_XML__MAX_DEPTH=50`), then command-line flags.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -12,9 +11,12 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::bedrock::BedrockSettings;
-use crate::queue::sqs::SqsSettings;
 use crate::tenants::{TenancySettings, TenantSettings};
 use crate::xml::Limits;
+
+mod jobs;
+
+pub use jobs::{QueueKind, QueueSettings, SqsSettings, SqsSetupError, WorkerSettings};
 
 pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
 
@@ -64,96 +66,6 @@ pub struct Settings {
     pub tenants: Vec<TenantSettings>,
     /// `[tenancy]`: how tenant credentials are checked, prices, audit.
     pub tenancy: TenancySettings,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct QueueSettings {
-    /// `database` (the jobs table is the queue) or `sqs`.
-    pub kind: QueueKind,
-    /// `[queue.sqs]`: the request and reply queues, for `kind = "sqs"`.
-    pub sqs: SqsSettings,
-}
-
-/// The queue jobs travel on.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueKind {
-    /// The jobs table itself, claimed with `FOR UPDATE SKIP LOCKED`
-    /// (PostgreSQL, MySQL/MariaDB) or inside `BEGIN IMMEDIATE` (SQLite).
-    #[default]
-    Database,
-    /// Amazon SQS: the outbox relay sends job ids to the request queue and
-    /// workers long-poll it (`[queue.sqs]`).
-    Sqs,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WorkerSettings {
-    /// Run workers in this process (`serve` also takes `--no-workers`).
-    pub enabled: bool,
-    /// Jobs run at the same time per process.
-    pub concurrency: usize,
-    /// How long a claimed job is ours without a heartbeat; a job whose
-    /// worker died is claimed again after it.
-    pub lease_ms: u64,
-    /// Heartbeat period while the model works; unset: a third of the lease.
-    pub heartbeat_ms: Option<u64>,
-    /// Runs per job (claims included) before a retryable failure is final.
-    pub max_attempts: u32,
-    /// Delay before the second attempt; doubled each time, with jitter.
-    pub backoff_base_ms: u64,
-    /// Longest delay between attempts.
-    pub backoff_cap_ms: u64,
-    /// How often an idle worker looks for runnable jobs.
-    pub poll_interval_ms: u64,
-    /// On shutdown, how long in-flight jobs may take to finish before they
-    /// are released to other workers.
-    pub shutdown_grace_ms: u64,
-}
-
-impl Default for WorkerSettings {
-    fn default() -> Self {
-        WorkerSettings {
-            enabled: true,
-            concurrency: 8,
-            lease_ms: 60_000,
-            heartbeat_ms: None,
-            max_attempts: 5,
-            backoff_base_ms: 1_000,
-            backoff_cap_ms: 60_000,
-            poll_interval_ms: 250,
-            shutdown_grace_ms: 10_000,
-        }
-    }
-}
-
-impl WorkerSettings {
-    pub fn lease(&self) -> Duration {
-        Duration::from_millis(self.lease_ms.max(1))
-    }
-
-    pub fn heartbeat(&self) -> Duration {
-        let ms = self.heartbeat_ms.unwrap_or(self.lease_ms / 3);
-        Duration::from_millis(ms.clamp(1, self.lease_ms.max(1)))
-    }
-
-    pub fn backoff_base(&self) -> Duration {
-        Duration::from_millis(self.backoff_base_ms)
-    }
-
-    pub fn backoff_cap(&self) -> Duration {
-        Duration::from_millis(self.backoff_cap_ms.max(self.backoff_base_ms))
-    }
-
-    pub fn poll_interval(&self) -> Duration {
-        Duration::from_millis(self.poll_interval_ms.max(1))
-    }
-
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_millis(self.shutdown_grace_ms)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -12,13 +12,14 @@
 
 use sha2::{Digest, Sha256};
 
+use super::payload::{envelope_text, result_elements};
 use crate::contract::augment::{poll_response_element, ticket_element};
 use crate::error::GatewayError;
 use crate::mapping::OperationPlan;
 use crate::pipeline::Prepared;
-use crate::soap::{Envelope, SOAPGATE_NS};
+use crate::soap::SOAPGATE_NS;
 use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store};
-use crate::xml::{self, Element, Node, NsDecl, QName};
+use crate::xml::{Element, NsDecl, QName};
 
 /// Record a job for a prepared async or one-way call and return it as
 /// stored (on a retry, the first call's job). The idempotency key is the
@@ -95,41 +96,6 @@ pub fn scoped_key(service: &str, operation: &str, kind: &str, value: &str) -> St
     format!("sha256:{}", hex(&key))
 }
 
-/// The request as a SOAP envelope of its own version, Body only, with the
-/// Envelope's and Body's namespace declarations.
-pub fn envelope_text(envelope: &Envelope) -> String {
-    let env_ns = envelope.version.envelope_ns();
-    let mut decls: Vec<NsDecl> = envelope.scope.decls();
-    let prefix = match decls
-        .iter()
-        .find(|d| d.uri == env_ns && !d.prefix.is_empty())
-    {
-        Some(d) => d.prefix.clone(),
-        None => {
-            let mut p = "soapenv".to_string();
-            while decls.iter().any(|d| d.prefix == p) {
-                p.push('_');
-            }
-            decls.push(NsDecl {
-                prefix: p.clone(),
-                uri: env_ns.to_string(),
-            });
-            p
-        }
-    };
-    let mut body = Element::new(QName::new(env_ns, "Body"));
-    body.prefix = Some(prefix.clone());
-    body.children = envelope.body.iter().cloned().map(Node::Element).collect();
-    let mut root = Element::new(QName::new(env_ns, "Envelope"));
-    root.prefix = Some(prefix);
-    root.ns_decls = decls;
-    root.push_child(body);
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}",
-        xml::write_element(&root)
-    )
-}
-
 fn sg(local: &str) -> Element {
     let mut el = Element::new(QName::new(SOAPGATE_NS, local));
     el.prefix = Some("sg".into());
@@ -200,7 +166,7 @@ pub async fn poll(
     match job.status {
         JobStatus::Done => {
             let text = job.result_payload.as_deref().unwrap_or("");
-            let payload = parse_payload(text).map_err(|e| {
+            let payload = result_elements(text).map_err(|e| {
                 GatewayError::Internal(format!("stored result of job {} unreadable: {e}", job.id))
             })?;
             let mut result = sg("result");
@@ -222,36 +188,6 @@ pub async fn poll(
         JobStatus::Queued | JobStatus::Running => {}
     }
     Ok(el)
-}
-
-/// A stored response payload: one or more elements (with or without an
-/// XML declaration), or a whole SOAP envelope whose Body holds them.
-pub fn parse_payload(text: &str) -> Result<Vec<Element>, xml::XmlError> {
-    let mut t = text.trim_start();
-    if t.starts_with("<?xml")
-        && let Some(end) = t.find("?>")
-    {
-        t = t[end + 2..].trim_start();
-    }
-    let wrapped = format!("<sg:r xmlns:sg=\"{SOAPGATE_NS}\">{t}</sg:r>");
-    let doc = xml::read_str(&wrapped, &crate::contract::wsdl::contract_limits())?;
-    let mut elements: Vec<Element> = doc
-        .root
-        .children
-        .into_iter()
-        .filter_map(|n| match n {
-            Node::Element(e) => Some(e),
-            Node::Text(_) => None,
-        })
-        .collect();
-    if let [only] = elements.as_slice()
-        && only.name.local == "Envelope"
-        && crate::soap::SoapVersion::from_envelope_ns(&only.name.ns).is_some()
-        && let Some(body) = only.child(&only.name.ns, "Body")
-    {
-        elements = body.elements().cloned().collect();
-    }
-    Ok(elements)
 }
 
 #[cfg(test)]

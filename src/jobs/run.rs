@@ -1,0 +1,316 @@
+//! Running one stored job, the same for every transport: the database
+//! queue's [`WorkerPool`](super::WorkerPool) and the SQS consumers both
+//! hand a claimed job to one [`JobRunner`], which gates it for its tenant,
+//! runs it through the pipeline exactly as an HTTP call runs ([`execute`]),
+//! and records its usage. What happens to the job afterwards (retry, fail,
+//! reply) is the transport's business.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::payload::as_envelope;
+use crate::bedrock::Models;
+use crate::error::GatewayError;
+use crate::live::{Live, Snapshot};
+use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
+use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
+use crate::tenants::{CallRecord, Tenants, sha256_hex};
+use crate::xml::{self, Limits};
+
+/// How one run of a job ended: its result, or why it failed; with what the
+/// pipeline did either way (the model, tokens, attempts).
+pub type Run = Result<(JobResult, Outcome), (RunFailure, Outcome)>;
+
+/// Why a run of a job failed, and whether another run may succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    /// The fault code and safe text, as `GatewayError::to_fault` gives them.
+    pub failure: JobFailure,
+    /// Another attempt may succeed (throttling, timeouts, an unavailable
+    /// model): the job goes back to the queue with backoff.
+    pub retryable: bool,
+    /// The model service's own hint for when to try again.
+    pub retry_after: Option<Duration>,
+    /// The full error, for the log line (may name internals).
+    pub detail: String,
+}
+
+impl RunFailure {
+    pub fn from_error(err: &GatewayError, correlation_id: &str) -> RunFailure {
+        let fault = err.to_fault(correlation_id);
+        let (retryable, retry_after) = match err {
+            GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
+            GatewayError::Overloaded { retry_after } => (true, Some(*retry_after)),
+            _ => (false, None),
+        };
+        RunFailure {
+            failure: JobFailure {
+                fault_code: fault.code.as_str().to_owned(),
+                fault_text: fault.message,
+            },
+            retryable,
+            retry_after,
+            detail: err.to_string(),
+        }
+    }
+}
+
+/// Runs one stored job through the pipeline, as an HTTP call would run:
+/// read under `limits`, dispatch, validate, render, call the model, repair,
+/// failure policy. The dispatched operation must be the job's `operation`.
+pub async fn execute(
+    snapshot: &Snapshot,
+    model: Option<&Models>,
+    limits: &Limits,
+    job: &Job,
+    tries: Tries,
+) -> Run {
+    let mut outcome = Outcome::default();
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        correlation_id = %job.correlation_id,
+        service = %job.service,
+        operation = %job.operation,
+        tenant = job.tenant.as_deref().unwrap_or("-"),
+    );
+    let run = run_job(snapshot, model, limits, job, tries, &mut outcome);
+    let result = match tracing::Instrument::instrument(run, span).await {
+        Ok(result) => Ok((result, outcome)),
+        Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
+    };
+    if let Some(models) = model {
+        let (label, outcome) = match &result {
+            Ok((_, o)) => (pipeline::outcome_label(o, None), o),
+            Err((f, o)) => (f.failure.fault_code.clone(), o),
+        };
+        pipeline::record_metrics(
+            models.metrics(),
+            &job.service,
+            &job.operation,
+            job.tenant.as_deref(),
+            &label,
+            outcome,
+            started.elapsed(),
+        );
+    }
+    result
+}
+
+async fn run_job(
+    snapshot: &Snapshot,
+    model: Option<&Models>,
+    limits: &Limits,
+    job: &Job,
+    tries: Tries,
+    outcome: &mut Outcome,
+) -> Result<JobResult, GatewayError> {
+    // The named operation must exist before its payload is looked at, so a
+    // typo in the operation column reads as such, not as a schema error.
+    let Some((_, service)) = snapshot.contracts.service(&job.service) else {
+        return Err(GatewayError::UnknownService(job.service.clone()));
+    };
+    if !service.operations.iter().any(|o| o.name == job.operation) {
+        return Err(GatewayError::NoSuchOperation {
+            service: job.service.clone(),
+            operation: job.operation.clone(),
+        });
+    }
+    let bytes = as_envelope(&job.payload, limits)?;
+    let mut ctx = CallContext::new(&job.service, None);
+    ctx.correlation_id.clone_from(&job.correlation_id);
+    // The payload is stored as text, so it is UTF-8 whatever an XML
+    // declaration in it says.
+    let inbound = Inbound {
+        charset: Some("utf-8"),
+        version: None,
+        action: None,
+    };
+    let prepared = pipeline::prepare(&snapshot.contracts, &inbound, &bytes, limits, &mut ctx)?;
+    let dispatched = prepared.operation().name.clone();
+    if dispatched != job.operation {
+        return Err(GatewayError::OperationMismatch {
+            named: job.operation.clone(),
+            dispatched,
+        });
+    }
+    let columns = snapshot
+        .mappings
+        .plan(&job.service, &job.operation)
+        .map(|plan| plan.result_columns().to_vec())
+        .unwrap_or_default();
+    let reply = pipeline::run(
+        prepared,
+        &snapshot.mappings,
+        model,
+        &job.correlation_id,
+        outcome,
+        tries,
+    )
+    .await?;
+    let payload = match reply {
+        Reply::Payload(elements) => elements,
+        Reply::Accepted => Vec::new(),
+    };
+    let values = columns
+        .iter()
+        .map(|c| (c.name.clone(), c.value_in(&payload)))
+        .collect();
+    Ok(JobResult {
+        payload: payload.iter().map(xml::write_element).collect(),
+        model: outcome.model.clone(),
+        input_tokens: i64::try_from(outcome.input_tokens).ok(),
+        output_tokens: i64::try_from(outcome.output_tokens).ok(),
+        columns: values,
+    })
+}
+
+/// Whether a job may run for its tenant: a known tenant (polling-table rows
+/// name theirs; an HTTP job carries its caller's), allowed the operation,
+/// within its budgets.
+async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), GatewayError> {
+    let Some(tenant) = job.tenant.as_deref().filter(|t| tenants.knows(t)) else {
+        return Err(GatewayError::Unauthenticated(format!(
+            "job {} names no configured tenant ({:?})",
+            job.id, job.tenant
+        )));
+    };
+    tenants.authorize(tenant, &job.service, &job.operation, None)?;
+    tenants.check_budget(Some(store), tenant).await
+}
+
+/// The usage and audit rows of one run of a job, under its tenant.
+async fn record_job(tenants: &Tenants, store: &Store, job: &Job, outcome: &Run) {
+    let (code, attempts, response) = match outcome {
+        Ok((result, o)) => ("ok", &o.attempts, Some(result.payload.as_str())),
+        Err((f, o)) => (f.failure.fault_code.as_str(), &o.attempts, None),
+    };
+    let sha = sha256_hex(job.payload.as_bytes());
+    let call = CallRecord {
+        tenant: job.tenant.as_deref(),
+        principal: None,
+        source: "job",
+        service: &job.service,
+        operation: Some(&job.operation),
+        correlation_id: &job.correlation_id,
+        job_id: Some(job.id.as_str()),
+        outcome: code,
+        payload_sha256: Some(&sha),
+        request: Some(&job.payload),
+        response,
+        attempts,
+    };
+    tenants.record(Some(store), &call).await;
+}
+
+/// Runs stored jobs over the live contracts and mappings and the
+/// instance's model layer; shared by every worker of a process.
+pub struct JobRunner {
+    store: Store,
+    live: Arc<Live>,
+    model: Option<Arc<Models>>,
+    limits: Limits,
+    /// The snapshot generation whose result columns exist in the store.
+    columns_generation: AtomicU64,
+    /// When tenants are configured: jobs run for their tenant (allow list,
+    /// budgets) and leave usage and audit rows under it.
+    pub(super) tenants: Option<Arc<Tenants>>,
+}
+
+impl std::fmt::Debug for JobRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRunner")
+            .field("model", &self.model.is_some())
+            .field("tenants", &self.tenants.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobRunner {
+    pub fn new(
+        store: Store,
+        live: Arc<Live>,
+        model: Option<Arc<Models>>,
+        limits: Limits,
+    ) -> JobRunner {
+        JobRunner {
+            store,
+            live,
+            model,
+            limits,
+            columns_generation: AtomicU64::new(0),
+            tenants: None,
+        }
+    }
+
+    /// The same runner, running each job for its tenant: a job whose tenant
+    /// is unknown, may not call the operation or is over its budget fails
+    /// without a model call; every run leaves usage and audit rows.
+    pub fn with_tenants(mut self, tenants: Option<Arc<Tenants>>) -> JobRunner {
+        self.tenants = tenants;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Adds the flat result columns the snapshot's mappings declare, once
+    /// per snapshot generation.
+    pub async fn ensure_columns(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        if self.columns_generation.load(Ordering::Acquire) == snapshot.generation {
+            return Ok(());
+        }
+        let mut columns: Vec<String> = snapshot
+            .mappings
+            .plans()
+            .flat_map(|p| p.result_columns().iter().map(|c| c.name.clone()))
+            .collect();
+        columns.sort();
+        columns.dedup();
+        if !columns.is_empty() {
+            let added = self.store.ensure_result_columns(&columns).await?;
+            if !added.is_empty() {
+                tracing::info!(columns = ?added, "added result columns to soapgate_results");
+            }
+        }
+        self.columns_generation
+            .store(snapshot.generation, Ordering::Release);
+        Ok(())
+    }
+
+    /// One run of a claimed job: gate (tenants), execute on the current
+    /// snapshot, record usage (tenants). `tries` says whether the job has
+    /// attempts left: the mapping's failure policy answers only on its last.
+    pub async fn run(&self, job: &Job, tries: Tries) -> Run {
+        let snapshot = self.live.snapshot();
+        if let Err(e) = self.ensure_columns(&snapshot).await {
+            tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
+        }
+        let gate = match &self.tenants {
+            Some(tenants) => gate_job(tenants, &self.store, job).await,
+            None => Ok(()),
+        };
+        let outcome = match gate {
+            Ok(()) => execute(&snapshot, self.model.as_deref(), &self.limits, job, tries).await,
+            Err(e) => Err((
+                RunFailure::from_error(&e, &job.correlation_id),
+                Outcome::default(),
+            )),
+        };
+        if let Some(tenants) = &self.tenants {
+            record_job(tenants, &self.store, job, &outcome).await;
+        }
+        outcome
+    }
+}

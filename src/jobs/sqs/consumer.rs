@@ -1,0 +1,488 @@
+//! The consumers: long-poll the request queue, claim each message's job
+//! (or admit a request from outside through the door), run it through the
+//! process's [`JobExecutor`] with visibility and lease heartbeats, write its
+//! end, send the reply and delete the message.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::{
+    ATTR_CORRELATION_ID, ATTR_JOB_ID, ATTR_OPERATION, ATTR_REPLY_TO, ATTR_SERVICE, QueueError,
+    SqsQueue,
+};
+use crate::backoff;
+use crate::error::GatewayError;
+use crate::jobs::payload::{request_version, result_elements};
+use crate::jobs::{Execution, JobExecutor, ResultWriter, Route};
+use crate::pipeline::Tries;
+use crate::soap::{ErrorCode, Fault, response};
+use crate::store::{
+    Job, JobClaim, JobEnd, JobFailure, JobFinish, JobId, JobSource, JobStatus, NewJob, Store,
+};
+use crate::xml::{self, Limits};
+
+/// Receives messages from the request queue and runs their jobs.
+pub struct Consumer {
+    store: Store,
+    queue: SqsQueue,
+    executor: Arc<dyn JobExecutor>,
+    worker_id: String,
+    limits: Limits,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queue", &self.queue)
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with a message once its job has been dealt with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposal {
+    /// The job has its result: remove the message.
+    Delete,
+    /// Leave it: it reappears when its visibility ends (or is moved to the
+    /// DLQ by the redrive policy).
+    Leave,
+}
+
+impl Consumer {
+    pub fn new(
+        store: Store,
+        queue: SqsQueue,
+        executor: Arc<dyn JobExecutor>,
+        limits: Limits,
+    ) -> Consumer {
+        Consumer {
+            store,
+            queue,
+            executor,
+            worker_id: format!(
+                "sqs-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            limits,
+        }
+    }
+
+    /// Runs `pollers` receive loops and the batch deleter until `shutdown`
+    /// turns true; jobs in flight finish first.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
+        let deleter = tokio::spawn(deleter(self.queue.clone(), delete_rx));
+        // Results of every poller's jobs share write transactions.
+        let in_flight = self.queue.settings().pollers as usize * 10;
+        let (writer, writing) = ResultWriter::new(self.store.clone(), in_flight);
+        let writing = tokio::spawn(writing);
+        let mut pollers = JoinSet::new();
+        for _ in 0..self.queue.settings().pollers {
+            let me = self.clone();
+            let tx = delete_tx.clone();
+            let writer = writer.clone();
+            let stop = shutdown.clone();
+            pollers.spawn(async move { me.poll_loop(tx, writer, stop).await });
+        }
+        drop(delete_tx);
+        drop(writer);
+        while pollers.join_next().await.is_some() {}
+        let _ = deleter.await;
+        let _ = writing.await;
+    }
+
+    async fn poll_loop(
+        self: Arc<Self>,
+        deletes: mpsc::UnboundedSender<String>,
+        writer: ResultWriter,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut failures: u32 = 0;
+        while !*shutdown.borrow() {
+            let received = tokio::select! {
+                r = self.queue.receive() => r,
+                _ = shutdown.changed() => break,
+            };
+            let messages = match received {
+                Ok(m) => {
+                    failures = 0;
+                    m
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause = Duration::from_millis(200u64 << failures.min(6));
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "receiving from SQS failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            let mut batch = JoinSet::new();
+            for message in messages {
+                let me = self.clone();
+                let deletes = deletes.clone();
+                let writer = writer.clone();
+                batch.spawn(async move {
+                    let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
+                        return;
+                    };
+                    match me.handle(&message, &receipt, &writer).await {
+                        Ok(Disposal::Delete) => {
+                            let _ = deletes.send(receipt);
+                        }
+                        Ok(Disposal::Leave) => {}
+                        Err(e) => {
+                            // The message comes back after its visibility;
+                            // the fenced claim sorts out what was done.
+                            tracing::warn!(
+                                error = %e,
+                                message_id = message.message_id().unwrap_or(""),
+                                "handling an SQS message failed"
+                            );
+                        }
+                    }
+                });
+            }
+            while batch.join_next().await.is_some() {}
+        }
+    }
+
+    /// Deals with one message: the job it names, or the request it carries.
+    async fn handle(
+        &self,
+        message: &Message,
+        receipt: &str,
+        writer: &ResultWriter,
+    ) -> Result<Disposal, QueueError> {
+        let attrs = message.message_attributes();
+        let attr = |name: &str| {
+            attrs
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.string_value())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let receive_count: u32 = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let reply_to =
+            attr(ATTR_REPLY_TO).or_else(|| self.queue.settings().reply_queue_url.clone());
+        let (job_id, unreadable) = match attr(ATTR_JOB_ID) {
+            Some(id) => (JobId::from_ticket(id), None),
+            None => self.admit(message, &attr).await?,
+        };
+        let lease = self.queue.settings().lease();
+        let claimed = match self
+            .store
+            .claim_job(&job_id, &self.worker_id, lease)
+            .await?
+        {
+            JobClaim::Claimed(claimed) => claimed,
+            JobClaim::Finished(_) => {
+                // A duplicate delivery, or a redelivery after a crash between
+                // the result write and the delete: no model call.
+                return Ok(Disposal::Delete);
+            }
+            JobClaim::Busy(_) => return Ok(Disposal::Leave),
+            JobClaim::Missing => {
+                tracing::warn!(job = %job_id, "SQS message names no job; deleting it");
+                return Ok(Disposal::Delete);
+            }
+        };
+        let job = &claimed.job;
+        let token = claimed.token;
+        let execution = match unreadable {
+            Some(failure) => Execution::Failed {
+                failure,
+                retryable: false,
+                retry_after: None,
+            },
+            None => {
+                let tries = if receive_count < self.queue.settings().max_attempts {
+                    Tries::MoreLeft
+                } else {
+                    Tries::Last
+                };
+                self.execute_with_heartbeat(job, token, receipt, tries)
+                    .await
+            }
+        };
+        let s = self.queue.settings();
+        let finish = |end| JobFinish {
+            id: job.id.clone(),
+            token,
+            end,
+        };
+        match execution {
+            Execution::Done(result) => {
+                if !writer.write(finish(JobEnd::Done(result))).await? {
+                    // Our lease ended and another worker has the job (and
+                    // its own copy of the message): leave everything to it.
+                    return Ok(Disposal::Leave);
+                }
+            }
+            Execution::Failed {
+                failure,
+                retryable,
+                retry_after,
+            } => {
+                let last = receive_count >= s.max_attempts;
+                if retryable && !last {
+                    let hint = retry_after.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(900));
+                    let backoff =
+                        backoff_secs(receive_count, s.visibility_timeout).max(hint.min(900));
+                    let delay = Duration::from_secs(u64::from(backoff));
+                    if writer.write(finish(JobEnd::Retry(failure, delay))).await? {
+                        self.queue.set_visibility(receipt, backoff).await?;
+                    }
+                    return Ok(Disposal::Leave);
+                }
+                if !writer.write(finish(JobEnd::Failed(failure))).await? {
+                    return Ok(Disposal::Leave);
+                }
+                if retryable {
+                    // Out of attempts: the job is FAILED, and the message is
+                    // made visible at once so that the next receive moves it
+                    // to the DLQ (maxReceiveCount = max_attempts).
+                    let finished = self.finished(&job.id).await?;
+                    self.deliver(&finished, reply_to.as_deref()).await?;
+                    self.queue.set_visibility(receipt, 0).await?;
+                    return Ok(Disposal::Leave);
+                }
+            }
+        }
+        let finished = self.finished(&job.id).await?;
+        self.deliver(&finished, reply_to.as_deref()).await?;
+        Ok(Disposal::Delete)
+    }
+
+    /// The door: a request put on the queue from outside becomes a job, once
+    /// per SQS message however often it is delivered. Returns the job and,
+    /// for a request that is not readable XML, the failure to record
+    /// instead of running it.
+    async fn admit(
+        &self,
+        message: &Message,
+        attr: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<(JobId, Option<JobFailure>), QueueError> {
+        let Some(message_id) = message.message_id() else {
+            return Err(QueueError::Sqs {
+                operation: "ReceiveMessage",
+                message: "a message without a MessageId".into(),
+            });
+        };
+        let body = message.body().unwrap_or_default().to_owned();
+        let correlation_id = attr(ATTR_CORRELATION_ID).unwrap_or_else(|| message_id.to_owned());
+        let named = Route {
+            service: attr(ATTR_SERVICE),
+            operation: attr(ATTR_OPERATION),
+        };
+        let admission = self.executor.route(&body, named, &correlation_id);
+        let job = NewJob {
+            service: admission.service,
+            operation: admission.operation,
+            correlation_id,
+            payload: body,
+            idempotency_key: Some(format!("sqs:{message_id}")),
+            source: JobSource::Queue,
+            tenant: None,
+        };
+        // The message is already on the queue: no outbox row for this job.
+        let (id, _) = self.store.enqueue_delivered(&job).await?;
+        Ok((id, admission.failure))
+    }
+
+    /// Runs the job while extending the message's visibility and the job's
+    /// lease every third of the visibility timeout.
+    async fn execute_with_heartbeat(
+        &self,
+        job: &Job,
+        token: i64,
+        receipt: &str,
+        tries: Tries,
+    ) -> Execution {
+        let s = self.queue.settings();
+        let run = self.executor.execute(job, tries);
+        tokio::pin!(run);
+        let mut ticks = tokio::time::interval(s.heartbeat_every());
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            tokio::select! {
+                execution = &mut run => return execution,
+                _ = ticks.tick() => {
+                    if let Err(e) = self.queue.set_visibility(receipt, s.visibility_timeout).await {
+                        tracing::warn!(job = %job.id, error = %e, "extending the message visibility failed");
+                    }
+                    match self.store.heartbeat(&job.id, token, s.lease()).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(job = %job.id, "lost the job's lease; its result will be refused"),
+                        Err(e) => tracing::warn!(job = %job.id, error = %e, "extending the job lease failed"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finished(&self, id: &JobId) -> Result<Job, QueueError> {
+        self.store.get(id).await?.ok_or_else(|| QueueError::Sqs {
+            operation: "result",
+            message: format!("job {id} vanished after its result was written"),
+        })
+    }
+
+    /// After the fenced result write (which wrote the `soapgate_results`
+    /// row in the same transaction, for jobs whose caller has no ticket):
+    /// the reply.
+    async fn deliver(&self, job: &Job, reply_to: Option<&str>) -> Result<(), QueueError> {
+        if let Some(url) = reply_to {
+            let (body, status) = reply_envelope(job, &self.limits);
+            if let Err(e) = self
+                .queue
+                .send_reply(url, body, &job.correlation_id, status)
+                .await
+            {
+                // The result is stored; the reply is lost only for this
+                // queue. Say so loudly rather than retry forever.
+                tracing::error!(job = %job.id, correlation_id = %job.correlation_id, error = %e, "sending the reply failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends queued receipt handles to `DeleteMessageBatch`, up to ten at a
+/// time, gathering for a few milliseconds so that jobs finishing together
+/// share a call.
+async fn deleter(queue: SqsQueue, mut rx: mpsc::UnboundedReceiver<String>) {
+    let max = queue.settings().batch_size.clamp(1, 10) as usize;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(5);
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) => batch.push(r),
+                _ => break,
+            }
+        }
+        if let Err(e) = queue.delete_batch(&batch).await {
+            // Those messages come back; their jobs are finished, so they are
+            // deleted then without running again.
+            tracing::warn!(error = %e, count = batch.len(), "deleting SQS messages failed");
+        }
+    }
+}
+
+/// Seconds before a retry: 1, 2, 4, … by receive, at most the visibility
+/// timeout and 15 minutes (the shared exponential, without jitter: the
+/// message's own visibility is the timer).
+fn backoff_secs(receive_count: u32, visibility: u32) -> u32 {
+    let cap = Duration::from_secs(u64::from(visibility.clamp(1, 900)));
+    let wait = backoff::ceiling(receive_count, Duration::from_secs(1), cap);
+    u32::try_from(wait.as_secs()).unwrap_or(900)
+}
+
+/// The reply for a finished job: a SOAP envelope (in the request's version)
+/// with the response payload, or a fault with soapgate's detail; and the
+/// `Status` attribute.
+pub fn reply_envelope(job: &Job, limits: &Limits) -> (String, &'static str) {
+    let version = request_version(&job.payload, limits);
+    let (payload, status) = match job.status {
+        JobStatus::Done => {
+            let text = job.result_payload.as_deref().unwrap_or("");
+            match result_elements(text).ok() {
+                Some(elements) => (elements, "DONE"),
+                None => {
+                    let err = GatewayError::Internal(format!(
+                        "job {}: the stored result is not readable XML",
+                        job.id
+                    ));
+                    let fault = err.to_fault(&job.correlation_id);
+                    (vec![fault.to_element(version)], "FAILED")
+                }
+            }
+        }
+        _ => {
+            let code = job
+                .fault_code
+                .as_deref()
+                .and_then(ErrorCode::parse)
+                .unwrap_or(ErrorCode::InternalError);
+            let text = job.fault_text.clone().unwrap_or_default();
+            let fault = Fault::new(code, text, job.correlation_id.as_str());
+            (vec![fault.to_element(version)], "FAILED")
+        }
+    };
+    let envelope = response::envelope(version, Vec::new(), payload);
+    let bytes = xml::write_document(&envelope, xml::Charset::Utf8);
+    (String::from_utf8_lossy(&bytes).into_owned(), status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_secs(1, 30), 1);
+        assert_eq!(backoff_secs(2, 30), 2);
+        assert_eq!(backoff_secs(3, 30), 4);
+        assert_eq!(backoff_secs(9, 30), 30);
+        assert_eq!(backoff_secs(40, 3600), 900);
+    }
+
+    fn job(status: JobStatus) -> Job {
+        Job {
+            id: JobId::from_ticket("j-1"),
+            idempotency_key: None,
+            source: JobSource::Queue,
+            service: "S".into(),
+            operation: "Op".into(),
+            correlation_id: "c-1".into(),
+            payload: "<e:Envelope xmlns:e=\"http://www.w3.org/2003/05/soap-envelope\"><e:Body><x/></e:Body></e:Envelope>".into(),
+            status,
+            attempts: 1,
+            run_after_ms: 0,
+            lease_owner: None,
+            lease_until_ms: None,
+            fencing_token: 1,
+            last_error: None,
+            result_payload: Some("<r:Answer xmlns:r=\"urn:r\">42</r:Answer>".into()),
+            fault_code: Some("MODEL_THROTTLED".into()),
+            fault_text: Some("The model service is throttling".into()),
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            tenant: None,
+        }
+    }
+
+    #[test]
+    fn replies_speak_the_request_version() {
+        let limits = Limits::default();
+        let (body, status) = reply_envelope(&job(JobStatus::Done), &limits);
+        assert_eq!(status, "DONE");
+        assert!(
+            body.contains("http://www.w3.org/2003/05/soap-envelope"),
+            "{body}"
+        );
+        assert!(body.contains(">42</"), "{body}");
+        let (body, status) = reply_envelope(&job(JobStatus::Failed), &limits);
+        assert_eq!(status, "FAILED");
+        assert!(body.contains("MODEL_THROTTLED"), "{body}");
+        assert!(body.contains("Fault"), "{body}");
+    }
+}
