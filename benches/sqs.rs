@@ -204,10 +204,10 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
         executor,
         Limits::default(),
     ));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = soapgate::shutdown::Shutdown::new();
     let started = Instant::now();
-    let relay = tokio::spawn(sqs::relay(store.clone(), queue, stopped.clone()));
-    let consumers = tokio::spawn(consumer.run(stopped));
+    let relay = tokio::spawn(sqs::relay(store.clone(), queue, stop.clone()));
+    let consumers = tokio::spawn(consumer.run(stop.clone()));
     loop {
         let c = store.job_counts().await.expect("counts");
         if (c.done + c.failed) as usize >= jobs {
@@ -217,7 +217,7 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
-    let _ = stop.send(true);
+    stop.trigger();
     let _ = relay.await;
     let _ = consumers.await;
     store.close().await;

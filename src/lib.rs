@@ -3,6 +3,7 @@
 //! The pure core (`xml`, `soap`, `contract`) knows nothing of HTTP, storage
 //! or AWS; `http` is the only module that speaks HTTP. See ARCHITECTURE.md.
 
+pub mod app;
 pub mod backoff;
 pub mod bedrock;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod live;
 pub mod mapping;
 pub mod metrics;
 pub mod pipeline;
+pub mod shutdown;
 pub mod soap;
 pub mod store;
 pub mod telemetry;

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::run::{JobRunner, Run};
@@ -34,6 +34,7 @@ use crate::bedrock::Models;
 use crate::config::WorkerSettings;
 use crate::live::Live;
 use crate::pipeline::Tries;
+use crate::shutdown::Shutdown;
 use crate::store::{ClaimedJob, Job, JobEnd, JobFinish, Store, StoreError};
 use crate::tenants::Tenants;
 use crate::xml::Limits;
@@ -113,15 +114,15 @@ impl WorkerPool {
             .runner
             .ensure_columns(&inner.runner.live().snapshot())
             .await?;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (abort_tx, abort_rx) = watch::channel(false);
+        // `stop`: claim nothing more; `abort`: release what still runs.
+        let (stop, abort) = (Shutdown::new(), Shutdown::new());
         let mut tasks = JoinSet::new();
-        tasks.spawn(inner.clone().intake(stop_rx.clone()));
+        tasks.spawn(inner.clone().intake(stop.clone()));
         // Results go to one writer, which ends when the dispatcher and
         // every job it started have dropped their handles.
         let (writer, writing) = ResultWriter::new(inner.store.clone(), inner.settings.concurrency);
         tasks.spawn(writing);
-        tasks.spawn(inner.clone().dispatch(stop_rx.clone(), abort_rx, writer));
+        tasks.spawn(inner.clone().dispatch(stop.clone(), abort.clone(), writer));
         tracing::info!(
             worker = %inner.name,
             concurrency = inner.settings.concurrency,
@@ -131,7 +132,7 @@ impl WorkerPool {
         );
         shutdown.await;
         tracing::info!(worker = %inner.name, "workers stopping: no new claims");
-        let _ = stop_tx.send(true);
+        stop.trigger();
         let grace = inner.settings.shutdown_grace();
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -141,7 +142,7 @@ impl WorkerPool {
                 grace_ms = inner.settings.shutdown_grace_ms,
                 "jobs still running after the grace period: releasing them"
             );
-            let _ = abort_tx.send(true);
+            abort.trigger();
             while tasks.join_next().await.is_some() {}
         }
         tracing::info!(worker = %inner.name, "workers stopped");
@@ -149,17 +150,12 @@ impl WorkerPool {
     }
 }
 
-/// Resolves when the flag becomes true (or its sender is gone).
-async fn raised(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|v| *v).await;
-}
-
 impl Inner {
     /// Turns new `soapgate_requests` rows into jobs, oldest first.
-    async fn intake(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn intake(self: Arc<Self>, stop: Shutdown) {
         let id = format!("{}/intake", self.name);
         let mut failures = 0u32;
-        while !*stop.borrow() {
+        while !stop.is_triggered() {
             let wait = match self.store.claim_request(&id).await {
                 Ok(Some(picked)) => {
                     failures = 0;
@@ -181,7 +177,7 @@ impl Inner {
             };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = raised(&mut stop) => {}
+                () = stop.wait() => {}
             }
         }
     }
@@ -199,25 +195,20 @@ impl Inner {
     /// Claims jobs for the free slots, as many as are free in one claim,
     /// and runs each in a task of its own; stops claiming when `stop` is
     /// raised and returns when the jobs it started have ended.
-    async fn dispatch(
-        self: Arc<Self>,
-        mut stop: watch::Receiver<bool>,
-        abort: watch::Receiver<bool>,
-        writer: ResultWriter,
-    ) {
+    async fn dispatch(self: Arc<Self>, stop: Shutdown, abort: Shutdown, writer: ResultWriter) {
         let concurrency = self.settings.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
         let lease = self.settings.lease();
         let mut running = JoinSet::new();
         let mut failures = 0u32;
-        while !*stop.borrow() {
+        while !stop.is_triggered() {
             // Wait for one free slot, then take every other free one.
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
-                () = raised(&mut stop) => break,
+                () = stop.wait() => break,
             };
             let mut permits = vec![first];
             while let Ok(permit) = slots.clone().try_acquire_owned() {
@@ -253,19 +244,14 @@ impl Inner {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
-                () = raised(&mut stop) => {}
+                () = stop.wait() => {}
             }
         }
         while running.join_next().await.is_some() {}
     }
 
     /// Runs one claimed job to its recorded end (or to its release).
-    async fn process(
-        &self,
-        claimed: ClaimedJob,
-        mut abort: watch::Receiver<bool>,
-        writer: &ResultWriter,
-    ) {
+    async fn process(&self, claimed: ClaimedJob, abort: Shutdown, writer: &ResultWriter) {
         let ClaimedJob { job, token } = claimed;
         let started = Instant::now();
         let lease = self.settings.lease();
@@ -287,7 +273,7 @@ impl Inner {
                 );
                 return;
             }
-            () = raised(&mut abort) => {
+            () = abort.wait() => {
                 match self.store.release(&job.id, token).await {
                     Ok(released) => tracing::info!(job_id = %job.id, released, "job released at shutdown"),
                     Err(e) => tracing::warn!(job_id = %job.id, error = %e, "releasing the job failed; it is claimed again after its lease"),

@@ -14,11 +14,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use soapgate::app::{App, Parts, Role};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::Settings;
 use soapgate::emulator::{EmulatorHandle, Script};
 use soapgate::http::AppState;
-use tokio::sync::oneshot;
+use soapgate::shutdown::Shutdown;
 
 /// The repository root (where `wsdl/` and `examples/` live).
 pub(crate) fn repo_root() -> PathBuf {
@@ -36,7 +37,8 @@ pub(crate) struct TestApp {
     pub(crate) state: AppState,
     /// The Bedrock emulator the app calls, when started with a model.
     pub(crate) emulator: Option<EmulatorHandle>,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Shutdown,
+    _no_mappings: tempfile::TempDir,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -72,50 +74,27 @@ impl TestApp {
         mappings_dir: Option<&Path>,
         model: Option<EmulatedModel>,
     ) -> TestApp {
-        let dir = repo_root().join(wsdl_dir);
-        let contracts = match soapgate::files::load_contracts(&dir) {
-            Ok(set) => set,
-            Err(errors) => {
-                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                panic!(
-                    "contracts in {} do not load:\n{}",
-                    dir.display(),
-                    lines.join("\n")
-                );
-            }
-        };
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
         listener
             .set_nonblocking(true)
             .expect("making the listener non-blocking");
         let addr = listener.local_addr().expect("reading the bound address");
         let base_url = format!("http://{addr}");
-        let settings = Settings {
+        // Without a mappings folder, an empty one: nothing is mapped.
+        let no_mappings = tempfile::tempdir().expect("an empty mappings folder");
+        let mut settings = Settings {
             public_url: Some(base_url.clone()),
-            wsdl_dir: dir,
+            wsdl_dir: repo_root().join(wsdl_dir),
+            mappings_dir: mappings_dir
+                .map_or_else(|| no_mappings.path().to_path_buf(), |m| repo_root().join(m)),
             ..Settings::default()
         };
-        let mappings = match mappings_dir {
-            None => soapgate::mapping::MappingSet::default(),
-            Some(m) => {
-                let m = repo_root().join(m);
-                soapgate::files::load_mappings(&m, &contracts).unwrap_or_else(|errors| {
-                    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    panic!(
-                        "mappings in {} do not load:\n{}",
-                        m.display(),
-                        lines.join("\n")
-                    )
-                })
-            }
-        };
-        // The contracts as published: async operations answer tickets and
-        // gain Get{Op}Result.
-        let contracts =
-            soapgate::files::publish_contracts(contracts, &mappings).unwrap_or_else(|errors| {
-                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                panic!("published contracts do not load:\n{}", lines.join("\n"))
-            });
+        // Async and one-way calls are queued in an in-memory SQLite store;
+        // tests read and complete its jobs through `state.store`. A mapped
+        // app runs its queued jobs with soapgate's own workers, as `serve`
+        // does.
+        settings.database.url = "sqlite::memory:".into();
+        settings.worker.enabled = model.is_some();
         // Built here so the emulator can be started on it before the server
         // thread takes it over; both then run on the runtime's workers.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -123,59 +102,39 @@ impl TestApp {
             .enable_all()
             .build()
             .expect("building the server runtime");
-        // Async and one-way calls are queued in an in-memory SQLite store;
-        // tests read and complete its jobs through `state.store`.
-        let store = runtime
-            .block_on(soapgate::store::Store::connect("sqlite::memory:"))
-            .expect("opening an in-memory job store");
-        let mut state = AppState::new(contracts, mappings, settings).with_store(store);
         let mut emulator = None;
+        let mut client: Option<std::sync::Arc<dyn soapgate::converse::ModelClient>> = None;
         if let Some(model) = model {
             let handle = runtime
                 .block_on(soapgate::emulator::spawn(model.script))
                 .expect("starting the Bedrock emulator");
-            let client = {
-                let _entered = runtime.enter();
-                BedrockClient::for_endpoint(handle.base_url(), &model.bedrock)
-            };
-            state = state.with_model(std::sync::Arc::new(client));
+            let _entered = runtime.enter();
+            client = Some(std::sync::Arc::new(BedrockClient::for_endpoint(
+                handle.base_url(),
+                &model.bedrock,
+            )));
             emulator = Some(handle);
         }
-        let workers = match (&state.store, &state.model) {
-            (Some(store), Some(_)) => {
-                let pool = soapgate::jobs::WorkerPool::new(
-                    store.clone(),
-                    state.live.clone(),
-                    state.model.clone(),
-                    state.settings.worker.clone(),
-                    state.settings.xml.clone(),
-                );
-                state = state.with_job_waker(pool.waker());
-                Some(pool)
-            }
-            _ => None,
-        };
-        let (tx, rx) = oneshot::channel::<()>();
-        let served = state.clone();
+        let app = runtime
+            .block_on(async {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .expect("handing the listener to tokio");
+                let parts = Parts {
+                    model: client,
+                    listener: Some(listener),
+                };
+                App::build(settings, Role::Serve, parts).await
+            })
+            .unwrap_or_else(|e| panic!("the test app does not build: {e:#}"));
+        let state = app.state().clone();
+        let shutdown = Shutdown::new();
+        let stopped = shutdown.clone();
         let thread = std::thread::Builder::new()
             .name(format!("soapgate-{addr}"))
             .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("handing the listener to tokio");
-                    let shutdown = async {
-                        // A dropped sender means the TestApp is gone: stop too.
-                        let _ = rx.await;
-                    };
-                    // A mapped app runs its queued jobs with soapgate's own
-                    // workers, as `serve` does.
-                    if let Some(pool) = workers {
-                        tokio::spawn(pool.run(std::future::pending::<()>()));
-                    }
-                    if let Err(e) = soapgate::http::serve(listener, served, shutdown).await {
-                        eprintln!("soapgate test server stopped with an error: {e}");
-                    }
-                });
+                if let Err(e) = runtime.block_on(app.run_until_stopped(stopped)) {
+                    eprintln!("soapgate test server stopped with an error: {e:#}");
+                }
             })
             .expect("spawning the server thread");
         let app = TestApp {
@@ -183,7 +142,8 @@ impl TestApp {
             base_url,
             state,
             emulator,
-            shutdown: Some(tx),
+            shutdown,
+            _no_mappings: no_mappings,
             thread: Some(thread),
         };
         app.wait_healthy();
@@ -235,9 +195,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.shutdown.trigger();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

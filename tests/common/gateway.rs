@@ -12,13 +12,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
+use soapgate::app::{App, Parts, Role};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::Settings;
 use soapgate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
 use soapgate::emulator::{self, EmulatorHandle, Script};
 use soapgate::http::AppState;
+use soapgate::shutdown::Shutdown;
 use soapgate::xml::{self, Element, Limits};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub(crate) const SOAP11_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -87,8 +88,8 @@ pub(crate) struct Gateway {
     /// What the server serves (contracts as published, mappings, model).
     pub(crate) state: AppState,
     http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    stop: Shutdown,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Gateway {
@@ -113,41 +114,36 @@ impl Gateway {
         let emulator = emulator::spawn(script)
             .await
             .expect("starting the emulator");
-        let wsdl_dir = repo_root().join("wsdl");
-        let contracts = soapgate::files::load_contracts(&wsdl_dir)
-            .unwrap_or_else(|e| panic!("example contracts do not load: {e:?}"));
-        let mappings =
-            soapgate::files::load_mappings(mappings_dir, &contracts).unwrap_or_else(|e| {
-                panic!("mappings in {} do not load: {e:?}", mappings_dir.display())
-            });
-        let contracts = soapgate::files::publish_contracts(contracts, &mappings)
-            .unwrap_or_else(|e| panic!("published contracts do not load: {e:?}"));
-        let store = soapgate::store::Store::connect("sqlite::memory:")
-            .await
-            .expect("opening an in-memory job store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding a loopback port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
-        let settings = Settings {
+        let mut settings = Settings {
             public_url: Some(base_url.clone()),
-            wsdl_dir,
+            wsdl_dir: repo_root().join("wsdl"),
             mappings_dir: mappings_dir.to_path_buf(),
             bedrock,
             ..Settings::default()
         };
+        // Jobs wait in an in-memory store until a test runs them
+        // (`run_next_job`): no workers.
+        settings.database.url = "sqlite::memory:".into();
+        settings.worker.enabled = false;
         let model = Arc::new(Recording {
             inner: BedrockClient::for_endpoint(emulator.base_url(), &settings.bedrock),
             seen: Mutex::new(Vec::new()),
         });
-        let state = AppState::new(contracts, mappings, settings)
-            .with_model(model.clone())
-            .with_store(store.clone());
-        let served = state.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(soapgate::http::serve(listener, served, async move {
-            let _ = stopped.await;
-        }));
+        let parts = Parts {
+            model: Some(model.clone()),
+            listener: Some(listener),
+        };
+        let app = App::build(settings, Role::Serve, parts)
+            .await
+            .unwrap_or_else(|e| panic!("the gateway does not build: {e:#}"));
+        let state = app.state().clone();
+        let store = state.store.clone().expect("an in-memory job store");
+        let stop = Shutdown::new();
+        let task = tokio::spawn(app.run_until_stopped(stop.clone()));
         Gateway {
             emulator,
             base_url,
@@ -158,7 +154,7 @@ impl Gateway {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-            stop: Some(stop),
+            stop,
             task: Some(task),
         }
     }
@@ -239,9 +235,7 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.trigger();
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use soapgate::app::{App, Parts, Role};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
 use soapgate::config::Settings;
 use soapgate::emulator::EmulatorHandle;
 use soapgate::http::AppState;
+use soapgate::shutdown::Shutdown;
 use soapgate::store::Store;
-use soapgate::tenants::{CredentialSettings, Secret, TenancySettings, TenantSettings, Tenants};
-use tokio::sync::oneshot;
+use soapgate::tenants::{CredentialSettings, Secret, TenancySettings, TenantSettings};
 
 pub(crate) const WSSE_NS: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -29,14 +30,12 @@ pub(crate) struct Gateway {
     pub(crate) emulator: EmulatorHandle,
     pub(crate) store: Store,
     pub(crate) state: AppState,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Shutdown,
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.trigger();
     }
 }
 
@@ -52,42 +51,40 @@ impl Gateway {
         tenancy: TenancySettings,
         db_url: &str,
     ) -> Gateway {
-        let contracts = soapgate::files::load_contracts(&root().join("wsdl")).expect("contracts");
-        let mappings =
-            soapgate::files::load_mappings(&root().join("mappings"), &contracts).expect("mappings");
-        let contracts =
-            soapgate::files::publish_contracts(contracts, &mappings).expect("published");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let settings = Settings {
+        let mut settings = Settings {
             public_url: Some(base_url.clone()),
+            wsdl_dir: root().join("wsdl"),
+            mappings_dir: root().join("mappings"),
+            tenants,
+            tenancy,
             ..Settings::default()
         };
-        let store = Store::connect(db_url).await.expect("store");
+        settings.database.url = db_url.to_string();
+        // Tests run jobs with pools of their own.
+        settings.worker.enabled = false;
         let emulator = soapgate::emulator::spawn(None).await.expect("emulator");
         let client = BedrockClient::for_endpoint(emulator.base_url(), &BedrockSettings::default());
-        let mut state = AppState::new(contracts, mappings, settings)
-            .with_store(store.clone())
-            .with_model(Arc::new(client));
-        if let Some(t) = Tenants::from_settings(&tenants, &tenancy).expect("tenant settings") {
-            state = state.with_tenants(Arc::new(t));
-        }
-        let (tx, rx) = oneshot::channel::<()>();
-        let served = state.clone();
-        tokio::spawn(async move {
-            let _ = soapgate::http::serve(listener, served, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let parts = Parts {
+            model: Some(Arc::new(client)),
+            listener: Some(listener),
+        };
+        let app = App::build(settings, Role::Serve, parts)
+            .await
+            .unwrap_or_else(|e| panic!("the gateway does not build: {e:#}"));
+        let state = app.state().clone();
+        let store = state.store.clone().expect("a store");
+        let stop = Shutdown::new();
+        tokio::spawn(app.run_until_stopped(stop.clone()));
         Gateway {
             base_url,
             emulator,
             store,
             state,
-            stop: Some(tx),
+            stop,
         }
     }
 

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("listen", &[]),
     ("backoff", &[]),
+    ("shutdown", &[]),
     ("files", &["xml", "contract", "mapping"]),
     ("live", &["xml", "contract", "mapping", "files"]),
     ("metrics", &[]),
@@ -42,7 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "jobs",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "store", "live", "metrics",
-            "backoff", "bedrock", "pipeline", "tenants", "config",
+            "backoff", "shutdown", "bedrock", "pipeline", "tenants", "config",
         ],
     ),
     (

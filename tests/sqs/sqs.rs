@@ -24,12 +24,12 @@ use soapgate::emulator::{EmulatorHandle, Script};
 use soapgate::jobs::sqs::{self, Consumer, SqsQueue};
 use soapgate::jobs::{JobExecutor, JobRunner};
 use soapgate::live::{Live, Sources};
+use soapgate::shutdown::Shutdown;
 use soapgate::store::{
     JobClaim, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, ResultStatus, Store,
 };
 use soapgate::xml::Limits;
 use support::{peer_missing, repo_root};
-use tokio::sync::watch;
 
 /// A moto server of this test's own; killed on drop.
 struct Moto {
@@ -218,7 +218,7 @@ struct Rig {
     request_url: String,
     reply_url: String,
     dlq_url: String,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl Rig {
@@ -296,7 +296,7 @@ impl Rig {
             ..SqsSettings::default()
         };
         let queue = SqsQueue::for_endpoint(&moto.url, &settings).expect("SQS settings");
-        let (stop, _) = watch::channel(false);
+        let stop = Shutdown::new();
         Some(Rig {
             _moto: moto,
             _db: db,
@@ -321,17 +321,17 @@ impl Rig {
             Limits::default(),
         ));
         vec![
-            tokio::spawn(consumer.run(self.stop.subscribe())),
+            tokio::spawn(consumer.run(self.stop.clone())),
             tokio::spawn(sqs::relay(
                 self.store.clone(),
                 self.queue.clone(),
-                self.stop.subscribe(),
+                self.stop.clone(),
             )),
         ]
     }
 
     async fn stop(&self, workers: Vec<tokio::task::JoinHandle<()>>) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         for w in workers {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{
@@ -20,6 +20,7 @@ use crate::error::GatewayError;
 use crate::jobs::payload::{request_version, result_elements};
 use crate::jobs::{Execution, JobExecutor, ResultWriter, Route};
 use crate::pipeline::Tries;
+use crate::shutdown::Shutdown;
 use crate::soap::{ErrorCode, Fault, response};
 use crate::store::{
     Job, JobClaim, JobEnd, JobFailure, JobFinish, JobId, JobSource, JobStatus, NewJob, Store,
@@ -74,9 +75,9 @@ impl Consumer {
         }
     }
 
-    /// Runs `pollers` receive loops and the batch deleter until `shutdown`
-    /// turns true; jobs in flight finish first.
-    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+    /// Runs `pollers` receive loops and the batch deleter until `shutdown`;
+    /// jobs in flight finish first.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
         let deleter = tokio::spawn(deleter(self.queue.clone(), delete_rx));
         // Results of every poller's jobs share write transactions.
@@ -102,13 +103,13 @@ impl Consumer {
         self: Arc<Self>,
         deletes: mpsc::UnboundedSender<String>,
         writer: ResultWriter,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: Shutdown,
     ) {
         let mut failures: u32 = 0;
-        while !*shutdown.borrow() {
+        while !shutdown.is_triggered() {
             let received = tokio::select! {
                 r = self.queue.receive() => r,
-                _ = shutdown.changed() => break,
+                () = shutdown.wait() => break,
             };
             let messages = match received {
                 Ok(m) => {
@@ -121,7 +122,7 @@ impl Consumer {
                     tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "receiving from SQS failed");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
-                        _ = shutdown.changed() => {}
+                        () = shutdown.wait() => {}
                     }
                     continue;
                 }

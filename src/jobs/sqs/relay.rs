@@ -4,19 +4,19 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{QueueError, SqsQueue};
+use crate::shutdown::Shutdown;
 use crate::store::{JobId, Store};
 
-/// Sends due outbox rows to the request queue until `shutdown` turns true.
+/// Sends due outbox rows to the request queue until `shutdown`.
 /// Several relays (in several processes) may run at once: each takes its
 /// own rows.
-pub async fn relay(store: Store, queue: SqsQueue, mut shutdown: watch::Receiver<bool>) {
+pub async fn relay(store: Store, queue: SqsQueue, shutdown: Shutdown) {
     const IDLE: Duration = Duration::from_millis(100);
     let mut failures: u32 = 0;
-    while !*shutdown.borrow() {
+    while !shutdown.is_triggered() {
         let pause = match relay_once(&store, &queue).await {
             Ok(0) => IDLE,
             Ok(_) => {
@@ -32,7 +32,7 @@ pub async fn relay(store: Store, queue: SqsQueue, mut shutdown: watch::Receiver<
         };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => {}
+            () = shutdown.wait() => {}
         }
     }
 }

@@ -1,0 +1,90 @@
+//! `soapgate check`: load every contract and mapping and print the
+//! operations served, one line each; errors as `path:line:col: message`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Args as ClapArgs;
+use soapgate::config::Overrides;
+use soapgate::live::Sources;
+
+use super::{Common, settings};
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) common: Common,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let settings = settings(args.common, Overrides::default())?;
+    // Errors writing to a closed pipe (`| head`) are ignored, not panics.
+    let mut out = std::io::stdout().lock();
+    let sources = Sources {
+        wsdl_dir: settings.wsdl_dir.clone(),
+        mappings_dir: settings.mappings_dir.clone(),
+    };
+    let (contracts, mappings) = match sources.load() {
+        Ok(set) => set,
+        Err(errors) => {
+            for e in errors {
+                let _ = writeln!(out, "{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut count = 0;
+    for (_, service) in contracts.services() {
+        for op in &service.operations {
+            let versions: Vec<&str> = op.bindings.iter().map(|b| b.version.as_str()).collect();
+            let shape = if op.is_one_way() {
+                "one-way"
+            } else {
+                "request-response"
+            };
+            let mapped = match mappings.plan(&service.name, &op.name) {
+                None if op.result_of.is_some() => format!(
+                    "polls {}: added to the published WSDL",
+                    op.result_of.as_deref().unwrap_or_default()
+                ),
+                None => "not mapped".to_string(),
+                Some(plan) => {
+                    let output = if plan.is_one_way() {
+                        "no response"
+                    } else if plan.tool().is_some() {
+                        "structured"
+                    } else {
+                        "text"
+                    };
+                    let models: Vec<&str> =
+                        plan.targets().iter().map(|t| t.model.as_str()).collect();
+                    format!(
+                        "mapped: {output}, {} mode, models {}",
+                        format!("{:?}", plan.mode()).to_lowercase(),
+                        models.join(" > ")
+                    )
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{}.{}\t{}\t{}\t{}\t{}",
+                service.name,
+                op.name,
+                versions.join(", "),
+                op.style.as_str(),
+                shape,
+                mapped
+            );
+            count += 1;
+        }
+    }
+    if count == 0 {
+        let _ = writeln!(
+            out,
+            "{}:1:1: no operations to serve (no .wsdl files with SOAP bindings)",
+            settings.wsdl_dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

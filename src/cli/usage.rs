@@ -1,0 +1,108 @@
+//! `soapgate usage`: token usage and cost per tenant and model since a
+//! date.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args as ClapArgs;
+use soapgate::config::Overrides;
+
+use super::{Common, settings};
+
+#[derive(Debug, ClapArgs)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
+    /// sqlite://data/soapgate.db].
+    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
+    pub(crate) database_url: Option<String>,
+    /// First day counted (UTC), `YYYY-MM-DD`, or an RFC 3339 time.
+    #[arg(long)]
+    pub(crate) since: String,
+    /// Only this tenant.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+}
+
+/// `soapgate usage --since DATE [--tenant T]`: one line per tenant and
+/// model, then a total.
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    use time::format_description::well_known::Rfc3339;
+    let since = match time::OffsetDateTime::parse(&args.since, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(&args.since, &format)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--since {:?}: expected YYYY-MM-DD or an RFC 3339 time",
+                        args.since
+                    )
+                })?
+                .midnight()
+                .assume_utc()
+        }
+    };
+    let since_ms = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let overrides = Overrides {
+        database_url: args.database_url,
+        ..Overrides::default()
+    };
+    let settings = settings(args.common, overrides)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let totals = runtime.block_on(async {
+        let store = soapgate::store::Store::connect(&settings.database.url)
+            .await
+            .context("connecting to the database")?;
+        let totals = store
+            .usage_totals(since_ms, args.tenant.as_deref())
+            .await
+            .context("reading usage")?;
+        store.close().await;
+        anyhow::Ok(totals)
+    })?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+        "TENANT", "MODEL", "CALLS", "INPUT", "OUTPUT", "COST"
+    );
+    let (mut calls, mut input, mut output, mut cost) = (0i64, 0i64, 0i64, 0i64);
+    for t in &totals {
+        let tenant = if t.tenant.is_empty() { "-" } else { &t.tenant };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+            tenant,
+            t.model,
+            t.calls,
+            t.input_tokens,
+            t.output_tokens,
+            money(t.cost_micros)
+        );
+        calls += t.calls;
+        input += t.input_tokens;
+        output += t.output_tokens;
+        cost += t.cost_micros;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+        "TOTAL",
+        "",
+        calls,
+        input,
+        output,
+        money(cost)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Millionths of the price unit, with six decimals.
+fn money(micros: i64) -> String {
+    let sign = if micros < 0 { "-" } else { "" };
+    let m = micros.unsigned_abs();
+    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
