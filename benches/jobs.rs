@@ -197,9 +197,9 @@ async fn end_to_end(store: &Store, jobs: usize, concurrency: usize) -> Duration 
         max_attempts: 1,
         ..BedrockSettings::default()
     };
-    let model = Arc::new(soapgate::bedrock::Models::new(
+    let model = Arc::new(soapgate::models::Models::new(
         Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock)),
-        bedrock.clone(),
+        bedrock.model_settings(),
     ));
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let live = Live::load(Sources {

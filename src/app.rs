@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::bedrock::{BedrockClient, BedrockSettings, Models};
+use crate::bedrock::{BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings, WorkerSettings};
 use crate::converse::ModelClient;
 use crate::emulator::EmulatorHandle;
@@ -24,6 +24,7 @@ use crate::jobs::sqs::{self, Consumer, SqsQueue};
 use crate::jobs::{JobRunner, WorkerPool};
 use crate::live::{Live, Sources};
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::tenants::Tenants;
@@ -365,7 +366,7 @@ async fn model_layer(
     let layer = |client: Arc<dyn ModelClient>, bedrock: BedrockSettings| {
         Some(Arc::new(Models::with_metrics(
             client,
-            bedrock,
+            bedrock.model_settings(),
             metrics.clone(),
         )))
     };

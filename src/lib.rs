@@ -18,6 +18,7 @@ pub mod listen;
 pub mod live;
 pub mod mapping;
 pub mod metrics;
+pub mod models;
 pub mod pipeline;
 pub mod shutdown;
 pub mod soap;

@@ -11,14 +11,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backoff;
-use crate::bedrock::Models;
-use crate::bedrock::resilience::{self, cache};
 use crate::contract::{Contract, ContractSet, Operation, Service, validate_payload};
 use crate::converse::{ModelError, Request, Response};
 use crate::error::GatewayError;
 use crate::mapping::{
     CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
 };
+use crate::models::{self, Models, cache};
 use crate::soap::{Envelope, SoapVersion, parse_envelope_with};
 use crate::xml::{self, Charset, Element, Limits};
 
@@ -554,7 +553,7 @@ async fn last_good(
 /// How the chain treats one request: our retries and the deadline.
 #[derive(Debug, Clone, Copy)]
 pub struct ChainPolicy {
-    /// Retry errors the SDK does not retry ([`resilience::retried_by_us`]).
+    /// Retry errors the SDK does not retry ([`models::retried_by_us`]).
     pub retry: bool,
     /// Attempts per target for those errors (first call included).
     pub attempts: u32,
@@ -582,7 +581,7 @@ pub async fn call_chain<'t>(
     let metrics = models.metrics().clone();
     let mut last = None;
     for target in targets {
-        let label = resilience::target_label(target);
+        let label = models::target_label(target);
         let Ok(permit) = models.breaker(target).try_acquire() else {
             tracing::warn!(correlation_id, target = %label, "circuit open: target skipped");
             metrics.fallback(&label);
@@ -649,7 +648,7 @@ pub async fn call_chain<'t>(
                 Err(e) => e,
             };
             tracing::warn!(correlation_id, model = %target.model, error = %e, tries, "model call failed");
-            if !(policy.retry && resilience::retried_by_us(&e) && tries < policy.attempts) {
+            if !(policy.retry && models::retried_by_us(&e) && tries < policy.attempts) {
                 break e;
             }
             let wait = backoff::full_jitter(tries, policy.base, policy.cap);
@@ -658,7 +657,7 @@ pub async fn call_chain<'t>(
             }
             tokio::time::sleep(wait).await;
         };
-        if resilience::counts_against_target(&error) {
+        if models::counts_against_target(&error) {
             permit.failure();
         } else {
             permit.neutral();
@@ -683,9 +682,8 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::bedrock::resilience::BreakerState;
-    use crate::bedrock::{BedrockSettings, BreakerSettings};
     use crate::converse::{BoxFuture, ModelClient};
+    use crate::models::{BreakerSettings, BreakerState, ModelSettings};
 
     /// How the fake answers the `n`th call (1-based) to a model.
     type Behaviour = fn(&str, usize) -> Result<(), ModelError>;
@@ -743,9 +741,9 @@ mod tests {
     }
 
     fn models(fake: &Arc<Fake>, breaker: BreakerSettings) -> Models {
-        let settings = BedrockSettings {
+        let settings = ModelSettings {
             breaker,
-            ..BedrockSettings::default()
+            ..ModelSettings::default()
         };
         Models::new(fake.clone(), settings)
     }
@@ -847,9 +845,9 @@ mod tests {
         let hanging = Arc::new(Hanging);
         let models = Models::new(
             hanging,
-            BedrockSettings {
+            ModelSettings {
                 breaker,
-                ..BedrockSettings::default()
+                ..ModelSettings::default()
             },
         );
         let policy = policy(3, Duration::from_secs(7));

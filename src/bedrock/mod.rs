@@ -8,15 +8,15 @@
 //! `AWS_ENDPOINT_URL`), converts our [`crate::converse`] model to the SDK's
 //! builders by hand (`convert.rs`) and the SDK's errors to
 //! [`ModelError`] (`errors.rs`). Transport retries are the SDK's (standard
-//! or adaptive mode); [`resilience`] holds what the SDK does not do: one
-//! client per region, our own retries with full jitter, circuit breakers,
-//! the response cache, the last-good store and the in-flight cap, all
-//! behind [`Models`]. The fallback chain itself runs in `pipeline`.
+//! or adaptive mode); what the SDK does not do (one client per region, our
+//! own retries, breakers, caches, the in-flight cap) is the model layer's,
+//! `crate::models`, which knows this client only as a [`ModelClient`].
+//! `[bedrock]` also carries that layer's settings
+//! ([`BedrockSettings::model_settings`]).
 
 mod convert;
 mod errors;
 mod h2c;
-pub mod resilience;
 
 use std::fmt;
 use std::time::Duration;
@@ -28,7 +28,7 @@ use aws_sdk_bedrockruntime::config::{Credentials, Region};
 use serde::{Deserialize, Serialize};
 
 use crate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
-pub use resilience::{BreakerSettings, Models};
+use crate::models::{BreakerSettings, ModelSettings};
 
 /// How to reach Bedrock. Everything is optional: unset values come from the
 /// standard AWS chain or the defaults below.
@@ -91,6 +91,8 @@ pub enum RetryMode {
 
 impl Default for BedrockSettings {
     fn default() -> Self {
+        // The model layer's keys default as the model layer does.
+        let m = ModelSettings::default();
         BedrockSettings {
             region: None,
             endpoint_url: None,
@@ -99,15 +101,15 @@ impl Default for BedrockSettings {
             read_timeout_ms: 60_000,
             operation_timeout_ms: 120_000,
             retry_mode: RetryMode::Standard,
-            max_attempts: 3,
-            initial_backoff_ms: 1_000,
-            max_backoff_ms: 20_000,
-            deadline_ms: 120_000,
-            max_in_flight: 256,
-            overload_retry_after_secs: 1,
-            breaker: BreakerSettings::default(),
-            cache_entries: 10_000,
-            last_good_entries: 10_000,
+            max_attempts: m.max_attempts,
+            initial_backoff_ms: m.initial_backoff_ms,
+            max_backoff_ms: m.max_backoff_ms,
+            deadline_ms: m.deadline_ms,
+            max_in_flight: m.max_in_flight,
+            overload_retry_after_secs: m.overload_retry_after_secs,
+            breaker: m.breaker,
+            cache_entries: m.cache_entries,
+            last_good_entries: m.last_good_entries,
         }
     }
 }
@@ -133,16 +135,23 @@ impl BedrockSettings {
     }
 
     /// Longest wait between two attempts (never below the initial backoff).
-    pub fn max_backoff(&self) -> Duration {
+    fn max_backoff(&self) -> Duration {
         Duration::from_millis(self.max_backoff_ms.max(self.initial_backoff_ms))
     }
 
-    pub fn initial_backoff(&self) -> Duration {
-        Duration::from_millis(self.initial_backoff_ms)
-    }
-
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.deadline_ms.max(1))
+    /// The model layer's part of these settings.
+    pub fn model_settings(&self) -> ModelSettings {
+        ModelSettings {
+            max_attempts: self.max_attempts,
+            initial_backoff_ms: self.initial_backoff_ms,
+            max_backoff_ms: self.max_backoff_ms,
+            deadline_ms: self.deadline_ms,
+            max_in_flight: self.max_in_flight,
+            overload_retry_after_secs: self.overload_retry_after_secs,
+            breaker: self.breaker.clone(),
+            cache_entries: self.cache_entries,
+            last_good_entries: self.last_good_entries,
+        }
     }
 }
 

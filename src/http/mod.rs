@@ -14,7 +14,6 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::bedrock::Models;
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
@@ -22,6 +21,7 @@ use crate::listen::{self, ConnSettings};
 use crate::live::{Live, Sources};
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::store::Store;
 use crate::tenants::Tenants;
 
@@ -68,22 +68,13 @@ impl AppState {
 
     /// The same state, sending model calls to `model` (the client of the
     /// default region) through a model layer built from the settings.
-    pub fn with_model(self, model: Arc<dyn ModelClient>) -> AppState {
-        let models =
-            Models::with_metrics(model, self.settings.bedrock.clone(), self.metrics.clone());
-        self.with_models(Arc::new(models))
-    }
-
-    /// The same state, with this model layer (shared with workers).
-    pub fn with_models(mut self, models: Arc<Models>) -> AppState {
-        self.metrics = models.metrics().clone();
-        self.model = Some(models);
-        self
-    }
-
-    /// The same state, waking this process's workers after each enqueue.
-    pub fn with_job_waker(mut self, waker: Arc<tokio::sync::Notify>) -> AppState {
-        self.job_waker = Some(waker);
+    pub fn with_model(mut self, model: Arc<dyn ModelClient>) -> AppState {
+        let models = Models::with_metrics(
+            model,
+            self.settings.bedrock.model_settings(),
+            self.metrics.clone(),
+        );
+        self.model = Some(Arc::new(models));
         self
     }
 

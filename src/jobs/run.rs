@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::payload::as_envelope;
-use crate::bedrock::Models;
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
+use crate::models::Models;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
 use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
 use crate::tenants::{CallRecord, Tenants, sha256_hex};

@@ -28,29 +28,30 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("live", &["xml", "contract", "mapping", "files"]),
     ("metrics", &[]),
     ("emulator", &["converse", "listen"]),
-    ("bedrock", &["xml", "converse", "mapping", "metrics"]),
+    ("models", &["xml", "converse", "mapping", "metrics"]),
+    ("bedrock", &["converse", "models"]),
     (
         "pipeline",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "metrics", "backoff",
-            "bedrock",
+            "models",
         ],
     ),
     ("tenants", &["xml", "soap", "error", "store", "pipeline"]),
-    ("config", &["xml", "listen", "bedrock", "tenants"]),
+    ("config", &["xml", "listen", "models", "bedrock", "tenants"]),
     ("telemetry", &["config"]),
     (
         "jobs",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "store", "live", "metrics",
-            "backoff", "shutdown", "bedrock", "pipeline", "tenants", "config",
+            "backoff", "shutdown", "models", "pipeline", "tenants", "config",
         ],
     ),
     (
         "http",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "store", "listen", "live",
-            "metrics", "bedrock", "pipeline", "tenants", "config", "jobs",
+            "metrics", "models", "pipeline", "tenants", "config", "jobs",
         ],
     ),
 ];

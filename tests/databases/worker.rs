@@ -78,9 +78,9 @@ impl Running {
             initial_backoff_ms: 10,
             ..BedrockSettings::default()
         };
-        let model = Arc::new(soapgate::bedrock::Models::new(
+        let model = Arc::new(soapgate::models::Models::new(
             Arc::new(BedrockClient::for_endpoint(emulator.base_url(), &bedrock)),
-            bedrock.clone(),
+            bedrock.model_settings(),
         ));
         let live = Live::load(Sources {
             wsdl_dir: repo_root().join("wsdl"),

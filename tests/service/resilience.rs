@@ -1,7 +1,7 @@
 //! Resilience end to end, through the real aws-sdk-bedrockruntime client to
 //! the Converse emulator, with short real timings (the HTTP emulator and
 //! paused tokio time do not mix; the breaker, backoff and deadline logic
-//! is tested with paused time beside the code, in `bedrock::resilience`
+//! is tested with paused time beside the code, in `models`
 //! and `pipeline`): the SDK's retries of throttling, our retries of what
 //! the SDK leaves alone, the breaker and the fallback chain, the
 //! deadline, the response cache, the static and cache failure policies
@@ -13,7 +13,8 @@ use crate::common::gateway as e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{Gateway, SG, SoapReply, Version, bedrock_settings, repo_root};
-use soapgate::bedrock::{BedrockSettings, BreakerSettings};
+use soapgate::bedrock::BedrockSettings;
+use soapgate::models::BreakerSettings;
 
 const ACTION: &str = "http://erp.example.com/ap/invoice/v1/ClassifyInvoice";
 const PRIMARY: &str = "primary-model";

@@ -279,9 +279,9 @@ impl Rig {
         let executor: Arc<dyn JobExecutor> = Arc::new(JobRunner::new(
             store.clone(),
             Arc::new(live),
-            Some(Arc::new(soapgate::bedrock::Models::new(
+            Some(Arc::new(soapgate::models::Models::new(
                 Arc::new(model),
-                bedrock.clone(),
+                bedrock.model_settings(),
             ))),
             Limits::default(),
         ));

@@ -1,5 +1,6 @@
-//! What the SDK does not do for a model call, shared by every call of one
-//! instance: [`Models`] holds the client of each region (built lazily from
+//! The model layer of one instance: what the SDK does not do for a model
+//! call, shared by every call of the instance (the HTTP handler and every
+//! worker): [`Models`] holds the client of each region (built lazily from
 //! the default one), a circuit breaker per target ([`breaker`]), the
 //! response cache and the last-good store ([`cache`]), and the cap on
 //! model calls in flight.
@@ -11,6 +12,7 @@
 
 pub mod breaker;
 pub mod cache;
+mod settings;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,8 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use breaker::{Breaker, BreakerSettings, BreakerState, Open, Permit};
 pub use cache::{CacheKey, ResponseCache};
+pub use settings::ModelSettings;
 
-use super::BedrockSettings;
 use crate::converse::{ModelClient, ModelError};
 use crate::mapping::ModelTarget;
 
@@ -45,7 +47,7 @@ pub struct Models {
     breakers: Mutex<HashMap<String, Arc<Breaker>>>,
     pub cache: ResponseCache,
     in_flight: Arc<Semaphore>,
-    settings: BedrockSettings,
+    settings: ModelSettings,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -67,14 +69,14 @@ pub struct Overloaded {
 impl Models {
     /// The model layer around `default` (the client of the default region;
     /// other regions are derived from it with [`ModelClient::for_region`]).
-    pub fn new(default: Arc<dyn ModelClient>, settings: BedrockSettings) -> Models {
+    pub fn new(default: Arc<dyn ModelClient>, settings: ModelSettings) -> Models {
         Models::with_metrics(default, settings, Arc::new(crate::metrics::Metrics::new()))
     }
 
     /// Like [`Models::new`], reporting into `metrics`.
     pub fn with_metrics(
         default: Arc<dyn ModelClient>,
-        settings: BedrockSettings,
+        settings: ModelSettings,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Models {
         Models {
@@ -88,7 +90,7 @@ impl Models {
         }
     }
 
-    pub fn settings(&self) -> &BedrockSettings {
+    pub fn settings(&self) -> &ModelSettings {
         &self.settings
     }
 
@@ -207,10 +209,10 @@ mod tests {
     fn the_in_flight_cap_refuses_at_once_and_frees_on_drop() {
         let models = Models::new(
             Arc::new(Never),
-            BedrockSettings {
+            ModelSettings {
                 max_in_flight: 2,
                 overload_retry_after_secs: 3,
-                ..BedrockSettings::default()
+                ..ModelSettings::default()
             },
         );
         let a = models.try_enter().expect("first");
@@ -228,7 +230,7 @@ mod tests {
 
     #[test]
     fn clients_without_regions_serve_every_region_and_breakers_are_per_target() {
-        let models = Models::new(Arc::new(Never), BedrockSettings::default());
+        let models = Models::new(Arc::new(Never), ModelSettings::default());
         let a = ModelTarget {
             model: "m".into(),
             region: Some("eu-west-1".into()),
