@@ -1,0 +1,291 @@
+//! The output of an operation: structured output (a tool whose input
+//! schema is the response's) or text output (the model's text into one
+//! simple element, the rest of the response from constant or templated
+//! fills), checked so that every response the plan builds can be complete.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use serde_saphyr::{Location, Spanned};
+
+use super::Cx;
+use crate::contract::Operation;
+use crate::contract::xsd::shape::{self, Shape, shape};
+use crate::contract::xsd::{SchemaSet, TypeId};
+use crate::converse::ToolSpec;
+use crate::mapping::json_schema::for_payload_shape;
+use crate::mapping::json_xml::payload_shape_from_json;
+use crate::mapping::output::{Fill, FillValue, OutputPlan, insert_at};
+use crate::mapping::path::{self, Target};
+use crate::mapping::payload::PayloadShape;
+use crate::mapping::render;
+use crate::mapping::spec::OutputSpec;
+
+impl Cx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn output(
+        &mut self,
+        set: &SchemaSet,
+        op: &Operation,
+        shape: Option<&PayloadShape>,
+        spec: Option<&Spanned<OutputSpec>>,
+        env: &mut minijinja::Environment<'static>,
+        known: &BTreeSet<String>,
+        op_at: &Location,
+    ) -> OutputPlan {
+        let Some(shape) = shape else {
+            if let Some(s) = spec {
+                self.error(
+                    &s.referenced,
+                    format!("{} is one-way (no response): remove `output`", op.name),
+                );
+            }
+            return OutputPlan::Nothing;
+        };
+        let Some(spec) = spec else {
+            self.error(
+                op_at,
+                format!(
+                    "{} needs an `output` (structured: true, or text: <element>)",
+                    op.name
+                ),
+            );
+            return OutputPlan::Nothing;
+        };
+        let o = &spec.value;
+        let structured = o.structured.as_ref().is_some_and(|s| s.value);
+        match (structured, &o.text) {
+            (true, Some(t)) => {
+                self.error(
+                    &t.referenced,
+                    "choose one of structured: true and text: <element>",
+                );
+                OutputPlan::Nothing
+            }
+            (false, None) => {
+                self.error(
+                    &spec.referenced,
+                    "output needs structured: true or text: <element>",
+                );
+                OutputPlan::Nothing
+            }
+            (true, None) => {
+                for (k, _) in &o.fill.0 {
+                    self.error(&k.referenced, "fill applies to text output only");
+                }
+                let mut unsupported = Vec::new();
+                let mut seen = BTreeSet::new();
+                let top_types: Vec<TypeId> = match shape {
+                    PayloadShape::Element(f) => vec![f.type_id],
+                    PayloadShape::Fields { fields, .. } => {
+                        fields.iter().map(|f| f.type_id).collect()
+                    }
+                };
+                for t in top_types {
+                    unsupported_in(set, t, &mut seen, &mut unsupported);
+                }
+                if let Some(u) = unsupported.first() {
+                    self.error(
+                        &spec.referenced,
+                        format!("the response of {} cannot be structured output: it has {u}; use text output", op.name),
+                    );
+                }
+                let name = match &o.tool {
+                    Some(t) => {
+                        if !is_tool_name(&t.value) {
+                            self.error(&t.referenced, "tool must be 1-64 letters, digits, _ or -");
+                        }
+                        t.value.clone()
+                    }
+                    None => tool_name(&shape.root_name()),
+                };
+                let description = o.description.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| {
+                    format!(
+                        "Return the result of {} as the {} response. Call this tool exactly once; its input is the response.",
+                        op.name,
+                        shape.root_name()
+                    )
+                });
+                OutputPlan::Structured {
+                    tool: ToolSpec::new(name, Some(description), for_payload_shape(set, shape)),
+                }
+            }
+            (false, Some(t)) => {
+                if let Some(tool) = &o.tool {
+                    self.error(&tool.referenced, "tool applies to structured output only");
+                }
+                let top = shape.top_fields(set);
+                let root_type = match shape {
+                    PayloadShape::Element(f) => Some(f.type_id),
+                    PayloadShape::Fields { .. } => None,
+                };
+                let target = match path::resolve(set, top, root_type, &t.value, false) {
+                    Ok(p) => p,
+                    Err(m) => {
+                        self.error(&t.referenced, format!("text: {m} in the response"));
+                        return OutputPlan::Nothing;
+                    }
+                };
+                let simple = match target.target() {
+                    Some(Target::Attribute(_)) => true,
+                    Some(Target::Element(ty)) => {
+                        matches!(shape::shape(set, ty), Shape::Simple(_))
+                    }
+                    None => false,
+                };
+                if !simple {
+                    self.error(
+                        &t.referenced,
+                        format!(
+                            "text: {} has child elements; text goes into an element of simple type",
+                            t.value
+                        ),
+                    );
+                }
+                let mut fills = Vec::new();
+                let mut placeholder = Value::Object(Default::default());
+                insert_at(
+                    &mut placeholder,
+                    &keys(&target),
+                    Value::String("text".into()),
+                );
+                for (k, v) in &o.fill.0 {
+                    let p = match path::resolve(set, top, root_type, &k.value, false) {
+                        Ok(p) => p,
+                        Err(m) => {
+                            self.error(&k.referenced, format!("fill: {m} in the response"));
+                            continue;
+                        }
+                    };
+                    let ty = match p.target() {
+                        Some(Target::Attribute(ty)) => Some(ty),
+                        Some(Target::Element(ty)) => match shape::shape(set, ty) {
+                            Shape::Simple(st) => Some(*st),
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    let Some(ty) = ty else {
+                        self.error(
+                            &k.referenced,
+                            format!(
+                                "fill: {} has child elements; fill its simple elements one by one",
+                                k.value
+                            ),
+                        );
+                        continue;
+                    };
+                    // Counted as filled even when its value is refused
+                    // below, so the dry run does not report it twice.
+                    insert_at(&mut placeholder, &keys(&p), Value::String("x".into()));
+                    let Some(text) = v.value.scalar_text() else {
+                        self.error(
+                            &v.referenced,
+                            "a fill value must be a constant or a template string",
+                        );
+                        continue;
+                    };
+                    let value = if text.contains("{{") || text.contains("{%") {
+                        let name = render::fill_template(&k.value);
+                        let src = Spanned::new(text, v.referenced, v.defined);
+                        if !self.template(env, &name, &src, known) {
+                            continue;
+                        }
+                        FillValue::Template(name)
+                    } else {
+                        if let Err(rule) = set.check_simple_value(ty, &text) {
+                            self.error(
+                                &v.referenced,
+                                format!("fill {}: {text:?} breaks {rule}", k.value),
+                            );
+                            continue;
+                        }
+                        FillValue::Constant(Value::String(text))
+                    };
+                    fills.push(Fill {
+                        keys: keys(&p),
+                        value,
+                    });
+                }
+                // Everything the response requires must come from the text
+                // or a fill: a dry run with placeholders finds what is
+                // missing (values are checked per call).
+                if let Err(vs) = payload_shape_from_json(set, shape, &placeholder) {
+                    for v in vs.iter().filter(|v| v.rule.starts_with("required")) {
+                        let at = if v.path == "/" {
+                            String::new()
+                        } else {
+                            format!(" at {}", v.path)
+                        };
+                        self.error(
+                            &spec.referenced,
+                            format!(
+                                "text output leaves {}{at} unfilled; add it to fill",
+                                v.rule
+                                    .trim_start_matches("required property ")
+                                    .trim_end_matches(" missing")
+                            ),
+                        );
+                    }
+                }
+                OutputPlan::Text {
+                    target: keys(&target),
+                    fills,
+                }
+            }
+        }
+    }
+}
+
+/// The JSON keys of a resolved output path.
+fn keys(p: &path::Path) -> Vec<String> {
+    let mut k: Vec<String> = p.steps.iter().map(|s| s.field.name.local.clone()).collect();
+    if let Some(a) = &p.attr {
+        k.push(format!("@{}", a.name.local));
+    }
+    k
+}
+
+/// What structured output cannot represent anywhere in a type.
+fn unsupported_in(set: &SchemaSet, ty: TypeId, seen: &mut BTreeSet<TypeId>, out: &mut Vec<String>) {
+    if !seen.insert(ty) {
+        return;
+    }
+    if let Shape::Object {
+        fields,
+        unsupported,
+        ..
+    } = shape(set, ty)
+    {
+        out.extend(unsupported.iter().cloned());
+        for f in fields {
+            unsupported_in(set, f.type_id, seen, out);
+        }
+    }
+}
+
+fn is_tool_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A tool name from an element name: Converse allows `[a-zA-Z0-9_-]{1,64}`.
+fn tool_name(root: &str) -> String {
+    let mut s: String = root
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if s.is_empty() {
+        s.push_str("respond");
+    }
+    s
+}
