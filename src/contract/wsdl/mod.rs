@@ -11,11 +11,11 @@
 //! are never compared. All errors of all files are collected before giving up.
 //!
 //! This module holds the entry points and the order of the steps, each in a
-//! file of its own: [`docs`] reads the root WSDL and everything it
-//! `wsdl:import`s (and names imported documents for publishing); [`defs`]
+//! file of its own: `docs.rs` reads the root WSDL and everything it
+//! `wsdl:import`s (and names imported documents for publishing); `defs.rs`
 //! reads each document's messages, portTypes, bindings and services into
-//! plain structs with references resolved to QNames; [`services`] turns
-//! those into the served [`Service`](super::Service)s, with [`payload`]
+//! plain structs with references resolved to QNames; `services.rs` turns
+//! those into the served [`Service`](super::Service)s, with `payload.rs`
 //! working out each bound message's body, every reference checked against
 //! the schemas.
 
