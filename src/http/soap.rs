@@ -15,11 +15,10 @@ use tracing::Instrument;
 use super::AppState;
 use super::media::{ContentType, soap_action};
 use crate::error::GatewayError;
-use crate::jobs::tickets;
+use crate::jobs::call;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
 use crate::soap::{ErrorCode, SoapVersion, response};
-use crate::store::JobSource;
 use crate::tenants::{CallRecord, Presented, Tenants, sha256_hex};
 use crate::xml;
 
@@ -297,73 +296,16 @@ async fn call(
     // held, they would keep it alive while the model works, beside the
     // buffer the connection reads its next request into.
     drop(headers);
-    let operation = prepared.operation();
-    if let Some(of) = operation.result_of.clone() {
-        let payload = Box::pin(tickets::poll(
-            &prepared,
-            &of,
-            state.store.as_ref(),
-            ctx.tenant.as_deref(),
-        ))
-        .await?;
-        return Ok(Reply::Payload(vec![payload]));
-    }
-    // Polls aside, everything from here costs tokens: a tenant over its
-    // budget stops here, before the model and the queue.
-    if let (Some(tenants), Some(tenant)) = (&state.tenants, &ctx.tenant) {
-        Box::pin(tenants.check_budget(state.store.as_ref(), tenant)).await?;
-    }
-    if operation.is_ticketed() || operation.is_one_way() {
-        // Queued, never run here: a worker runs the job.
-        let service = &prepared.service().name;
-        let Some(plan) = snapshot.mappings.plan(service, &operation.name) else {
-            return Err(GatewayError::NotMapped {
-                service: service.clone(),
-                operation: operation.name.clone(),
-            });
-        };
-        let source = if operation.is_one_way() {
-            JobSource::OneWay
-        } else {
-            JobSource::Api
-        };
-        let job = Box::pin(tickets::submit(
-            &prepared,
-            plan,
-            state.store.as_ref(),
-            &ctx.correlation_id,
-            source,
-            ctx.tenant.as_deref(),
-        ))
-        .await?;
-        seen.job_id = Some(job.id.to_string());
-        if let Some(waker) = &state.job_waker {
-            waker.notify_one();
-        }
-        tracing::info!(
-            correlation_id = %ctx.correlation_id,
-            job_id = %job.id,
-            status = job.status.as_str(),
-            "job queued"
-        );
-        if operation.is_one_way() {
-            return Ok(Reply::Accepted);
-        }
-        return Ok(Reply::Payload(vec![tickets::ticket_payload(
-            &operation.name,
-            &job,
-        )]));
-    }
-    let model = state.model.as_deref();
-    pipeline::run(
-        prepared,
-        &snapshot.mappings,
-        model,
-        &ctx.correlation_id,
-        outcome,
-        pipeline::Tries::Last,
-    )
-    .await
+    let with = call::Services {
+        mappings: &snapshot.mappings,
+        model: state.model.as_deref(),
+        store: state.store.as_ref(),
+        tenants: state.tenants.as_deref(),
+        waker: state.job_waker.as_deref(),
+    };
+    let answer = call::answer(prepared, with, ctx, outcome).await?;
+    seen.job_id = answer.job.map(|id| id.to_string());
+    Ok(answer.reply)
 }
 
 /// The body, refused before parsing when it is larger than `limit` — by

@@ -3,6 +3,8 @@
 //! synchronous call. The job row is the source of truth; a queue only
 //! delivers.
 //!
+//! - [`call`]: what a prepared call gets — answered now through the
+//!   pipeline, queued as a job, or (a poll) answered from its job.
 //! - [`tickets`]: the HTTP side of async calls — record the job, answer a
 //!   ticket, answer `Get{Op}Result` from the job row.
 //! - [`payload`]: stored requests and results, read and written in one
@@ -22,6 +24,7 @@
 //! SqsSettings}`. It talks to the store, the live snapshot and the
 //! pipeline; it knows no SQL and no HTTP.
 
+pub mod call;
 pub mod executor;
 pub mod payload;
 pub mod pool;

@@ -1,0 +1,87 @@
+//! What a call answers ([`Reply`]) and what went into answering it
+//! ([`Outcome`]: model calls, tokens, attempts, degradation), with the
+//! labels the log line and the metrics use.
+
+use std::time::Duration;
+
+use crate::xml::Element;
+
+/// What a successful call answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// The response payload: the Body's children.
+    Payload(Vec<Element>),
+    /// A one-way operation was accepted; nothing goes back but HTTP 202.
+    Accepted,
+}
+
+/// What went into answering a call, for the log line and the response
+/// headers.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Model calls made (repairs and fallbacks included).
+    pub model_calls: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// The model id (target) whose answer was used, when one answered.
+    pub model: Option<String>,
+    /// Why the last model that answered stopped.
+    pub stop_reason: Option<crate::converse::StopReason>,
+    /// Why the answer is not the model's own, when it is not.
+    pub degraded: Option<String>,
+    /// Every model call made, in order: for usage records and metrics.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One model call: which target, what it cost, how it ended.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub model: String,
+    pub region: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub latency: std::time::Duration,
+    /// `ok`, or the stable fault code of the error (e.g. `MODEL_THROTTLED`).
+    pub result: &'static str,
+}
+
+impl Outcome {
+    /// The model that answered, or `-`: for log lines.
+    pub fn model_label(&self) -> &str {
+        self.model.as_deref().unwrap_or("-")
+    }
+
+    /// Why the model that answered stopped, or `-`: for log lines.
+    pub fn stop_reason_label(&self) -> &str {
+        self.stop_reason.as_ref().map_or("-", |r| r.as_str())
+    }
+}
+
+/// The `outcome` label of a finished call for `/metrics`: `ok`,
+/// `degraded`, or the fault code.
+pub fn outcome_label(outcome: &Outcome, fault: Option<&str>) -> String {
+    match (fault, &outcome.degraded) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(_)) => "degraded".to_string(),
+        (None, None) => "ok".to_string(),
+    }
+}
+
+/// Counts a finished call (HTTP or job) and the tokens its model calls
+/// used, by tenant (`-` when none) and model.
+pub fn record_metrics(
+    metrics: &crate::metrics::Metrics,
+    service: &str,
+    operation: &str,
+    tenant: Option<&str>,
+    outcome_label: &str,
+    outcome: &Outcome,
+    elapsed: Duration,
+) {
+    metrics.request(service, operation, outcome_label, elapsed);
+    for a in &outcome.attempts {
+        if a.input_tokens + a.output_tokens > 0 {
+            metrics.tokens(tenant, &a.model, a.input_tokens, a.output_tokens);
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The second half of a call: render the Converse request, answer from the
+//! cache, call the target chain under the operation's deadline, repair
+//! invalid answers, and apply the failure policy.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::chain::{ChainPolicy, call_chain};
+use super::outcome::{Outcome, Reply};
+use super::prepare::Prepared;
+use crate::converse::{ModelError, Request};
+use crate::error::GatewayError;
+use crate::mapping::{
+    CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
+};
+use crate::models::{Models, cache};
+use crate::xml::Element;
+
+/// Execute a prepared call: render the Converse request from the mapping,
+/// answer from the response cache when the operation has one, call the
+/// model (the next target of the chain when one fails in a way another may
+/// not), turn the answer into the response payload, repair invalid answers
+/// by telling the model what was wrong, and apply the mapping's failure
+/// policy when nothing valid comes back before the deadline.
+pub async fn run(
+    prepared: Prepared,
+    mappings: &MappingSet,
+    model: Option<&Models>,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+    tries: Tries,
+) -> Result<Reply, GatewayError> {
+    let Prepared {
+        contract,
+        service,
+        operation,
+        envelope,
+    } = prepared;
+    let service = &contract.services[service];
+    let op = &service.operations[operation];
+    let Some(plan) = mappings.plan(&service.name, &op.name) else {
+        return Err(GatewayError::NotMapped {
+            service: service.name.clone(),
+            operation: op.name.clone(),
+        });
+    };
+    let Some(models) = model else {
+        return Err(GatewayError::Model(ModelError::Other {
+            message: "no model client configured".into(),
+        }));
+    };
+    let meta = CallMeta {
+        service: &service.name,
+        operation: &op.name,
+        correlation_id,
+    };
+    let call = plan
+        .render_request(&envelope.body, &meta)
+        .map_err(|e| match e {
+            RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
+            RenderError::Template { .. } => GatewayError::Internal(e.to_string()),
+        })?;
+    // Memory per call in flight matters: the request tree is not needed
+    // while the model thinks.
+    drop(envelope);
+
+    let policy = plan.call_policy();
+    let one_way = op.is_one_way();
+    // The response cache and the last-good store key on the whole request:
+    // hash it once per call, and only for operations that use either.
+    let remember_last_good = matches!(plan.on_failure(), FailurePolicy::Cache);
+    let digest = (policy.cache_ttl.is_some() || remember_last_good)
+        .then(|| cache::RequestDigest::of(&call.request));
+    if let (Some(digest), Some(_), false) = (&digest, policy.cache_ttl, one_way) {
+        for target in &call.targets {
+            // Boxed, as every await here but the model's: the future of a
+            // call is as large as its largest await, and is held while the
+            // model works.
+            if let Some(payload) = Box::pin(models.cache.get(&digest.key(Some(target)))).await {
+                models.metrics().cache_lookup("hit");
+                outcome.model = Some(target.model.clone());
+                tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
+                return Ok(Reply::Payload(Arc::unwrap_or_clone(payload)));
+            }
+        }
+        models.metrics().cache_lookup("miss");
+    }
+
+    // Held until the answer is in: the cap counts calls doing model work.
+    let _permit = models.try_enter().map_err(|o| {
+        models.metrics().overloaded();
+        GatewayError::Overloaded {
+            retry_after: o.retry_after,
+        }
+    })?;
+    let settings = models.settings();
+    let deadline = Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline());
+    let chain = ChainPolicy {
+        retry: policy.retry,
+        attempts: settings.max_attempts.max(1),
+        base: settings.initial_backoff(),
+        cap: settings.max_backoff(),
+        deadline,
+    };
+    let answered = tokio::time::timeout_at(
+        deadline,
+        answer(plan, &call, models, &chain, correlation_id, outcome),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        tracing::warn!(correlation_id, "model work cut at the operation's deadline");
+        Err(GatewayError::Model(deadline_passed()))
+    });
+    match answered {
+        Ok(_) if one_way => Ok(Reply::Accepted),
+        Ok((payload, target)) => {
+            let payload = Arc::new(payload);
+            if let Some(digest) = &digest {
+                if let Some(ttl) = policy.cache_ttl {
+                    let key = digest.key(Some(&target));
+                    Box::pin(models.cache.put(key, payload.clone(), ttl)).await;
+                }
+                if remember_last_good {
+                    Box::pin(
+                        models
+                            .cache
+                            .put_last_good(digest.key(None), payload.clone()),
+                    )
+                    .await;
+                }
+            }
+            Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
+        }
+        Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable() => {
+            Err(GatewayError::Model(e))
+        }
+        Err(error) => {
+            Box::pin(degrade(
+                plan,
+                models,
+                digest.as_ref(),
+                error,
+                correlation_id,
+                outcome,
+            ))
+            .await
+        }
+    }
+}
+
+/// Whether a call that fails now can still be tried again later; decides
+/// when the mapping's failure policy answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tries {
+    /// A SOAP call, or a job's last attempt: the failure policy answers now.
+    Last,
+    /// A job with attempts left: a retryable model failure is returned as
+    /// is, so the job runs again later; the policy answers on its last try.
+    MoreLeft,
+}
+
+/// The error of a call cut at its deadline.
+pub(super) fn deadline_passed() -> ModelError {
+    ModelError::Timeout {
+        message: "the operation's deadline passed".into(),
+    }
+}
+
+/// The valid response payload (and the target that gave it), repairing
+/// invalid answers up to the mapping's limit.
+async fn answer(
+    plan: &OperationPlan,
+    call: &RenderedCall,
+    models: &Models,
+    chain: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<(Vec<Element>, ModelTarget), GatewayError> {
+    // The rendered request is sent as is; only a repair builds a new one.
+    let mut repaired: Option<Request> = None;
+    let mut repairs = 0;
+    loop {
+        let request = repaired.as_ref().unwrap_or(&call.request);
+        let (response, target) = call_chain(
+            models,
+            &call.targets,
+            request,
+            chain,
+            correlation_id,
+            outcome,
+        )
+        .await?;
+        let error = match plan.response_from(call, &response) {
+            Ok(payload) => return Ok((payload, target.clone())),
+            Err(e) => e,
+        };
+        tracing::warn!(correlation_id, error = %error, repairs, "model answer does not fit the response schema");
+        if error.is_repairable() && repairs < plan.repair_attempts() {
+            repairs += 1;
+            let next = plan.repair_request(request, &response, &error);
+            repaired = Some(next);
+            continue;
+        }
+        return Err(GatewayError::InvalidModelOutput(
+            error.violations().to_vec(),
+        ));
+    }
+}
+
+/// The mapping's failure policy, for model failures (every target failed,
+/// the deadline passed, answers stayed invalid). Other errors pass.
+async fn degrade(
+    plan: &OperationPlan,
+    models: &Models,
+    digest: Option<&cache::RequestDigest>,
+    error: GatewayError,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<Reply, GatewayError> {
+    let code = match &error {
+        GatewayError::Model(e) => e.fault_code(),
+        GatewayError::InvalidModelOutput(_) => "INVALID_MODEL_OUTPUT",
+        _ => return Err(error),
+    };
+    let (policy, payload) = match plan.on_failure() {
+        FailurePolicy::Fault => return Err(error),
+        FailurePolicy::Static(payload) => ("static", payload.clone()),
+        FailurePolicy::Cache => match last_good(models, digest).await {
+            Some(payload) => {
+                models.metrics().cache_lookup("last_good");
+                ("cache", Arc::unwrap_or_clone(payload))
+            }
+            None => return Err(error),
+        },
+    };
+    tracing::warn!(correlation_id, policy, code, error = %error, "answering a degraded response");
+    outcome.degraded = Some(format!("{policy}: {code}"));
+    Ok(Reply::Payload(payload))
+}
+
+/// The last good answer to the request `digest` names (none without one).
+async fn last_good(
+    models: &Models,
+    digest: Option<&cache::RequestDigest>,
+) -> Option<Arc<Vec<Element>>> {
+    match digest {
+        Some(digest) => models.cache.last_good(&digest.key(None)).await,
+        None => None,
+    }
+}
