@@ -226,7 +226,7 @@ fn bench(c: &mut Criterion) {
         input_tokens: 120,
         output_tokens: 40,
         latency: std::time::Duration::from_millis(3),
-        result: "ok",
+        result: soapgate::pipeline::AttemptEnd::Answered,
     }];
     let sha = soapgate::tenants::sha256_hex(plain.as_bytes());
     parts.bench_function("record_usage_and_audit", |b| {
@@ -234,7 +234,7 @@ fn bench(c: &mut Criterion) {
             let call = CallRecord {
                 tenant: Some("acme"),
                 principal: Some("erp"),
-                source: "http",
+                source: soapgate::tenants::CallSource::Http,
                 service: "SupportDesk",
                 operation: Some("TriageTicket"),
                 correlation_id: "urn:uuid:bench",

@@ -217,7 +217,9 @@ fn capitalized(s: &str) -> String {
     s
 }
 
-fn model_code(e: &ModelError) -> ErrorCode {
+/// The fault code of a model error (the same code
+/// [`ModelError::fault_code`] names).
+pub fn model_code(e: &ModelError) -> ErrorCode {
     match e {
         ModelError::Validation { .. } => ErrorCode::ModelRejectedRequest,
         ModelError::AccessDenied { .. } => ErrorCode::ModelAccessDenied,

@@ -94,6 +94,26 @@ impl Default for Metrics {
     }
 }
 
+/// How a response cache lookup ended: the `kind` label of
+/// `soapgate_cache_lookups_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheLookup {
+    Hit,
+    Miss,
+    /// A degraded answer from the last-good store.
+    LastGood,
+}
+
+impl CacheLookup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheLookup::Hit => "hit",
+            CacheLookup::Miss => "miss",
+            CacheLookup::LastGood => "last_good",
+        }
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("soapgate");
@@ -230,10 +250,10 @@ impl Metrics {
     }
 
     /// `kind`: `hit`, `miss` or `last_good`.
-    pub fn cache_lookup(&self, kind: &str) {
+    pub fn cache_lookup(&self, kind: CacheLookup) {
         self.cache
             .get_or_create(&KindLabels {
-                kind: kind.to_string(),
+                kind: kind.as_str().to_string(),
             })
             .inc();
     }

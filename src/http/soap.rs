@@ -19,7 +19,7 @@ use crate::jobs::call;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
 use crate::soap::{ErrorCode, SoapVersion, response};
-use crate::tenants::{CallRecord, Presented, Tenants, sha256_hex};
+use crate::tenants::{CallRecord, CallSource, Presented, Tenants, sha256_hex};
 use crate::xml;
 
 pub(crate) async fn post_call(
@@ -85,8 +85,7 @@ pub(crate) async fn post_call(
         Ok(Reply::Payload(payload)) => {
             let headers = outcome
                 .degraded
-                .as_deref()
-                .map(response::degraded_header)
+                .map(|d| response::degraded_header(d.policy.as_str(), d.reason.as_str()))
                 .into_iter()
                 .collect();
             soap_response(
@@ -117,7 +116,7 @@ pub(crate) async fn post_call(
         input_tokens = outcome.input_tokens,
         output_tokens = outcome.output_tokens,
         stop_reason = outcome.stop_reason_label(),
-        degraded = outcome.degraded.as_deref().unwrap_or("-"),
+        degraded = %outcome.degraded.map_or_else(|| "-".to_string(), |d| d.to_string()),
         elapsed_ms,
         "soap call"
     );
@@ -164,7 +163,7 @@ async fn record(
     let call = CallRecord {
         tenant: ctx.tenant.as_deref(),
         principal: seen.principal.as_deref(),
-        source: "http",
+        source: CallSource::Http,
         service: &ctx.service,
         operation: ctx.operation.as_deref(),
         correlation_id: &ctx.correlation_id,

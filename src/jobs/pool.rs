@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use super::run::{JobRunner, Run};
+use super::run::{JobRunner, RunFailure};
 use super::writer::ResultWriter;
 use crate::backoff::equal_jitter;
 use crate::config::WorkerSettings;
@@ -281,19 +281,15 @@ impl Inner {
                 return;
             }
         };
-        let (status, used, detail) = match &outcome {
-            Ok((_, o)) => ("DONE", o, String::new()),
-            Err((f, o)) if f.retryable && job.attempts < i64::from(self.settings.max_attempts) => {
-                ("RETRY", o, f.detail.clone())
+        let (end, used, detail) = match outcome {
+            Ok((result, used)) => (JobEnd::Done(result), used, String::new()),
+            Err((failure, used)) => {
+                let detail = failure.detail.clone();
+                (self.end_of_failure(&job, failure), used, detail)
             }
-            Err((f, o)) => ("FAILED", o, f.detail.clone()),
         };
-        let calls = used.model_calls;
-        // Taken before `record` takes the outcome.
-        let model = used.model_label().to_string();
-        let (input_tokens, output_tokens) = (used.input_tokens, used.output_tokens);
-        let stop_reason = used.stop_reason_label().to_string();
-        let recorded = self.record(&job, token, outcome, lease, writer).await;
+        let status = end.label();
+        let recorded = self.record(&job, token, end, lease, writer).await;
         tracing::info!(
             job_id = %job.id,
             correlation_id = %job.correlation_id,
@@ -302,11 +298,11 @@ impl Inner {
             attempt = job.attempts,
             status,
             recorded,
-            model_calls = calls,
-            model,
-            input_tokens,
-            output_tokens,
-            stop_reason,
+            model_calls = used.model_calls,
+            model = used.model_label(),
+            input_tokens = used.input_tokens,
+            output_tokens = used.output_tokens,
+            stop_reason = used.stop_reason_label(),
             detail,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "job"
@@ -331,6 +327,22 @@ impl Inner {
         }
     }
 
+    /// How a failed run ends: back to the queue after a backoff while a
+    /// retry may help and attempts are left, else FAILED.
+    fn end_of_failure(&self, job: &Job, failure: RunFailure) -> JobEnd {
+        if failure.retryable && job.attempts < i64::from(self.settings.max_attempts) {
+            let delay = equal_jitter(
+                u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                self.settings.backoff_base(),
+                self.settings.backoff_cap(),
+                failure.retry_after,
+            );
+            JobEnd::Retry(failure.failure, delay)
+        } else {
+            JobEnd::Failed(failure.failure)
+        }
+    }
+
     /// Writes the run's end, retrying store errors for up to one lease (by
     /// then another worker may own the job, and the fence refuses us).
     /// True when this worker's write was the one recorded.
@@ -338,28 +350,11 @@ impl Inner {
         &self,
         job: &Job,
         token: i64,
-        outcome: Run,
+        end: JobEnd,
         lease: Duration,
         writer: &ResultWriter,
     ) -> bool {
         let deadline = Instant::now() + lease;
-        let max_attempts = i64::from(self.settings.max_attempts);
-        let retry = match &outcome {
-            Err((f, _)) if f.retryable && job.attempts < max_attempts => Some(equal_jitter(
-                u32::try_from(job.attempts).unwrap_or(u32::MAX),
-                self.settings.backoff_base(),
-                self.settings.backoff_cap(),
-                f.retry_after,
-            )),
-            _ => None,
-        };
-        let end = match outcome {
-            Ok((result, _)) => JobEnd::Done(result),
-            Err((f, _)) => match retry {
-                Some(delay) => JobEnd::Retry(f.failure, delay),
-                None => JobEnd::Failed(f.failure),
-            },
-        };
         let finish = JobFinish {
             id: job.id.clone(),
             token,

@@ -15,7 +15,7 @@ use crate::live::{Live, Snapshot};
 use crate::models::Models;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
 use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
-use crate::tenants::{CallRecord, Tenants, sha256_hex};
+use crate::tenants::{CallRecord, CallSource, Tenants, sha256_hex};
 use crate::xml::{self, Limits};
 
 /// How one run of a job ended: its result, or why it failed; with what the
@@ -191,7 +191,7 @@ async fn record_job(tenants: &Tenants, store: &Store, job: &Job, outcome: &Run) 
     let call = CallRecord {
         tenant: job.tenant.as_deref(),
         principal: None,
-        source: "job",
+        source: CallSource::Job,
         service: &job.service,
         operation: Some(&job.operation),
         correlation_id: &job.correlation_id,

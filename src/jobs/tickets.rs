@@ -10,15 +10,13 @@
 //! (`xsi:type="tns:X"`). Header blocks are not kept: they may carry
 //! credentials, and the worker needs only the Body.
 
-use sha2::{Digest, Sha256};
-
 use super::payload::{envelope_text, result_elements};
 use crate::contract::augment::{poll_response_element, ticket_element};
 use crate::error::GatewayError;
 use crate::mapping::OperationPlan;
 use crate::pipeline::Prepared;
 use crate::soap::SOAPGATE_NS;
-use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store};
+use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store, keys};
 use crate::xml::{Element, NsDecl, QName};
 
 /// Record a job for a prepared async or one-way call and return it as
@@ -48,10 +46,10 @@ pub async fn submit(
         None => k.to_string(),
     };
     let idempotency_key = match &envelope.message_id {
-        Some(id) => Some(scoped_key(service, operation, &kind("message-id"), id)),
+        Some(id) => Some(keys::scoped(service, operation, &kind("message-id"), id)),
         None => plan
             .idempotency_key(&envelope.body)
-            .map(|k| scoped_key(service, operation, &kind("key"), &k)),
+            .map(|k| keys::scoped(service, operation, &kind("key"), &k)),
     };
     let job = NewJob {
         service: service.clone(),
@@ -69,31 +67,6 @@ pub async fn submit(
         .await
         .map_err(unavailable)?
         .ok_or_else(|| GatewayError::Internal(format!("job {id} vanished after enqueue")))
-}
-
-/// The longest idempotency key the store keeps (`VARCHAR(255)` on the
-/// server databases).
-const MAX_KEY_CHARS: usize = 255;
-
-/// `{service}/{operation}/{kind}:{value}`; when that is too long to store,
-/// the value (or, for very long names, the whole key) is replaced by its
-/// SHA-256, which keeps equal keys equal and different keys apart.
-pub fn scoped_key(service: &str, operation: &str, kind: &str, value: &str) -> String {
-    let hex = |s: &str| -> String {
-        Sha256::digest(s.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    let key = format!("{service}/{operation}/{kind}:{value}");
-    if key.chars().count() <= MAX_KEY_CHARS {
-        return key;
-    }
-    let hashed = format!("{service}/{operation}/{kind}-sha256:{}", hex(value));
-    if hashed.chars().count() <= MAX_KEY_CHARS {
-        return hashed;
-    }
-    format!("sha256:{}", hex(&key))
 }
 
 fn sg(local: &str) -> Element {
@@ -188,27 +161,4 @@ pub async fn poll(
         JobStatus::Queued | JobStatus::Running => {}
     }
     Ok(el)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idempotency_keys_are_scoped_and_fit_the_column() {
-        assert_eq!(scoped_key("S", "Op", "key", "DOC-1"), "S/Op/key:DOC-1");
-        assert_ne!(
-            scoped_key("S", "Op", "key", "DOC-1"),
-            scoped_key("S", "Other", "key", "DOC-1")
-        );
-        let long = "x".repeat(1000);
-        let k = scoped_key("S", "Op", "message-id", &long);
-        assert!(k.starts_with("S/Op/message-id-sha256:"), "{k}");
-        assert!(k.chars().count() <= MAX_KEY_CHARS);
-        assert_eq!(k, scoped_key("S", "Op", "message-id", &long));
-        assert_ne!(k, scoped_key("S", "Op", "message-id", &format!("{long}y")));
-        let name = "N".repeat(300);
-        let k = scoped_key(&name, "Op", "key", "v");
-        assert!(k.starts_with("sha256:") && k.len() <= MAX_KEY_CHARS, "{k}");
-    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::outcome::{Attempt, Outcome};
+use super::outcome::{Attempt, AttemptEnd, Outcome};
 use super::run::deadline_passed;
 use crate::backoff;
 use crate::converse::{ModelError, Request, Response};
@@ -72,10 +72,10 @@ pub async fn call_chain<'t>(
                     .unwrap_or_else(|_| Err(deadline_passed()));
             let latency = started.elapsed();
             let result = match &answer {
-                Ok(_) => "ok",
-                Err(e) => e.fault_code(),
+                Ok(_) => AttemptEnd::Answered,
+                Err(e) => AttemptEnd::Failed(crate::error::model_code(e)),
             };
-            metrics.attempt(&label, result, latency);
+            metrics.attempt(&label, result.as_str(), latency);
             outcome.attempts.push(Attempt {
                 model: target.model.clone(),
                 region: region.clone(),
@@ -274,7 +274,7 @@ mod tests {
                 i + 1
             );
         }
-        let results: Vec<&str> = outcome.attempts.iter().map(|a| a.result).collect();
+        let results: Vec<&str> = outcome.attempts.iter().map(|a| a.result.as_str()).collect();
         assert_eq!(results, ["MODEL_ERROR", "MODEL_ERROR", "MODEL_ERROR", "ok"]);
         assert_eq!(outcome.input_tokens, 3);
     }
@@ -324,7 +324,7 @@ mod tests {
             "at the deadline, not later"
         );
         assert_eq!(outcome.attempts.len(), 1);
-        assert_eq!(outcome.attempts[0].result, "MODEL_TIMEOUT");
+        assert_eq!(outcome.attempts[0].result.as_str(), "MODEL_TIMEOUT");
         assert_eq!(
             models.breaker(&targets(&["hang"])[0]).state(),
             BreakerState::Open,

@@ -20,7 +20,9 @@ mod prepare;
 mod run;
 
 pub use chain::{ChainPolicy, call_chain};
-pub use outcome::{Attempt, Outcome, Reply, outcome_label, record_metrics};
+pub use outcome::{
+    Attempt, AttemptEnd, Degraded, DegradedBy, Outcome, Reply, outcome_label, record_metrics,
+};
 pub use prepare::{
     CallContext, Inbound, Prepared, dispatch, new_correlation_id, prepare, read_envelope,
 };

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::soap::ErrorCode;
 use crate::xml::Element;
 
 /// What a successful call answers.
@@ -28,9 +29,61 @@ pub struct Outcome {
     /// Why the last model that answered stopped.
     pub stop_reason: Option<crate::converse::StopReason>,
     /// Why the answer is not the model's own, when it is not.
-    pub degraded: Option<String>,
+    pub degraded: Option<Degraded>,
     /// Every model call made, in order: for usage records and metrics.
     pub attempts: Vec<Attempt>,
+}
+
+/// An answer that is not the model's own: the failure policy that gave it
+/// and the fault the call would otherwise have ended in. Shown as
+/// `policy: CODE` (the `sg:Degraded` header's text and the log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Degraded {
+    pub policy: DegradedBy,
+    pub reason: ErrorCode,
+}
+
+/// The failure policy that answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DegradedBy {
+    /// The mapping's static response.
+    Static,
+    /// The last good answer to the same request.
+    Cache,
+}
+
+impl DegradedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DegradedBy::Static => "static",
+            DegradedBy::Cache => "cache",
+        }
+    }
+}
+
+impl std::fmt::Display for Degraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.policy.as_str(), self.reason.as_str())
+    }
+}
+
+/// How one model call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    Answered,
+    /// The stable fault code of its error (e.g. `MODEL_THROTTLED`).
+    Failed(ErrorCode),
+}
+
+impl AttemptEnd {
+    /// `ok`, or the fault code: the `result` label of the attempt metrics
+    /// and the usage rows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptEnd::Answered => "ok",
+            AttemptEnd::Failed(code) => code.as_str(),
+        }
+    }
 }
 
 /// One model call: which target, what it cost, how it ended.
@@ -41,8 +94,7 @@ pub struct Attempt {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub latency: std::time::Duration,
-    /// `ok`, or the stable fault code of the error (e.g. `MODEL_THROTTLED`).
-    pub result: &'static str,
+    pub result: AttemptEnd,
 }
 
 impl Outcome {

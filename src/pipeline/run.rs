@@ -7,13 +7,14 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::chain::{ChainPolicy, call_chain};
-use super::outcome::{Outcome, Reply};
+use super::outcome::{Degraded, DegradedBy, Outcome, Reply};
 use super::prepare::Prepared;
 use crate::converse::{ModelError, Request};
 use crate::error::GatewayError;
 use crate::mapping::{
     CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
 };
+use crate::metrics::CacheLookup;
 use crate::models::{Models, cache};
 use crate::xml::Element;
 
@@ -78,13 +79,13 @@ pub async fn run(
             // call is as large as its largest await, and is held while the
             // model works.
             if let Some(payload) = Box::pin(models.cache.get(&digest.key(Some(target)))).await {
-                models.metrics().cache_lookup("hit");
+                models.metrics().cache_lookup(CacheLookup::Hit);
                 outcome.model = Some(target.model.clone());
                 tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
                 return Ok(Reply::Payload(Arc::unwrap_or_clone(payload)));
             }
         }
-        models.metrics().cache_lookup("miss");
+        models.metrics().cache_lookup(CacheLookup::Miss);
     }
 
     // Held until the answer is in: the cap counts calls doing model work.
@@ -218,24 +219,31 @@ async fn degrade(
     correlation_id: &str,
     outcome: &mut Outcome,
 ) -> Result<Reply, GatewayError> {
-    let code = match &error {
-        GatewayError::Model(e) => e.fault_code(),
-        GatewayError::InvalidModelOutput(_) => "INVALID_MODEL_OUTPUT",
-        _ => return Err(error),
-    };
+    // Only model failures and invalid answers are degraded; the rest are
+    // the caller's own faults.
+    if !matches!(
+        error,
+        GatewayError::Model(_) | GatewayError::InvalidModelOutput(_)
+    ) {
+        return Err(error);
+    }
     let (policy, payload) = match plan.on_failure() {
         FailurePolicy::Fault => return Err(error),
-        FailurePolicy::Static(payload) => ("static", payload.clone()),
+        FailurePolicy::Static(payload) => (DegradedBy::Static, payload.clone()),
         FailurePolicy::Cache => match last_good(models, digest).await {
             Some(payload) => {
-                models.metrics().cache_lookup("last_good");
-                ("cache", Arc::unwrap_or_clone(payload))
+                models.metrics().cache_lookup(CacheLookup::LastGood);
+                (DegradedBy::Cache, Arc::unwrap_or_clone(payload))
             }
             None => return Err(error),
         },
     };
-    tracing::warn!(correlation_id, policy, code, error = %error, "answering a degraded response");
-    outcome.degraded = Some(format!("{policy}: {code}"));
+    let degraded = Degraded {
+        policy,
+        reason: error.code(),
+    };
+    tracing::warn!(correlation_id, %degraded, error = %error, "answering a degraded response");
+    outcome.degraded = Some(degraded);
     Ok(Reply::Payload(payload))
 }
 

@@ -39,29 +39,28 @@ pub fn envelope(version: SoapVersion, headers: Vec<Element>, payload: Vec<Elemen
 /// The header block on a degraded response: the answer is not the model's
 /// own (a static fallback, a cached answer), and why.
 ///
-/// `reason` is `policy: CODE` (the failure policy that answered and the
-/// fault code the call would otherwise have ended in); both are also given
-/// as attributes, for clients that read attributes more easily than text.
+/// `policy` is the failure policy that answered and `reason` the fault
+/// code the call would otherwise have ended in; the text is `policy:
+/// reason`, and both are also given as attributes, for clients that read
+/// attributes more easily than text.
 ///
 /// ```xml
 /// <sg:Degraded xmlns:sg="urn:soapgate:v1" policy="static" reason="MODEL_THROTTLED">static: MODEL_THROTTLED</sg:Degraded>
 /// ```
-pub fn degraded_header(reason: &str) -> Element {
+pub fn degraded_header(policy: &str, reason: &str) -> Element {
     let mut el = Element::new(QName::new(SOAPGATE_NS, "Degraded"));
     el.prefix = Some("sg".into());
     el.ns_decls.push(NsDecl {
         prefix: "sg".into(),
         uri: SOAPGATE_NS.into(),
     });
-    if let Some((policy, code)) = reason.split_once(": ") {
-        for (name, value) in [("policy", policy), ("reason", code)] {
-            el.attrs.push(crate::xml::Attribute {
-                name: QName::local(name),
-                prefix: None,
-                value: value.to_string(),
-            });
-        }
+    for (name, value) in [("policy", policy), ("reason", reason)] {
+        el.attrs.push(crate::xml::Attribute {
+            name: QName::local(name),
+            prefix: None,
+            value: value.to_string(),
+        });
     }
-    el.push_text(reason);
+    el.push_text(format!("{policy}: {reason}"));
     el
 }

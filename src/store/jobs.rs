@@ -874,6 +874,15 @@ pub enum JobEnd {
 }
 
 impl JobEnd {
+    /// `DONE`, `RETRY` or `FAILED`: for log lines.
+    pub fn label(&self) -> &'static str {
+        match self {
+            JobEnd::Done(_) => "DONE",
+            JobEnd::Retry(..) => "RETRY",
+            JobEnd::Failed(_) => "FAILED",
+        }
+    }
+
     fn as_finish(&self) -> Finish<'_> {
         match self {
             JobEnd::Done(result) => Finish::Done(result),

@@ -21,6 +21,7 @@
 //! `tenants` the budgets, usage rows and audit trail.
 
 mod jobs;
+pub mod keys;
 mod outbox;
 mod polling;
 mod stats;

@@ -137,7 +137,7 @@ fn job_for(request: &RequestRow) -> NewJob {
         operation: request.operation.clone(),
         correlation_id: request.correlation_id.clone(),
         payload: request.payload.clone(),
-        idempotency_key: Some(format!("soapgate_requests:{}", request.id)),
+        idempotency_key: Some(super::keys::request_row(request.id)),
         source: JobSource::Requests,
         tenant: request.tenant.clone(),
     }

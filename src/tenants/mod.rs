@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 
 pub use auth::{Presented, Principal};
 pub use settings::{CredentialSettings, Price, Secret, TenancySettings, TenantSettings};
-pub use usage::{CallRecord, sha256_hex};
+pub use usage::{CallRecord, CallSource, sha256_hex};
 
 use crate::error::GatewayError;
 

@@ -17,13 +17,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Where a recorded call came from: the `source` column of the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallSource {
+    /// A SOAP call over HTTP.
+    Http,
+    /// A run of a queued job.
+    Job,
+}
+
+impl CallSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallSource::Http => "http",
+            CallSource::Job => "job",
+        }
+    }
+}
+
 /// One SOAP call or job, for [`Tenants::record`].
 #[derive(Debug, Clone, Copy)]
 pub struct CallRecord<'a> {
     pub tenant: Option<&'a str>,
     pub principal: Option<&'a str>,
-    /// `http` or `job`.
-    pub source: &'static str,
+    pub source: CallSource,
     pub service: &'a str,
     pub operation: Option<&'a str>,
     pub correlation_id: &'a str,
@@ -77,7 +94,7 @@ impl Tenants {
                 output_tokens: i64::try_from(a.output_tokens).unwrap_or(i64::MAX),
                 cost_micros: self.cost_micros(&a.model, a.input_tokens, a.output_tokens),
                 latency_ms: i64::try_from(a.latency.as_millis()).unwrap_or(i64::MAX),
-                outcome: a.result.to_owned(),
+                outcome: a.result.as_str().to_owned(),
                 correlation_id: call.correlation_id.to_owned(),
             })
             .collect();
@@ -99,7 +116,7 @@ impl Tenants {
             at_ms,
             tenant: call.tenant.map(str::to_owned),
             principal: call.principal.map(str::to_owned),
-            source: call.source.to_owned(),
+            source: call.source.as_str().to_owned(),
             service: call.service.to_owned(),
             operation: call.operation.map(str::to_owned),
             correlation_id: call.correlation_id.to_owned(),

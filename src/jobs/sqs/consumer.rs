@@ -23,7 +23,7 @@ use crate::pipeline::Tries;
 use crate::shutdown::Shutdown;
 use crate::soap::{ErrorCode, Fault, response};
 use crate::store::{
-    Job, JobClaim, JobEnd, JobFailure, JobFinish, JobId, JobSource, JobStatus, NewJob, Store,
+    Job, JobClaim, JobEnd, JobFailure, JobFinish, JobId, JobSource, JobStatus, NewJob, Store, keys,
 };
 use crate::xml::{self, Limits};
 
@@ -296,7 +296,7 @@ impl Consumer {
             operation: admission.operation,
             correlation_id,
             payload: body,
-            idempotency_key: Some(format!("sqs:{message_id}")),
+            idempotency_key: Some(keys::sqs_message(message_id)),
             source: JobSource::Queue,
             tenant: None,
         };
