@@ -253,7 +253,8 @@ impl Store {
         Ok(deleted)
     }
 
-    /// Outbox rows not yet sent (or sent but not yet removed).
+    /// Outbox rows not yet sent (or sent but not yet removed), for tests.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn outbox_len(&self) -> Result<i64> {
         let n: i64 = on_backend_read!(self, |pool, _dollar| {
             sqlx::query_scalar("SELECT COUNT(*) FROM soapgate_outbox")

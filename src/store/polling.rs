@@ -292,7 +292,10 @@ impl Store {
 
     /// Writes the result for `result.correlation_id` unless one exists.
     /// True when this call inserted it; false when a result was already
-    /// there (that one stands, unchanged).
+    /// there (that one stands, unchanged). Unfenced: the workers write
+    /// results only with the fenced end of their job (`finish_all`), so this
+    /// exists for tests of the table's uniqueness alone.
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn write_result(&self, result: &ResultRow) -> Result<bool> {
         let inserted = on_backend!(self, |pool, dollar| {
             let sql = if dollar {
@@ -349,8 +352,9 @@ impl Store {
         })
     }
 
-    /// How many result rows exist for a correlation id (tests and health
-    /// checks assert it never exceeds one).
+    /// How many result rows exist for a correlation id (tests assert it
+    /// never exceeds one).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn count_results(&self, correlation_id: &str) -> Result<i64> {
         let n: i64 = on_backend_read!(self, |pool, dollar| {
             let sql = if dollar {
