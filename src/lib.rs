@@ -1,7 +1,10 @@
 //! soapgate: a SOAP facade in front of Amazon Bedrock's Converse API.
 //!
-//! The pure core (`xml`, `soap`, `contract`) knows nothing of HTTP, storage
-//! or AWS; `http` is the only module that speaks HTTP. See ARCHITECTURE.md.
+//! The pure core (`xml`, `soap`, `contract`, `converse`, `mapping`) does no
+//! I/O and knows nothing of HTTP, storage or AWS; `http` is the only module
+//! that speaks HTTP, `store` the only one that speaks SQL, `jobs` holds
+//! everything async, and `app` wires a process together. ARCHITECTURE.md
+//! is the map, and `tests/core/architecture.rs` checks its layers.
 
 pub mod app;
 pub mod backoff;
