@@ -22,7 +22,7 @@ use crate::emulator::EmulatorHandle;
 use crate::http::AppState;
 use crate::jobs::sqs::{self, Consumer, SqsQueue};
 use crate::jobs::{JobRunner, WorkerPool};
-use crate::live::{Live, Sources};
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::shutdown::Shutdown;
@@ -299,11 +299,7 @@ impl Workers {
 
 /// The contracts and mappings of the settings' folders, or every error.
 fn load_live(settings: &Settings) -> anyhow::Result<Live> {
-    let sources = Sources {
-        wsdl_dir: settings.wsdl_dir.clone(),
-        mappings_dir: settings.mappings_dir.clone(),
-    };
-    match Live::load(sources) {
+    match Live::load(settings.sources()) {
         Ok(live) => {
             for (contract, service) in live.snapshot().contracts.services() {
                 tracing::info!(

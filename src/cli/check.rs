@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
-use soapgate::live::Sources;
 
 use super::{Common, settings};
 
@@ -20,11 +19,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = settings(args.common, Overrides::default())?;
     // Errors writing to a closed pipe (`| head`) are ignored, not panics.
     let mut out = std::io::stdout().lock();
-    let sources = Sources {
-        wsdl_dir: settings.wsdl_dir.clone(),
-        mappings_dir: settings.mappings_dir.clone(),
-    };
-    let (contracts, mappings) = match sources.load() {
+    let (contracts, mappings) = match settings.sources().load() {
         Ok(set) => set,
         Err(errors) => {
             for e in errors {

@@ -6,21 +6,19 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
 
-use super::{Common, settings};
+use super::{Common, Database, settings};
 
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
-    /// sqlite://data/soapgate.db].
-    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) database: Database,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
-        database_url: args.database_url,
+        database_url: args.database.url,
         ..Overrides::default()
     };
     let settings = settings(args.common, overrides)?;

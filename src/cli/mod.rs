@@ -31,6 +31,15 @@ pub(crate) struct Common {
     mappings_dir: Option<PathBuf>,
 }
 
+/// `--database-url`, for the commands that use the database.
+#[derive(Debug, Args)]
+pub(crate) struct Database {
+    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
+    /// sqlite://data/soapgate.db].
+    #[arg(long = "database-url", env = "SOAPGATE_DATABASE_URL")]
+    url: Option<String>,
+}
+
 /// The settings: defaults < file < environment < these flags.
 pub(crate) fn settings(common: Common, overrides: Overrides) -> anyhow::Result<Settings> {
     Settings::load(

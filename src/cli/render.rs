@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
-use soapgate::live::Sources;
 use soapgate::mapping::CallMeta;
 use soapgate::pipeline::{self, CallContext, Inbound};
 
@@ -32,11 +31,7 @@ pub(crate) struct Args {
 /// Print the Converse request a call would send, without calling anything.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let settings = settings(args.common, Overrides::default())?;
-    let sources = Sources {
-        wsdl_dir: settings.wsdl_dir.clone(),
-        mappings_dir: settings.mappings_dir.clone(),
-    };
-    let (contracts, mappings) = match sources.load() {
+    let (contracts, mappings) = match settings.sources().load() {
         Ok(set) => set,
         Err(errors) => {
             for e in errors {

@@ -7,7 +7,7 @@ use clap::Args as ClapArgs;
 use soapgate::app::Role;
 use soapgate::config::Overrides;
 
-use super::{Common, run_app, settings};
+use super::{Common, Database, run_app, settings};
 
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
@@ -23,10 +23,8 @@ pub(crate) struct Args {
     /// instead of AWS.
     #[arg(long)]
     pub(crate) emulator: bool,
-    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
-    /// sqlite://data/soapgate.db].
-    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) database: Database,
     /// Serve HTTP only; run no job workers in this process.
     #[arg(long)]
     pub(crate) no_workers: bool,
@@ -37,7 +35,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         public_url: args.public_url,
         emulator: args.emulator,
-        database_url: args.database_url,
+        database_url: args.database.url,
         no_workers: args.no_workers,
         ..Overrides::default()
     };

@@ -8,16 +8,14 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
 
-use super::{Common, settings};
+use super::{Common, Database, settings};
 
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
-    /// sqlite://data/soapgate.db].
-    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) database: Database,
     /// First day counted (UTC), `YYYY-MM-DD`, or an RFC 3339 time.
     #[arg(long)]
     pub(crate) since: String,
@@ -47,7 +45,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let since_ms = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     let overrides = Overrides {
-        database_url: args.database_url,
+        database_url: args.database.url,
         ..Overrides::default()
     };
     let settings = settings(args.common, overrides)?;

@@ -7,16 +7,14 @@ use clap::Args as ClapArgs;
 use soapgate::app::Role;
 use soapgate::config::Overrides;
 
-use super::{Common, run_app, settings};
+use super::{Common, Database, run_app, settings};
 
 #[derive(Debug, ClapArgs)]
 pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) common: Common,
-    /// `sqlite://path`, `postgres://…` or `mysql://…` [default:
-    /// sqlite://data/soapgate.db].
-    #[arg(long, env = "SOAPGATE_DATABASE_URL")]
-    pub(crate) database_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) database: Database,
     /// Start the built-in Converse emulator and send model calls to it
     /// instead of AWS.
     #[arg(long)]
@@ -26,7 +24,7 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let overrides = Overrides {
         emulator: args.emulator,
-        database_url: args.database_url,
+        database_url: args.database.url,
         ..Overrides::default()
     };
     run_app(settings(args.common, overrides)?, Role::Worker)

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::bedrock::BedrockSettings;
+use crate::live::Sources;
 use crate::tenants::{TenancySettings, TenantSettings};
 use crate::xml::Limits;
 
@@ -200,6 +201,14 @@ impl Settings {
             }
         }
         Ok(s)
+    }
+
+    /// Where the contracts and mappings are read from.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            wsdl_dir: self.wsdl_dir.clone(),
+            mappings_dir: self.mappings_dir.clone(),
+        }
     }
 
     fn apply(&mut self, o: Overrides) {

@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
 use crate::listen::{self, ConnSettings};
-use crate::live::{Live, Sources};
+use crate::live::Live;
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
 use crate::models::Models;
@@ -51,12 +51,8 @@ impl AppState {
     /// State serving an already loaded set (the folders in `settings` are
     /// where a reload would look).
     pub fn new(contracts: ContractSet, mappings: MappingSet, settings: Settings) -> AppState {
-        let sources = Sources {
-            wsdl_dir: settings.wsdl_dir.clone(),
-            mappings_dir: settings.mappings_dir.clone(),
-        };
         AppState {
-            live: Arc::new(Live::from_set(contracts, mappings, sources)),
+            live: Arc::new(Live::from_set(contracts, mappings, settings.sources())),
             settings: Arc::new(settings),
             model: None,
             metrics: Arc::new(Metrics::new()),

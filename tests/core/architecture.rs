@@ -38,7 +38,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("tenants", &["xml", "soap", "error", "store", "pipeline"]),
-    ("config", &["xml", "listen", "models", "bedrock", "tenants"]),
+    (
+        "config",
+        &["xml", "listen", "live", "models", "bedrock", "tenants"],
+    ),
     ("telemetry", &["config"]),
     (
         "jobs",
