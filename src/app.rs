@@ -299,7 +299,8 @@ impl Workers {
 
 /// The contracts and mappings of the settings' folders, or every error.
 fn load_live(settings: &Settings) -> anyhow::Result<Live> {
-    match Live::load(settings.sources()) {
+    let sources = settings.sources();
+    match sources.check_folders().and_then(|()| Live::load(sources)) {
         Ok(live) => {
             for (contract, service) in live.snapshot().contracts.services() {
                 tracing::info!(

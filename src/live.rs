@@ -37,6 +37,21 @@ pub struct Sources {
 }
 
 impl Sources {
+    /// The check a process makes before its first load: the mappings folder
+    /// must exist. [`Sources::load`] reads a missing one as "no mappings",
+    /// which at start is almost always a typo in `mappings_dir`, and would
+    /// serve every operation as `NOT_MAPPED`.
+    pub fn check_folders(&self) -> Result<(), Vec<LoadError>> {
+        if self.mappings_dir.is_dir() {
+            return Ok(());
+        }
+        Err(vec![LoadError::new(
+            &self.mappings_dir,
+            crate::xml::Pos::default(),
+            "the mappings folder does not exist (mappings_dir); create it, empty if nothing is mapped yet",
+        )])
+    }
+
     /// Load a complete set (contracts, then the mappings checked against
     /// them, then the contracts as published: async operations answer
     /// tickets and gain `Get{Op}Result`), or every error found. Plans keep

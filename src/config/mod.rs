@@ -189,6 +189,18 @@ impl Settings {
         {
             bail!("invalid settings: bedrock.breaker.failure_rate_percent must be 1..=100");
         }
+        // Limits under which no SOAP request could be read at all.
+        if s.xml.max_depth < 3 {
+            bail!(
+                "invalid settings: xml.max_depth must be at least 3 (Envelope, Body and the payload)"
+            );
+        }
+        if s.xml.max_children == 0 || s.xml.max_namespace_decls == 0 || s.xml.max_text_bytes == 0
+        {
+            bail!(
+                "invalid settings: xml.max_children, xml.max_namespace_decls and xml.max_text_bytes must be at least 1"
+            );
+        }
         if s.bedrock.max_in_flight == 0 {
             bail!("invalid settings: bedrock.max_in_flight must be at least 1");
         }
@@ -272,6 +284,39 @@ mod tests {
         assert_eq!(s.database.url, "postgres://db/x");
         assert_eq!(s.xml, Limits::default());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn limits_under_which_no_request_could_be_read_are_refused_at_load() {
+        let dir = tempfile_dir("limits");
+        for (toml, key) in [
+            ("[xml]\nmax_depth = 0\n", "xml.max_depth"),
+            ("[xml]\nmax_depth = 2\n", "xml.max_depth"),
+            ("[xml]\nmax_children = 0\n", "xml.max_children"),
+            ("[xml]\nmax_namespace_decls = 0\n", "xml.max_namespace_decls"),
+        ] {
+            let file = dir.join("soapgate.toml");
+            std::fs::write(&file, toml).expect("write");
+            let err = Settings::load(Some(&file), Overrides::default())
+                .expect_err(toml)
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+        let file = dir.join("soapgate.toml");
+        std::fs::write(&file, "[xml]\nmax_depth = 3\n").expect("write");
+        assert!(Settings::load(Some(&file), Overrides::default()).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fresh folder for one test's config file.
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "soapgate-config-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
     }
 
     #[test]

@@ -18,4 +18,5 @@ mod http_soap;
 mod listen;
 mod otlp;
 mod resilience;
+mod startup;
 mod usage_cli;
