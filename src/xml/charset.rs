@@ -127,7 +127,22 @@ pub fn decode<'a>(
     transport_charset: Option<&str>,
 ) -> Result<(Cow<'a, str>, Charset), XmlError> {
     let (charset, body) = if let Some((cs, len)) = Charset::from_bom(bytes) {
-        (cs, &bytes[len..])
+        let body = &bytes[len..];
+        // A declaration that names another encoding than the byte order
+        // mark is a fatal error (XML 1.0, 4.3.3): which one would be right?
+        let agrees = match declared_label(body)? {
+            None => true,
+            Some(Label::Utf16) => matches!(cs, Charset::Utf16Le | Charset::Utf16Be),
+            Some(Label::Known(declared)) => declared == cs,
+        };
+        if !agrees {
+            return Err(encoding_error(
+                cs.label(),
+                "the XML declaration names another encoding than the byte order mark",
+                START,
+            ));
+        }
+        (cs, body)
     } else {
         let label = match transport_charset.map(str::trim).filter(|s| !s.is_empty()) {
             Some(t) => {
@@ -401,6 +416,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cs, Charset::Utf8);
+    }
+
+    #[test]
+    fn a_bom_and_a_declaration_of_another_encoding_are_refused() {
+        let utf8 = b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><a/>";
+        assert!(decode(utf8, None).is_err());
+        let agreeing = b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?><a/>";
+        assert_eq!(decode(agreeing, None).expect("agrees").1, Charset::Utf8);
+        let text = "<?xml version=\"1.0\" encoding=\"utf-8\"?><a/>";
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        assert!(decode(&utf16, None).is_err());
+        let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>";
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(decode(&utf16, None).expect("agrees").1, Charset::Utf16Le);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod conformance;
 mod contracts;
 mod hostile;
 mod mapping;
