@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::bedrock::{BedrockClient, BedrockSettings};
-use crate::config::{QueueKind, Settings, WorkerSettings};
+use crate::config::{QueueKind, Settings};
 use crate::converse::ModelClient;
 use crate::emulator::EmulatorHandle;
 use crate::http::AppState;
@@ -76,7 +76,8 @@ enum Workers {
     /// takes in the polling table.
     Database { pool: WorkerPool, store: Store },
     /// `queue.kind = "sqs"`: the outbox relay, the consumers, and the
-    /// polling-table intake (whose jobs get outbox rows).
+    /// polling-table intake alone (whose jobs get outbox rows); nothing
+    /// claims from the jobs table.
     Sqs {
         queue: SqsQueue,
         consumer: Arc<Consumer>,
@@ -233,14 +234,13 @@ impl Workers {
             Arc::new(runner),
             settings.xml.clone(),
         ));
-        let intake = WorkerPool::new(
+        // The queue is the only way to a job: request rows become jobs with
+        // outbox rows here, and nothing claims from the jobs table, so every
+        // job gets its reply and its failures reach the DLQ.
+        let intake = WorkerPool::intake_only(
             store.clone(),
             live.clone(),
-            models.clone(),
-            WorkerSettings {
-                concurrency: 0,
-                ..settings.worker.clone()
-            },
+            settings.worker.clone(),
             settings.xml.clone(),
         );
         Ok(Workers::Sqs {

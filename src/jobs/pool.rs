@@ -3,7 +3,9 @@
 //!
 //! [`WorkerPool`] runs up to `concurrency` jobs at a time plus the
 //! polling-table intake (new `soapgate_requests` rows become jobs, in id
-//! order). One dispatcher claims as many jobs as there are free slots in one
+//! order). [`WorkerPool::intake_only`] runs the intake alone, for
+//! `queue.kind = "sqs"`, where the queue is the only way a job reaches a
+//! worker (the store gives each new job an outbox row). One dispatcher claims as many jobs as there are free slots in one
 //! transaction, and one committer writes the results that have piled up in
 //! one transaction, so under load jobs share their writes. A claimed
 //! job is leased; a heartbeat extends the lease every `lease / 3` while the
@@ -40,7 +42,8 @@ use crate::tenants::Tenants;
 use crate::xml::Limits;
 
 /// The workers of one process: up to `concurrency` jobs at a time and the
-/// polling-table intake, over one store and the live contracts and mappings.
+/// polling-table intake, over one store and the live contracts and mappings
+/// (or, made by [`WorkerPool::intake_only`], the intake alone).
 pub struct WorkerPool {
     inner: Arc<Inner>,
 }
@@ -49,26 +52,66 @@ impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerPool")
             .field("name", &self.inner.name)
+            .field("mode", &self.inner.mode)
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// What a pool runs besides the polling-table intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `queue.kind = "database"`: claim jobs from the jobs table and run
+    /// them, up to `concurrency` at a time.
+    Claim,
+    /// `queue.kind = "sqs"`: no claims; the queue's consumers run the jobs.
+    IntakeOnly,
 }
 
 struct Inner {
     runner: JobRunner,
     store: Store,
     settings: WorkerSettings,
+    mode: Mode,
     wake: Arc<Notify>,
     name: String,
 }
 
 impl WorkerPool {
+    /// The database queue: claims and runs jobs, up to
+    /// `settings.concurrency` at a time, and runs the intake.
     pub fn new(
         store: Store,
         live: Arc<Live>,
         model: Option<Arc<Models>>,
         settings: WorkerSettings,
         limits: Limits,
+    ) -> WorkerPool {
+        WorkerPool::with_mode(store, live, model, settings, limits, Mode::Claim)
+    }
+
+    /// The polling-table intake alone: request rows become jobs (with
+    /// their outbox rows when the store is made `with_outbox(true)`), and
+    /// no job is claimed from the table. For `queue.kind = "sqs"`, where the
+    /// queue's consumers are the only ones to run jobs, so that every job
+    /// gets its reply and its DLQ handling. `settings.concurrency` is not
+    /// used.
+    pub fn intake_only(
+        store: Store,
+        live: Arc<Live>,
+        settings: WorkerSettings,
+        limits: Limits,
+    ) -> WorkerPool {
+        WorkerPool::with_mode(store, live, None, settings, limits, Mode::IntakeOnly)
+    }
+
+    fn with_mode(
+        store: Store,
+        live: Arc<Live>,
+        model: Option<Arc<Models>>,
+        settings: WorkerSettings,
+        limits: Limits,
+        mode: Mode,
     ) -> WorkerPool {
         let host = std::env::var("HOSTNAME")
             .ok()
@@ -83,6 +126,7 @@ impl WorkerPool {
                 runner: JobRunner::new(store.clone(), live, model, limits),
                 store,
                 settings,
+                mode,
                 wake: Arc::new(Notify::new()),
                 name,
             }),
@@ -108,6 +152,7 @@ impl WorkerPool {
 
     /// Runs until `shutdown` completes, then stops claiming, waits up to the
     /// grace period for jobs in flight and releases those still running.
+    /// An intake-only pool stops taking in request rows and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
         let inner = self.inner;
         inner
@@ -118,18 +163,28 @@ impl WorkerPool {
         let (stop, abort) = (Shutdown::new(), Shutdown::new());
         let mut tasks = JoinSet::new();
         tasks.spawn(inner.clone().intake(stop.clone()));
-        // Results go to one writer, which ends when the dispatcher and
-        // every job it started have dropped their handles.
-        let (writer, writing) = ResultWriter::new(inner.store.clone(), inner.settings.concurrency);
-        tasks.spawn(writing);
-        tasks.spawn(inner.clone().dispatch(stop.clone(), abort.clone(), writer));
-        tracing::info!(
-            worker = %inner.name,
-            concurrency = inner.settings.concurrency,
-            lease_ms = inner.settings.lease_ms,
-            backend = ?inner.store.backend(),
-            "workers started"
-        );
+        match inner.mode {
+            Mode::Claim => {
+                // Results go to one writer, which ends when the dispatcher
+                // and every job it started have dropped their handles.
+                let (writer, writing) =
+                    ResultWriter::new(inner.store.clone(), inner.settings.concurrency);
+                tasks.spawn(writing);
+                tasks.spawn(inner.clone().dispatch(stop.clone(), abort.clone(), writer));
+                tracing::info!(
+                    worker = %inner.name,
+                    concurrency = inner.settings.concurrency,
+                    lease_ms = inner.settings.lease_ms,
+                    backend = ?inner.store.backend(),
+                    "workers started"
+                );
+            }
+            Mode::IntakeOnly => tracing::info!(
+                worker = %inner.name,
+                backend = ?inner.store.backend(),
+                "polling-table intake started (no claims from the jobs table: the queue delivers)"
+            ),
+        }
         shutdown.await;
         tracing::info!(worker = %inner.name, "workers stopping: no new claims");
         stop.trigger();
@@ -196,6 +251,7 @@ impl Inner {
     /// and runs each in a task of its own; stops claiming when `stop` is
     /// raised and returns when the jobs it started have ended.
     async fn dispatch(self: Arc<Self>, stop: Shutdown, abort: Shutdown, writer: ResultWriter) {
+        // The settings refuse 0; a pool that claims has at least one slot.
         let concurrency = self.settings.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
         let lease = self.settings.lease();

@@ -26,7 +26,8 @@ use soapgate::jobs::{JobExecutor, JobRunner};
 use soapgate::live::{Live, Sources};
 use soapgate::shutdown::Shutdown;
 use soapgate::store::{
-    JobClaim, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, ResultStatus, Store,
+    JobClaim, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob, NewRequest,
+    ResultStatus, Store,
 };
 use soapgate::xml::Limits;
 use support::{peer_missing, repo_root};
@@ -641,6 +642,7 @@ on_every_backend!(
     a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq,
     the_request_queue_is_a_door_for_raw_soap_requests,
     outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced,
+    in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply,
 );
 
 /// The store's side, without SQS: outbox leases and claims by job id.
@@ -803,6 +805,156 @@ impl Drop for WorkerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `soapgate worker` with `queue.kind = "sqs"` (the process `App::build`
+/// makes for `Role::Worker`): jobs enqueued with an outbox row and request
+/// rows the intake turns into jobs all travel through the queue, so every
+/// one of them gets its reply. A database claim loop in the same process
+/// would run some of them without a reply.
+async fn in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply(kind: Kind) {
+    let test = "in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply";
+    const JOBS: usize = 8;
+    const ROWS: usize = 12;
+    let Some(moto) = Moto::start(test) else {
+        return;
+    };
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let client = sqs_client(&moto.url);
+    let request_url = create_queue(
+        &client,
+        "requests",
+        &[(QueueAttributeName::VisibilityTimeout, "2".into())],
+    )
+    .await;
+    let reply_url = create_queue(&client, "replies", &[]).await;
+    let store = Store::connect(&db.url)
+        .await
+        .expect("store")
+        .with_outbox(true);
+    // Every model call takes a while, so jobs wait QUEUED (and a claim
+    // loop, if there were one, would find them).
+    let script = Script::parse("rules:\n  - delay_ms: 300\n", "slow.yaml").expect("script");
+    let emulator = soapgate::emulator::spawn(Some(script))
+        .await
+        .expect("emulator");
+    let config = db.dir.path().join("soapgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"wsdl_dir = "{wsdl}"
+mappings_dir = "{mappings}"
+
+[database]
+url = "{db_url}"
+
+[bedrock]
+endpoint_url = "{emulator}"
+max_attempts = 1
+
+[worker]
+poll_interval_ms = 20
+
+[queue]
+kind = "sqs"
+
+[queue.sqs]
+request_queue_url = "{request_url}"
+reply_queue_url = "{reply_url}"
+wait_time_seconds = 1
+visibility_timeout = 2
+pollers = 2
+"#,
+            wsdl = repo_root().join("wsdl").display(),
+            mappings = repo_root().join("mappings").display(),
+            db_url = db.url,
+            emulator = emulator.base_url(),
+        ),
+    )
+    .expect("config file");
+
+    let mut expected = std::collections::BTreeSet::new();
+    for n in 0..JOBS {
+        let correlation_id = format!("job-{n:02}");
+        store
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: correlation_id.clone(),
+                payload: triage_request(),
+                idempotency_key: None,
+                source: JobSource::OneWay,
+                tenant: None,
+            })
+            .await
+            .expect("enqueue");
+        expected.insert(correlation_id);
+    }
+    for n in 0..ROWS {
+        let correlation_id = format!("row-{n:02}");
+        store
+            .insert_request(&NewRequest {
+                correlation_id: correlation_id.clone(),
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                payload: triage_request(),
+                tenant: None,
+            })
+            .await
+            .expect("request row");
+        expected.insert(correlation_id);
+    }
+
+    let log = db.dir.path().join("worker.log");
+    let worker = WorkerProcess::start(&config, &moto.url, &log);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let counts = store.job_counts().await.expect("counts");
+        if counts.done + counts.failed >= (JOBS + ROWS) as i64
+            && queue_depth(&client, &request_url).await == 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not finish: {counts:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let replies = drain(&client, &reply_url, JOBS + ROWS, Duration::from_secs(10)).await;
+    worker.kill();
+
+    let counts = store.job_counts().await.expect("counts");
+    assert_eq!(
+        counts.done,
+        (JOBS + ROWS) as i64,
+        "every job DONE: {counts:?}"
+    );
+    let replied: std::collections::BTreeSet<String> = replies
+        .iter()
+        .filter_map(|m| attr(m, "CorrelationId"))
+        .collect();
+    let missing: Vec<&String> = expected.difference(&replied).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} jobs got no reply (run outside the queue): {missing:?}",
+        missing.len(),
+        expected.len()
+    );
+    assert_eq!(replies.len(), JOBS + ROWS, "one reply per job");
+    assert_eq!(model_calls(&emulator).await, (JOBS + ROWS) as u64);
+    for correlation_id in &expected {
+        let result = store
+            .get_result(correlation_id)
+            .await
+            .expect("result")
+            .expect("result row");
+        assert_eq!(result.status, ResultStatus::Done, "{result:?}");
+    }
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
