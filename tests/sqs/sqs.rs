@@ -338,31 +338,63 @@ impl Rig {
         }
     }
 
+    /// Starts a consumer of `pollers` receive loops (the rig's other queue
+    /// settings) and a relay in this process.
+    fn spawn_workers_with_pollers(&self, pollers: u32) -> Vec<tokio::task::JoinHandle<()>> {
+        let settings = SqsSettings {
+            pollers,
+            ..self.queue.settings().clone()
+        };
+        let queue = SqsQueue::for_endpoint(&self._moto.url, &settings).expect("SQS settings");
+        let consumer = Arc::new(Consumer::new(
+            self.store.clone(),
+            queue.clone(),
+            self.executor.clone(),
+            Limits::default(),
+        ));
+        vec![
+            tokio::spawn(consumer.run(self.stop.clone())),
+            tokio::spawn(sqs::relay(self.store.clone(), queue, self.stop.clone())),
+        ]
+    }
+
     /// Enqueues a TriageTicket job the way every producer does in SQS mode:
     /// `Store::enqueue` on a store with the outbox on.
     async fn enqueue(&self, correlation_id: &str, source: JobSource) -> JobId {
         let before = self.store.outbox_len().await.expect("outbox");
         let id = self
-            .store
-            .clone()
-            .with_outbox(true)
-            .enqueue(&NewJob {
-                service: "SupportDesk".into(),
-                operation: "TriageTicket".into(),
-                correlation_id: correlation_id.into(),
-                payload: triage_request(),
-                idempotency_key: Some(format!("test:{correlation_id}")),
-                source,
-                tenant: None,
-            })
-            .await
-            .expect("enqueue");
+            .enqueue_payload(correlation_id, source, triage_request())
+            .await;
         assert_eq!(
             self.store.outbox_len().await.expect("outbox"),
             before + 1,
             "the job and its outbox row are written together"
         );
         id
+    }
+
+    /// Like [`Rig::enqueue`], with a payload of the test's own, and usable
+    /// while a relay runs (which deletes the outbox rows it sent).
+    async fn enqueue_payload(
+        &self,
+        correlation_id: &str,
+        source: JobSource,
+        payload: String,
+    ) -> JobId {
+        self.store
+            .clone()
+            .with_outbox(true)
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: correlation_id.into(),
+                payload,
+                idempotency_key: Some(format!("test:{correlation_id}")),
+                source,
+                tenant: None,
+            })
+            .await
+            .expect("enqueue")
     }
 
     /// Waits until `done` holds, polling; panics with `what` at the deadline.
@@ -618,6 +650,105 @@ async fn the_request_queue_is_a_door_for_raw_soap_requests(kind: Kind) {
     assert_eq!(ok.status, ResultStatus::Done);
 }
 
+/// A TriageTicket request whose subject is `subject`.
+fn triage_request_about(subject: &str) -> String {
+    let request = triage_request();
+    let start = request.find("<Subject>").expect("subject start") + "<Subject>".len();
+    let end = request.find("</Subject>").expect("subject end");
+    format!("{}{subject}{}", &request[..start], &request[end..])
+}
+
+/// One consumer with one receive loop: a slow job holds only its own slot,
+/// so the fast jobs that arrive while it runs are received and finished
+/// without waiting for it.
+async fn a_slow_job_does_not_hold_up_the_fast_jobs_behind_it(kind: Kind) {
+    let test = "a_slow_job_does_not_hold_up_the_fast_jobs_behind_it";
+    const SLOW: usize = 2;
+    const FAST: usize = 20;
+    let script = "rules:\n  - prompt: Slowpoke\n    delay_ms: 10000\n";
+    let Some(rig) = Rig::start(test, kind, Some(script), 3).await else {
+        return;
+    };
+    let workers = rig.spawn_workers_with_pollers(1);
+    let mut slow = Vec::new();
+    for n in 0..SLOW {
+        let payload = triage_request_about(&format!("Slowpoke export number {n}"));
+        slow.push(
+            rig.enqueue_payload(&format!("slow-{n}"), JobSource::OneWay, payload)
+                .await,
+        );
+    }
+    rig.wait_for("the slow jobs to run", Duration::from_secs(30), || async {
+        for id in &slow {
+            if job_status(&rig.store, id).await != JobStatus::Running {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    // The slow jobs hold two of the consumer's slots; the fast jobs come
+    // now, on the same (only) receive loop.
+    let fast_started = Instant::now();
+    let mut fast = Vec::new();
+    for n in 0..FAST {
+        let payload = triage_request_about(&format!("Quick export number {n}"));
+        fast.push(
+            rig.enqueue_payload(&format!("fast-{n}"), JobSource::OneWay, payload)
+                .await,
+        );
+    }
+    rig.wait_for(
+        "every fast job to finish",
+        Duration::from_secs(60),
+        || async {
+            for id in &fast {
+                if job_status(&rig.store, id).await != JobStatus::Done {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    eprintln!(
+        "{test} ({kind:?}): {FAST} fast jobs DONE {:.1} s after they were enqueued",
+        fast_started.elapsed().as_secs_f64()
+    );
+    for id in &slow {
+        let status = job_status(&rig.store, id).await;
+        assert_eq!(
+            status,
+            JobStatus::Running,
+            "slow job {id} is {status:?} by the time the last fast job is DONE: \
+             the fast jobs waited for the slow ones"
+        );
+    }
+    rig.wait_for(
+        "the slow jobs to finish",
+        Duration::from_secs(60),
+        || async {
+            for id in &slow {
+                if job_status(&rig.store, id).await != JobStatus::Done {
+                    return false;
+                }
+            }
+            queue_depth(&rig.client, &rig.request_url).await == 0
+        },
+    )
+    .await;
+    rig.stop(workers).await;
+    assert_eq!(model_calls(&rig.emulator).await, (SLOW + FAST) as u64);
+    let replies = drain(
+        &rig.client,
+        &rig.reply_url,
+        SLOW + FAST,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(replies.len(), SLOW + FAST, "one reply per job");
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -642,6 +773,7 @@ on_every_backend!(
     a_job_that_always_fails_ends_failed_and_its_message_lands_in_the_dlq,
     the_request_queue_is_a_door_for_raw_soap_requests,
     outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced,
+    a_slow_job_does_not_hold_up_the_fast_jobs_behind_it,
     in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply,
 );
 

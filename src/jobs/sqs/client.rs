@@ -156,13 +156,14 @@ impl SqsQueue {
             .collect())
     }
 
-    pub(super) async fn receive(&self) -> Result<Vec<Message>, QueueError> {
+    /// Long-polls for up to `max` messages (1 to 10).
+    pub(super) async fn receive(&self, max: u32) -> Result<Vec<Message>, QueueError> {
         let s = &self.settings;
         let out = self
             .client
             .receive_message()
             .queue_url(&self.request_url)
-            .max_number_of_messages(clamp_i32(s.batch_size))
+            .max_number_of_messages(clamp_i32(max.clamp(1, 10)))
             .wait_time_seconds(clamp_i32(s.wait_time_seconds))
             .visibility_timeout(clamp_i32(s.visibility_timeout))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)

@@ -1,14 +1,17 @@
 //! The consumers: long-poll the request queue, claim each message's job
 //! (or admit a request from outside through the door), run it through the
 //! process's [`JobExecutor`] with visibility and lease heartbeats, write its
-//! end, send the reply and delete the message.
+//! end, send the reply and delete the message. The receive loops share
+//! `pollers × batch_size` slots and receive only for free ones; each
+//! message is handled in a task of its own, so a slow job holds one slot,
+//! not its batch.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::{
@@ -77,38 +80,92 @@ impl Consumer {
 
     /// Runs `pollers` receive loops and the batch deleter until `shutdown`;
     /// jobs in flight finish first.
+    ///
+    /// The process runs at most `pollers × batch_size` jobs at once: the
+    /// receive loops share that many slots, and a loop receives only as
+    /// many messages as there are free slots (at most `batch_size`), so a
+    /// message is never held invisible here while it waits for a slot.
+    /// Each message is handled in a task of its own that frees its slot
+    /// when it ends, so a slow job holds only its own slot, never the rest
+    /// of the batch it came with.
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let s = self.queue.settings();
+        let slots = (s.pollers.max(1) as usize) * (s.batch_size.clamp(1, 10) as usize);
+        let free = Arc::new(Semaphore::new(slots));
         let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
         let deleter = tokio::spawn(deleter(self.queue.clone(), delete_rx));
-        // Results of every poller's jobs share write transactions.
-        let in_flight = self.queue.settings().pollers as usize * 10;
-        let (writer, writing) = ResultWriter::new(self.store.clone(), in_flight);
+        // Results of every job of the process share write transactions.
+        let (writer, writing) = ResultWriter::new(self.store.clone(), slots);
         let writing = tokio::spawn(writing);
+        // The loops hand each message over with its slot; one slot per
+        // message in the channel, so a send never waits.
+        let (work_tx, mut work_rx) = mpsc::channel::<(Message, OwnedSemaphorePermit)>(slots);
         let mut pollers = JoinSet::new();
-        for _ in 0..self.queue.settings().pollers {
-            let me = self.clone();
-            let tx = delete_tx.clone();
-            let writer = writer.clone();
-            let stop = shutdown.clone();
-            pollers.spawn(async move { me.poll_loop(tx, writer, stop).await });
+        for _ in 0..s.pollers.max(1) {
+            pollers.spawn(
+                self.clone()
+                    .poll_loop(free.clone(), work_tx.clone(), shutdown.clone()),
+            );
         }
+        drop(work_tx);
+        let mut running = JoinSet::new();
+        loop {
+            tokio::select! {
+                received = work_rx.recv() => match received {
+                    Some((message, slot)) => {
+                        let me = self.clone();
+                        let deletes = delete_tx.clone();
+                        let writer = writer.clone();
+                        running.spawn(async move {
+                            me.handle_message(message, &deletes, &writer).await;
+                            drop(slot);
+                        });
+                    }
+                    // Every loop has stopped (at shutdown).
+                    None => break,
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        while pollers.join_next().await.is_some() {}
+        // The jobs in flight finish, write their results and queue their
+        // deletes before the writer and the deleter stop.
+        while running.join_next().await.is_some() {}
         drop(delete_tx);
         drop(writer);
-        while pollers.join_next().await.is_some() {}
         let _ = deleter.await;
         let _ = writing.await;
     }
 
+    /// Waits for a free slot, takes every other free one up to
+    /// `batch_size`, receives at most that many messages and hands each
+    /// over with a slot; slots left over are freed at once.
     async fn poll_loop(
         self: Arc<Self>,
-        deletes: mpsc::UnboundedSender<String>,
-        writer: ResultWriter,
+        free: Arc<Semaphore>,
+        work: mpsc::Sender<(Message, OwnedSemaphorePermit)>,
         shutdown: Shutdown,
     ) {
+        let batch = self.queue.settings().batch_size.clamp(1, 10) as usize;
         let mut failures: u32 = 0;
         while !shutdown.is_triggered() {
+            let first = tokio::select! {
+                slot = free.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+                () = shutdown.wait() => break,
+            };
+            let mut slots = vec![first];
+            while slots.len() < batch {
+                match free.clone().try_acquire_owned() {
+                    Ok(slot) => slots.push(slot),
+                    Err(_) => break,
+                }
+            }
+            let max = u32::try_from(slots.len()).unwrap_or(1);
             let received = tokio::select! {
-                r = self.queue.receive() => r,
+                r = self.queue.receive(max) => r,
                 () = shutdown.wait() => break,
             };
             let messages = match received {
@@ -117,6 +174,7 @@ impl Consumer {
                     m
                 }
                 Err(e) => {
+                    drop(slots);
                     failures = failures.saturating_add(1);
                     let pause = Duration::from_millis(200u64 << failures.min(6));
                     tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "receiving from SQS failed");
@@ -127,33 +185,47 @@ impl Consumer {
                     continue;
                 }
             };
-            let mut batch = JoinSet::new();
             for message in messages {
-                let me = self.clone();
-                let deletes = deletes.clone();
-                let writer = writer.clone();
-                batch.spawn(async move {
-                    let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
-                        return;
-                    };
-                    match me.handle(&message, &receipt, &writer).await {
-                        Ok(Disposal::Delete) => {
-                            let _ = deletes.send(receipt);
-                        }
-                        Ok(Disposal::Leave) => {}
-                        Err(e) => {
-                            // The message comes back after its visibility;
-                            // the fenced claim sorts out what was done.
-                            tracing::warn!(
-                                error = %e,
-                                message_id = message.message_id().unwrap_or(""),
-                                "handling an SQS message failed"
-                            );
-                        }
-                    }
-                });
+                // SQS returns at most `max` messages; a slot each.
+                let Some(slot) = slots.pop() else {
+                    tracing::warn!(
+                        message_id = message.message_id().unwrap_or(""),
+                        "SQS returned more messages than asked for; this one comes back after its visibility"
+                    );
+                    continue;
+                };
+                if work.send((message, slot)).await.is_err() {
+                    return;
+                }
             }
-            while batch.join_next().await.is_some() {}
+        }
+    }
+
+    /// Handles one received message and queues its delete when its job is
+    /// dealt with.
+    async fn handle_message(
+        &self,
+        message: Message,
+        deletes: &mpsc::UnboundedSender<String>,
+        writer: &ResultWriter,
+    ) {
+        let Some(receipt) = message.receipt_handle().map(str::to_owned) else {
+            return;
+        };
+        match self.handle(&message, &receipt, writer).await {
+            Ok(Disposal::Delete) => {
+                let _ = deletes.send(receipt);
+            }
+            Ok(Disposal::Leave) => {}
+            Err(e) => {
+                // The message comes back after its visibility; the fenced
+                // claim sorts out what was done.
+                tracing::warn!(
+                    error = %e,
+                    message_id = message.message_id().unwrap_or(""),
+                    "handling an SQS message failed"
+                );
+            }
         }
     }
 

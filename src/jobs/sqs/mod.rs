@@ -10,8 +10,10 @@
 //!   attribute are the job id; the row holds the payload) and deletes the
 //!   rows SQS accepted. A crash between the send and the delete sends a job
 //!   twice: delivery is at least once.
-//! - **Consumers** ([`Consumer::run`]) long-poll `ReceiveMessage` and claim
-//!   each message's job with the fenced claim. A job that already has its
+//! - **Consumers** ([`Consumer::run`]) long-poll `ReceiveMessage` (only for
+//!   free slots: at most `pollers × batch_size` jobs run at once per
+//!   process, each message on its own) and claim each message's job with
+//!   the fenced claim. A job that already has its
 //!   result gets its message deleted without a model call: that is how a
 //!   duplicate delivery yields one result and one model call. A job held by
 //!   another worker under a live lease is left alone (the message comes
