@@ -171,12 +171,11 @@ fn bench(c: &mut Criterion) {
     };
     parts.bench_function("authenticate_text_cached", |b| {
         b.iter(|| {
-            tenants
-                .authenticate(&Presented {
-                    token: Some(&text_token),
-                    ..Presented::default()
-                })
-                .is_ok()
+            rt.block_on(tenants.authenticate(&Presented {
+                token: Some(&text_token),
+                ..Presented::default()
+            }))
+            .is_ok()
         })
     });
     parts.bench_function("authenticate_digest", |b| {
@@ -196,12 +195,11 @@ fn bench(c: &mut Criterion) {
                 }
             },
             |token| {
-                tenants
-                    .authenticate(&Presented {
-                        token: Some(&token),
-                        ..Presented::default()
-                    })
-                    .is_ok()
+                rt.block_on(tenants.authenticate(&Presented {
+                    token: Some(&token),
+                    ..Presented::default()
+                }))
+                .is_ok()
             },
             criterion::BatchSize::SmallInput,
         )

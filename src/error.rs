@@ -86,6 +86,15 @@ pub enum GatewayError {
         tenant: String,
         retry_after: std::time::Duration,
     },
+    /// Authentication refused before checking any password: too many
+    /// failed attempts from this user name or source address, no password
+    /// check free in time, or a user's nonce window full. The detail is for
+    /// the log only.
+    #[error("authentication refused unchecked: {detail}")]
+    AuthThrottled {
+        detail: String,
+        retry_after: std::time::Duration,
+    },
     #[error("tenant {tenant} has used up its {period} token budget")]
     BudgetExhausted {
         tenant: String,
@@ -126,7 +135,9 @@ impl GatewayError {
             GatewayError::Overloaded { .. } => ErrorCode::Overloaded,
             GatewayError::Unauthenticated(_) => ErrorCode::AuthenticationFailed,
             GatewayError::NotAuthorised { .. } => ErrorCode::NotAuthorised,
-            GatewayError::RateLimited { .. } => ErrorCode::RateLimited,
+            GatewayError::RateLimited { .. } | GatewayError::AuthThrottled { .. } => {
+                ErrorCode::RateLimited
+            }
             GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
         }
     }
@@ -160,6 +171,10 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => {
                 "Request rate limit exceeded; retry later".to_string()
             }
+            // Says neither who nor why: that would help a guesser.
+            GatewayError::AuthThrottled { .. } => {
+                "Too many authentication attempts; retry later".to_string()
+            }
             GatewayError::BudgetExhausted { period, .. } => {
                 format!("The token budget for this {period} is used up")
             }
@@ -190,7 +205,8 @@ impl GatewayError {
             fault.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
         }
         if let GatewayError::Overloaded { retry_after }
-        | GatewayError::RateLimited { retry_after, .. } = self
+        | GatewayError::RateLimited { retry_after, .. }
+        | GatewayError::AuthThrottled { retry_after, .. } = self
         {
             // Whole seconds, rounded up: retrying sooner is refused again.
             let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);

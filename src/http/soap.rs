@@ -2,10 +2,12 @@
 //! size cap, hands it to the pipeline, and writes the response envelope or
 //! fault in the client's SOAP version and charset.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +28,8 @@ pub(crate) async fn post_call(
     State(state): State<AppState>,
     Path(service): Path<String>,
     headers: HeaderMap,
+    // Present when the listener puts the peer's address in each request.
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Response {
     let started = Instant::now();
@@ -49,6 +53,7 @@ pub(crate) async fn post_call(
     let result = call(
         &state,
         headers,
+        peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
         &content_type,
         body,
         &mut ctx,
@@ -199,12 +204,14 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 /// Read, authenticate, dispatch and validate, authorise and admit: the
 /// tenant checks sit between reading the envelope (where the
-/// UsernameToken is) and dispatching it.
+/// UsernameToken is) and dispatching it. `source` is the client's
+/// address, when known: failed authentications are throttled by it too.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-fn prepare_for_tenant(
+async fn prepare_for_tenant(
     tenants: &Tenants,
     contracts: &crate::contract::ContractSet,
     headers: &HeaderMap,
+    source: Option<IpAddr>,
     inbound: &Inbound<'_>,
     bytes: &[u8],
     limits: &xml::Limits,
@@ -218,11 +225,14 @@ fn prepare_for_tenant(
     let api_key = headers
         .get(tenants.api_key_header())
         .and_then(|v| v.to_str().ok());
-    let principal = tenants.authenticate(&Presented {
-        token: token.as_ref(),
-        basic: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-        api_key,
-    })?;
+    let principal = tenants
+        .authenticate(&Presented {
+            token: token.as_ref(),
+            basic: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            api_key,
+            source,
+        })
+        .await?;
     seen.principal = Some(principal.who);
     ctx.tenant = Some(principal.tenant.clone());
     let prepared = pipeline::dispatch(contracts, inbound, envelope, ctx)?;
@@ -237,9 +247,11 @@ fn prepare_for_tenant(
     Ok(prepared)
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 async fn call(
     state: &AppState,
     headers: HeaderMap,
+    source: Option<IpAddr>,
     content_type: &ContentType,
     body: Body,
     ctx: &mut CallContext,
@@ -278,16 +290,19 @@ async fn call(
                 if tenants.audit_payloads() {
                     seen.request = Some(String::from_utf8_lossy(&bytes).into_owned());
                 }
-                prepare_for_tenant(
+                // Boxed: a password check waits here (see post_call).
+                Box::pin(prepare_for_tenant(
                     tenants,
                     &snapshot.contracts,
                     &headers,
+                    source,
                     &inbound,
                     &bytes,
                     &state.settings.xml,
                     ctx,
                     seen,
-                )?
+                ))
+                .await?
             }
         }
     };

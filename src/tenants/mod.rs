@@ -4,7 +4,9 @@
 //!
 //! A call goes through, in order: [`Tenants::authenticate`] (a WS-Security
 //! UsernameToken, HTTP Basic or an API key, `auth.rs` and
-//! `username_token.rs`), [`Tenants::authorize`] (the tenant's allow list),
+//! `username_token.rs`; failed logins counted per user name and source
+//! address in `throttle.rs`, Argon2 on the blocking pool, each user's
+//! nonces in a window of its own, `nonces.rs`), [`Tenants::authorize`] (the tenant's allow list),
 //! [`Tenants::admit`] (its request rate, governor) and
 //! [`Tenants::check_budget`] (its day and month token budgets, in the
 //! database); only then may it reach the model or the queue. Afterwards
@@ -16,8 +18,10 @@
 
 mod auth;
 mod limits;
+mod nonces;
 pub mod secret;
 pub mod settings;
+mod throttle;
 mod usage;
 pub mod username_token;
 
@@ -32,8 +36,8 @@ pub use usage::{CallRecord, CallSource, sha256_hex};
 
 use crate::error::GatewayError;
 
-/// The configured tenants and their live state (nonce cache, verified
-/// passwords, rate limiters).
+/// The configured tenants and their live state (nonce windows, verified
+/// passwords, failed-login counts, rate limiters).
 pub struct Tenants {
     tenants: Vec<Tenant>,
     by_name: HashMap<String, usize>,
@@ -108,7 +112,7 @@ impl Tenants {
         let mut tenants = Vec::new();
         let mut by_name = HashMap::new();
         let mut limiters = Vec::new();
-        let mut auth = auth::Credentials::new(tenancy);
+        let mut auth = auth::Credentials::new(tenancy)?;
         for (ix, t) in list.iter().enumerate() {
             let name = t.name.trim();
             if name.is_empty() {
@@ -142,6 +146,7 @@ impl Tenants {
                 tokens_per_month: t.tokens_per_month,
             });
         }
+        auth.seal()?;
         Ok(Some(Tenants {
             tenants,
             by_name,
@@ -161,6 +166,14 @@ impl Tenants {
         self.settings.audit_payloads
     }
 
+    /// Argon2 verifications performed so far, against real and dummy
+    /// hashes alike.
+    pub fn password_verifications(&self) -> u64 {
+        self.auth
+            .verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether `name` is a configured tenant.
     pub fn knows(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
@@ -169,10 +182,16 @@ impl Tenants {
     /// The tenant the presented credentials belong to. Exactly one scheme
     /// decides: the UsernameToken when there is one, else HTTP Basic, else
     /// the API key; a failing credential is never passed over for another.
-    pub fn authenticate(&self, presented: &Presented<'_>) -> Result<Principal, GatewayError> {
+    ///
+    /// A password that is not remembered from an earlier call is checked
+    /// on the blocking pool, a bounded number at once; failed attempts are
+    /// throttled per user name and source address before any check
+    /// (`AuthThrottled`, RATE_LIMITED).
+    pub async fn authenticate(&self, presented: &Presented<'_>) -> Result<Principal, GatewayError> {
         let now = time::OffsetDateTime::now_utc();
         self.auth
             .authenticate(presented, now)
+            .await
             .map(|(ix, who)| Principal {
                 tenant: self.tenants[ix].name.clone(),
                 who,

@@ -49,6 +49,36 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// The Argon2id PHC string of a random password nobody knows, made with
+/// the parameters (memory, iterations, lanes, version, output length) of
+/// `like`, or the defaults when there is none: verifying a password
+/// against it costs what verifying against `like` costs. Unknown users are
+/// checked against it, so they take as long as known ones.
+pub fn dummy_hash(like: Option<&str>) -> Result<String, String> {
+    use argon2::{Algorithm, Params, Version};
+    let salt =
+        SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| e.to_string())?;
+    let password = uuid::Uuid::new_v4().to_string();
+    let argon2 = match like {
+        Some(like) => {
+            let parsed = PasswordHash::new(like).map_err(|e| e.to_string())?;
+            let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+            let version = parsed
+                .version
+                .map(Version::try_from)
+                .transpose()
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            Argon2::new(Algorithm::Argon2id, version, params)
+        }
+        None => Argon2::default(),
+    };
+    argon2
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
 /// `sha256:` and the lower-case hex SHA-256 of an API key.
 pub fn hash_api_key(key: &str) -> String {
     format!("sha256:{}", hex(&Sha256::digest(key.as_bytes())))
@@ -91,6 +121,30 @@ mod tests {
         assert!(!verify_password("s3cre", &h));
         assert!(!verify_password("s3cret", "not a hash"));
         assert_ne!(h, hash_password("s3cret").expect("hash"), "salted");
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_parameters_of_the_real_ones() {
+        let real = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(8 * 1024, 3, 1, None).expect("params"),
+        )
+        .hash_password(
+            b"pw",
+            &SaltString::encode_b64(b"0123456789abcdef").expect("salt"),
+        )
+        .expect("hash")
+        .to_string();
+        let dummy = dummy_hash(Some(&real)).expect("dummy");
+        let params = |h: &str| {
+            let p = PasswordHash::new(h).expect("phc");
+            (p.algorithm.to_string(), p.version, p.params.to_string())
+        };
+        assert_eq!(params(&dummy), params(&real));
+        assert!(!verify_password("pw", &dummy));
+        let default = dummy_hash(None).expect("dummy");
+        assert_eq!(params(&default), params(&hash_password("x").expect("hash")));
     }
 
     #[test]

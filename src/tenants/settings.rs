@@ -90,14 +90,30 @@ pub struct TenancySettings {
     pub created_max_age_secs: u64,
     /// ...and at most this far ahead of our clock.
     pub created_max_future_secs: u64,
-    /// Nonces remembered (for `created_max_age_secs +
-    /// created_max_future_secs`) to refuse replays; the oldest are dropped
-    /// beyond this many.
+    /// Nonces remembered per UsernameToken user (each for
+    /// `created_max_age_secs + created_max_future_secs`) to refuse
+    /// replays. A user who sends more genuine tokens with nonces within
+    /// that window is refused (RATE_LIMITED) until its oldest expire: a
+    /// nonce is never forgotten while its token could still be accepted,
+    /// and no user's traffic touches another user's nonces.
     pub nonce_cache_capacity: u64,
     /// How long a password that checked out against its (deliberately
     /// slow) hash is remembered, so a busy client does not pay the hash on
     /// every call. 0: check every time.
     pub verified_cache_secs: u64,
+    /// Failed authentications let through at once, per user name and per
+    /// source address; beyond them an attempt is refused (RATE_LIMITED)
+    /// before any password is checked.
+    pub failed_auth_burst: u32,
+    /// How fast failed authentications are forgotten, per minute.
+    pub failed_auth_per_minute: u32,
+    /// Argon2 verifications running at once, on tokio's blocking pool;
+    /// unset: half the CPUs, at least one, so a flood of guesses cannot
+    /// take every core from the other calls.
+    pub password_checks_at_once: Option<u32>,
+    /// How long a call waits for one of those to be free before it is
+    /// refused (RATE_LIMITED).
+    pub password_check_wait_ms: u64,
     /// Keep each call's request and response payloads in the audit trail
     /// (they may hold personal data: off by default).
     pub audit_payloads: bool,
@@ -113,6 +129,10 @@ impl Default for TenancySettings {
             created_max_future_secs: 60,
             nonce_cache_capacity: 100_000,
             verified_cache_secs: 300,
+            failed_auth_burst: 10,
+            failed_auth_per_minute: 10,
+            password_checks_at_once: None,
+            password_check_wait_ms: 2000,
             audit_payloads: false,
             prices: BTreeMap::new(),
         }

@@ -92,6 +92,15 @@ impl Gateway {
         format!("{}/soap/{service}", self.base_url)
     }
 
+    /// Argon2 password verifications this facade has performed.
+    pub(crate) fn password_verifications(&self) -> u64 {
+        self.state
+            .tenants
+            .as_ref()
+            .expect("tenants configured")
+            .password_verifications()
+    }
+
     /// Converse calls the emulator has seen (`GET /_emulator/calls`).
     pub(crate) async fn model_calls(&self) -> u64 {
         let body = reqwest::get(format!("{}/_emulator/calls", self.emulator.base_url()))

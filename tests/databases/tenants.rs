@@ -634,3 +634,132 @@ async fn tenants_sending_the_same_message_id_get_jobs_of_their_own() {
         "a tenant's own retry is the same job"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_is_throttled_before_the_hash_while_another_tenant_is_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let hashed = secret::hash_password("right").expect("hash");
+    let a = tenant(
+        "a",
+        &["SupportDesk.*"],
+        vec![CredentialSettings::Basic {
+            username: "alice".into(),
+            password_hash: hashed,
+        }],
+    );
+    let b = tenant(
+        "b",
+        &["SupportDesk.*"],
+        vec![CredentialSettings::ApiKey {
+            key_hash: secret::hash_api_key("sg_key_b"),
+        }],
+    );
+    let tenancy = TenancySettings {
+        password_checks_at_once: Some(2),
+        ..TenancySettings::default()
+    };
+    let gw = Gateway::start(vec![a, b], tenancy, &sqlite_url(&dir)).await;
+    let url = gw.endpoint("SupportDesk");
+    // An unknown user costs a verification like a known one.
+    let before = gw.password_verifications();
+    let a = post(
+        &url,
+        &triage(),
+        &[("authorization", &basic("mallory", "x"))],
+    )
+    .await;
+    assert_eq!(a.code().as_deref(), Some("AUTHENTICATION_FAILED"), "{a:?}");
+    assert_eq!(gw.password_verifications(), before + 1, "unknown user");
+
+    // 60 wrong passwords for alice at once, and tenant b's calls meanwhile.
+    let before = gw.password_verifications();
+    let bad = basic("alice", "guess");
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        let (url, bad) = (url.clone(), bad.clone());
+        flood.push(async move { post(&url, &triage(), &[("authorization", bad.as_str())]).await });
+    }
+    let flood = tokio::spawn(futures_join(flood));
+    let mut served = Vec::new();
+    for _ in 0..10 {
+        let url = url.clone();
+        served.push(async move { post(&url, &triage(), &[("x-api-key", "sg_key_b")]).await });
+    }
+    for answer in futures_join(served).await {
+        assert!(answer.ok(), "tenant b must be served: {answer:?}");
+    }
+    let flood = flood.await.expect("flood");
+    let limited = flood
+        .iter()
+        .filter(|a| a.code().as_deref() == Some("RATE_LIMITED"))
+        .count();
+    for answer in &flood {
+        assert!(
+            matches!(
+                answer.code().as_deref(),
+                Some("AUTHENTICATION_FAILED" | "RATE_LIMITED")
+            ),
+            "{answer:?}"
+        );
+        assert!(!answer.body.contains("alice"), "{}", answer.body);
+    }
+    let done = gw.password_verifications() - before;
+    // The default burst of failures (10), plus what was in flight when the
+    // last of them was recorded (the permits, at most 2 here).
+    assert!(
+        done <= 12,
+        "{done} Argon2 verifications for 60 wrong passwords ({limited} throttled)"
+    );
+    assert!(limited >= 60 - 12, "{limited} throttled");
+    // The right password, once the burst is spent, is refused too (the
+    // user name is throttled) and costs nothing.
+    let before = gw.password_verifications();
+    let a = post(
+        &url,
+        &triage(),
+        &[("authorization", &basic("alice", "right"))],
+    )
+    .await;
+    assert_eq!(a.code().as_deref(), Some("RATE_LIMITED"), "{a:?}");
+    assert!(a.retry_after().is_some_and(|s| s >= 1), "{a:?}");
+    assert_eq!(gw.password_verifications(), before);
+    assert_eq!(gw.model_calls().await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_token_stays_a_replay_whatever_another_tenant_sends() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let tenancy = TenancySettings {
+        nonce_cache_capacity: 20,
+        ..TenancySettings::default()
+    };
+    let tenants = vec![
+        tenant("a", &["SupportDesk.*"], vec![token_user("ua", "pa")]),
+        tenant("b", &["SupportDesk.*"], vec![token_user("ub", "pb")]),
+    ];
+    let gw = Gateway::start(tenants, tenancy, &sqlite_url(&dir)).await;
+    let url = gw.endpoint("SupportDesk");
+    let captured = with_header(&triage(), &digest_token("ua", "pa", &nonce(), &created(0)));
+    let a = post(&url, &captured, &[]).await;
+    assert!(a.ok(), "{a:?}");
+    // Tenant b sends more genuine tokens than the capacity.
+    let mut b_ok = 0;
+    for _ in 0..50 {
+        let env = with_header(&triage(), &digest_token("ub", "pb", &nonce(), &created(0)));
+        let b = post(&url, &env, &[]).await;
+        if b.ok() {
+            b_ok += 1;
+        } else {
+            assert_eq!(b.code().as_deref(), Some("RATE_LIMITED"), "{b:?}");
+        }
+    }
+    assert!(b_ok >= 20, "{b_ok}");
+    let calls = gw.model_calls().await;
+    let replay = post(&url, &captured, &[]).await;
+    assert_eq!(
+        replay.code().as_deref(),
+        Some("AUTHENTICATION_FAILED"),
+        "the captured token was accepted again: {replay:?}"
+    );
+    assert_eq!(gw.model_calls().await, calls);
+}
