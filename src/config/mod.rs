@@ -41,6 +41,24 @@ pub struct Settings {
     /// get HTTP 431. At least 8192, which is also the default (Tomcat's):
     /// each connection's read buffer is this size.
     pub max_header_bytes: usize,
+    /// Connections served at once; beyond it new connections wait in the
+    /// listen backlog until one ends. Default 512, nginx's built-in
+    /// `worker_connections`: under the usual 1,024 file descriptors with
+    /// room for the rest of the process (see
+    /// [`crate::listen::DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// How long a connection with no request in progress stays open
+    /// waiting for one, in milliseconds. Default 120 000: longer than the
+    /// common SOAP clients keep an idle pooled connection (.NET Framework
+    /// 100 s), so they close first; nginx says 75 s, Envoy an hour (see
+    /// [`crate::listen::DEFAULT_IDLE_TIMEOUT`]).
+    pub idle_timeout_ms: u64,
+    /// How long a request may take to arrive, from its first byte to the
+    /// last byte of its body, in milliseconds; then the connection is
+    /// closed. Default 60 000: nginx's 60 s header and body timeouts, as a
+    /// total rather than per read, so a client dripping a byte at a time is
+    /// cut off too (see [`crate::listen::DEFAULT_REQUEST_READ_TIMEOUT`]).
+    pub request_read_timeout_ms: u64,
     /// Caps on the structure of request documents.
     pub xml: Limits,
     /// `text` (human) or `json` (one object per line) log output.
@@ -94,6 +112,10 @@ pub enum LogFormat {
     Json,
 }
 
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -104,6 +126,9 @@ impl Default for Settings {
             mappings_dir: "mappings".into(),
             max_body_bytes: 10 * 1024 * 1024,
             max_header_bytes: crate::listen::MIN_HEAD_BYTES,
+            max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
+            idle_timeout_ms: millis(crate::listen::DEFAULT_IDLE_TIMEOUT),
+            request_read_timeout_ms: millis(crate::listen::DEFAULT_REQUEST_READ_TIMEOUT),
             xml: Limits::default(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -128,6 +153,9 @@ const KEYS: &[&str] = &[
     "mappings_dir",
     "max_body_bytes",
     "max_header_bytes",
+    "max_connections",
+    "idle_timeout_ms",
+    "request_read_timeout_ms",
     "xml",
     "log_format",
     "otlp_endpoint",
@@ -199,6 +227,14 @@ impl Settings {
         {
             bail!(
                 "invalid settings: xml.max_children, xml.max_namespace_decls and xml.max_text_bytes must be at least 1"
+            );
+        }
+        if s.max_connections == 0 {
+            bail!("invalid settings: max_connections must be at least 1");
+        }
+        if s.idle_timeout_ms == 0 || s.request_read_timeout_ms == 0 {
+            bail!(
+                "invalid settings: idle_timeout_ms and request_read_timeout_ms must be at least 1"
             );
         }
         if s.bedrock.max_in_flight == 0 {
@@ -378,6 +414,30 @@ mod tests {
             ))
             .extract::<Settings>();
         assert!(unknown.is_err(), "unknown credential keys are refused");
+    }
+
+    #[test]
+    fn connection_limits_default_sanely_and_zero_is_refused() {
+        let s = Settings::default();
+        assert_eq!(s.max_connections, 512);
+        assert_eq!(s.idle_timeout_ms, 120_000);
+        assert_eq!(s.request_read_timeout_ms, 60_000);
+        let dir = std::env::temp_dir().join(format!("soapgate-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for line in [
+            "max_connections = 0",
+            "idle_timeout_ms = 0",
+            "request_read_timeout_ms = 0",
+        ] {
+            let file = dir.join("soapgate.toml");
+            std::fs::write(&file, format!("{line}\n")).expect("write");
+            let err = Settings::load(Some(&file), Overrides::default())
+                .expect_err(line)
+                .to_string();
+            let key = line.split(' ').next().unwrap_or_default();
+            assert!(err.contains(key), "{line}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,15 +9,21 @@ mod soap;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode, Version};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
-use crate::listen::{self, ConnSettings};
+use crate::listen::{self, ConnLimits, ConnSettings};
 use crate::live::Live;
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
@@ -98,18 +104,54 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .with_state(state)
+        .layer(middleware::from_fn(close_after_early_answer))
 }
 
-/// Serve until `shutdown` completes, then finish in-flight requests.
+/// Answers given without reading the request body: no such path or
+/// service (404), method (405), a body too large (413, by Content-Length or
+/// part way through) or of the wrong media type (415). hyper closes an
+/// HTTP/1.1 connection whose request body was not read once the response is
+/// written; unless the response says so, a pooled client takes the
+/// connection as kept alive and sends its next call into a closed socket.
+/// `Connection: close` tells it, and hyper then closes the connection
+/// itself. (HTTP/2 has no such header, and a stream ends alone.)
+async fn close_after_early_answer(request: Request, next: Next) -> Response {
+    let http1 = request.version() <= Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1
+        && matches!(
+            response.status(),
+            StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        )
+    {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Serve until `shutdown` completes, then finish in-flight requests. At
+/// most `max_connections` connections at once, each closed when idle for
+/// `idle_timeout_ms` or slow to send a request (`request_read_timeout_ms`).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let s = &state.settings;
     let settings = ConnSettings {
-        max_head_bytes: state.settings.max_header_bytes,
+        max_head_bytes: s.max_header_bytes,
         // SOAP clients speak HTTP/1.1; an h2c client gets hyper's default.
         max_concurrent_streams: 200,
     };
-    listen::serve(listener, router(state), settings, shutdown).await
+    let limits = ConnLimits {
+        max_connections: s.max_connections,
+        idle_timeout: Some(Duration::from_millis(s.idle_timeout_ms)),
+        request_read_timeout: Some(Duration::from_millis(s.request_read_timeout_ms)),
+    };
+    listen::serve_with_limits(listener, router(state), settings, limits, shutdown).await
 }
