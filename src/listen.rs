@@ -18,6 +18,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -229,9 +230,9 @@ pub async fn serve_with_limits(
                 continue;
             }
             accepted = listener.accept(), if room && paused_until.is_none() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     accept_errors.succeeded();
-                    stream
+                    (stream, peer)
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: connections
@@ -251,12 +252,14 @@ pub async fn serve_with_limits(
                 }
             },
         };
+        let (stream, peer) = stream;
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         connections.spawn(serve_connection(
             builder.clone(),
             stream,
+            peer,
             router.clone(),
             limits,
             stopping.clone(),
@@ -292,11 +295,15 @@ tokio::task_local! {
 async fn serve_connection(
     builder: Builder<TokioExecutor>,
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: ConnLimits,
     stopping: watch::Receiver<()>,
 ) {
-    let Some(watch) = limits.timed().then(|| Arc::new(Watch::new(&limits))) else {
+    let Some(watch) = limits
+        .timed()
+        .then(|| Arc::new(Watch::new(&limits, Some(peer))))
+    else {
         return run_connection(builder, stream, router, None, limits, stopping).await;
     };
     let http2 = tokio::select! {
@@ -480,6 +487,9 @@ enum Expired {
 /// task see them: what may time out, and since when.
 #[derive(Debug)]
 struct Watch {
+    /// The client's address: handed to each request as
+    /// `ConnectInfo<SocketAddr>` (per-address throttles read it).
+    peer: Option<SocketAddr>,
     idle_timeout: Option<Duration>,
     request_read_timeout: Option<Duration>,
     state: Mutex<WatchState>,
@@ -503,8 +513,9 @@ struct WatchState {
 }
 
 impl Watch {
-    fn new(limits: &ConnLimits) -> Watch {
+    fn new(limits: &ConnLimits, peer: Option<SocketAddr>) -> Watch {
         Watch {
+            peer,
             idle_timeout: limits.idle_timeout,
             request_read_timeout: limits.request_read_timeout,
             state: Mutex::new(WatchState {
@@ -638,6 +649,12 @@ async fn watch_request(
     let Some(watch) = conn.or_else(|| CONNECTION.try_with(Arc::clone).ok()) else {
         return next.run(request).await;
     };
+    let mut request = request;
+    if let Some(peer) = watch.peer {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+    }
     let h2 = request.version() == Version::HTTP_2;
     let has_body = !http_body::Body::is_end_stream(request.body());
     let (in_flight, body) = watch.request_started(h2, has_body);

@@ -763,3 +763,37 @@ async fn a_captured_token_stays_a_replay_whatever_another_tenant_sends() {
     );
     assert_eq!(gw.model_calls().await, calls);
 }
+
+/// The throttle per source address sees the client's address over HTTP: a
+/// client trying many user names is refused once its burst of failures is
+/// spent, before any password is hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_guessing_user_names_is_throttled_by_its_address() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let a = tenant(
+        "a",
+        &["SupportDesk.*"],
+        vec![CredentialSettings::Basic {
+            username: "alice".into(),
+            password_hash: secret::hash_password("right").expect("hash"),
+        }],
+    );
+    let gw = Gateway::start(vec![a], TenancySettings::default(), &sqlite_url(&dir)).await;
+    let url = gw.endpoint("SupportDesk");
+    let burst = TenancySettings::default().failed_auth_burst;
+    let mut codes = Vec::new();
+    for n in 0..burst + 5 {
+        let answer = post(
+            &url,
+            &triage(),
+            &[("authorization", &basic(&format!("user{n}"), "guess"))],
+        )
+        .await;
+        codes.push(answer.code().unwrap_or_default());
+    }
+    let limited = codes.iter().filter(|c| *c == "RATE_LIMITED").count();
+    assert!(
+        limited >= 5,
+        "every user name was new, so only the address can throttle: {codes:?}"
+    );
+}
