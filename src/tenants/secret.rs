@@ -35,6 +35,15 @@ pub fn check_password_hash(hash: &str) -> Result<(), String> {
             parsed.algorithm
         ));
     }
+    // A PHC string may parse with parts missing; one that could never
+    // verify a password is a configuration error, not a silent refusal.
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err(
+            "not a complete Argon2id hash (salt and hash required; use soapgate hash-secret)"
+                .into(),
+        );
+    }
+    argon2::Params::try_from(&parsed).map_err(|e| format!("invalid Argon2 parameters: {e}"))?;
     Ok(())
 }
 
@@ -117,6 +126,12 @@ mod tests {
         let h = hash_password("s3cret").expect("hash");
         assert!(h.starts_with("$argon2id$"), "{h}");
         assert!(check_password_hash(&h).is_ok());
+        for garbage in [
+            "$argon2id$garbage",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+        ] {
+            assert!(check_password_hash(garbage).is_err(), "{garbage}");
+        }
         assert!(verify_password("s3cret", &h));
         assert!(!verify_password("s3cre", &h));
         assert!(!verify_password("s3cret", "not a hash"));
