@@ -45,7 +45,7 @@ pub use jobs::{
     ClaimedJob, Job, JobCounts, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
     JobStatus, NewJob, RESULT_CONTRACT_COLUMNS, is_valid_result_column,
 };
-pub use outbox::{JobClaim, OutboxEntry};
+pub use outbox::{JobClaim, OutboxEntry, ReplyEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
 pub use stats::JobStats;
 pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};

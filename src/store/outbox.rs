@@ -32,6 +32,17 @@ pub struct OutboxEntry {
     pub attempts: i64,
 }
 
+/// A row of the reply outbox: the reply of a finished job, waiting for its
+/// reply queue to accept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyEntry {
+    pub id: i64,
+    pub job_id: JobId,
+    pub queue_url: String,
+    /// Sends tried so far, this one included.
+    pub attempts: i64,
+}
+
 /// What became of an attempt to claim one job by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobClaim {
@@ -50,6 +61,153 @@ pub(super) const INSERT_OUTBOX_DOLLAR: &str =
     "INSERT INTO soapgate_outbox (job_id, available_at_ms, created_at_ms) VALUES ($1, $2, $3)";
 pub(super) const INSERT_OUTBOX_QMARK: &str =
     "INSERT INTO soapgate_outbox (job_id, available_at_ms, created_at_ms) VALUES (?, ?, ?)";
+
+/// Leases up to `$limit` due rows of `$table` (oldest first) for `$lease`
+/// and returns them, read by `$from_row`.
+macro_rules! claim_due {
+    ($store:expr, $table:literal, $cols:literal, $from_row:ident, $limit:expr, $lease:expr) => {{
+        let store = $store;
+        let now = store.now_ms();
+        let until = now.saturating_add(duration_ms($lease));
+        let limit = i64::from($limit.max(1));
+        let mut entries = match &store.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let rows = sqlx::query(concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET available_at_ms = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM ",
+                    $table,
+                    " WHERE available_at_ms <= $2 \
+                                  ORDER BY id LIMIT $3) \
+                     RETURNING ",
+                    $cols
+                ))
+                .bind(until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                rows.iter().map($from_row).collect::<Result<Vec<_>>>()?
+            }
+            Pool::Postgres(pool) => {
+                let rows = sqlx::query(concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET available_at_ms = $1, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM ",
+                    $table,
+                    " WHERE available_at_ms <= $2 \
+                                  ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING ",
+                    $cols
+                ))
+                .bind(until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map($from_row).collect::<Result<Vec<_>>>()?
+            }
+            Pool::MySql(pool) => {
+                // MySQL and MariaDB refuse LIMIT inside an IN subquery: lock
+                // the rows first, then move each one's lease.
+                let mut tx = pool.begin().await?;
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $cols,
+                    " FROM ",
+                    $table,
+                    " \
+                     WHERE available_at_ms <= ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED"
+                ))
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut entries = rows.iter().map($from_row).collect::<Result<Vec<_>>>()?;
+                for entry in &mut entries {
+                    sqlx::query(concat!(
+                        "UPDATE ",
+                        $table,
+                        " SET available_at_ms = ?, attempts = attempts + 1 \
+                         WHERE id = ?"
+                    ))
+                    .bind(until)
+                    .bind(entry.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    entry.attempts += 1;
+                }
+                tx.commit().await?;
+                entries
+            }
+        };
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }};
+}
+
+/// Runs `$dollar_sql` / `$qmark_sql` once per id, binding `$first` then the
+/// id, in one transaction; returns the rows affected.
+macro_rules! per_id {
+    ($store:expr, $ids:expr, $dollar_sql:expr, $qmark_sql:expr, $first:expr) => {{
+        let ids: &[i64] = $ids;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // One statement per row keeps the SQL static on every backend; one
+        // transaction keeps it one commit.
+        let mut affected = 0;
+        macro_rules! each_in {
+            ($tx:expr, $sql:expr) => {{
+                let mut tx = $tx;
+                for id in ids {
+                    let q = sqlx::query($sql);
+                    let q = match $first {
+                        Some(v) => q.bind(v),
+                        None => q,
+                    };
+                    affected += q.bind(*id).execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+            }};
+        }
+        match &$store.pool {
+            Pool::Sqlite(pool) => each_in!(pool.begin_with("BEGIN IMMEDIATE").await?, $dollar_sql),
+            Pool::Postgres(pool) => each_in!(pool.begin().await?, $dollar_sql),
+            Pool::MySql(pool) => each_in!(pool.begin().await?, $qmark_sql),
+        }
+        Ok(affected)
+    }};
+}
+
+macro_rules! delete_ids {
+    ($store:expr, $table:literal, $ids:expr) => {
+        per_id!(
+            $store,
+            $ids,
+            concat!("DELETE FROM ", $table, " WHERE id = $1"),
+            concat!("DELETE FROM ", $table, " WHERE id = ?"),
+            None::<i64>
+        )
+    };
+}
+
+macro_rules! release_ids {
+    ($store:expr, $table:literal, $ids:expr, $delay:expr) => {{
+        let due = $store.now_ms().saturating_add(duration_ms($delay));
+        per_id!(
+            $store,
+            $ids,
+            concat!("UPDATE ", $table, " SET available_at_ms = $1 WHERE id = $2"),
+            concat!("UPDATE ", $table, " SET available_at_ms = ? WHERE id = ?"),
+            Some(due)
+        )
+    }};
+}
 
 impl Store {
     /// This store with every new job ([`Store::enqueue`], request rows
@@ -139,118 +297,105 @@ impl Store {
     /// Takes up to `limit` due outbox rows, oldest first, and leases them for
     /// `lease`: until then no other relay takes them. Rows are removed with
     /// [`Store::delete_outbox`] once sent; a row not removed is due again
-    /// when its lease ends.
+    /// when its lease ends (or earlier, after [`Store::release_outbox`]).
     pub async fn claim_outbox(&self, limit: u32, lease: Duration) -> Result<Vec<OutboxEntry>> {
-        let now = self.now_ms();
-        let until = now.saturating_add(duration_ms(lease));
-        let limit = i64::from(limit.max(1));
-        let mut entries = match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let rows = sqlx::query(
-                    "UPDATE soapgate_outbox SET available_at_ms = $1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM soapgate_outbox WHERE available_at_ms <= $2 \
-                                  ORDER BY id LIMIT $3) \
-                     RETURNING id, job_id, attempts",
-                )
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                rows.iter()
-                    .map(entry_from_row)
-                    .collect::<Result<Vec<_>>>()?
-            }
-            Pool::Postgres(pool) => {
-                let rows = sqlx::query(
-                    "UPDATE soapgate_outbox SET available_at_ms = $1, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM soapgate_outbox WHERE available_at_ms <= $2 \
-                                  ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, job_id, attempts",
-                )
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(entry_from_row)
-                    .collect::<Result<Vec<_>>>()?
-            }
-            Pool::MySql(pool) => {
-                // MySQL and MariaDB refuse LIMIT inside an IN subquery: lock
-                // the rows first, then move each one's lease.
-                let mut tx = pool.begin().await?;
-                let rows = sqlx::query(
-                    "SELECT id, job_id, attempts FROM soapgate_outbox \
-                     WHERE available_at_ms <= ? ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
-                )
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut entries = rows
-                    .iter()
-                    .map(entry_from_row)
-                    .collect::<Result<Vec<_>>>()?;
-                for entry in &mut entries {
-                    sqlx::query(
-                        "UPDATE soapgate_outbox SET available_at_ms = ?, attempts = attempts + 1 \
-                         WHERE id = ?",
-                    )
-                    .bind(until)
-                    .bind(entry.id)
-                    .execute(&mut *tx)
-                    .await?;
-                    entry.attempts += 1;
-                }
-                tx.commit().await?;
-                entries
-            }
-        };
-        entries.sort_by_key(|e| e.id);
-        Ok(entries)
+        claim_due!(
+            self,
+            "soapgate_outbox",
+            "id, job_id, attempts",
+            entry_from_row,
+            limit,
+            lease
+        )
     }
 
     /// Removes sent outbox rows, in one transaction. Ids no longer there
     /// are ignored.
     pub async fn delete_outbox(&self, ids: &[i64]) -> Result<u64> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        // One statement per row keeps the SQL static on every backend; one
-        // transaction keeps it one commit.
-        let mut deleted = 0;
-        macro_rules! delete_in {
-            ($tx:expr, $sql:literal) => {{
-                let mut tx = $tx;
-                for id in ids {
-                    deleted += sqlx::query($sql)
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
-            }};
-        }
-        match &self.pool {
-            Pool::Sqlite(pool) => delete_in!(
-                pool.begin_with("BEGIN IMMEDIATE").await?,
-                "DELETE FROM soapgate_outbox WHERE id = $1"
-            ),
-            Pool::Postgres(pool) => delete_in!(
-                pool.begin().await?,
-                "DELETE FROM soapgate_outbox WHERE id = $1"
-            ),
-            Pool::MySql(pool) => delete_in!(
-                pool.begin().await?,
-                "DELETE FROM soapgate_outbox WHERE id = ?"
-            ),
-        }
-        Ok(deleted)
+        delete_ids!(self, "soapgate_outbox", ids)
+    }
+
+    /// Makes leased outbox rows whose send failed due again after `delay`
+    /// instead of at the end of their lease.
+    pub async fn release_outbox(&self, ids: &[i64], delay: Duration) -> Result<u64> {
+        release_ids!(self, "soapgate_outbox", ids, delay)
+    }
+
+    /// Queues the reply of the finished job `job_id` for `queue_url`, due
+    /// after `delay` (the caller sends it at once and deletes the row when
+    /// SQS has it; the reply relay sends it otherwise). Returns the row id.
+    pub async fn add_reply(&self, job_id: &JobId, queue_url: &str, delay: Duration) -> Result<i64> {
+        let now = self.now_ms();
+        let due = now.saturating_add(duration_ms(delay));
+        let id: i64 = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query_scalar(
+                "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(job_id.as_str())
+            .bind(queue_url)
+            .bind(due)
+            .bind(now)
+            .fetch_one(pool)
+            .await?,
+            Pool::Postgres(pool) => sqlx::query_scalar(
+                "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(job_id.as_str())
+            .bind(queue_url)
+            .bind(due)
+            .bind(now)
+            .fetch_one(pool)
+            .await?,
+            Pool::MySql(pool) => {
+                let done = sqlx::query(
+                    "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(job_id.as_str())
+                .bind(queue_url)
+                .bind(due)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)
+            }
+        };
+        Ok(id)
+    }
+
+    /// Takes up to `limit` due reply rows, oldest first, leased for `lease`.
+    pub async fn claim_replies(&self, limit: u32, lease: Duration) -> Result<Vec<ReplyEntry>> {
+        claim_due!(
+            self,
+            "soapgate_reply_outbox",
+            "id, job_id, queue_url, attempts",
+            reply_from_row,
+            limit,
+            lease
+        )
+    }
+
+    /// Removes reply rows SQS accepted.
+    pub async fn delete_replies(&self, ids: &[i64]) -> Result<u64> {
+        delete_ids!(self, "soapgate_reply_outbox", ids)
+    }
+
+    /// Makes leased reply rows whose send failed due again after `delay`.
+    pub async fn release_replies(&self, ids: &[i64], delay: Duration) -> Result<u64> {
+        release_ids!(self, "soapgate_reply_outbox", ids, delay)
+    }
+
+    /// Replies not yet accepted by SQS, for tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn reply_outbox_len(&self) -> Result<i64> {
+        let n: i64 = on_backend_read!(self, |pool, _dollar| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM soapgate_reply_outbox")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n)
     }
 
     /// Outbox rows not yet sent (or sent but not yet removed), for tests.
@@ -376,6 +521,21 @@ where
     Ok(OutboxEntry {
         id: row.try_get("id")?,
         job_id: JobId(row.try_get("job_id")?),
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+fn reply_from_row<'r, R>(row: &'r R) -> Result<ReplyEntry>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ReplyEntry {
+        id: row.try_get("id")?,
+        job_id: JobId(row.try_get("job_id")?),
+        queue_url: row.try_get("queue_url")?,
         attempts: row.try_get("attempts")?,
     })
 }

@@ -749,6 +749,83 @@ async fn a_slow_job_does_not_hold_up_the_fast_jobs_behind_it(kind: Kind) {
     assert_eq!(replies.len(), SLOW + FAST, "one reply per job");
 }
 
+/// The reply queue does not exist while the jobs finish (an SQS outage for
+/// replies): every reply waits in the reply outbox and arrives, once each,
+/// when the queue is there. Before the reply outbox they were logged and
+/// dropped.
+async fn replies_that_fail_to_send_are_sent_once_the_reply_queue_answers(kind: Kind) {
+    let test = "replies_that_fail_to_send_are_sent_once_the_reply_queue_answers";
+    const JOBS: usize = 12;
+    let Some(rig) = Rig::start(test, kind, None, 3).await else {
+        return;
+    };
+    // The URL the queue will have once created; SendMessage to it fails
+    // with QueueDoesNotExist until then.
+    let late_url = rig.reply_url.replace("/replies", "/late-replies");
+    assert_ne!(late_url, rig.reply_url);
+    let settings = SqsSettings {
+        reply_queue_url: Some(late_url.clone()),
+        ..rig.queue.settings().clone()
+    };
+    let queue = SqsQueue::for_endpoint(&rig._moto.url, &settings).expect("SQS settings");
+    let consumer = Arc::new(Consumer::new(
+        rig.store.clone(),
+        queue.clone(),
+        rig.executor.clone(),
+        Limits::default(),
+    ));
+    let workers = vec![
+        tokio::spawn(consumer.run(rig.stop.clone())),
+        tokio::spawn(sqs::relay(rig.store.clone(), queue, rig.stop.clone())),
+    ];
+    let mut ids = Vec::new();
+    for n in 0..JOBS {
+        ids.push(
+            rig.enqueue_payload(&format!("late-{n:02}"), JobSource::OneWay, triage_request())
+                .await,
+        );
+    }
+    rig.wait_for(
+        "every job DONE and its message deleted",
+        Duration::from_secs(60),
+        || async {
+            for id in &ids {
+                if job_status(&rig.store, id).await != JobStatus::Done {
+                    return false;
+                }
+            }
+            queue_depth(&rig.client, &rig.request_url).await == 0
+        },
+    )
+    .await;
+    // The outage lasts a little longer, then the reply queue appears.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let created = create_queue(&rig.client, "late-replies", &[]).await;
+    assert_eq!(created, late_url);
+    let replies = drain(&rig.client, &late_url, JOBS, Duration::from_secs(30)).await;
+    rig.wait_for("an empty reply outbox", Duration::from_secs(10), || async {
+        rig.store.reply_outbox_len().await.expect("reply outbox") == 0
+    })
+    .await;
+    rig.stop(workers).await;
+    let mut replied: Vec<String> = replies
+        .iter()
+        .filter_map(|m| attr(m, "CorrelationId"))
+        .collect();
+    replied.sort();
+    let expected: Vec<String> = (0..JOBS).map(|n| format!("late-{n:02}")).collect();
+    assert_eq!(
+        replied, expected,
+        "every job's reply arrives once the reply queue answers, once each"
+    );
+    assert!(
+        replies
+            .iter()
+            .all(|m| attr(m, "Status").as_deref() == Some("DONE")),
+        "DONE replies"
+    );
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -775,6 +852,7 @@ on_every_backend!(
     outbox_rows_are_leased_sent_once_and_claims_by_id_are_fenced,
     a_slow_job_does_not_hold_up_the_fast_jobs_behind_it,
     in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply,
+    replies_that_fail_to_send_are_sent_once_the_reply_queue_answers,
 );
 
 /// The store's side, without SQS: outbox leases and claims by job id.

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::{
     ATTR_CORRELATION_ID, ATTR_JOB_ID, ATTR_OPERATION, ATTR_REPLY_TO, ATTR_SERVICE, QueueError,
-    SqsQueue,
+    SqsQueue, retry_pause,
 };
 use crate::backoff;
 use crate::error::GatewayError;
@@ -94,6 +94,9 @@ impl Consumer {
         let free = Arc::new(Semaphore::new(slots));
         let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
         let deleter = tokio::spawn(deleter(self.queue.clone(), delete_rx));
+        // Replies whose send failed (or whose process died before it) are
+        // sent from the reply outbox.
+        let replies = tokio::spawn(self.clone().reply_relay(shutdown.clone()));
         // Results of every job of the process share write transactions.
         let (writer, writing) = ResultWriter::new(self.store.clone(), slots);
         let writing = tokio::spawn(writing);
@@ -135,6 +138,83 @@ impl Consumer {
         drop(writer);
         let _ = deleter.await;
         let _ = writing.await;
+        let _ = replies.await;
+    }
+
+    /// Sends due rows of the reply outbox until `shutdown`.
+    async fn reply_relay(self: Arc<Self>, shutdown: Shutdown) {
+        const IDLE: Duration = Duration::from_millis(250);
+        let mut failures: u32 = 0;
+        while !shutdown.is_triggered() {
+            let pause = match self.relay_replies_once().await {
+                Ok(0) => IDLE,
+                Ok(_) => {
+                    failures = 0;
+                    continue;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause = retry_pause(failures);
+                    tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "reply relay failed");
+                    pause
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.wait() => {}
+            }
+        }
+    }
+
+    /// Sends the due reply rows, all at once, deletes those SQS accepted
+    /// and makes the others due again after [`retry_pause`] of their
+    /// attempts. Returns how many were sent.
+    pub async fn relay_replies_once(&self) -> Result<usize, QueueError> {
+        let entries = self
+            .store
+            .claim_replies(REPLY_RELAY_ROWS, REPLY_LEASE)
+            .await?;
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut sends = JoinSet::new();
+        for entry in entries {
+            let queue = self.queue.clone();
+            let store = self.store.clone();
+            let limits = self.limits.clone();
+            sends.spawn(async move {
+                let sent = match store.get(&entry.job_id).await {
+                    // The job is gone: nothing to reply with.
+                    Ok(None) => Ok(()),
+                    Ok(Some(job)) => {
+                        let (body, status) = reply_envelope(&job, &limits);
+                        queue
+                            .send_reply(&entry.queue_url, body, &job.correlation_id, status)
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                (entry, sent)
+            });
+        }
+        let mut sent = Vec::new();
+        let mut failed: Vec<(i64, i64)> = Vec::new();
+        while let Some(joined) = sends.join_next().await {
+            match joined {
+                Ok((entry, Ok(()))) => sent.push(entry.id),
+                Ok((entry, Err(e))) => {
+                    tracing::warn!(job = %entry.job_id, queue = %entry.queue_url, error = %e, "sending a reply failed; it is sent again");
+                    failed.push((entry.id, entry.attempts));
+                }
+                Err(e) => tracing::warn!(error = %e, "a reply send task failed"),
+            }
+        }
+        self.store.delete_replies(&sent).await?;
+        for (id, attempts) in failed {
+            let pause = retry_pause(u32::try_from(attempts).unwrap_or(u32::MAX));
+            self.store.release_replies(&[id], pause).await?;
+        }
+        Ok(sent.len())
     }
 
     /// Waits for a free slot, takes every other free one up to
@@ -417,23 +497,43 @@ impl Consumer {
 
     /// After the fenced result write (which wrote the `soapgate_results`
     /// row in the same transaction, for jobs whose caller has no ticket):
-    /// the reply.
+    /// the reply. It is stored in the reply outbox first (before the
+    /// message is deleted), then sent; the row goes when SQS has the reply,
+    /// and a reply whose send fails is sent again by the reply relay.
     async fn deliver(&self, job: &Job, reply_to: Option<&str>) -> Result<(), QueueError> {
-        if let Some(url) = reply_to {
-            let (body, status) = reply_envelope(job, &self.limits);
-            if let Err(e) = self
-                .queue
-                .send_reply(url, body, &job.correlation_id, status)
-                .await
-            {
-                // The result is stored; the reply is lost only for this
-                // queue. Say so loudly rather than retry forever.
-                tracing::error!(job = %job.id, correlation_id = %job.correlation_id, error = %e, "sending the reply failed");
+        let Some(url) = reply_to else {
+            return Ok(());
+        };
+        // Due only after REPLY_LEASE: the relay leaves it to this send.
+        let row = self.store.add_reply(&job.id, url, REPLY_LEASE).await?;
+        let (body, status) = reply_envelope(job, &self.limits);
+        match self
+            .queue
+            .send_reply(url, body, &job.correlation_id, status)
+            .await
+        {
+            Ok(()) => {
+                if let Err(e) = self.store.delete_replies(&[row]).await {
+                    // Sent again after the lease: at least once.
+                    tracing::warn!(job = %job.id, error = %e, "removing a sent reply's row failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, correlation_id = %job.correlation_id, error = %e, "sending the reply failed; the reply relay sends it again");
+                if let Err(e) = self.store.release_replies(&[row], retry_pause(1)).await {
+                    tracing::warn!(job = %job.id, error = %e, "releasing a reply for retry failed");
+                }
             }
         }
         Ok(())
     }
 }
+
+/// Reply rows one reply relay pass takes.
+const REPLY_RELAY_ROWS: u32 = 40;
+/// How long a reply row is leased to the process sending it: a process
+/// that dies mid-send leaves it to be sent again after this.
+const REPLY_LEASE: Duration = Duration::from_secs(10);
 
 /// Sends queued receipt handles to `DeleteMessageBatch`, up to ten at a
 /// time, gathering for a few milliseconds so that jobs finishing together

@@ -21,8 +21,10 @@
 //!   lease are extended together (the lease ends before the visibility, so
 //!   a message that reappears after a crash finds its job claimable). After
 //!   the fenced result write (and the result row for jobs without a
-//!   ticket), the reply goes to the reply queue and the message is deleted
-//!   in batches (`DeleteMessageBatch`).
+//!   ticket), the reply is written to the reply outbox and sent, and the
+//!   message is deleted in batches (`DeleteMessageBatch`). A reply whose
+//!   send fails stays in the reply outbox; each consumer's reply relay
+//!   sends it again until SQS accepts it (at least once).
 //! - **Failures**: a retryable failure leaves the message, made visible
 //!   again after a backoff; on the receive that reaches `max_attempts` the
 //!   job ends FAILED and the message is left for the queue's redrive policy
@@ -44,7 +46,20 @@ pub use client::SqsQueue;
 pub use consumer::{Consumer, reply_envelope};
 pub use relay::{relay, relay_once};
 
+use std::time::Duration;
+
 use crate::store::StoreError;
+
+/// The longest pause between retries after SQS failed: a poller's receive,
+/// a relay pass, a row whose send failed. Once SQS answers again, every
+/// loop and every row is back within this (plus one pass).
+pub const RETRY_CAP: Duration = Duration::from_secs(2);
+
+/// The pause after `failures` failures in a row (1 for the first): 200 ms,
+/// doubling, at most [`RETRY_CAP`].
+pub fn retry_pause(failures: u32) -> Duration {
+    crate::backoff::ceiling(failures.max(1), Duration::from_millis(200), RETRY_CAP)
+}
 
 /// Message attribute carrying the job id on messages soapgate sends; a
 /// message without it is a request put on the queue from outside.
@@ -68,4 +83,21 @@ pub enum QueueError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_cap_of_a_few_seconds() {
+        assert_eq!(retry_pause(0), Duration::from_millis(200));
+        assert_eq!(retry_pause(1), Duration::from_millis(200));
+        assert_eq!(retry_pause(2), Duration::from_millis(400));
+        assert_eq!(retry_pause(4), Duration::from_millis(1600));
+        for failures in 5..200 {
+            assert_eq!(retry_pause(failures), RETRY_CAP, "{failures}");
+        }
+        assert!(RETRY_CAP <= Duration::from_secs(3));
+    }
 }
