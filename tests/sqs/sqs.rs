@@ -826,6 +826,97 @@ async fn replies_that_fail_to_send_are_sent_once_the_reply_queue_answers(kind: K
     );
 }
 
+/// An SQS outage: the request queue is gone while jobs are enqueued and the
+/// relay and consumers run, then comes back. Rows whose send failed are due
+/// again after a capped backoff (`sqs::RETRY_CAP`), not at the end of
+/// their lease (here 30 s, the visibility timeout), and the receive loops
+/// back off no longer than that either: every job is DONE and the outbox
+/// empty within a few seconds of the queue's return (15 s allowed here).
+async fn after_an_outage_the_outbox_empties_within_seconds_of_sqs_answering(kind: Kind) {
+    let test = "after_an_outage_the_outbox_empties_within_seconds_of_sqs_answering";
+    const JOBS: usize = 10;
+    let Some(rig) = Rig::start(test, kind, None, 3).await else {
+        return;
+    };
+    let request_attributes = rig
+        .client
+        .get_queue_attributes()
+        .queue_url(&rig.request_url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .cloned()
+        .unwrap_or_default();
+    rig.client
+        .delete_queue()
+        .queue_url(&rig.request_url)
+        .send()
+        .await
+        .expect("DeleteQueue");
+    // The default visibility (30 s): the outbox lease the relay takes.
+    let settings = SqsSettings {
+        visibility_timeout: 30,
+        ..rig.queue.settings().clone()
+    };
+    let queue = SqsQueue::for_endpoint(&rig._moto.url, &settings).expect("SQS settings");
+    let consumer = Arc::new(Consumer::new(
+        rig.store.clone(),
+        queue.clone(),
+        rig.executor.clone(),
+        Limits::default(),
+    ));
+    let mut ids = Vec::new();
+    for n in 0..JOBS {
+        ids.push(
+            rig.enqueue_payload(
+                &format!("outage-{n:02}"),
+                JobSource::OneWay,
+                triage_request(),
+            )
+            .await,
+        );
+    }
+    let workers = vec![
+        tokio::spawn(consumer.run(rig.stop.clone())),
+        tokio::spawn(sqs::relay(rig.store.clone(), queue, rig.stop.clone())),
+    ];
+    // The outage: sends and receives fail for a while.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        rig.store.outbox_len().await.expect("outbox"),
+        JOBS as i64,
+        "nothing was sent while the queue was gone"
+    );
+    let mut create = rig.client.create_queue().queue_name("requests");
+    create = create.attributes(QueueAttributeName::VisibilityTimeout, "2");
+    if let Some(redrive) = request_attributes.get(&QueueAttributeName::RedrivePolicy) {
+        create = create.attributes(QueueAttributeName::RedrivePolicy, redrive.clone());
+    }
+    let back = create.send().await.expect("CreateQueue");
+    assert_eq!(back.queue_url(), Some(rig.request_url.as_str()));
+    let returned = Instant::now();
+    rig.wait_for(
+        "every job DONE within 15 s of the queue's return",
+        Duration::from_secs(15),
+        || async {
+            for id in &ids {
+                if job_status(&rig.store, id).await != JobStatus::Done {
+                    return false;
+                }
+            }
+            rig.store.outbox_len().await.expect("outbox") == 0
+        },
+    )
+    .await;
+    eprintln!(
+        "{test} ({kind:?}): outbox empty and {JOBS} jobs DONE {:.1} s after the queue returned",
+        returned.elapsed().as_secs_f64()
+    );
+    rig.stop(workers).await;
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -853,6 +944,7 @@ on_every_backend!(
     a_slow_job_does_not_hold_up_the_fast_jobs_behind_it,
     in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply,
     replies_that_fail_to_send_are_sent_once_the_reply_queue_answers,
+    after_an_outage_the_outbox_empties_within_seconds_of_sqs_answering,
 );
 
 /// The store's side, without SQS: outbox leases and claims by job id.

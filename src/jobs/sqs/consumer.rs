@@ -256,7 +256,7 @@ impl Consumer {
                 Err(e) => {
                     drop(slots);
                     failures = failures.saturating_add(1);
-                    let pause = Duration::from_millis(200u64 << failures.min(6));
+                    let pause = retry_pause(failures);
                     tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "receiving from SQS failed");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::{QueueError, SqsQueue};
+use super::{QueueError, SqsQueue, retry_pause};
 use crate::shutdown::Shutdown;
 use crate::store::{JobId, Store};
 
@@ -25,7 +25,7 @@ pub async fn relay(store: Store, queue: SqsQueue, shutdown: Shutdown) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let pause = Duration::from_millis(200u64 << failures.min(6));
+                let pause = retry_pause(failures);
                 tracing::warn!(error = %e, retry_in_ms = pause.as_millis(), "outbox relay failed");
                 pause
             }
@@ -45,7 +45,9 @@ const RELAY_BATCHES: u32 = 4;
 /// how many were accepted.
 pub async fn relay_once(store: &Store, queue: &SqsQueue) -> Result<usize, QueueError> {
     let s = queue.settings();
-    // The lease covers the send; rows not deleted are sent again after it.
+    // The lease covers the send (a relay that dies mid-send leaves its rows
+    // to be sent again after it); rows whose send failed are released
+    // sooner.
     let entries = store
         .claim_outbox(
             s.batch_size * RELAY_BATCHES,
@@ -55,6 +57,7 @@ pub async fn relay_once(store: &Store, queue: &SqsQueue) -> Result<usize, QueueE
     if entries.is_empty() {
         return Ok(0);
     }
+    let attempts = entries.iter().map(|e| e.attempts).max().unwrap_or(1);
     let rows: Vec<(i64, JobId)> = entries.into_iter().map(|e| (e.id, e.job_id)).collect();
     let mut sends = JoinSet::new();
     for chunk in rows.chunks(s.batch_size.max(1) as usize) {
@@ -77,12 +80,23 @@ pub async fn relay_once(store: &Store, queue: &SqsQueue) -> Result<usize, QueueE
         }
     }
     // Rows that were sent are removed even when another batch failed; the
-    // failed ones are sent again after their lease.
+    // others (a failed batch, or entries SQS refused) are due again after
+    // a short backoff, not at the end of their lease, so that they go out
+    // within a few seconds of SQS answering again.
     store.delete_outbox(&sent).await?;
+    let unsent: Vec<i64> = rows
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !sent.contains(id))
+        .collect();
+    if !unsent.is_empty() {
+        let pause = retry_pause(u32::try_from(attempts).unwrap_or(u32::MAX));
+        store.release_outbox(&unsent, pause).await?;
+    }
     match failed {
         Some(e) if sent.is_empty() => Err(e),
         Some(e) => {
-            tracing::warn!(error = %e, sent = sent.len(), "some outbox batches were not sent; they are sent again after their lease");
+            tracing::warn!(error = %e, sent = sent.len(), "some outbox batches were not sent; they are sent again shortly");
             Ok(sent.len())
         }
         None => Ok(sent.len()),
