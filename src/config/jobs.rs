@@ -118,6 +118,12 @@ pub struct SqsSettings {
     /// queue's redrive `maxReceiveCount` to the same number, so the message
     /// lands in the DLQ as the job fails.
     pub max_attempts: u32,
+    /// Reconciliation: a job QUEUED (or RUNNING under an ended lease) this
+    /// many seconds without news and with no message on its way is sent
+    /// again (its message may be gone: a purged queue, a message past its
+    /// retention). 0 turns it off. Default 300, ten default visibility
+    /// timeouts.
+    pub reconcile_after_secs: u32,
     /// Overrides `AWS_REGION` / the profile's region.
     pub region: Option<String>,
     /// Overrides `AWS_ENDPOINT_URL_SQS` (an emulator, a VPC endpoint).
@@ -134,6 +140,7 @@ impl Default for SqsSettings {
             batch_size: 10,
             pollers: 4,
             max_attempts: 5,
+            reconcile_after_secs: 300,
             region: None,
             endpoint_url: None,
         }
@@ -183,6 +190,22 @@ impl SqsSettings {
         self.visibility().mul_f64(0.75)
     }
 
+    /// How long a job may go without news before it is sent again; `None`
+    /// when reconciliation is off.
+    pub fn reconcile_after(&self) -> Option<Duration> {
+        (self.reconcile_after_secs > 0)
+            .then(|| Duration::from_secs(u64::from(self.reconcile_after_secs)))
+    }
+
+    /// How often the reconciler looks: a quarter of `reconcile_after`,
+    /// between 1 and 60 seconds.
+    pub fn reconcile_every(&self) -> Duration {
+        self.reconcile_after()
+            .map_or(Duration::from_secs(60), |after| {
+                (after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+            })
+    }
+
     /// How often a running job's visibility and lease are extended.
     pub fn heartbeat_every(&self) -> Duration {
         (self.visibility() / 3).max(Duration::from_millis(300))
@@ -226,5 +249,23 @@ mod tests {
         };
         assert!(s.lease() < s.visibility());
         assert!(s.heartbeat_every() < s.lease());
+    }
+
+    #[test]
+    fn reconciliation_is_on_by_default_and_looks_often_enough() {
+        let s = SqsSettings::default();
+        assert_eq!(s.reconcile_after(), Some(Duration::from_secs(300)));
+        assert!(s.reconcile_after() > Some(s.visibility() * 3));
+        assert_eq!(s.reconcile_every(), Duration::from_secs(60));
+        let short = SqsSettings {
+            reconcile_after_secs: 2,
+            ..SqsSettings::default()
+        };
+        assert_eq!(short.reconcile_every(), Duration::from_secs(1));
+        let off = SqsSettings {
+            reconcile_after_secs: 0,
+            ..SqsSettings::default()
+        };
+        assert_eq!(off.reconcile_after(), None);
     }
 }

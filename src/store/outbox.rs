@@ -398,6 +398,84 @@ impl Store {
         Ok(n)
     }
 
+    /// Reconciliation: gives a new outbox row to up to `limit` jobs that
+    /// are QUEUED and unchanged for `older_than`, or RUNNING under a lease
+    /// that ended `older_than` ago, and have no outbox row — jobs whose
+    /// message may be gone (a purged queue). Each job's `updated_at_ms`
+    /// (and an ended lease's end) moves to now in the same transaction, so
+    /// it is not picked again before another `older_than`. A job whose
+    /// message was not gone gets a duplicate, which the fenced claim makes
+    /// harmless. Returns the jobs re-sent.
+    pub async fn requeue_lost(&self, older_than: Duration, limit: u32) -> Result<Vec<JobId>> {
+        let now = self.now_ms();
+        let cutoff = now.saturating_sub(duration_ms(older_than));
+        let limit = i64::from(limit.max(1));
+        let requeued: std::result::Result<Vec<JobId>, sqlx::Error> = on_backend!(
+            self,
+            |pool, dollar| {
+                async {
+                    let (find, touch, insert) = if dollar {
+                        (
+                            "SELECT j.id FROM soapgate_jobs j \
+                             WHERE ((j.status = 'QUEUED' AND j.updated_at_ms <= $1) \
+                                 OR (j.status = 'RUNNING' AND j.lease_until_ms <= $1)) \
+                               AND NOT EXISTS (SELECT 1 FROM soapgate_outbox o WHERE o.job_id = j.id) \
+                             ORDER BY j.updated_at_ms LIMIT $2",
+                            "UPDATE soapgate_jobs SET updated_at_ms = $1, \
+                                 lease_until_ms = CASE WHEN status = 'RUNNING' THEN $1 ELSE lease_until_ms END \
+                             WHERE id = $2 AND ((status = 'QUEUED' AND updated_at_ms <= $3) \
+                                 OR (status = 'RUNNING' AND lease_until_ms <= $3))",
+                            INSERT_OUTBOX_DOLLAR,
+                        )
+                    } else {
+                        (
+                            "SELECT j.id FROM soapgate_jobs j \
+                             WHERE ((j.status = 'QUEUED' AND j.updated_at_ms <= ?) \
+                                 OR (j.status = 'RUNNING' AND j.lease_until_ms <= ?)) \
+                               AND NOT EXISTS (SELECT 1 FROM soapgate_outbox o WHERE o.job_id = j.id) \
+                             ORDER BY j.updated_at_ms LIMIT ?",
+                            "UPDATE soapgate_jobs SET updated_at_ms = ?, \
+                                 lease_until_ms = CASE WHEN status = 'RUNNING' THEN ? ELSE lease_until_ms END \
+                             WHERE id = ? AND ((status = 'QUEUED' AND updated_at_ms <= ?) \
+                                 OR (status = 'RUNNING' AND lease_until_ms <= ?))",
+                            INSERT_OUTBOX_QMARK,
+                        )
+                    };
+                    let mut find = sqlx::query_scalar::<_, String>(find).bind(cutoff);
+                    if !dollar {
+                        find = find.bind(cutoff);
+                    }
+                    let candidates = find.bind(limit).fetch_all(pool).await?;
+                    let mut requeued = Vec::new();
+                    for id in candidates {
+                        let mut tx = pool.begin().await?;
+                        let mut q = sqlx::query(touch).bind(now);
+                        if !dollar {
+                            q = q.bind(now);
+                        }
+                        q = q.bind(id.as_str()).bind(cutoff);
+                        if !dollar {
+                            q = q.bind(cutoff);
+                        }
+                        if q.execute(&mut *tx).await?.rows_affected() == 1 {
+                            sqlx::query(insert)
+                                .bind(id.as_str())
+                                .bind(now)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            requeued.push(JobId(id));
+                        }
+                        tx.commit().await?;
+                    }
+                    Ok(requeued)
+                }
+                .await
+            }
+        );
+        Ok(requeued?)
+    }
+
     /// Outbox rows not yet sent (or sent but not yet removed), for tests.
     #[cfg(any(test, feature = "test-support"))]
     pub async fn outbox_len(&self) -> Result<i64> {

@@ -917,6 +917,81 @@ async fn after_an_outage_the_outbox_empties_within_seconds_of_sqs_answering(kind
     rig.stop(workers).await;
 }
 
+/// Reconciliation: the relay sends every job and deletes its outbox row,
+/// then the request queue is purged before any consumer runs. Nothing
+/// would send those jobs again; with `reconcile_after_secs` the consumer
+/// process finds the jobs QUEUED too long with no outbox row, gives them
+/// one, and every job ends DONE, once.
+async fn jobs_whose_messages_were_purged_are_sent_again_and_end_done(kind: Kind) {
+    let test = "jobs_whose_messages_were_purged_are_sent_again_and_end_done";
+    const JOBS: usize = 10;
+    let Some(rig) = Rig::start(test, kind, None, 3).await else {
+        return;
+    };
+    let mut ids = Vec::new();
+    for n in 0..JOBS {
+        ids.push(
+            rig.enqueue(&format!("purged-{n:02}"), JobSource::OneWay)
+                .await,
+        );
+    }
+    while rig.store.outbox_len().await.expect("outbox") > 0 {
+        sqs::relay_once(&rig.store, &rig.queue)
+            .await
+            .expect("relay");
+    }
+    assert_eq!(
+        queue_depth(&rig.client, &rig.request_url).await,
+        JOBS as u64
+    );
+    rig.client
+        .purge_queue()
+        .queue_url(&rig.request_url)
+        .send()
+        .await
+        .expect("PurgeQueue");
+    assert_eq!(queue_depth(&rig.client, &rig.request_url).await, 0);
+    let settings = SqsSettings {
+        reconcile_after_secs: 3,
+        ..rig.queue.settings().clone()
+    };
+    let queue = SqsQueue::for_endpoint(&rig._moto.url, &settings).expect("SQS settings");
+    let consumer = Arc::new(Consumer::new(
+        rig.store.clone(),
+        queue.clone(),
+        rig.executor.clone(),
+        Limits::default(),
+    ));
+    let workers = vec![
+        tokio::spawn(consumer.run(rig.stop.clone())),
+        tokio::spawn(sqs::relay(rig.store.clone(), queue, rig.stop.clone())),
+    ];
+    rig.wait_for("every purged job DONE", Duration::from_secs(60), || async {
+        for id in &ids {
+            if job_status(&rig.store, id).await != JobStatus::Done {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    rig.stop(workers).await;
+    assert_eq!(
+        model_calls(&rig.emulator).await,
+        JOBS as u64,
+        "one model call per job"
+    );
+    for n in 0..JOBS {
+        assert_eq!(
+            rig.store
+                .count_results(&format!("purged-{n:02}"))
+                .await
+                .expect("count"),
+            1
+        );
+    }
+}
+
 macro_rules! on_every_backend {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -945,6 +1020,7 @@ on_every_backend!(
     in_sqs_mode_every_job_travels_through_the_queue_and_gets_its_reply,
     replies_that_fail_to_send_are_sent_once_the_reply_queue_answers,
     after_an_outage_the_outbox_empties_within_seconds_of_sqs_answering,
+    jobs_whose_messages_were_purged_are_sent_again_and_end_done,
 );
 
 /// The store's side, without SQS: outbox leases and claims by job id.

@@ -97,6 +97,8 @@ impl Consumer {
         // Replies whose send failed (or whose process died before it) are
         // sent from the reply outbox.
         let replies = tokio::spawn(self.clone().reply_relay(shutdown.clone()));
+        // Jobs whose message is gone are sent again.
+        let reconciler = tokio::spawn(self.clone().reconcile(shutdown.clone()));
         // Results of every job of the process share write transactions.
         let (writer, writing) = ResultWriter::new(self.store.clone(), slots);
         let writing = tokio::spawn(writing);
@@ -139,6 +141,39 @@ impl Consumer {
         let _ = deleter.await;
         let _ = writing.await;
         let _ = replies.await;
+        let _ = reconciler.await;
+    }
+
+    /// Every `reconcile_every`, gives an outbox row to the jobs QUEUED (or
+    /// RUNNING under an ended lease) for `reconcile_after` with none: their
+    /// message may be gone (a purged queue). Runs until `shutdown`.
+    async fn reconcile(self: Arc<Self>, shutdown: Shutdown) {
+        let s = self.queue.settings();
+        let Some(after) = s.reconcile_after() else {
+            return;
+        };
+        let every = s.reconcile_every();
+        while !shutdown.is_triggered() {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.wait() => break,
+            }
+            loop {
+                match self.store.requeue_lost(after, RECONCILE_ROWS).await {
+                    Ok(ids) if ids.is_empty() => break,
+                    Ok(ids) => {
+                        tracing::warn!(jobs = ids.len(), first = %ids[0], after_secs = after.as_secs(), "jobs without news sent again (their message may be gone)");
+                        if ids.len() < RECONCILE_ROWS as usize {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reconciling jobs failed");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// Sends due rows of the reply outbox until `shutdown`.
@@ -529,6 +564,8 @@ impl Consumer {
     }
 }
 
+/// Jobs one reconciliation statement re-sends.
+const RECONCILE_ROWS: u32 = 100;
 /// Reply rows one reply relay pass takes.
 const REPLY_RELAY_ROWS: u32 = 40;
 /// How long a reply row is leased to the process sending it: a process
