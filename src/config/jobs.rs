@@ -112,7 +112,9 @@ pub struct SqsSettings {
     pub visibility_timeout: u32,
     /// Messages per receive, send and delete, 1 to 10.
     pub batch_size: u32,
-    /// Receive loops per process; each runs its batch concurrently.
+    /// Receive loops per process. They share `pollers × batch_size` job
+    /// slots, and each receives only as many messages as there are free
+    /// slots: a slow job holds its own slot, not its batch.
     pub pollers: u32,
     /// Receives before a job that keeps failing ends FAILED. Set the request
     /// queue's redrive `maxReceiveCount` to the same number, so the message
