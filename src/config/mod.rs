@@ -61,6 +61,16 @@ pub struct Settings {
     pub request_read_timeout_ms: u64,
     /// Caps on the structure of request documents.
     pub xml: Limits,
+    /// The memory budget for request bodies being parsed at once, in body
+    /// bytes (a body's tree may take up to 8 times as much): a large body
+    /// that does not fit gets `OVERLOADED` at once, and nothing waits; one
+    /// whose Content-Length does not fit is refused before it is read.
+    /// Bodies under 16 KiB are parsed in passing and not counted, so
+    /// ordinary calls go through while large ones are refused. A body
+    /// counts from when it has arrived until it is parsed, and counts at
+    /// least 1 MiB (the 8 MiB any tree may take, over 8); a body larger
+    /// than the whole budget is parsed alone. Default 64 MiB.
+    pub max_parsing_bytes: usize,
     /// `text` (human) or `json` (one object per line) log output.
     pub log_format: LogFormat,
     /// An OpenTelemetry collector's OTLP/HTTP base URL (e.g.
@@ -130,6 +140,7 @@ impl Default for Settings {
             idle_timeout_ms: millis(crate::listen::DEFAULT_IDLE_TIMEOUT),
             request_read_timeout_ms: millis(crate::listen::DEFAULT_REQUEST_READ_TIMEOUT),
             xml: Limits::default(),
+            max_parsing_bytes: 64 * 1024 * 1024,
             log_format: LogFormat::Text,
             otlp_endpoint: None,
             bedrock: BedrockSettings::default(),
@@ -157,6 +168,7 @@ const KEYS: &[&str] = &[
     "idle_timeout_ms",
     "request_read_timeout_ms",
     "xml",
+    "max_parsing_bytes",
     "log_format",
     "otlp_endpoint",
     "bedrock",
@@ -236,6 +248,9 @@ impl Settings {
             bail!(
                 "invalid settings: idle_timeout_ms and request_read_timeout_ms must be at least 1"
             );
+        }
+        if s.max_parsing_bytes == 0 {
+            bail!("invalid settings: max_parsing_bytes must be at least 1");
         }
         if s.bedrock.max_in_flight == 0 {
             bail!("invalid settings: bedrock.max_in_flight must be at least 1");

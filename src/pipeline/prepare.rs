@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::contract::{Contract, ContractSet, Operation, Service, validate_payload};
 use crate::error::GatewayError;
 use crate::soap::{Envelope, SoapVersion, parse_envelope_with};
-use crate::xml::{self, Charset, Limits};
+use crate::xml::{self, Charset, Limits, TreeBudget};
 
 /// What the transport knows about a call before its body is read.
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,7 +101,10 @@ pub fn read_envelope(
     if contracts.service(&ctx.service).is_none() {
         return Err(GatewayError::UnknownService(ctx.service.clone()));
     }
-    let doc = xml::read(body, inbound.charset, limits)?;
+    // A request's tree is budgeted (8 times the body, at least 8 MiB):
+    // without it, a body of two million `<x/>` would take some 40 times its
+    // size in memory.
+    let doc = xml::read_with(body, inbound.charset, limits, &TreeBudget::REQUEST)?;
     ctx.charset = doc.charset;
     let envelope = parse_envelope_with(doc.root, understood)?;
     if let Some(id) = &envelope.message_id {

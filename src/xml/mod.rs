@@ -10,10 +10,14 @@ pub mod charset;
 pub mod read;
 pub mod write;
 
+use std::collections::HashMap;
 use std::fmt;
 
 pub use charset::Charset;
-pub use read::{Document, Limits, XmlError, XmlErrorKind, read, read_str};
+pub use read::{
+    Document, Limits, ReadStats, TreeBudget, XmlError, XmlErrorKind, read, read_measured, read_str,
+    read_with,
+};
 pub use write::{
     escape_attr, escape_text, write_document, write_document_as, write_element, write_element_with,
 };
@@ -183,14 +187,55 @@ impl Element {
     pub fn push_text(&mut self, t: impl Into<String>) {
         self.children.push(Node::Text(t.into()));
     }
+
+    /// An estimate of the heap bytes this tree holds (not counting this
+    /// element's own struct): every vector's capacity times its item's size,
+    /// and every string's capacity, rounded up to the 8 bytes an allocator
+    /// hands out at least. What [`TreeBudget`] budgets.
+    pub fn heap_size(&self) -> usize {
+        let mut total = 0usize;
+        let mut todo = vec![self];
+        while let Some(el) = todo.pop() {
+            total += read::string_heap(&el.name.ns)
+                + read::string_heap(&el.name.local)
+                + el.prefix.as_ref().map_or(0, read::string_heap)
+                + el.attrs.capacity() * size_of::<Attribute>()
+                + el.ns_decls.capacity() * size_of::<NsDecl>()
+                + el.children.capacity() * size_of::<Node>();
+            total += el.attrs.iter().map(read::attribute_heap).sum::<usize>();
+            total += el
+                .ns_decls
+                .iter()
+                .map(|d| read::string_heap(&d.prefix) + read::string_heap(&d.uri))
+                .sum::<usize>();
+            for child in &el.children {
+                match child {
+                    Node::Element(e) => todo.push(e),
+                    Node::Text(t) => total += read::string_heap(t),
+                }
+            }
+        }
+        total
+    }
+}
+
+/// Heap bytes of an allocation of `capacity` bytes: none when empty,
+/// otherwise rounded up to 8.
+fn heap_bytes(capacity: usize) -> usize {
+    capacity.next_multiple_of(8)
 }
 
 /// The in-scope namespace declarations while walking a tree, for resolving
 /// QName-valued content such as `type="tns:Order"` or `xsi:type`.
+///
+/// A prefix resolves with one hash lookup however many declarations are in
+/// scope (a hostile document may nest thousands): `index` keeps, per
+/// prefix, the positions in `stack` of its declarations, innermost last.
 #[derive(Clone, Debug, Default)]
 pub struct NsScope {
     stack: Vec<NsDecl>,
     marks: Vec<usize>,
+    index: HashMap<String, Vec<usize>>,
 }
 
 impl NsScope {
@@ -203,25 +248,45 @@ impl NsScope {
     /// [`pop`]: NsScope::pop
     pub fn push(&mut self, el: &Element) {
         self.marks.push(self.stack.len());
-        self.stack.extend(el.ns_decls.iter().cloned());
+        for d in &el.ns_decls {
+            let at = self.stack.len();
+            match self.index.get_mut(d.prefix.as_str()) {
+                Some(positions) => positions.push(at),
+                None => {
+                    self.index.insert(d.prefix.clone(), vec![at]);
+                }
+            }
+            self.stack.push(d.clone());
+        }
     }
 
     /// The declarations in scope, outermost first, one per prefix (the
     /// innermost binding of a redeclared prefix).
     pub fn decls(&self) -> Vec<NsDecl> {
-        let mut out: Vec<NsDecl> = Vec::new();
-        for d in self.stack.iter().rev() {
-            if !out.iter().any(|o| o.prefix == d.prefix) {
-                out.push(d.clone());
-            }
-        }
-        out.reverse();
-        out
+        self.stack
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                self.index
+                    .get(d.prefix.as_str())
+                    .and_then(|p| p.last())
+                    .is_some_and(|last| last == i)
+            })
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     pub fn pop(&mut self) {
-        if let Some(m) = self.marks.pop() {
-            self.stack.truncate(m);
+        let Some(m) = self.marks.pop() else {
+            return;
+        };
+        for d in self.stack.drain(m..) {
+            if let Some(positions) = self.index.get_mut(d.prefix.as_str()) {
+                positions.pop();
+                if positions.is_empty() {
+                    self.index.remove(d.prefix.as_str());
+                }
+            }
         }
     }
 
@@ -231,11 +296,8 @@ impl NsScope {
         if prefix == "xml" {
             return Some(XML_NS);
         }
-        self.stack
-            .iter()
-            .rev()
-            .find(|d| d.prefix == prefix)
-            .map(|d| d.uri.as_str())
+        let at = *self.index.get(prefix)?.last()?;
+        self.stack.get(at).map(|d| d.uri.as_str())
     }
 
     /// Resolve `prefix:local` (or `local`, in the default namespace) to a

@@ -29,7 +29,7 @@
 //!   Encoding errors point at the first undecodable byte.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
@@ -96,6 +96,8 @@ pub enum XmlErrorKind {
     TooManyChildren(usize),
     #[error("text longer than {0} bytes")]
     TextTooLarge(usize),
+    #[error("the document needs more than {0} bytes of memory to read")]
+    TreeTooLarge(usize),
     #[error("illegal character U+{0:04X}")]
     IllegalChar(u32),
     #[error("illegal name {0:?}")]
@@ -106,15 +108,99 @@ pub enum XmlErrorKind {
     Encoding { charset: String, detail: String },
 }
 
+/// How much memory the tree of one document may take, in the estimated heap
+/// bytes of [`Element::heap_size`]: `factor` times the document's size in
+/// bytes, or `floor`, whichever is more. Checked while the tree grows, so a
+/// document over budget is refused before it costs more.
+///
+/// The tree of a small document is many times its size whatever its shape
+/// (an element is a 152-byte node before its name or text), hence the floor;
+/// past the floor the factor holds, so memory stays proportional to what a
+/// caller sent (a body cap and a budget of bodies in flight then bound the
+/// whole). Kept apart from [`Limits`] because it is a property of the call
+/// path (requests are budgeted; the admin's contracts are not), not of a
+/// document's structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeBudget {
+    pub factor: usize,
+    pub floor: usize,
+}
+
+impl TreeBudget {
+    /// No budget: the tree is as large as the document makes it (contracts,
+    /// stored job payloads).
+    pub const UNLIMITED: TreeBudget = TreeBudget {
+        factor: usize::MAX,
+        floor: usize::MAX,
+    };
+
+    /// Requests: 8 times the body, at least 8 MiB. A pretty-printed
+    /// request of short fields costs 12 to 18 times its size, so it is
+    /// accepted up to about 500 KB, and a larger one when it carries text
+    /// (documents, base64 attachments: 1 to 2 times); a 9 MB body of two
+    /// million `<x/>` (40 times) is refused after some 72 MB.
+    pub const REQUEST: TreeBudget = TreeBudget {
+        factor: 8,
+        floor: 8 << 20,
+    };
+
+    /// The most a document of `input_len` bytes may take.
+    pub fn max_bytes(&self, input_len: usize) -> usize {
+        self.factor.saturating_mul(input_len).max(self.floor)
+    }
+}
+
+/// What reading a document took: counters for tests and benchmarks, which
+/// assert on work done rather than time taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Element and attribute names resolved to a namespace (prefixed or not).
+    pub names_resolved: u64,
+    /// Namespace bindings looked at while resolving them.
+    pub bindings_examined: u64,
+    /// Elements started.
+    pub elements: u64,
+    /// The tree's estimated heap bytes ([`Element::heap_size`]) when reading
+    /// stopped, finished or refused.
+    pub tree_bytes: usize,
+    /// The largest `tree_bytes` reached.
+    pub peak_tree_bytes: usize,
+}
+
 /// Read a whole document. `transport_charset` is the `charset` parameter of
-/// the HTTP Content-Type, if any.
+/// the HTTP Content-Type, if any. The tree is not budgeted; see
+/// [`read_with`].
 pub fn read(
     bytes: &[u8],
     transport_charset: Option<&str>,
     limits: &Limits,
 ) -> Result<Document, XmlError> {
-    let (text, charset) = charset::decode(bytes, transport_charset)?;
-    read_str_as(&text, charset, limits)
+    read_with(bytes, transport_charset, limits, &TreeBudget::UNLIMITED)
+}
+
+/// [`read`], refusing a document whose tree would take more than `budget`
+/// allows for its size ([`XmlErrorKind::TreeTooLarge`]).
+pub fn read_with(
+    bytes: &[u8],
+    transport_charset: Option<&str>,
+    limits: &Limits,
+    budget: &TreeBudget,
+) -> Result<Document, XmlError> {
+    read_measured(bytes, transport_charset, limits, budget).0
+}
+
+/// [`read_with`], also saying what the reading took.
+pub fn read_measured(
+    bytes: &[u8],
+    transport_charset: Option<&str>,
+    limits: &Limits,
+    budget: &TreeBudget,
+) -> (Result<Document, XmlError>, ReadStats) {
+    let (text, charset) = match charset::decode(bytes, transport_charset) {
+        Ok(decoded) => decoded,
+        Err(e) => return (Err(e), ReadStats::default()),
+    };
+    read_str_as(&text, charset, limits, budget.max_bytes(bytes.len()))
 }
 
 /// Read a document that is already a string (a file loaded as UTF-8, a
@@ -124,10 +210,17 @@ pub fn read_str(text: &str, limits: &Limits) -> Result<Document, XmlError> {
         text.strip_prefix('\u{FEFF}').unwrap_or(text),
         Charset::Utf8,
         limits,
+        usize::MAX,
     )
+    .0
 }
 
-fn read_str_as(text: &str, charset: Charset, limits: &Limits) -> Result<Document, XmlError> {
+fn read_str_as(
+    text: &str,
+    charset: Charset,
+    limits: &Limits,
+    max_tree: usize,
+) -> (Result<Document, XmlError>, ReadStats) {
     // XML 1.0 section 2.11: line ends are normalised before parsing. Doing it
     // once up front keeps every later step (text, CDATA, attributes) simple,
     // and costs nothing for the usual document without CR.
@@ -138,8 +231,10 @@ fn read_str_as(text: &str, charset: Charset, limits: &Limits) -> Result<Document
     } else {
         text
     };
-    let root = Builder::new(src, limits).run()?;
-    Ok(Document { root, charset })
+    let mut builder = Builder::new(src, limits, max_tree);
+    let root = builder.run();
+    let stats = builder.stats;
+    (root.map(|root| Document { root, charset }), stats)
 }
 
 fn err(kind: XmlErrorKind, pos: Pos) -> XmlError {
@@ -156,33 +251,136 @@ struct Open {
     ns_mark: usize,
 }
 
+/// The namespace bindings in scope while reading. A name resolves with one
+/// hash lookup however many bindings are in scope: a document within every
+/// cap may nest 100 elements of 100 declarations each, and comparing each
+/// name with every binding made half a million names cost 9,500
+/// comparisons each.
+#[derive(Default)]
+struct Bindings {
+    /// Each prefix's URIs, innermost last (`""`: the default namespace).
+    uris: HashMap<String, Vec<String>>,
+    /// The prefixes bound, in order, so an element's end undoes exactly
+    /// the bindings it made.
+    declared: Vec<String>,
+}
+
+impl Bindings {
+    /// Where the bindings of the element being started begin.
+    fn mark(&self) -> usize {
+        self.declared.len()
+    }
+
+    fn bind(&mut self, prefix: &str, uri: &str) {
+        match self.uris.get_mut(prefix) {
+            Some(stack) => stack.push(uri.to_string()),
+            None => {
+                self.uris.insert(prefix.to_string(), vec![uri.to_string()]);
+            }
+        }
+        self.declared.push(prefix.to_string());
+    }
+
+    /// Drop the bindings made since `mark`, at the end of their element.
+    fn unwind(&mut self, mark: usize) {
+        for prefix in self.declared.drain(mark..) {
+            if let Some(stack) = self.uris.get_mut(&prefix) {
+                stack.pop();
+                if stack.is_empty() {
+                    self.uris.remove(&prefix);
+                }
+            }
+        }
+    }
+
+    /// The URI bound to `prefix`, counting the bindings looked at in
+    /// `examined`: the innermost one, if any.
+    fn lookup(&self, prefix: &str, examined: &mut u64) -> Option<&str> {
+        let uri = self.uris.get(prefix)?.last()?;
+        *examined += 1;
+        Some(uri)
+    }
+}
+
 /// Turns quick-xml events into a checked tree.
 struct Builder<'a, 'l> {
     src: &'a str,
     limits: &'l Limits,
     stack: Vec<Open>,
-    /// In-scope bindings, innermost last.
-    bindings: Vec<NsDecl>,
+    bindings: Bindings,
     root: Option<Element>,
     /// Character data not yet attached to the current element.
     text: String,
     lines: Lines<'a>,
+    /// The most `stats.tree_bytes` may reach.
+    max_tree: usize,
+    stats: ReadStats,
 }
 
 impl<'a, 'l> Builder<'a, 'l> {
-    fn new(src: &'a str, limits: &'l Limits) -> Self {
+    fn new(src: &'a str, limits: &'l Limits, max_tree: usize) -> Self {
         Builder {
             src,
             limits,
             stack: Vec::new(),
-            bindings: Vec::new(),
+            bindings: Bindings::default(),
             root: None,
             text: String::new(),
             lines: Lines::new(src),
+            max_tree,
+            stats: ReadStats::default(),
         }
     }
 
-    fn run(mut self) -> Result<Element, XmlError> {
+    /// Count `bytes` more of tree, or refuse the document when they would
+    /// take it past its budget (the tree never holds them then).
+    fn charge(&mut self, bytes: usize, offset: usize) -> Result<(), XmlError> {
+        let next = self.stats.tree_bytes.saturating_add(bytes);
+        if next > self.max_tree {
+            return Err(err(
+                XmlErrorKind::TreeTooLarge(self.max_tree),
+                self.pos_at(offset),
+            ));
+        }
+        self.stats.tree_bytes = next;
+        self.stats.peak_tree_bytes = self.stats.peak_tree_bytes.max(next);
+        Ok(())
+    }
+
+    /// Make room for one more child of the current element, counting (and
+    /// refusing) a larger vector before it is allocated: growing one is the
+    /// largest single step a tree takes.
+    fn room_for_child(&mut self, offset: usize) -> Result<(), XmlError> {
+        let Some(open) = self.stack.last() else {
+            return Ok(());
+        };
+        let (len, cap) = (open.el.children.len(), open.el.children.capacity());
+        if len < cap {
+            return Ok(());
+        }
+        // Doubling, as a vector grows on its own, but not past the cap on
+        // children.
+        let extra = cap
+            .max(4)
+            .min(self.limits.max_children.saturating_sub(cap).max(1));
+        self.charge(extra * size_of::<Node>(), offset)?;
+        if let Some(open) = self.stack.last_mut() {
+            open.el.children.reserve_exact(extra);
+            let got = open.el.children.capacity() - cap;
+            // Should the allocator have given more, the tree holds more.
+            let more = got.saturating_sub(extra) * size_of::<Node>();
+            self.stats.tree_bytes += more;
+            self.stats.peak_tree_bytes = self.stats.peak_tree_bytes.max(self.stats.tree_bytes);
+        }
+        Ok(())
+    }
+
+    /// Count `bytes` less: a buffer given back.
+    fn credit(&mut self, bytes: usize) {
+        self.stats.tree_bytes = self.stats.tree_bytes.saturating_sub(bytes);
+    }
+
+    fn run(&mut self) -> Result<Element, XmlError> {
         let mut reader = Reader::from_str(self.src);
         {
             let cfg = reader.config_mut();
@@ -266,6 +464,7 @@ impl<'a, 'l> Builder<'a, 'l> {
             ));
         }
         self.root
+            .take()
             .ok_or_else(|| malformed("no root element", end_pos(self.src)))
     }
 
@@ -353,8 +552,12 @@ impl<'a, 'l> Builder<'a, 'l> {
         if open.el.children.len() >= max {
             return Err(err(XmlErrorKind::TooManyChildren(max), self.lines.pos(at)));
         }
-        // Copy at the exact size and keep the buffer for the next text.
-        open.el.children.push(Node::Text(self.text.clone()));
+        self.charge(super::heap_bytes(self.text.len()), at)?;
+        self.room_for_child(at)?;
+        if let Some(open) = self.stack.last_mut() {
+            // Copy at the exact size and keep the buffer for the next text.
+            open.el.children.push(Node::Text(self.text.clone()));
+        }
         self.text.clear();
         Ok(())
     }
@@ -378,13 +581,14 @@ impl<'a, 'l> Builder<'a, 'l> {
                 pos,
             ));
         }
+        self.stats.elements += 1;
 
         let raw_name = e.name().0;
         let (prefix, local) = split_qname(raw_name).map_err(|k| err(k, pos))?;
         if prefix == Some("xmlns") {
             return Err(malformed("an element may not use the prefix xmlns", pos));
         }
-        let ns_mark = self.bindings.len();
+        let ns_mark = self.bindings.mark();
         let mut el = Element {
             name: QName {
                 ns: String::new(),
@@ -444,19 +648,30 @@ impl<'a, 'l> Builder<'a, 'l> {
                     pos,
                 ));
             }
+            self.bindings.bind(decl_prefix, &uri);
             let decl = NsDecl {
                 prefix: decl_prefix.to_string(),
                 uri: uri.into_owned(),
             };
-            self.bindings.push(decl.clone());
+            let bytes = string_heap(&decl.prefix) + string_heap(&decl.uri);
             el.ns_decls.push(decl);
+            self.charge(bytes, before)?;
         }
+        el.ns_decls.shrink_to_fit();
 
         el.name.ns = self.resolve(prefix, pos)?.to_string();
+        // The element's node in its parent's children is counted when it is
+        // pushed there; here what it owns.
+        let own = string_heap(&el.name.ns)
+            + string_heap(&el.name.local)
+            + el.prefix.as_ref().map_or(0, string_heap)
+            + el.ns_decls.capacity() * size_of::<NsDecl>();
+        self.charge(own, before)?;
 
         // Pass 2: the attributes proper, now that every prefix is known.
         if n_attrs > 0 {
             el.attrs.reserve_exact(n_attrs);
+            self.charge(el.attrs.capacity() * size_of::<Attribute>(), before)?;
             // Duplicates by raw name were checked in pass 1.
             for a in e.attributes().with_checks(false) {
                 let a = a.map_err(|x| malformed(x.to_string(), pos))?;
@@ -470,22 +685,28 @@ impl<'a, 'l> Builder<'a, 'l> {
                 // default namespace is.
                 let ns = match ap {
                     Some(p) => self.resolve(Some(p), pos)?.to_string(),
-                    None => String::new(),
+                    None => {
+                        self.stats.names_resolved += 1;
+                        String::new()
+                    }
                 };
-                el.attrs.push(Attribute {
+                let attr = Attribute {
                     name: QName {
                         ns,
                         local: al.to_string(),
                     },
                     prefix: ap.map(str::to_string),
                     value,
-                });
+                };
+                let bytes = attribute_heap(&attr);
+                el.attrs.push(attr);
+                self.charge(bytes, vpos)?;
             }
             check_unique(&el.attrs).map_err(|m| malformed(m, pos))?;
         }
 
         if empty {
-            self.bindings.truncate(ns_mark);
+            self.bindings.unwind(ns_mark);
             self.close(el, before)
         } else {
             self.stack.push(Open { el, ns_mark });
@@ -495,13 +716,19 @@ impl<'a, 'l> Builder<'a, 'l> {
 
     fn end(&mut self, before: usize) -> Result<(), XmlError> {
         self.flush_text(before)?;
-        let Some(open) = self.stack.pop() else {
+        let Some(mut open) = self.stack.pop() else {
             return Err(malformed(
                 "an end tag without a start tag",
                 self.pos_at(before),
             ));
         };
-        self.bindings.truncate(open.ns_mark);
+        self.bindings.unwind(open.ns_mark);
+        // The children are final: give back what growing them reserved
+        // (a leaf's one text node would otherwise hold room for four).
+        let spare = open.el.children.capacity();
+        open.el.children.shrink_to_fit();
+        let spare = spare - open.el.children.capacity();
+        self.credit(spare * size_of::<Node>());
         self.close(open.el, before)
     }
 
@@ -516,20 +743,26 @@ impl<'a, 'l> Builder<'a, 'l> {
                         self.lines.pos(before),
                     ));
                 }
-                parent.el.children.push(Node::Element(el));
+                self.room_for_child(before)?;
+                if let Some(parent) = self.stack.last_mut() {
+                    parent.el.children.push(Node::Element(el));
+                }
             }
             None => self.root = Some(el),
         }
         Ok(())
     }
 
-    fn resolve(&self, prefix: Option<&str>, pos: Pos) -> Result<&str, XmlError> {
+    /// The namespace of a name with this prefix (`None`: unprefixed, in
+    /// the default namespace if one is declared).
+    fn resolve(&mut self, prefix: Option<&str>, pos: Pos) -> Result<&str, XmlError> {
+        self.stats.names_resolved += 1;
         let p = prefix.unwrap_or("");
         if p == "xml" {
             return Ok(XML_NS);
         }
-        match self.bindings.iter().rev().find(|d| d.prefix == p) {
-            Some(d) => Ok(&d.uri),
+        match self.bindings.lookup(p, &mut self.stats.bindings_examined) {
+            Some(uri) => Ok(uri),
             None if p.is_empty() => Ok(""),
             None => Err(err(XmlErrorKind::UnboundPrefix(p.to_string()), pos)),
         }
@@ -572,6 +805,19 @@ impl<'a, 'l> Builder<'a, 'l> {
         out.push_str(rest);
         Ok(Cow::Owned(out))
     }
+}
+
+/// Heap bytes of a string as [`Element::heap_size`] counts them.
+pub(crate) fn string_heap(s: &String) -> usize {
+    super::heap_bytes(s.capacity())
+}
+
+/// Heap bytes owned by an attribute (not its slot in the vector).
+pub(crate) fn attribute_heap(a: &Attribute) -> usize {
+    string_heap(&a.name.ns)
+        + string_heap(&a.name.local)
+        + a.prefix.as_ref().map_or(0, string_heap)
+        + string_heap(&a.value)
 }
 
 fn offset_u(o: u64) -> usize {

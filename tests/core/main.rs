@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod conformance;
 mod contracts;
+mod hardening;
 mod hostile;
 mod mapping;
 mod reload;
