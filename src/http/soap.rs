@@ -357,12 +357,14 @@ async fn call(
 /// passing and are not counted against `max_parsing_bytes`; larger ones are
 /// counted, and parsed and validated on tokio's blocking pool.
 ///
-/// Measured with `bench/attack_xml.sh` (release build, 2 cores): the facade
-/// spends 0.2 to 0.3 s of CPU on a 9 MB hostile body (every byte part of a
-/// small node; 25 to 33 ns a byte, reading, parsing and refusing). A body
-/// under 16 KiB thus holds a worker for at most about half a millisecond
-/// (the 2.4 KB ClassifyInvoice example under 0.1 ms at that rate), while
-/// the hop to the blocking pool and back costs some tens of microseconds.
+/// Measured on the release build (2 cores; CPU time of the facade per call
+/// from /proc, less the 0.24 ms an ordinary small call costs in all):
+/// reading and parsing take about 12 ns a byte for a pretty-printed
+/// invoice (0.2 ms for 16 KiB), 40 ns for the densest markup (`<x/>` after
+/// `<x/>`: 0.7 ms for 16 KiB) and 1 ns for text. Under 16 KiB a body thus
+/// holds a worker for well under a millisecond, and the examples (2 to
+/// 3 KB) for some tens of microseconds, about what the hop to the
+/// blocking pool and back (a thread handoff each way) costs.
 ///
 /// Why the blocking pool and not a CPU budget: now that the reader's work
 /// is linear in the body (at most 10 MiB), a document of any shape is
@@ -372,8 +374,8 @@ async fn call(
 /// on it waits for (with two workers, two such bodies stalled the whole
 /// facade). On the blocking pool the kernel shares the cores between the
 /// parses and the workers, so ordinary calls are still served while large
-/// ones are parsed (the bench: median 1 ms, as alone, while two 9 MB bodies
-/// are refused), and `max_parsing_bytes` bounds how many are parsed at once.
+/// ones are parsed (`bench/attack_xml.sh`: a median under 1 ms, as alone,
+/// while two 9 MB bodies are refused), and `max_parsing_bytes` bounds how many are parsed at once.
 const SMALL_BODY: usize = 16 * 1024;
 
 /// What a large body counts at least against the parse budget: the floor
