@@ -235,8 +235,7 @@ impl Settings {
                 "invalid settings: xml.max_depth must be at least 3 (Envelope, Body and the payload)"
             );
         }
-        if s.xml.max_children == 0 || s.xml.max_namespace_decls == 0 || s.xml.max_text_bytes == 0
-        {
+        if s.xml.max_children == 0 || s.xml.max_namespace_decls == 0 || s.xml.max_text_bytes == 0 {
             bail!(
                 "invalid settings: xml.max_children, xml.max_namespace_decls and xml.max_text_bytes must be at least 1"
             );
@@ -344,7 +343,10 @@ mod tests {
             ("[xml]\nmax_depth = 0\n", "xml.max_depth"),
             ("[xml]\nmax_depth = 2\n", "xml.max_depth"),
             ("[xml]\nmax_children = 0\n", "xml.max_children"),
-            ("[xml]\nmax_namespace_decls = 0\n", "xml.max_namespace_decls"),
+            (
+                "[xml]\nmax_namespace_decls = 0\n",
+                "xml.max_namespace_decls",
+            ),
         ] {
             let file = dir.join("soapgate.toml");
             std::fs::write(&file, toml).expect("write");
