@@ -160,7 +160,7 @@ fn bench(c: &mut Criterion) {
     // Where the difference goes: the tenant steps alone, on the same
     // tenants and database.
     let tenants = state_on.tenants.clone().expect("tenants");
-    let store = state_on.store.clone().expect("store");
+    let store = state_on.store.get().cloned().expect("store");
     let mut parts = c.benchmark_group("tenant_steps");
     parts.sample_size(30);
     let text_token = UsernameToken {

@@ -9,12 +9,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::backoff;
 use crate::bedrock::{BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings};
 use crate::converse::ModelClient;
@@ -26,7 +28,7 @@ use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreSlot};
 use crate::tenants::Tenants;
 
 /// What the process serves.
@@ -35,8 +37,8 @@ pub enum Role {
     /// HTTP, and the job workers unless `worker.enabled` is false
     /// (`soapgate serve`).
     Serve,
-    /// The job workers only (`soapgate worker`): no HTTP, and a store is
-    /// required.
+    /// The job workers only (`soapgate worker`): no HTTP; the workers
+    /// start once the database answers.
     Worker,
 }
 
@@ -69,9 +71,22 @@ pub struct App {
     emulator: Option<EmulatorHandle>,
 }
 
-/// The job workers of the configured queue, built and not yet running.
+/// The job workers of the configured queue, everything but the store made;
+/// they start once the store is connected.
 #[derive(Debug)]
-enum Workers {
+struct Workers {
+    settings: Settings,
+    live: Arc<Live>,
+    models: Option<Arc<Models>>,
+    tenants: Option<Arc<Tenants>>,
+    /// `Some` for `queue.kind = "sqs"`.
+    queue: Option<SqsQueue>,
+    /// Handed to HTTP now and to the database pool when it starts.
+    waker: Arc<Notify>,
+}
+
+/// The job workers with their store, about to run.
+enum Running {
     /// `queue.kind = "database"`: the pool claims from the jobs table and
     /// takes in the polling table.
     Database { pool: WorkerPool, store: Store },
@@ -89,8 +104,9 @@ enum Workers {
 impl App {
     /// Builds a process from `settings`: every error a configuration can
     /// cause (contracts or mappings that do not load, tenants, a database
-    /// the workers need, the SQS queue) is reported here, before anything
-    /// runs.
+    /// URL that cannot be right, the SQS queue) is reported here, before
+    /// anything runs. A database that does not answer is not such an error:
+    /// the process serves without it and connects when it can.
     pub async fn build(settings: Settings, role: Role, parts: Parts) -> anyhow::Result<App> {
         let mut settings = settings;
         if role == Role::Worker {
@@ -109,28 +125,29 @@ impl App {
         };
         let metrics = Arc::new(Metrics::new());
         let (models, emulator) = model_layer(&settings, parts.model, &metrics).await?;
-        // Sync calls need no database: without one, async and one-way calls
-        // fault with QUEUE_UNAVAILABLE and the rest serve. Workers do need
-        // one: connecting again then says why it failed.
-        let store = match connect_store(&settings).await {
-            Ok(store) => Some(store),
-            Err(e) if role == Role::Serve => {
-                tracing::error!(error = %format!("{e:#}"), "no job store: async and one-way calls will fault with QUEUE_UNAVAILABLE");
-                None
+        // HTTP does not wait for the database: sync calls need none, and
+        // while it does not answer async and one-way calls fault with
+        // QUEUE_UNAVAILABLE, `/readyz` says why, and the workers wait.
+        // `run_until_stopped` keeps connecting. Only a wrong URL stops here.
+        let store = StoreSlot::connecting();
+        match tokio::time::timeout(FIRST_CONNECT, connect_store(&settings)).await {
+            Ok(Ok(connected)) => store.fill(connected),
+            Ok(Err(e)) if e.is_permanent() => {
+                return Err(e).context("connecting to the database");
             }
-            Err(e) => return Err(e),
-        };
+            Ok(Err(e)) => not_connected(&store, &e.to_string()),
+            Err(_) => not_connected(&store, &format!("no answer within {FIRST_CONNECT:?}")),
+        }
         let workers = if settings.worker.enabled {
-            let store = match &store {
-                Some(store) => store.clone(),
-                None => connect_store(&settings).await?,
-            };
-            Some(Workers::build(&settings, &live, &models, store, &tenants).await?)
+            Some(Workers::build(&settings, &live, &models, &tenants).await?)
         } else {
             tracing::info!("job workers disabled in this process");
             None
         };
-        let job_waker = workers.as_ref().and_then(Workers::waker);
+        let job_waker = workers
+            .as_ref()
+            .filter(|w| w.queue.is_none())
+            .map(|w| w.waker.clone());
         let state = AppState {
             live,
             settings: Arc::new(settings),
@@ -171,7 +188,14 @@ impl App {
             emulator,
         } = self;
         let watcher = tokio::spawn(state.live.clone().watch(shutdown.wait()));
-        let workers = workers.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let connector = (state.store.get().is_none()).then(|| {
+            tokio::spawn(keep_connecting(
+                state.settings.clone(),
+                state.store.clone(),
+                shutdown.clone(),
+            ))
+        });
+        let workers = workers.map(|w| tokio::spawn(w.run(state.store.clone(), shutdown.clone())));
         let served = match listener {
             Some(listener) => {
                 let addr = listener.local_addr()?;
@@ -191,6 +215,9 @@ impl App {
             None => Ok(()),
         };
         let _ = watcher.await;
+        if let Some(connector) = connector {
+            let _ = connector.await;
+        }
         if let Some(emulator) = emulator {
             let _ = emulator.stop().await;
         }
@@ -199,35 +226,75 @@ impl App {
 }
 
 impl Workers {
+    /// Everything the workers need but the store; for SQS, the queue (so a
+    /// wrong queue setting stops the process at start).
     async fn build(
         settings: &Settings,
         live: &Arc<Live>,
         models: &Option<Arc<Models>>,
-        store: Store,
         tenants: &Option<Arc<Tenants>>,
     ) -> anyhow::Result<Workers> {
-        if settings.queue.kind == QueueKind::Database {
+        let queue = match settings.queue.kind {
+            QueueKind::Database => None,
+            QueueKind::Sqs => {
+                let queue = SqsQueue::from_env(&settings.queue.sqs)
+                    .await
+                    .context("queue.kind = \"sqs\"")?;
+                tracing::info!(?queue, "SQS queue");
+                Some(queue)
+            }
+        };
+        Ok(Workers {
+            settings: settings.clone(),
+            live: live.clone(),
+            models: models.clone(),
+            tenants: tenants.clone(),
+            queue,
+            waker: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Waits for the store (or `shutdown`), then runs until `shutdown`; a
+    /// pool that fails triggers it for the rest of the process.
+    async fn run(self, store: StoreSlot, shutdown: Shutdown) -> anyhow::Result<()> {
+        if store.get().is_none() {
+            tracing::info!("job workers wait for the database");
+        }
+        let store = tokio::select! {
+            store = store.connected() => store,
+            () = shutdown.wait() => return Ok(()),
+        };
+        let result = self.with_store(store).run(shutdown.wait()).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "job workers stopped");
+            shutdown.trigger();
+        }
+        result.context("job workers")
+    }
+
+    fn with_store(self, store: Store) -> Running {
+        let Workers {
+            settings,
+            live,
+            models,
+            tenants,
+            queue,
+            waker,
+        } = self;
+        let Some(queue) = queue else {
             let pool = WorkerPool::new(
                 store.clone(),
-                live.clone(),
-                models.clone(),
+                live,
+                models,
                 settings.worker.clone(),
                 settings.xml.clone(),
             )
-            .with_tenants(tenants.clone());
-            return Ok(Workers::Database { pool, store });
-        }
-        let queue = SqsQueue::from_env(&settings.queue.sqs)
-            .await
-            .context("queue.kind = \"sqs\"")?;
-        tracing::info!(?queue, "SQS queue");
-        let runner = JobRunner::new(
-            store.clone(),
-            live.clone(),
-            models.clone(),
-            settings.xml.clone(),
-        )
-        .with_tenants(tenants.clone());
+            .with_tenants(tenants)
+            .with_waker(waker);
+            return Running::Database { pool, store };
+        };
+        let runner = JobRunner::new(store.clone(), live.clone(), models, settings.xml.clone())
+            .with_tenants(tenants);
         let consumer = Arc::new(Consumer::new(
             store.clone(),
             queue.clone(),
@@ -237,39 +304,25 @@ impl Workers {
         // The queue is the only way to a job: request rows become jobs with
         // outbox rows here, and nothing claims from the jobs table, so every
         // job gets its reply and its failures reach the DLQ.
-        let intake = WorkerPool::intake_only(
-            store.clone(),
-            live.clone(),
-            settings.worker.clone(),
-            settings.xml.clone(),
-        );
-        Ok(Workers::Sqs {
+        let intake = WorkerPool::intake_only(store.clone(), live, settings.worker, settings.xml);
+        Running::Sqs {
             queue,
             consumer,
             intake,
             store,
-        })
-    }
-
-    /// Notified by HTTP after each enqueue, so an idle worker of this
-    /// process claims at once (the database queue only: SQS delivers).
-    fn waker(&self) -> Option<Arc<Notify>> {
-        match self {
-            Workers::Database { pool, .. } => Some(pool.waker()),
-            Workers::Sqs { .. } => None,
         }
     }
+}
 
-    /// Runs until `shutdown`; a pool that fails triggers it for the rest of
-    /// the process.
-    async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let result = match self {
-            Workers::Database { pool, store } => {
-                let result = pool.run(shutdown.wait()).await;
+impl Running {
+    async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        match self {
+            Running::Database { pool, store } => {
+                let result = pool.run(shutdown).await;
                 store.close().await;
-                result
+                Ok(result?)
             }
-            Workers::Sqs {
+            Running::Sqs {
                 queue,
                 consumer,
                 intake,
@@ -281,19 +334,54 @@ impl Workers {
                 let relay: JoinHandle<()> =
                     tokio::spawn(sqs::relay(store.clone(), queue, inner.clone()));
                 let consumers = tokio::spawn(consumer.run(inner.clone()));
-                let result = intake.run(shutdown.wait()).await;
+                let result = intake.run(shutdown).await;
                 inner.trigger();
                 let _ = relay.await;
                 let _ = consumers.await;
                 store.close().await;
-                result
+                Ok(result?)
             }
-        };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "job workers stopped");
-            shutdown.trigger();
         }
-        result.context("job workers")
+    }
+}
+
+/// How long `App::build` waits for the database before listening anyway.
+const FIRST_CONNECT: Duration = Duration::from_secs(2);
+/// How long each later attempt to connect may take.
+const CONNECT_ATTEMPT: Duration = Duration::from_secs(10);
+
+fn not_connected(slot: &StoreSlot, error: &str) {
+    tracing::warn!(
+        error,
+        "the database does not answer: serving sync calls; async and one-way calls fault with QUEUE_UNAVAILABLE until it does"
+    );
+    slot.failed(error.to_owned());
+}
+
+/// Connects until the store is in `slot` or `shutdown`, backing off from
+/// half a second to 30 s between attempts.
+async fn keep_connecting(settings: Arc<Settings>, slot: StoreSlot, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    for retry in 0u32.. {
+        let wait = backoff::full_jitter(retry, Duration::from_millis(500), Duration::from_secs(30));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = &mut stop => return,
+        }
+        let error = tokio::select! {
+            attempt = tokio::time::timeout(CONNECT_ATTEMPT, connect_store(&settings)) => match attempt {
+                Ok(Ok(store)) => {
+                    slot.fill(store);
+                    return;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {CONNECT_ATTEMPT:?}"),
+            },
+            () = &mut stop => return,
+        };
+        tracing::warn!(error, retry, "the database still does not answer");
+        slot.failed(error);
     }
 }
 
@@ -341,10 +429,9 @@ fn tenants_of(settings: &Settings) -> anyhow::Result<Option<Arc<Tenants>>> {
 
 /// The store named by `database.url` (migrations applied); with SQS, every
 /// new job also gets an outbox row for the relay.
-async fn connect_store(settings: &Settings) -> anyhow::Result<Store> {
+async fn connect_store(settings: &Settings) -> Result<Store, StoreError> {
     let store = Store::connect(&settings.database.url)
-        .await
-        .context("connecting to the database")?
+        .await?
         .with_outbox(settings.queue.kind == QueueKind::Sqs);
     // The backend only: the URL may carry a password.
     tracing::info!(backend = ?store.backend(), "database connected");

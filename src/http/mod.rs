@@ -28,7 +28,7 @@ use crate::live::Live;
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
 use crate::models::Models;
-use crate::store::Store;
+use crate::store::{Store, StoreSlot};
 use crate::tenants::Tenants;
 
 /// What every handler shares.
@@ -43,9 +43,10 @@ pub struct AppState {
     pub model: Option<Arc<Models>>,
     /// What `/metrics` shows; the model layer reports into the same one.
     pub metrics: Arc<Metrics>,
-    /// The job store async and one-way calls are queued in; `None`: they
-    /// fault with QUEUE_UNAVAILABLE.
-    pub store: Option<Store>,
+    /// The job store async and one-way calls are queued in; while it is
+    /// empty (none configured, or not connected yet) they fault with
+    /// QUEUE_UNAVAILABLE.
+    pub store: StoreSlot,
     /// Notified after each new job, so an idle worker of this process
     /// claims it at once instead of at its next poll.
     pub job_waker: Option<Arc<tokio::sync::Notify>>,
@@ -62,7 +63,7 @@ impl AppState {
             settings: Arc::new(settings),
             model: None,
             metrics: Arc::new(Metrics::new()),
-            store: None,
+            store: StoreSlot::none(),
             job_waker: None,
             tenants: None,
         }
@@ -89,7 +90,7 @@ impl AppState {
 
     /// The same state, queueing async and one-way calls in `store`.
     pub fn with_store(mut self, store: Store) -> AppState {
-        self.store = Some(store);
+        self.store = StoreSlot::ready(store);
         self
     }
 }

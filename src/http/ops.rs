@@ -1,5 +1,6 @@
 //! Operations endpoints: `/readyz` (is this instance able to serve: the
-//! database answers; each target's breaker state, for information) and
+//! database is connected and answers; each target's breaker state, for
+//! information) and
 //! `/metrics` (Prometheus text exposition of [`crate::metrics`], with the
 //! scrape-time gauges filled first).
 
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use crate::store::SlotState;
 
 /// How long a scrape or readiness check waits for the database.
 const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -19,8 +21,12 @@ const DB_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Serialize)]
 struct Readiness {
     ready: bool,
-    /// `ok`, `down` or `none` (no job store configured: sync calls only).
+    /// `ok`, `connecting` (not connected since start), `down` (connected
+    /// once, not answering now) or `none` (no job store: sync calls only).
     database: &'static str,
+    /// Why the database is `connecting` or `down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_error: Option<String>,
     /// Target (`region/model`) to `closed`, `open` or `half_open`.
     breakers: std::collections::BTreeMap<String, &'static str>,
     /// Calls doing model work now, and the cap (`bedrock.max_in_flight`).
@@ -28,25 +34,16 @@ struct Readiness {
     max_in_flight: usize,
 }
 
-/// 200 when the database answers (or none is configured), 503 when it is
-/// down. Open breakers do not make the instance unready: every instance
-/// calls the same models, so taking this one out of a load balancer would
-/// not help, and fallbacks and failure policies still answer; they are
+/// 200 when the database answers (or none is configured), 503 while it is
+/// connecting or down. Open breakers do not make the instance unready: every
+/// instance calls the same models, so taking this one out of a load balancer
+/// would not help, and fallbacks and failure policies still answer; they are
 /// reported so an operator sees them.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    let database = match &state.store {
-        None => "none",
-        Some(store) => match tokio::time::timeout(DB_CHECK_TIMEOUT, store.ping()).await {
-            Ok(Ok(())) => "ok",
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "readiness: the database does not answer");
-                "down"
-            }
-            Err(_) => {
-                tracing::warn!("readiness: the database did not answer in time");
-                "down"
-            }
-        },
+    let (database, database_error) = match state.store.state() {
+        SlotState::None => ("none", None),
+        SlotState::Connecting(error) => ("connecting", error),
+        SlotState::Connected => database_answers(&state).await,
     };
     let breakers = state
         .model
@@ -58,10 +55,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let ready = database != "down";
+    let ready = matches!(database, "ok" | "none");
     let body = Readiness {
         ready,
         database,
+        database_error,
         breakers,
         model_calls_in_flight: state.model.as_ref().map_or(0, |m| m.in_flight()),
         max_in_flight: state
@@ -77,6 +75,27 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// `ok`, or `down` with why, for a connected store.
+async fn database_answers(state: &AppState) -> (&'static str, Option<String>) {
+    let Some(store) = state.store.get() else {
+        return ("none", None);
+    };
+    match tokio::time::timeout(DB_CHECK_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => ("ok", None),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            ("down", Some(e.to_string()))
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer in time");
+            (
+                "down",
+                Some(format!("no answer within {DB_CHECK_TIMEOUT:?}")),
+            )
+        }
+    }
+}
+
 /// The metrics, in the OpenMetrics text format (which Prometheus reads).
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(models) = &state.model {
@@ -87,7 +106,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             .collect();
         state.metrics.set_model_state(&breakers, models.in_flight());
     }
-    if let Some(store) = &state.store {
+    if let Some(store) = state.store.get() {
         match tokio::time::timeout(DB_CHECK_TIMEOUT, store.job_stats()).await {
             Ok(Ok(stats)) => state.metrics.set_jobs(&stats.by_status, stats.queue_depth),
             Ok(Err(e)) => tracing::warn!(error = %e, "metrics: reading job counts failed"),

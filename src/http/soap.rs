@@ -182,7 +182,7 @@ async fn record(
         response: response.as_deref(),
         attempts: &outcome.attempts,
     };
-    tenants.record(state.store.as_ref(), &call).await;
+    tenants.record(state.store.get(), &call).await;
 }
 
 /// The user and password of an `Authorization: Basic` header; a malformed
@@ -344,7 +344,7 @@ async fn call(
     let with = call::Services {
         mappings: &snapshot.mappings,
         model: state.model.as_deref(),
-        store: state.store.as_ref(),
+        store: state.store.get(),
         tenants: state.tenants.as_deref(),
         waker: state.job_waker.as_deref(),
     };

@@ -144,6 +144,16 @@ impl WorkerPool {
         self
     }
 
+    /// The same pool, woken by `wake` instead of a notifier of its own (one
+    /// made before the pool, for HTTP to hold while the store connects).
+    /// Call before [`WorkerPool::run`].
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> WorkerPool {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.wake = wake;
+        }
+        self
+    }
+
     /// Notified after an enqueue in this process, an idle worker looks for
     /// work at once instead of at its next poll.
     pub fn waker(&self) -> Arc<Notify> {

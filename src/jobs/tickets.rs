@@ -25,6 +25,10 @@ use crate::xml::{Element, NsDecl, QName};
 /// mapping's `idempotency_key` path; either is scoped by service and
 /// operation, so two operations never share a job. `tenant` is the
 /// authenticated caller's (tenants configured): the job runs for it.
+/// Why an async call cannot be queued or polled: the slot is empty until the
+/// database named by `database.url` answers.
+const NO_STORE: &str = "the job store is not connected (database.url does not answer yet)";
+
 pub async fn submit(
     prepared: &Prepared,
     plan: &OperationPlan,
@@ -33,9 +37,7 @@ pub async fn submit(
     source: JobSource,
     tenant: Option<&str>,
 ) -> Result<Job, GatewayError> {
-    let store = store.ok_or_else(|| {
-        GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
-    })?;
+    let store = store.ok_or_else(|| GatewayError::QueueUnavailable(NO_STORE.into()))?;
     let service = &prepared.service().name;
     let operation = &prepared.operation().name;
     let envelope = &prepared.envelope;
@@ -109,9 +111,7 @@ pub async fn poll(
     store: Option<&Store>,
     tenant: Option<&str>,
 ) -> Result<Element, GatewayError> {
-    let store = store.ok_or_else(|| {
-        GatewayError::QueueUnavailable("no job store is configured (database.url)".into())
-    })?;
+    let store = store.ok_or_else(|| GatewayError::QueueUnavailable(NO_STORE.into()))?;
     let service = &prepared.service().name;
     let ticket = prepared
         .envelope

@@ -24,6 +24,7 @@ mod jobs;
 pub mod keys;
 mod outbox;
 mod polling;
+mod slot;
 mod stats;
 mod tenants;
 
@@ -47,6 +48,7 @@ pub use jobs::{
 };
 pub use outbox::{JobClaim, OutboxEntry, ReplyEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
+pub use slot::{SlotState, StoreSlot};
 pub use stats::JobStats;
 pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};
 
@@ -96,6 +98,16 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// An error no retry can mend: the URL itself is wrong. Anything else
+    /// met while connecting (a server that does not answer, a directory that
+    /// cannot be made yet, a migration that did not apply) may pass.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            StoreError::UnsupportedScheme(_) | StoreError::Config(_)
+        )
+    }
+
     /// The server chose this transaction as a deadlock victim (InnoDB
     /// 1213 / SQLSTATE 40001, PostgreSQL 40P01): nothing was written, and
     /// running the transaction again is the documented remedy.

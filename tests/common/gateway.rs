@@ -141,7 +141,7 @@ impl Gateway {
             .await
             .unwrap_or_else(|e| panic!("the gateway does not build: {e:#}"));
         let state = app.state().clone();
-        let store = state.store.clone().expect("an in-memory job store");
+        let store = state.store.get().cloned().expect("an in-memory job store");
         let stop = Shutdown::new();
         let task = tokio::spawn(app.run_until_stopped(stop.clone()));
         Gateway {

@@ -76,7 +76,7 @@ impl Gateway {
             .await
             .unwrap_or_else(|e| panic!("the gateway does not build: {e:#}"));
         let state = app.state().clone();
-        let store = state.store.clone().expect("a store");
+        let store = state.store.get().cloned().expect("a store");
         let stop = Shutdown::new();
         tokio::spawn(app.run_until_stopped(stop.clone()));
         Gateway {
