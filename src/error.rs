@@ -95,6 +95,10 @@ pub enum GatewayError {
         detail: String,
         retry_after: std::time::Duration,
     },
+    /// Reading the body failed before its end: the connection closed or
+    /// was cut for reading too slowly. The detail is for the log.
+    #[error("the request body did not arrive whole: {0}")]
+    RequestIncomplete(String),
     #[error("tenant {tenant} has used up its {period} token budget")]
     BudgetExhausted {
         tenant: String,
@@ -139,6 +143,7 @@ impl GatewayError {
                 ErrorCode::RateLimited
             }
             GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
+            GatewayError::RequestIncomplete(_) => ErrorCode::RequestIncomplete,
         }
     }
 
@@ -177,6 +182,10 @@ impl GatewayError {
             }
             GatewayError::BudgetExhausted { period, .. } => {
                 format!("The token budget for this {period} is used up")
+            }
+            // Rarely read: the client has usually gone.
+            GatewayError::RequestIncomplete(_) => {
+                "The request body did not arrive whole; nothing was done with it".to_string()
             }
             GatewayError::Invalid(v) => {
                 format!(

@@ -526,7 +526,10 @@ async fn read_body(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(GatewayError::PayloadTooLarge { limit })
         }
-        Err(e) => Err(GatewayError::Internal(format!("reading request body: {e}"))),
+        // Whatever else stops a body (the client hung up, the connection
+        // was cut for reading too slowly, a malformed chunk) is the
+        // transport's, never ours.
+        Err(e) => Err(GatewayError::RequestIncomplete(e.to_string())),
     }
 }
 
@@ -603,6 +606,7 @@ fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnknownService => StatusCode::NOT_FOUND,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::RequestIncomplete => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     match err {

@@ -93,6 +93,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The tenant's token budget for the day or month is used up.
     BudgetExhausted,
+    /// The request body did not arrive whole: the client hung up, or sent
+    /// it too slowly, before its end. Nothing was done with it.
+    RequestIncomplete,
 }
 
 impl ErrorCode {
@@ -126,6 +129,7 @@ impl ErrorCode {
             ErrorCode::NotAuthorised => "NOT_AUTHORISED",
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
+            ErrorCode::RequestIncomplete => "REQUEST_INCOMPLETE",
         }
     }
 
@@ -134,7 +138,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 28] = [
+    const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -163,6 +167,7 @@ impl ErrorCode {
         ErrorCode::NotAuthorised,
         ErrorCode::RateLimited,
         ErrorCode::BudgetExhausted,
+        ErrorCode::RequestIncomplete,
     ];
 
     /// Whose fault it is, in SOAP terms.

@@ -596,3 +596,45 @@ async fn a_call_answered_after_longer_than_the_timeouts_is_not_cut_off() {
     let after = answered.elapsed();
     assert!(elapsed_between(after, 2, 3), "closed after {after:?}");
 }
+
+/// A client that hangs up before its body is complete is the client's
+/// doing: the call is counted under its own outcome, `REQUEST_INCOMPLETE`,
+/// never as an internal error of ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_body_is_not_counted_as_an_internal_error() {
+    let (addr, _stop, _task) = start(Settings::default()).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(SLOW_HEAD.as_bytes()).await.unwrap();
+    stream.write_all(b"<soap:Envelope").await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    drop(stream);
+    let counted = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("soapgate_requests_total{") && l.contains("Helpdesk"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // The handler records the call after the connection has gone: wait for
+    // the line to appear.
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let metrics = exchange(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "# EOF",
+        );
+        lines = counted(&metrics);
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("outcome=\"REQUEST_INCOMPLETE\""),
+        "{lines:?}"
+    );
+}
