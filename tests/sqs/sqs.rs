@@ -1480,3 +1480,221 @@ pollers = 4
         at_kill.running
     );
 }
+
+/// A `soapgate worker` with a reply queue is killed with SIGKILL a third of
+/// the way through a few hundred jobs, and a second one finishes them: every
+/// job's reply reaches the reply queue, with `Status` DONE and, byte for
+/// byte, the SOAP envelope built from the job's stored result. Replies are
+/// at least once: a reply the first worker had sent but whose reply-outbox
+/// row it had not yet deleted is sent again by the second one's reply relay
+/// after the row's lease; the duplicates are counted and printed.
+///
+/// The first worker dies with jobs in every state: run without a result
+/// (run again), a result and a reply row not yet sent (the reply relay
+/// sends it), sent with its row not yet deleted (a duplicate). The
+/// redelivered message of a finished job is deleted without a reply, so a
+/// job whose result was committed and whose reply row was not (they are
+/// written in two transactions) gets no reply at all; a failure names such
+/// jobs "DONE at the kill, no reply row". A build that sent replies from
+/// memory only, with no reply outbox, fails here for every job finished
+/// and not yet replied to at the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_reply_reaches_the_reply_queue_across_a_sigkilled_sqs_worker() {
+    let test = "every_reply_reaches_the_reply_queue_across_a_sigkilled_sqs_worker";
+    const JOBS: usize = 300;
+    let Some(moto) = Moto::start(test) else {
+        return;
+    };
+    let client = sqs_client(&moto.url);
+    let request_url = create_queue(&client, "requests", &[]).await;
+    let reply_url = create_queue(&client, "replies", &[]).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", tmp.path().join("soapgate.db").display());
+    let store = Store::connect(&db_url)
+        .await
+        .expect("SQLite store")
+        .with_outbox(true);
+    // Every model call takes a little while, so jobs are in flight at the
+    // kill.
+    let script = Script::parse("rules:\n  - delay_ms: 40\n", "slow.yaml").expect("script");
+    let emulator = soapgate::emulator::spawn(Some(script))
+        .await
+        .expect("emulator");
+    let config = tmp.path().join("soapgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"wsdl_dir = "{wsdl}"
+mappings_dir = "{mappings}"
+
+[database]
+url = "{db_url}"
+
+[bedrock]
+endpoint_url = "{emulator}"
+max_attempts = 1
+
+[queue]
+kind = "sqs"
+
+[queue.sqs]
+request_queue_url = "{request_url}"
+reply_queue_url = "{reply_url}"
+wait_time_seconds = 1
+visibility_timeout = 3
+pollers = 4
+"#,
+            wsdl = repo_root().join("wsdl").display(),
+            mappings = repo_root().join("mappings").display(),
+            emulator = emulator.base_url(),
+        ),
+    )
+    .expect("config file");
+
+    let request = triage_request();
+    let mut jobs = std::collections::BTreeMap::new();
+    for n in 0..JOBS {
+        let correlation_id = format!("reply-{n:03}");
+        let id = store
+            .enqueue(&NewJob {
+                service: "SupportDesk".into(),
+                operation: "TriageTicket".into(),
+                correlation_id: correlation_id.clone(),
+                payload: request.clone(),
+                idempotency_key: None,
+                source: JobSource::OneWay,
+                tenant: None,
+            })
+            .await
+            .expect("enqueue");
+        jobs.insert(correlation_id, id);
+    }
+    assert_eq!(store.outbox_len().await.expect("outbox"), JOBS as i64);
+
+    let started = Instant::now();
+    let log = tmp.path().join("worker.log");
+    let first = WorkerProcess::start(&config, &moto.url, &log);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = store.job_counts().await.expect("counts");
+        if counts.done >= (JOBS / 3) as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first worker did not get a third of the way: {counts:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let at_kill = store.job_counts().await.expect("counts");
+    let replies_owed_at_kill = store.reply_outbox_len().await.expect("reply outbox");
+    assert!(at_kill.done < JOBS as i64, "killed too late: {at_kill:?}");
+    // What the first worker left, to explain a missing reply: the jobs it
+    // finished, and whether each still had a row in the reply outbox.
+    let done_at_kill: std::collections::BTreeMap<String, bool> = {
+        let pool = sqlx::SqlitePool::connect(&db_url).await.expect("pool");
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT j.correlation_id, (SELECT COUNT(*) FROM soapgate_reply_outbox r \
+             WHERE r.job_id = j.id) FROM soapgate_jobs j WHERE j.status = 'DONE'",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("jobs done at the kill");
+        pool.close().await;
+        rows.into_iter().map(|(c, rows)| (c, rows > 0)).collect()
+    };
+
+    let second = WorkerProcess::start(&config, &moto.url, &log);
+    // Done when every job is DONE, every request message deleted and every
+    // reply row sent (a row the first worker left is sent after its lease).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let counts = store.job_counts().await.expect("counts");
+        if counts.done + counts.failed >= JOBS as i64
+            && store.reply_outbox_len().await.expect("reply outbox") == 0
+            && queue_depth(&client, &request_url).await == 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second worker did not finish: {counts:?}, {} reply rows; log:\n{}",
+            store.reply_outbox_len().await.unwrap_or(-1),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    let replies = drain(&client, &reply_url, JOBS, Duration::from_secs(30)).await;
+    second.kill();
+
+    let counts = store.job_counts().await.expect("counts");
+    assert_eq!(counts.done, JOBS as i64, "every job DONE: {counts:?}");
+    let mut by_correlation: std::collections::BTreeMap<String, Vec<&aws_sdk_sqs::types::Message>> =
+        std::collections::BTreeMap::new();
+    for reply in &replies {
+        let correlation_id = attr(reply, "CorrelationId").expect("a CorrelationId on every reply");
+        by_correlation
+            .entry(correlation_id)
+            .or_default()
+            .push(reply);
+    }
+    let missing: Vec<&String> = jobs
+        .keys()
+        .filter(|c| !by_correlation.contains_key(*c))
+        .collect();
+    let explained: Vec<String> = missing
+        .iter()
+        .map(|c| match done_at_kill.get(*c) {
+            Some(true) => format!("{c} (DONE at the kill, its reply row unsent)"),
+            Some(false) => format!("{c} (DONE at the kill, no reply row)"),
+            None => format!("{c} (not DONE at the kill)"),
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {JOBS} jobs got no reply (at the kill: {at_kill:?}, {replies_owed_at_kill} reply rows); \
+         a job DONE at the kill with no reply row had its result committed and died before its \
+         reply row was written: {explained:?}",
+        missing.len(),
+    );
+    let strangers: Vec<&String> = by_correlation
+        .keys()
+        .filter(|c| !jobs.contains_key(*c))
+        .collect();
+    assert!(strangers.is_empty(), "replies to no job: {strangers:?}");
+    let limits = Limits::default();
+    for (correlation_id, id) in &jobs {
+        let job = store.get(id).await.expect("get job").expect("job");
+        let (expected, status) = sqs::reply_envelope(&job, &limits);
+        assert_eq!(status, "DONE", "{correlation_id}: {job:?}");
+        assert!(
+            expected.contains("http://schemas.xmlsoap.org/soap/envelope/")
+                && expected.contains("TriageTicketResponse"),
+            "{correlation_id}: the reply is a SOAP 1.1 TriageTicketResponse: {expected}"
+        );
+        for reply in &by_correlation[correlation_id] {
+            assert_eq!(
+                attr(reply, "Status").as_deref(),
+                Some("DONE"),
+                "{correlation_id}"
+            );
+            assert_eq!(
+                reply.body(),
+                Some(expected.as_str()),
+                "{correlation_id}: the reply is the job's SOAP response"
+            );
+        }
+    }
+    let duplicates = replies.len() - JOBS;
+    eprintln!(
+        "{test}: {JOBS} jobs in {:.1} s through moto; at the kill: {} done, {} running, \
+         {replies_owed_at_kill} reply rows unsent; {} replies, {duplicates} duplicates",
+        elapsed.as_secs_f64(),
+        at_kill.done,
+        at_kill.running,
+        replies.len(),
+    );
+}
