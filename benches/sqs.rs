@@ -9,7 +9,19 @@
 //!   relay sending them, the SQS consumers (the code `soapgate worker` runs
 //!   with `queue.kind = sqs`) receiving, claiming, running the pipeline with
 //!   the real Bedrock SDK client against the in-process Converse emulator at
-//!   0 ms, writing the fenced result and deleting in batches.
+//!   0 ms, writing the fenced result and deleting in batches. The process
+//!   is put together as `soapgate worker` puts it for `queue.kind = sqs`:
+//!   the relay, the consumers and the polling-table intake
+//!   (`WorkerPool::intake_only`), nothing claiming from the jobs table.
+//!
+//! Each `e2e` run also says which path ran its jobs, so that the figure is
+//! an SQS figure: `sqs runs` counts the jobs the SQS consumers handed to
+//! their executor (a counter wrapped around the `JobRunner` they are given,
+//! which only they call), and `other runs` the model calls the Converse
+//! emulator answered beyond those (`GET /_emulator/calls`; every job here
+//! makes exactly one model call, whichever path runs it), which is what a
+//! database claim loop or any other path would add. In SQS mode `other
+//! runs` must be 0; the smoke run asserts that every job went through SQS.
 //!
 //! Run with `bench/sqs.sh` (starts fauxqs, release build). Settings from the
 //! environment: `JOBS` (default 5000), `POLLERS` (default 4), `SQS_URL`
@@ -22,11 +34,13 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use soapgate::bedrock::{BedrockClient, BedrockSettings};
-use soapgate::config::SqsSettings;
-use soapgate::jobs::JobRunner;
+use soapgate::config::{SqsSettings, WorkerSettings};
+use soapgate::converse::BoxFuture;
 use soapgate::jobs::sqs::{self, Consumer, SqsQueue};
+use soapgate::jobs::{Admission, Execution, JobExecutor, JobRunner, Route, WorkerPool};
 use soapgate::live::{Live, Sources};
-use soapgate::store::{JobSource, NewJob, Store};
+use soapgate::pipeline::Tries;
+use soapgate::store::{Job, JobSource, NewJob, Store};
 use soapgate::xml::Limits;
 
 // The allocator the `soapgate` binary runs with.
@@ -145,7 +159,50 @@ async fn bare(client: &aws_sdk_sqs::Client, url: &str, jobs: usize, pollers: usi
     started.elapsed()
 }
 
-async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> Duration {
+/// The executor the SQS consumers are given, counting the jobs they hand
+/// it: nothing else calls it, so its count is the jobs run by SQS.
+struct Counted {
+    inner: JobRunner,
+    runs: Arc<AtomicUsize>,
+}
+
+impl JobExecutor for Counted {
+    fn execute<'a>(&'a self, job: &'a Job, tries: Tries) -> BoxFuture<'a, Execution> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.inner.execute(job, tries)
+    }
+
+    fn route(&self, request: &str, named: Route, correlation_id: &str) -> Admission {
+        self.inner.route(request, named, correlation_id)
+    }
+}
+
+/// Which path ran the jobs of an `e2e` run.
+#[derive(Debug, Clone, Copy)]
+struct Paths {
+    /// Jobs the SQS consumers ran (a job run twice counts twice).
+    sqs: usize,
+    /// Model calls made by no SQS consumer run: a claim loop's, or any
+    /// other path's.
+    other: usize,
+}
+
+/// Model calls the Converse emulator answered, over every path.
+async fn model_calls(emulator: &soapgate::emulator::EmulatorHandle) -> usize {
+    let body = reqwest::get(format!("{}/_emulator/calls", emulator.base_url()))
+        .await
+        .expect("GET /_emulator/calls")
+        .text()
+        .await
+        .expect("calls body");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("calls JSON");
+    json["total"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .expect("a total")
+}
+
+async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> (Duration, Paths) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::connect(&format!(
         "sqlite://{}",
@@ -192,22 +249,30 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
         ..SqsSettings::default()
     };
     let queue = SqsQueue::for_endpoint(endpoint, &settings).expect("settings");
-    let executor = Arc::new(JobRunner::new(
-        store.clone(),
-        live,
-        Some(model),
-        Limits::default(),
-    ));
+    let sqs_runs = Arc::new(AtomicUsize::new(0));
+    let executor = Arc::new(Counted {
+        inner: JobRunner::new(store.clone(), live.clone(), Some(model), Limits::default()),
+        runs: sqs_runs.clone(),
+    });
     let consumer = Arc::new(Consumer::new(
         store.clone(),
         queue.clone(),
         executor,
         Limits::default(),
     ));
+    // What `soapgate worker` runs beside the consumers in SQS mode: the
+    // polling-table intake, which must claim nothing from the jobs table.
+    let intake = WorkerPool::intake_only(
+        store.clone(),
+        live,
+        WorkerSettings::default(),
+        Limits::default(),
+    );
     let stop = soapgate::shutdown::Shutdown::new();
     let started = Instant::now();
     let relay = tokio::spawn(sqs::relay(store.clone(), queue, stop.clone()));
     let consumers = tokio::spawn(consumer.run(stop.clone()));
+    let intake = tokio::spawn(intake.run(stop.wait()));
     loop {
         let c = store.job_counts().await.expect("counts");
         if (c.done + c.failed) as usize >= jobs {
@@ -220,8 +285,17 @@ async fn end_to_end(endpoint: &str, url: &str, jobs: usize, pollers: usize) -> D
     stop.trigger();
     let _ = relay.await;
     let _ = consumers.await;
+    let _ = intake.await;
+    let sqs = sqs_runs.load(Ordering::SeqCst);
+    let calls = model_calls(&emulator).await;
     store.close().await;
-    elapsed
+    (
+        elapsed,
+        Paths {
+            sqs,
+            other: calls.saturating_sub(sqs),
+        },
+    )
 }
 
 fn main() {
@@ -255,24 +329,37 @@ fn main() {
     } else {
         format!("sqs ({name})")
     };
-    println!("| queue | loop | jobs | pollers x batch | seconds | jobs/s |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| queue | loop | jobs | pollers x batch | seconds | jobs/s | sqs runs | other runs |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     rt.block_on(async {
         let client = client(&endpoint);
         let run = uuid::Uuid::new_v4().simple().to_string();
         for kind in ["bare", "e2e"] {
             let url = create_queue(&client, &format!("bench-{kind}-{run}")).await;
-            let elapsed = if kind == "bare" {
-                bare(&client, &url, jobs, pollers).await
+            let (elapsed, paths) = if kind == "bare" {
+                (bare(&client, &url, jobs, pollers).await, None)
             } else {
-                end_to_end(&endpoint, &url, jobs, pollers).await
+                let (elapsed, paths) = end_to_end(&endpoint, &url, jobs, pollers).await;
+                (elapsed, Some(paths))
             };
             let _ = client.delete_queue().queue_url(&url).send().await;
             let secs = elapsed.as_secs_f64();
+            let (sqs_runs, other_runs) =
+                paths.map_or(("-".into(), "-".into()), |p| (p.sqs.to_string(), p.other.to_string()));
             println!(
-                "| {queue} | {kind} | {jobs} | {pollers} x 10 | {secs:.2} | {:.0} |",
+                "| {queue} | {kind} | {jobs} | {pollers} x 10 | {secs:.2} | {:.0} | {sqs_runs} | {other_runs} |",
                 jobs as f64 / secs
             );
+            if let Some(paths) = paths {
+                // Every model call was made by an SQS consumer's run; the
+                // smoke run also wants each job run exactly once.
+                assert_eq!(paths.other, 0, "jobs run outside SQS: {paths:?}");
+                if !measuring {
+                    assert_eq!(paths.sqs, jobs, "every job run by the SQS consumers: {paths:?}");
+                }
+            }
         }
     });
 }
