@@ -2,8 +2,10 @@
 # Jobs per second with queue.kind = sqs through fauxqs (an SQS emulator from
 # npm), end to end (outbox relay, SQS consumers, the pipeline, the Bedrock SDK,
 # the in-process Converse emulator at 0 ms, SQLite) beside a bare
-# send/receive/delete loop on the same fauxqs, in one release-build run. See
-# benches/sqs.rs; results go in BENCHMARKS.md.
+# send/receive/delete loop on the same fauxqs, in one release-build run. The
+# e2e row also says which path ran the jobs: `sqs runs` (jobs the SQS
+# consumers ran) and `other runs` (model calls made outside them: 0 in SQS
+# mode, or the run fails). See benches/sqs.rs; results go in BENCHMARKS.md.
 #
 #   bench/sqs.sh                       # 5000 jobs, 4 pollers x 10
 #   JOBS=20000 POLLERS=8 bench/sqs.sh
