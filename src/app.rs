@@ -21,7 +21,7 @@ use crate::bedrock::{BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings};
 use crate::converse::ModelClient;
 use crate::emulator::EmulatorHandle;
-use crate::http::AppState;
+use crate::http::{AppState, ParseBudget};
 use crate::jobs::sqs::{self, Consumer, SqsQueue};
 use crate::jobs::{JobRunner, WorkerPool};
 use crate::live::Live;
@@ -148,6 +148,7 @@ impl App {
             .as_ref()
             .filter(|w| w.queue.is_none())
             .map(|w| w.waker.clone());
+        let max_parsing_bytes = settings.max_parsing_bytes;
         let state = AppState {
             live,
             settings: Arc::new(settings),
@@ -156,6 +157,7 @@ impl App {
             store,
             job_waker,
             tenants,
+            parse_budget: Arc::new(ParseBudget::new(max_parsing_bytes)),
         };
         Ok(App {
             state,

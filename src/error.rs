@@ -71,6 +71,11 @@ pub enum GatewayError {
     /// Every model-call permit of this instance is taken.
     #[error("too many model calls in flight")]
     Overloaded { retry_after: std::time::Duration },
+    /// As many large bodies as `max_parsing_bytes` allows are being
+    /// parsed; this one was not (and, when refused by its Content-Length,
+    /// not read either).
+    #[error("the parse budget is full")]
+    ParsingFull { retry_after: std::time::Duration },
     /// Tenants are configured and the call is not authenticated; the
     /// detail (which check failed) is for the log only.
     #[error("authentication failed: {0}")]
@@ -136,7 +141,9 @@ impl GatewayError {
             GatewayError::Internal(_) => ErrorCode::InternalError,
             GatewayError::UnknownTicket { .. } => ErrorCode::UnknownTicket,
             GatewayError::QueueUnavailable(_) => ErrorCode::QueueUnavailable,
-            GatewayError::Overloaded { .. } => ErrorCode::Overloaded,
+            GatewayError::Overloaded { .. } | GatewayError::ParsingFull { .. } => {
+                ErrorCode::Overloaded
+            }
             GatewayError::Unauthenticated(_) => ErrorCode::AuthenticationFailed,
             GatewayError::NotAuthorised { .. } => ErrorCode::NotAuthorised,
             GatewayError::RateLimited { .. } | GatewayError::AuthThrottled { .. } => {
@@ -166,6 +173,10 @@ impl GatewayError {
             }
             GatewayError::Overloaded { .. } => {
                 "The facade is at its limit of model calls; retry later".to_string()
+            }
+            GatewayError::ParsingFull { .. } => {
+                "The facade is parsing as many large requests as it may at once; retry later"
+                    .to_string()
             }
             GatewayError::Xml(e) => format!("The request is not acceptable XML: {e}"),
             // Which check failed would help a guesser: the log says.
@@ -214,6 +225,7 @@ impl GatewayError {
             fault.retry_after_secs = e.retry_after().map(|d| d.as_secs().max(1));
         }
         if let GatewayError::Overloaded { retry_after }
+        | GatewayError::ParsingFull { retry_after }
         | GatewayError::RateLimited { retry_after, .. }
         | GatewayError::AuthThrottled { retry_after, .. } = self
         {

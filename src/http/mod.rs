@@ -2,6 +2,7 @@
 //! `?xsd=`), `/healthz`, `/readyz` and `/metrics` (`ops.rs`). The only module that knows HTTP: it turns
 //! requests into [`crate::pipeline`] calls and results into responses.
 
+mod budget;
 mod media;
 mod ops;
 mod publish;
@@ -20,6 +21,7 @@ use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+pub(crate) use self::budget::ParseBudget;
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
@@ -52,12 +54,15 @@ pub struct AppState {
     pub job_waker: Option<Arc<tokio::sync::Notify>>,
     /// The configured tenants; `None`: calls are anonymous and unlimited.
     pub tenants: Option<Arc<Tenants>>,
+    /// The bytes of large bodies being parsed now (`max_parsing_bytes`).
+    pub(crate) parse_budget: Arc<ParseBudget>,
 }
 
 impl AppState {
     /// State serving an already loaded set (the folders in `settings` are
     /// where a reload would look).
     pub fn new(contracts: ContractSet, mappings: MappingSet, settings: Settings) -> AppState {
+        let max_parsing_bytes = settings.max_parsing_bytes;
         AppState {
             live: Arc::new(Live::from_set(contracts, mappings, settings.sources())),
             settings: Arc::new(settings),
@@ -66,6 +71,7 @@ impl AppState {
             store: StoreSlot::none(),
             job_waker: None,
             tenants: None,
+            parse_budget: Arc::new(ParseBudget::new(max_parsing_bytes)),
         }
     }
 
@@ -108,9 +114,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(close_after_early_answer))
 }
 
+/// Marks a response given without reading the whole request body (a call
+/// refused before its body was read, such as `OVERLOADED` by its
+/// Content-Length).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyUnread;
+
 /// Answers given without reading the request body: no such path or
 /// service (404), method (405), a body too large (413, by Content-Length or
-/// part way through) or of the wrong media type (415). hyper closes an
+/// part way through), of the wrong media type (415), or marked
+/// [`BodyUnread`]. hyper closes an
 /// HTTP/1.1 connection whose request body was not read once the response is
 /// written; unless the response says so, a pooled client takes the
 /// connection as kept alive and sends its next call into a closed socket.
@@ -119,15 +132,15 @@ pub fn router(state: AppState) -> Router {
 async fn close_after_early_answer(request: Request, next: Next) -> Response {
     let http1 = request.version() <= Version::HTTP_11;
     let mut response = next.run(request).await;
-    if http1
-        && matches!(
+    let unread = response.extensions().get::<BodyUnread>().is_some()
+        || matches!(
             response.status(),
             StatusCode::NOT_FOUND
                 | StatusCode::METHOD_NOT_ALLOWED
                 | StatusCode::PAYLOAD_TOO_LARGE
                 | StatusCode::UNSUPPORTED_MEDIA_TYPE
-        )
-    {
+        );
+    if http1 && unread {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

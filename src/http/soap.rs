@@ -3,8 +3,7 @@
 //! fault in the client's SOAP version and charset.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -17,8 +16,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::Instrument;
 
 use super::AppState;
+use super::budget::{Charge, ParseBudget};
 use super::media::{ContentType, soap_action};
-use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::jobs::call;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
@@ -112,6 +111,10 @@ pub(crate) async fn post_call(
         }
         Err(err) => fault_response(&ctx, &err),
     };
+    let mut response = response;
+    if seen.body_unread {
+        response.extensions_mut().insert(super::BodyUnread);
+    }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
         correlation_id = %ctx.correlation_id,
@@ -142,6 +145,8 @@ struct Seen {
     principal: Option<String>,
     /// The job a queued call became.
     job_id: Option<String>,
+    /// The body was refused before it was read, or not read to its end.
+    body_unread: bool,
 }
 
 /// The usage and audit rows of an HTTP call (tenants configured).
@@ -279,8 +284,11 @@ async fn call(
         // model works. A large body's charge on the parse budget lasts while
         // it is parsed (and, without tenants, validated: with them,
         // authentication comes between).
-        let bytes = read_body(&headers, body, &state.settings).await?;
-        let charge = charge(&state.settings, bytes.len())?;
+        let bytes = read_body(&headers, body, state).await.inspect_err(|_| {
+            // Unread (or cut short): the connection cannot carry another call.
+            seen.body_unread = true;
+        })?;
+        let charge = charge(&state.parse_budget, bytes.len())?;
         let owned = OwnedInbound::from(&inbound);
         match &state.tenants {
             None => {
@@ -378,120 +386,26 @@ async fn call(
 /// while two 9 MB bodies are refused), and `max_parsing_bytes` bounds how many are parsed at once.
 const SMALL_BODY: usize = 16 * 1024;
 
-/// What a large body counts at least against the parse budget: the floor
-/// of its tree's budget over its factor, since a tree may take that much
-/// however small the body.
-const MIN_CHARGE: usize = xml::TreeBudget::REQUEST.floor / xml::TreeBudget::REQUEST.factor;
-
-/// The bytes of large request bodies being parsed at once
-/// (`max_parsing_bytes`), so that what concurrent large bodies take in
-/// memory is bounded as a whole: each body's tree is bounded by
-/// [`xml::TreeBudget::REQUEST`], this bounds how many trees grow at once. A
-/// body that does not fit is refused at once (`OVERLOADED`); nothing waits.
-///
-/// A body counts from when it has arrived until it is parsed, not while it
-/// arrives: a budget held by bodies on their way would be held by whoever
-/// declares a large Content-Length and sends slowly, which costs an
-/// attacker nothing. What bodies take while they arrive (1 time their
-/// size) is bounded by the connection cap and `max_body_bytes`.
-#[derive(Debug)]
-struct ParseBudget {
-    max: usize,
-    used: AtomicUsize,
-}
-
-/// A body's share of the parse budget, given back when dropped.
-#[derive(Debug)]
-struct Charge {
-    budget: Arc<ParseBudget>,
-    bytes: usize,
-}
-
-impl ParseBudget {
-    /// The budget of the app whose settings these are. It belongs in
-    /// `AppState`; until it is there, a table keyed by the app's settings
-    /// (each app has its own `Arc<Settings>`) gives every app one budget.
-    fn of(settings: &Arc<Settings>) -> Arc<ParseBudget> {
-        type Budgets = Vec<(Weak<Settings>, Arc<ParseBudget>)>;
-        static BUDGETS: Mutex<Budgets> = Mutex::new(Vec::new());
-        let mut all = BUDGETS.lock().unwrap_or_else(PoisonError::into_inner);
-        all.retain(|(app, _)| app.strong_count() > 0);
-        if let Some((_, budget)) = all
-            .iter()
-            .find(|(app, _)| std::ptr::eq(app.as_ptr(), Arc::as_ptr(settings)))
-        {
-            return budget.clone();
-        }
-        let budget = Arc::new(ParseBudget {
-            max: settings.max_parsing_bytes,
-            used: AtomicUsize::new(0),
-        });
-        all.push((Arc::downgrade(settings), budget.clone()));
-        budget
-    }
-
-    /// What a body of `len` bytes counts: at least [`MIN_CHARGE`], at most
-    /// the whole budget (a body larger than the budget is parsed alone).
-    fn cost(&self, len: usize) -> usize {
-        len.max(MIN_CHARGE).min(self.max)
-    }
-
-    /// Whether a body of `len` bytes would fit now.
-    fn has_room(&self, len: usize) -> bool {
-        self.used
-            .load(Ordering::Relaxed)
-            .saturating_add(self.cost(len))
-            <= self.max
-    }
-
-    /// Take room for a body of `len` bytes, or `None` when it is not free.
-    fn try_charge(self: &Arc<Self>, len: usize) -> Option<Charge> {
-        let bytes = self.cost(len);
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            let next = used.checked_add(bytes).filter(|n| *n <= self.max)?;
-            match self
-                .used
-                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    return Some(Charge {
-                        budget: self.clone(),
-                        bytes,
-                    });
-                }
-                Err(now) => used = now,
-            }
-        }
-    }
-}
-
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
-fn overloaded(settings: &Settings, len: usize) -> GatewayError {
+fn parsing_full(budget: &ParseBudget, len: usize) -> GatewayError {
     tracing::info!(
         body_bytes = len,
-        max_parsing_bytes = settings.max_parsing_bytes,
+        parsing_bytes = budget.used(),
         "parse budget full"
     );
-    GatewayError::Overloaded {
+    GatewayError::ParsingFull {
         retry_after: Duration::from_secs(1),
     }
 }
 
 /// A large body's charge, or `OVERLOADED` (with a retry hint) when the
 /// parse budget has no room for it; small bodies are not charged.
-fn charge(settings: &Arc<Settings>, len: usize) -> Result<Option<Charge>, GatewayError> {
+fn charge(budget: &Arc<ParseBudget>, len: usize) -> Result<Option<Charge>, GatewayError> {
     if len < SMALL_BODY {
         return Ok(None);
     }
-    match ParseBudget::of(settings).try_charge(len) {
+    match budget.try_charge(len) {
         Some(charge) => Ok(Some(charge)),
-        None => Err(overloaded(settings, len)),
+        None => Err(parsing_full(budget, len)),
     }
 }
 
@@ -503,9 +417,9 @@ fn charge(settings: &Arc<Settings>, len: usize) -> Result<Option<Charge>, Gatewa
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
-    settings: &Arc<Settings>,
+    state: &AppState,
 ) -> Result<Vec<u8>, GatewayError> {
-    let limit = settings.max_body_bytes;
+    let limit = state.settings.max_body_bytes;
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -516,9 +430,9 @@ async fn read_body(
     // Within the cap, so it fits a usize.
     if let Some(len) = declared.and_then(|n| usize::try_from(n).ok())
         && len >= SMALL_BODY
-        && !ParseBudget::of(settings).has_room(len)
+        && !state.parse_budget.has_room(len)
     {
-        return Err(overloaded(settings, len));
+        return Err(parsing_full(&state.parse_budget, len));
     }
     match Limited::new(body, limit).collect().await {
         // Without a copy when the body came in one piece.
@@ -633,6 +547,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::config::Settings;
     use crate::http::router;
     use crate::mapping::MappingSet;
 
@@ -644,7 +559,7 @@ mod tests {
         }
     }
 
-    fn state(max_parsing_bytes: usize) -> AppState {
+    pub(super) fn state(max_parsing_bytes: usize) -> AppState {
         let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/http/helpdesk.wsdl");
         let contracts = crate::contract::wsdl::load_all(&[wsdl.as_path()], &Disk)
             .expect("the fixture contract");
@@ -661,7 +576,7 @@ mod tests {
         <Subject>s</Subject><Body>b</Body></Triage></soap:Body></soap:Envelope>";
 
     /// The Triage call, padded with whitespace after the root to `len`.
-    fn body_of(len: usize) -> String {
+    pub(super) fn body_of(len: usize) -> String {
         let mut body = TRIAGE.to_string();
         body.push_str(&" ".repeat(len.saturating_sub(body.len())));
         body
@@ -695,9 +610,7 @@ mod tests {
     }
 
     fn used(state: &AppState) -> usize {
-        ParseBudget::of(&state.settings)
-            .used
-            .load(Ordering::Relaxed)
+        state.parse_budget.used()
     }
 
     #[tokio::test]
@@ -712,7 +625,7 @@ mod tests {
 
         // Full: refused by its Content-Length before it is read, or once
         // it has arrived when it has none.
-        let budget = ParseBudget::of(&state.settings);
+        let budget = &state.parse_budget;
         let full = budget.try_charge(4 << 20).expect("room");
         assert_eq!(post(&state, large.clone(), true).await, overloaded);
         assert_eq!(post(&state, large.clone(), false).await, overloaded);
@@ -736,14 +649,64 @@ mod tests {
         let huge = body_of(3 << 20);
         let not_mapped = (StatusCode::INTERNAL_SERVER_ERROR, "NOT_MAPPED".to_string());
         assert_eq!(post(&state, huge.clone(), true).await, not_mapped);
-        let other = ParseBudget::of(&state.settings)
-            .try_charge(SMALL_BODY)
-            .expect("room");
+        let other = state.parse_budget.try_charge(SMALL_BODY).expect("room");
         assert_eq!(
             post(&state, huge, false).await,
             (StatusCode::INTERNAL_SERVER_ERROR, "OVERLOADED".to_string())
         );
         drop(other);
         assert_eq!(used(&state), 0);
+    }
+}
+
+#[cfg(test)]
+mod unread_tests {
+    use axum::http::Request;
+    use axum::http::header::CONNECTION;
+    use tower::ServiceExt;
+
+    use super::tests::{body_of, state};
+    use super::*;
+    use crate::http::router;
+
+    /// A large body refused by its Content-Length before it is read says
+    /// why in words of its own (not the model-call limit's) and closes the
+    /// connection, which could not carry another call; one refused after
+    /// it was read keeps the connection.
+    #[tokio::test]
+    async fn a_body_refused_unread_closes_the_connection_and_names_the_parse_budget() {
+        let state = state(1 << 20);
+        let full = state.parse_budget.try_charge(1 << 20).expect("room");
+        let answer = |declared: bool| {
+            let state = state.clone();
+            async move {
+                let body = body_of(200_000);
+                let mut request = Request::post("/soap/Helpdesk").header(CONTENT_TYPE, "text/xml");
+                if declared {
+                    request = request.header(CONTENT_LENGTH, body.len());
+                }
+                let response = router(state)
+                    .oneshot(request.body(Body::from(body)).expect("request"))
+                    .await
+                    .expect("an answer");
+                let close = response.headers().get(CONNECTION).cloned();
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                (close, String::from_utf8_lossy(&bytes).into_owned())
+            }
+        };
+        let (close, text) = answer(true).await;
+        assert!(text.contains("OVERLOADED"), "{text}");
+        assert!(
+            text.contains("parsing as many large requests"),
+            "the parse budget's own words: {text}"
+        );
+        assert!(!text.contains("model calls"), "{text}");
+        assert_eq!(close.as_ref().and_then(|v| v.to_str().ok()), Some("close"));
+        let (close, text) = answer(false).await;
+        assert!(text.contains("OVERLOADED"), "{text}");
+        assert_eq!(close, None, "read whole: the connection goes on");
+        drop(full);
     }
 }
