@@ -92,7 +92,13 @@ impl JobExecutor for JobRunner {
             operation: named.operation.clone().unwrap_or_default(),
             failure: None,
         };
-        let doc = match xml::read(request.as_bytes(), Some("utf-8"), self.limits()) {
+        // From outside (the SQS door): the same tree budget as an HTTP body.
+        let doc = match xml::read_with(
+            request.as_bytes(),
+            Some("utf-8"),
+            self.limits(),
+            &xml::TreeBudget::REQUEST,
+        ) {
             Ok(doc) => doc,
             Err(e) => {
                 let failure = RunFailure::from_error(&GatewayError::Xml(e), correlation_id);

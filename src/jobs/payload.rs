@@ -67,7 +67,7 @@ pub fn envelope_bytes(doc: Document, bytes: &[u8]) -> Vec<u8> {
 /// The SOAP version a stored request speaks: its envelope's, or 1.1 for a
 /// bare payload (and for anything unreadable).
 pub fn request_version(request: &str, limits: &Limits) -> SoapVersion {
-    xml::read(request.as_bytes(), None, limits)
+    xml::read_with(request.as_bytes(), None, limits, &xml::TreeBudget::REQUEST)
         .ok()
         .filter(|doc| doc.root.name.local == "Envelope")
         .and_then(|doc| SoapVersion::from_envelope_ns(&doc.root.name.ns))

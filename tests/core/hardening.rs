@@ -319,3 +319,40 @@ fn the_estimate_is_the_tree_and_ordinary_documents_fit() {
     assert!(stats.tree_bytes > 8 * body.len(), "{stats:?}");
     assert!(stats.tree_bytes <= TreeBudget::REQUEST.floor, "{stats:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Requests that do not come over HTTP (the SQS door) are read under the
+// same tree budget.
+
+#[tokio::test]
+async fn a_request_through_the_queue_door_is_read_within_the_tree_budget() {
+    use std::sync::Arc;
+
+    use soapgate::config::Settings;
+    use soapgate::jobs::{JobExecutor, JobRunner, Route};
+    use soapgate::live::Live;
+    use soapgate::mapping::MappingSet;
+    use soapgate::store::Store;
+
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let live = Arc::new(Live::from_set(
+        contracts(),
+        MappingSet::default(),
+        Settings::default().sources(),
+    ));
+    let runner = JobRunner::new(store.clone(), live, None, Limits::default());
+    let route = Route {
+        service: None,
+        operation: None,
+    };
+    let admission = runner.route(&wide(), route, "door-1");
+    let failure = admission
+        .failure
+        .expect("refused as a tree too large, before any run");
+    assert_eq!(failure.fault_code, "MALFORMED_XML", "{failure:?}");
+    assert!(
+        failure.fault_text.contains("bytes of memory to read"),
+        "{failure:?}"
+    );
+    store.close().await;
+}
