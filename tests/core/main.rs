@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod conformance;
+mod content_models;
 mod contracts;
 mod hardening;
 mod hostile;

@@ -16,6 +16,7 @@
 //! ID/IDREF uniqueness.
 
 pub mod builtin;
+mod exact;
 mod facets;
 mod load;
 pub mod model;

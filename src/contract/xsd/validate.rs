@@ -1,13 +1,17 @@
 //! Instance validation against a resolved [`SchemaSet`].
 //!
-//! Content models are matched in one deterministic, greedy, left-to-right
-//! pass with occurrence counters: linear in the number of children, no
-//! backtracking. That is exact for schemas obeying XSD's Unique Particle
-//! Attribution rule (which every conforming schema does): at each child at
-//! most one particle can claim it. For a schema that breaks UPA the first
-//! matching particle wins, which may reject an instance a backtracking
-//! matcher would accept. After the first content-model error in an element
-//! its remaining children are not checked (to avoid cascades).
+//! Content models are matched first in one greedy, left-to-right pass with
+//! occurrence counters: linear in the number of children, no backtracking,
+//! validating each child as it is claimed. That pass accepts only what the
+//! content model allows, but it can refuse what it allows: a repeated
+//! group whose iterations begin with the same element (`(Note | Tag)*` over
+//! `Note Note`) looks to it like one particle repeated too often. So when
+//! it reports anything, the exact matcher (`exact.rs`) judges the children
+//! again; if they match, the greedy pass's messages are dropped and each
+//! child is validated against what it matched there. Valid content costs
+//! the one pass; the second runs only for content with something to say.
+//! After the first content-model error in an element its remaining
+//! children are not checked (to avoid cascades).
 //!
 //! The hot path does not allocate for valid input beyond the namespace
 //! scope; paths and messages are only built when a violation is recorded.
@@ -15,6 +19,7 @@
 use std::borrow::Cow;
 
 use super::builtin::normalize_ws;
+use super::exact::{Claim, Exact, Matched, emptiable, term_emptiable};
 use super::facets::{check_atomic, check_enumeration, check_length, check_patterns, quote};
 use super::model::*;
 use super::{SchemaSet, Violation};
@@ -70,18 +75,6 @@ fn text_of(el: &Element) -> Cow<'_, str> {
         [Node::Text(t)] => Cow::Borrowed(t),
         _ => Cow::Owned(el.text()),
     }
-}
-
-fn term_emptiable(t: &Term) -> bool {
-    match t {
-        Term::Element(_) | Term::Any(_) => false,
-        Term::Sequence(ps) | Term::All(ps) => ps.iter().all(emptiable),
-        Term::Choice(ps) => ps.iter().any(emptiable),
-    }
-}
-
-fn emptiable(p: &Particle) -> bool {
-    p.min == 0 || term_emptiable(&p.term)
 }
 
 impl<'a> Validator<'a> {
@@ -488,7 +481,7 @@ impl<'a> Validator<'a> {
 
     // ---- content models ------------------------------------------------
 
-    fn content(&mut self, el: &'a Element, particle: Option<&Particle>) {
+    fn content(&mut self, el: &'a Element, particle: Option<&'a Particle>) {
         let ch = el.children.as_slice();
         let start = skip_text(ch, 0);
         let Some(p) = particle else {
@@ -500,6 +493,7 @@ impl<'a> Validator<'a> {
             }
             return;
         };
+        let mark = self.out.len();
         match self.particle(p, ch, start) {
             M::Ok(n) => {
                 if let Some(c) = child_at(ch, n) {
@@ -508,6 +502,36 @@ impl<'a> Validator<'a> {
             }
             M::NoMatch => self.missing(ch, start, &p.term),
             M::Fail => {}
+        }
+        if self.out.len() > mark {
+            self.judge_again(el, p, mark);
+        }
+    }
+
+    /// The greedy pass reported something for `el`: the children, or the
+    /// content model, which that pass misjudges when a repeated group's
+    /// iterations begin with the same element. When the exact matcher finds
+    /// the children match, what the greedy pass said is dropped and each
+    /// child is validated against what it matched; otherwise the greedy
+    /// pass's messages stand (they say where and what was expected).
+    fn judge_again(&mut self, el: &'a Element, p: &'a Particle, mark: usize) {
+        let kids: Vec<&'a Element> = el
+            .children
+            .iter()
+            .filter_map(|n| match n {
+                Node::Element(e) => Some(e),
+                Node::Text(_) => None,
+            })
+            .collect();
+        let Matched::Valid(claims) = Exact::new(self.set, &kids).run(p) else {
+            return;
+        };
+        self.out.truncate(mark);
+        for (kid, claim) in kids.into_iter().zip(claims) {
+            match claim {
+                Claim::Decl(d) => self.element(kid, d),
+                Claim::Wildcard(w) => self.wildcard_child(kid, w),
+            }
         }
     }
 
