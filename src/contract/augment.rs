@@ -18,6 +18,11 @@
 //!   SOAP binding that binds `Op` (with a soapAction derived from `Op`'s), so
 //!   every port that offers `Op` offers its poll.
 //!
+//! Every prefix the additions use is bound on the edited document's root
+//! (an existing binding, or a new declaration there), never only on the
+//! added element: clients such as suds resolve QName-valued attributes
+//! against the definitions.
+//!
 //! The edited documents are read again by the ordinary WSDL loader (through a
 //! [`Files`] overlay), so the new elements are validated and dispatched
 //! like any other, and the published WSDL is simply the edited tree. The
@@ -240,6 +245,14 @@ fn attr_text(v: &str) -> String {
     s
 }
 
+/// Every namespace declaration of the tree, the root's included.
+fn all_decls(el: &Element, out: &mut Vec<NsDecl>) {
+    out.extend(el.ns_decls.iter().cloned());
+    for child in el.elements() {
+        all_decls(child, out);
+    }
+}
+
 impl Docs {
     fn new(contract: &Contract) -> Docs {
         let mut docs = vec![Doc {
@@ -283,6 +296,57 @@ impl Docs {
             Node::Element(e) => Some(e),
             Node::Text(_) => None,
         }
+    }
+
+    /// A prefix the root of document `di` binds to `uri`, for the
+    /// QName-valued attributes (`message=`, `element=`, `type=`, `ref=`)
+    /// and element names the edits write: one the root already binds to it
+    /// (and no element of the document binds to another namespace), or else
+    /// `want` (then `want2`, …) declared on the root, a prefix no element of
+    /// the document declares. Declarations on the root are what every
+    /// client resolves against: suds looks a portType's `message=` up on the
+    /// portType and the definitions, never on the element carrying it.
+    fn root_prefix(&mut self, di: usize, uri: &str, want: &str) -> String {
+        let mut decls = Vec::new();
+        all_decls(&self.docs[di].root, &mut decls);
+        let binds_only = |prefix: &str| {
+            decls
+                .iter()
+                .filter(|d| d.prefix == prefix)
+                .all(|d| d.uri == uri)
+        };
+        if let Some(d) = self.docs[di]
+            .root
+            .ns_decls
+            .iter()
+            .find(|d| !d.prefix.is_empty() && d.uri == uri && binds_only(&d.prefix))
+        {
+            return d.prefix.clone();
+        }
+        let mut prefix = want.to_string();
+        let mut n = 1;
+        while prefix == "xml" || decls.iter().any(|d| d.prefix == prefix) {
+            n += 1;
+            prefix = format!("{want}{n}");
+        }
+        let doc = &mut self.docs[di];
+        doc.dirty = true;
+        doc.root.ns_decls.push(NsDecl {
+            prefix: prefix.clone(),
+            uri: uri.to_string(),
+        });
+        prefix
+    }
+
+    /// A fragment for document `di`, without the declarations its root
+    /// already makes: the text declares every prefix it uses so that it
+    /// parses on its own, and the prefixes come from [`Docs::root_prefix`].
+    fn fragment_for(&self, di: usize, text: &str) -> Element {
+        let mut el = fragment(text);
+        let root = &self.docs[di].root;
+        el.ns_decls
+            .retain(|d| d.prefix.is_empty() || root.declared_ns(&d.prefix) != Some(d.uri.as_str()));
+        el
     }
 
     /// The top-level component `kind` named `name`, in any document.
@@ -375,28 +439,44 @@ impl Docs {
 
     /// Adds the soapgate schema to the root document's `wsdl:types`.
     fn add_schema(&mut self, contract: &Contract, outputs: &BTreeMap<&str, Vec<QName>>) {
+        let x = self.root_prefix(0, XSD_NS, "xsd");
+        let g = self.root_prefix(0, SOAPGATE_NS, "sg");
         let mut namespaces: BTreeMap<String, String> = BTreeMap::new();
         for q in outputs.values().flatten() {
-            let n = namespaces.len();
-            namespaces
-                .entry(q.ns.clone())
-                .or_insert_with(|| format!("r{n}"));
+            if namespaces.contains_key(&q.ns) {
+                continue;
+            }
+            let prefix = if q.ns.is_empty() {
+                String::new()
+            } else {
+                self.root_prefix(0, &q.ns, "r")
+            };
+            namespaces.insert(q.ns.clone(), prefix);
         }
-        let mut s = String::new();
-        s.push_str(&format!(
-            "<xsd:schema xmlns:xsd=\"{XSD_NS}\" xmlns:sg=\"{SOAPGATE_NS}\""
-        ));
+        // What the fragment declares so that it parses on its own; those the
+        // root makes are dropped from it once parsed.
+        let mut decls: BTreeMap<&str, &str> = BTreeMap::from([(x.as_str(), XSD_NS)]);
+        decls.insert(g.as_str(), SOAPGATE_NS);
         for (ns, prefix) in &namespaces {
             if !ns.is_empty() {
-                s.push_str(&format!(" xmlns:{prefix}=\"{}\"", attr_text(ns)));
+                decls.insert(prefix.as_str(), ns.as_str());
             }
+        }
+        let mut s = format!("<{x}:schema");
+        for (prefix, ns) in &decls {
+            s.push_str(&format!(" xmlns:{prefix}=\"{}\"", attr_text(ns)));
+        }
+        if namespaces.contains_key("") {
+            // An unprefixed `ref` means no namespace, whatever default
+            // namespace the definitions declare.
+            s.push_str(" xmlns=\"\"");
         }
         s.push_str(&format!(
             " targetNamespace=\"{SOAPGATE_NS}\" elementFormDefault=\"qualified\">"
         ));
         for ns in namespaces.keys() {
             if ns.is_empty() {
-                s.push_str("<xsd:import/>");
+                s.push_str(&format!("<{x}:import/>"));
                 continue;
             }
             // Point at the schema file when the namespace comes from one, so
@@ -412,33 +492,33 @@ impl Docs {
                 .map(|(name, _)| format!(" schemaLocation=\"{}\"", attr_text(name)))
                 .unwrap_or_default();
             s.push_str(&format!(
-                "<xsd:import namespace=\"{}\"{location}/>",
+                "<{x}:import namespace=\"{}\"{location}/>",
                 attr_text(ns)
             ));
         }
-        s.push_str(
-            "<xsd:simpleType name=\"JobStatus\"><xsd:restriction base=\"xsd:string\">\
-             <xsd:enumeration value=\"QUEUED\"/><xsd:enumeration value=\"RUNNING\"/>\
-             <xsd:enumeration value=\"DONE\"/><xsd:enumeration value=\"FAILED\"/>\
-             </xsd:restriction></xsd:simpleType>\
-             <xsd:complexType name=\"Ticket\"><xsd:sequence>\
-             <xsd:element name=\"jobId\" type=\"xsd:string\"/>\
-             <xsd:element name=\"status\" type=\"sg:JobStatus\"/>\
-             </xsd:sequence></xsd:complexType>",
-        );
+        s.push_str(&format!(
+            "<{x}:simpleType name=\"JobStatus\"><{x}:restriction base=\"{x}:string\">\
+             <{x}:enumeration value=\"QUEUED\"/><{x}:enumeration value=\"RUNNING\"/>\
+             <{x}:enumeration value=\"DONE\"/><{x}:enumeration value=\"FAILED\"/>\
+             </{x}:restriction></{x}:simpleType>\
+             <{x}:complexType name=\"Ticket\"><{x}:sequence>\
+             <{x}:element name=\"jobId\" type=\"{x}:string\"/>\
+             <{x}:element name=\"status\" type=\"{g}:JobStatus\"/>\
+             </{x}:sequence></{x}:complexType>"
+        ));
         for (op, elements) in outputs {
             let ticket = ticket_element(op).local;
             let poll = poll_request_element(op).local;
             let poll_response = poll_response_element(op).local;
             s.push_str(&format!(
-                "<xsd:element name=\"{ticket}\" type=\"sg:Ticket\"/>\
-                 <xsd:element name=\"{poll}\"><xsd:complexType><xsd:sequence>\
-                 <xsd:element name=\"jobId\" type=\"xsd:string\"/>\
-                 </xsd:sequence></xsd:complexType></xsd:element>\
-                 <xsd:element name=\"{poll_response}\"><xsd:complexType><xsd:sequence>\
-                 <xsd:element name=\"jobId\" type=\"xsd:string\"/>\
-                 <xsd:element name=\"status\" type=\"sg:JobStatus\"/>\
-                 <xsd:element name=\"result\" minOccurs=\"0\"><xsd:complexType><xsd:sequence>"
+                "<{x}:element name=\"{ticket}\" type=\"{g}:Ticket\"/>\
+                 <{x}:element name=\"{poll}\"><{x}:complexType><{x}:sequence>\
+                 <{x}:element name=\"jobId\" type=\"{x}:string\"/>\
+                 </{x}:sequence></{x}:complexType></{x}:element>\
+                 <{x}:element name=\"{poll_response}\"><{x}:complexType><{x}:sequence>\
+                 <{x}:element name=\"jobId\" type=\"{x}:string\"/>\
+                 <{x}:element name=\"status\" type=\"{g}:JobStatus\"/>\
+                 <{x}:element name=\"result\" minOccurs=\"0\"><{x}:complexType><{x}:sequence>"
             ));
             for q in elements {
                 let r = if q.ns.is_empty() {
@@ -446,17 +526,19 @@ impl Docs {
                 } else {
                     format!("{}:{}", namespaces[&q.ns], q.local)
                 };
-                s.push_str(&format!("<xsd:element ref=\"{r}\"/>"));
+                s.push_str(&format!("<{x}:element ref=\"{r}\"/>"));
             }
-            s.push_str(
-                "</xsd:sequence></xsd:complexType></xsd:element>\
-                 <xsd:element name=\"faultCode\" type=\"xsd:string\" minOccurs=\"0\"/>\
-                 <xsd:element name=\"faultText\" type=\"xsd:string\" minOccurs=\"0\"/>\
-                 </xsd:sequence></xsd:complexType></xsd:element>",
-            );
+            s.push_str(&format!(
+                "</{x}:sequence></{x}:complexType></{x}:element>\
+                 <{x}:element name=\"faultCode\" type=\"{x}:string\" minOccurs=\"0\"/>\
+                 <{x}:element name=\"faultText\" type=\"{x}:string\" minOccurs=\"0\"/>\
+                 </{x}:sequence></{x}:complexType></{x}:element>"
+            ));
         }
-        s.push_str("</xsd:schema>");
-        let schema = fragment(&s);
+        s.push_str(&format!("</{x}:schema>"));
+        let schema = self.fragment_for(0, &s);
+        let w = self.root_prefix(0, WSDL_NS, "wsdl");
+        let types = self.fragment_for(0, &format!("<{w}:types xmlns:{w}=\"{WSDL_NS}\"/>"));
 
         let doc = &mut self.docs[0];
         doc.dirty = true;
@@ -477,7 +559,6 @@ impl Docs {
                             || !matches!(e.name.local.as_str(), "documentation" | "import"))
                     })
                     .unwrap_or(root.children.len());
-                let types = fragment(&format!("<wsdl:types xmlns:wsdl=\"{WSDL_NS}\"/>"));
                 root.children.insert(at, Node::Element(types));
                 at
             }
@@ -507,11 +588,16 @@ impl Docs {
     /// to document `di`, after its last message; returns its name.
     fn add_message(&mut self, di: usize, want: &str, element: &str) -> String {
         let name = self.free_message_name(di, want);
-        let msg = fragment(&format!(
-            "<wsdl:message xmlns:wsdl=\"{WSDL_NS}\" xmlns:sg=\"{SOAPGATE_NS}\" name=\"{}\">\
-             <wsdl:part name=\"parameters\" element=\"sg:{element}\"/></wsdl:message>",
-            attr_text(&name)
-        ));
+        let w = self.root_prefix(di, WSDL_NS, "wsdl");
+        let g = self.root_prefix(di, SOAPGATE_NS, "sg");
+        let msg = self.fragment_for(
+            di,
+            &format!(
+                "<{w}:message xmlns:{w}=\"{WSDL_NS}\" xmlns:{g}=\"{SOAPGATE_NS}\" name=\"{}\">\
+                 <{w}:part name=\"parameters\" element=\"{g}:{element}\"/></{w}:message>",
+                attr_text(&name)
+            ),
+        );
         let doc = &mut self.docs[di];
         doc.dirty = true;
         let children = &mut doc.root.children;
@@ -544,11 +630,37 @@ impl Docs {
             &format!("{poll}Response"),
             &poll_response_element(op).local,
         );
+        // A document without a targetNamespace names its messages in no
+        // namespace: referred to without a prefix, as its own references do.
+        let p = if tns.is_empty() {
+            None
+        } else {
+            Some(self.root_prefix(di, &tns, "tns"))
+        };
+        let message_ref = |name: &str| match &p {
+            Some(p) => format!("{p}:{name}"),
+            None => name.to_string(),
+        };
+        let w = self.root_prefix(di, WSDL_NS, "wsdl");
+        let tns_decl = match &p {
+            Some(p) => format!(" xmlns:{p}=\"{}\"", attr_text(&tns)),
+            None => String::new(),
+        };
+        let poll_op = self.fragment_for(
+            di,
+            &format!(
+                "<{w}:operation xmlns:{w}=\"{WSDL_NS}\"{tns_decl} name=\"{poll}\">\
+                 <{w}:input message=\"{}\"/><{w}:output message=\"{}\"/>\
+                 </{w}:operation>",
+                attr_text(&message_ref(&poll_in)),
+                attr_text(&message_ref(&poll_out))
+            ),
+        );
+        let ticket_ref = message_ref(&ticket_msg);
         // Found again: adding messages moved the components after them.
         let Some(loc) = self.find("portType", pt) else {
             return;
         };
-        let prefix = "sgmsg";
         let Some(el) = self.child_mut(loc) else {
             return;
         };
@@ -562,37 +674,38 @@ impl Docs {
                 if !io.name.is(WSDL_NS, "output") {
                     continue;
                 }
-                io.ns_decls.retain(|d| d.prefix != prefix);
-                io.ns_decls.push(NsDecl {
-                    prefix: prefix.to_string(),
-                    uri: tns.clone(),
-                });
                 for a in &mut io.attrs {
                     if a.name.ns.is_empty() && a.name.local == "message" {
-                        a.value = format!("{prefix}:{ticket_msg}");
+                        a.value.clone_from(&ticket_ref);
                     }
                 }
             }
         }
-        el.push_child(fragment(&format!(
-            "<wsdl:operation xmlns:wsdl=\"{WSDL_NS}\" xmlns:{prefix}=\"{}\" name=\"{poll}\">\
-             <wsdl:input message=\"{prefix}:{}\"/><wsdl:output message=\"{prefix}:{}\"/>\
-             </wsdl:operation>",
-            attr_text(&tns),
-            attr_text(&poll_in),
-            attr_text(&poll_out)
-        )));
+        el.push_child(poll_op);
     }
 
     /// A binding: `op` answers a plain literal body (the ticket);
     /// `Get{op}Result` added with its own soapAction.
     fn edit_binding(&mut self, b: &ServedBinding, op: &str) {
         let soap_ns = b.soap_ns;
-        let body = || {
-            fragment(&format!(
-                "<soap:body xmlns:soap=\"{soap_ns}\" use=\"literal\"/>"
-            ))
+        let Some((di, _)) = self.find("binding", &b.binding) else {
+            return;
         };
+        let w = self.root_prefix(di, WSDL_NS, "wsdl");
+        let sp = self.root_prefix(
+            di,
+            soap_ns,
+            if soap_ns == WSDL_SOAP12_NS {
+                "soap12"
+            } else {
+                "soap"
+            },
+        );
+        let body = self.fragment_for(
+            di,
+            &format!("<{sp}:body xmlns:{sp}=\"{soap_ns}\" use=\"literal\"/>"),
+        );
+        // Found again: declaring prefixes on the root may have marked it.
         let Some(loc) = self.find("binding", &b.binding) else {
             return;
         };
@@ -612,7 +725,7 @@ impl Docs {
             for io in &mut o.children {
                 let Node::Element(io) = io else { continue };
                 if io.name.is(WSDL_NS, "output") {
-                    io.children = vec![Node::Element(body())];
+                    io.children = vec![Node::Element(body.clone())];
                 }
             }
         }
@@ -624,14 +737,20 @@ impl Docs {
             },
             _ => format!("{SOAPGATE_NS}:{poll}"),
         };
-        el.push_child(fragment(&format!(
-            "<wsdl:operation xmlns:wsdl=\"{WSDL_NS}\" xmlns:soap=\"{soap_ns}\" name=\"{poll}\">\
-             <soap:operation soapAction=\"{}\" style=\"document\"/>\
-             <wsdl:input><soap:body use=\"literal\"/></wsdl:input>\
-             <wsdl:output><soap:body use=\"literal\"/></wsdl:output>\
-             </wsdl:operation>",
-            attr_text(&poll_action)
-        )));
+        let poll_op = self.fragment_for(
+            di,
+            &format!(
+                "<{w}:operation xmlns:{w}=\"{WSDL_NS}\" xmlns:{sp}=\"{soap_ns}\" name=\"{poll}\">\
+                 <{sp}:operation soapAction=\"{}\" style=\"document\"/>\
+                 <{w}:input><{sp}:body use=\"literal\"/></{w}:input>\
+                 <{w}:output><{sp}:body use=\"literal\"/></{w}:output>\
+                 </{w}:operation>",
+                attr_text(&poll_action)
+            ),
+        );
+        if let Some(el) = self.child_mut(loc) {
+            el.push_child(poll_op);
+        }
     }
 }
 
@@ -738,6 +857,57 @@ mod tests {
         assert!(text.contains("name=\"OpTicket_sg2\""), "{text}");
         // The schema's import points at the file the namespace comes from.
         assert!(text.contains("schemaLocation=\"t.xsd\""), "{text}");
+    }
+
+    /// Each QName-valued attribute of the tree whose prefix the root does
+    /// not bind to what it means where it is used.
+    fn unresolved_at_root(
+        el: &Element,
+        root: &Element,
+        scope: &mut NsScope,
+        out: &mut Vec<String>,
+    ) {
+        scope.push(el);
+        for a in &el.attrs {
+            if let Some((p, _)) = a.value.split_once(':')
+                && ["message", "element", "type", "ref", "base", "binding"]
+                    .contains(&a.name.local.as_str())
+                && (scope.resolve(p).is_none() || scope.resolve(p) != root.declared_ns(p))
+            {
+                out.push(format!("{}={}", a.name.local, a.value));
+            }
+        }
+        for c in el.elements() {
+            unresolved_at_root(c, root, scope, out);
+        }
+        scope.pop();
+    }
+
+    #[test]
+    fn the_additions_use_prefixes_declared_on_the_root() {
+        // The root binds `sg` to a namespace of its own and `tns` to nothing.
+        let (mut files, path) = contract("", "");
+        let key = normalize(&path);
+        let text = files.0[&key].replace(
+            r#"xmlns:w="urn:w""#,
+            r#"xmlns:w="urn:w" xmlns:sg="urn:not-soapgate""#,
+        );
+        files.0.insert(key, text);
+        let original = wsdl::load(&path, &files).expect("the contract loads");
+        let c = augment(&original, &ops(&["Op"]), &files).expect("augmented");
+        let mut missing = Vec::new();
+        unresolved_at_root(&c.wsdl, &c.wsdl, &mut NsScope::new(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{missing:?}\n{}",
+            xml::write_element(&c.wsdl)
+        );
+        assert_eq!(c.wsdl.declared_ns("sg"), Some("urn:not-soapgate"));
+        assert_eq!(c.wsdl.declared_ns("sg2"), Some(SOAPGATE_NS));
+        // Messages are named with the prefix the root already has.
+        let text = xml::write_element(&c.wsdl);
+        assert!(text.contains(r#"message="w:GetOpResult""#), "{text}");
+        assert!(!text.contains("sgmsg"), "{text}");
     }
 
     #[test]

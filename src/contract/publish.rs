@@ -1,17 +1,21 @@
 //! The WSDL we publish: the contract exactly as written, except that every
 //! `soap:address`/`soap12:address` (and `http:address`) points at this facade and every schema
 //! (or WSDL) it imports is referenced as `?xsd={name}` on the same service,
-//! so a client can be generated straight from the facade.
+//! so a client can be generated straight from the facade, and that a prefix
+//! declared only below the root is declared on the root too (when the
+//! document binds it to one namespace throughout): clients such as suds
+//! resolve `message=`, `element=` and `type=` against the definitions,
+//! not the element that carries them.
 //!
 //! Only documents the loader actually imported are ever served; a requested
 //! name is looked up in [`Contract::imported`], never joined onto a path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::Contract;
 use super::wsdl::{WSDL_HTTP_NS, WSDL_NS, WSDL_SOAP11_NS, WSDL_SOAP12_NS, XSD_NS, normalize};
-use crate::xml::{Element, Node, write_element};
+use crate::xml::{Element, Node, NsDecl, write_element};
 
 const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
@@ -25,6 +29,7 @@ pub fn wsdl(contract: &Contract, base_url: &str, service: &str) -> String {
     let mut root = contract.wsdl.clone();
     let dir = normalize(contract.path.parent().unwrap_or(Path::new("")));
     rewrite(&mut root, &dir, &links, None);
+    declare_at_root(&mut root);
     format!("{XML_DECL}{}", write_element(&root))
 }
 
@@ -37,7 +42,48 @@ pub fn xsd(contract: &Contract, name: &str, base_url: &str, service: &str) -> Op
     let mut root = doc.root.clone();
     let dir = normalize(doc.path.parent().unwrap_or(Path::new("")));
     rewrite(&mut root, &dir, &links, None);
+    declare_at_root(&mut root);
     Some(format!("{XML_DECL}{}", write_element(&root)))
+}
+
+/// Declares on `root` every prefix an element below it declares and the
+/// root does not, when every declaration of that prefix in the document
+/// names the same namespace. The declarations below stay as written; the
+/// meaning of every name is unchanged, since each of them is shadowed where
+/// it was declared by the same binding. A prefix bound to two namespaces
+/// is left where it is: no one root declaration can mean both. The default
+/// namespace is never moved: it would change unprefixed element names.
+fn declare_at_root(root: &mut Element) {
+    // Prefix -> its one namespace, or None once two are seen.
+    let mut below: BTreeMap<String, Option<String>> = BTreeMap::new();
+    fn collect(el: &Element, below: &mut BTreeMap<String, Option<String>>) {
+        for d in &el.ns_decls {
+            if d.prefix.is_empty() || d.uri.is_empty() {
+                continue;
+            }
+            below
+                .entry(d.prefix.clone())
+                .and_modify(|uri| {
+                    if uri.as_deref() != Some(d.uri.as_str()) {
+                        *uri = None;
+                    }
+                })
+                .or_insert_with(|| Some(d.uri.clone()));
+        }
+        for child in el.elements() {
+            collect(child, below);
+        }
+    }
+    for child in root.elements() {
+        collect(child, &mut below);
+    }
+    for (prefix, uri) in below {
+        let Some(uri) = uri else { continue };
+        if prefix == "xml" || prefix == "xmlns" || root.declared_ns(&prefix).is_some() {
+            continue;
+        }
+        root.ns_decls.push(NsDecl { prefix, uri });
+    }
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters stay).
@@ -139,6 +185,35 @@ fn rewrite(el: &mut Element, dir: &Path, links: &Links<'_>, service: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xml::{Limits, read_str};
+
+    fn root_decls(text: &str) -> Vec<(String, String)> {
+        let mut root = read_str(text, &Limits::default()).expect("parses").root;
+        declare_at_root(&mut root);
+        root.ns_decls
+            .into_iter()
+            .map(|d| (d.prefix, d.uri))
+            .collect()
+    }
+
+    #[test]
+    fn prefixes_declared_below_the_root_are_declared_on_it_unless_they_clash() {
+        let decls = root_decls(
+            r#"<d xmlns="urn:default" xmlns:a="urn:a">
+                 <x xmlns:m="urn:m" xmlns=""><y xmlns:m="urn:m"/></x>
+                 <z xmlns:c="urn:c1"/><z xmlns:c="urn:c2"/>
+                 <w xmlns:a="urn:other"/>
+               </d>"#,
+        );
+        assert_eq!(
+            decls,
+            vec![
+                ("".to_string(), "urn:default".to_string()),
+                ("a".to_string(), "urn:a".to_string()),
+                ("m".to_string(), "urn:m".to_string()),
+            ]
+        );
+    }
 
     #[test]
     fn query_values_are_percent_encoded() {

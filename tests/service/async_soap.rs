@@ -417,6 +417,76 @@ async fn every_binding_of_an_async_operation_offers_its_poll_and_the_wsdl_is_wel
     }
 }
 
+/// Adds to `missing` a line for every QName-valued attribute of `el` (or of
+/// its descendants) whose prefix the root does not bind to the namespace
+/// it means where it is used.
+fn prefixes_missing_at_root(
+    el: &soapgate::xml::Element,
+    root: &soapgate::xml::Element,
+    scope: &mut soapgate::xml::NsScope,
+    missing: &mut Vec<String>,
+) {
+    const QNAME_ATTRS: [&str; 7] = [
+        "message", "element", "type", "binding", "ref", "base", "itemType",
+    ];
+    scope.push(el);
+    for a in &el.attrs {
+        if !a.name.ns.is_empty() || !QNAME_ATTRS.contains(&a.name.local.as_str()) {
+            continue;
+        }
+        let Some((prefix, _)) = a.value.trim().split_once(':') else {
+            continue;
+        };
+        let meant = scope.resolve(prefix);
+        let at_root = root.declared_ns(prefix);
+        if meant.is_none() || meant != at_root {
+            missing.push(format!(
+                "{}=\"{}\" on <{}>: means {meant:?}, the root binds {prefix} to {at_root:?}",
+                a.name.local, a.value, el.name.local
+            ));
+        }
+    }
+    for child in el.elements() {
+        prefixes_missing_at_root(child, root, scope, missing);
+    }
+    scope.pop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_wsdl_declares_every_prefix_it_uses_at_its_root() {
+    // Clients such as suds resolve a portType's `message=` against the
+    // portType and the definitions, not the element that carries it.
+    let mappings = mappings_with_async_summary();
+    let gateway = Gateway::start_with(None, mappings.path()).await;
+    let services: Vec<String> = gateway
+        .state
+        .live
+        .snapshot()
+        .contracts
+        .services()
+        .map(|(_, s)| s.name.clone())
+        .collect();
+    assert!(services.len() >= 3, "{services:?}");
+    for service in services {
+        let wsdl = gateway.published_wsdl(&service).await;
+        let text = std::fs::read_to_string(wsdl.path()).expect("the published WSDL");
+        let doc = soapgate::xml::read_str(&text, &soapgate::xml::Limits::default())
+            .expect("the published WSDL parses");
+        let mut missing = Vec::new();
+        prefixes_missing_at_root(
+            &doc.root,
+            &doc.root,
+            &mut soapgate::xml::NsScope::new(),
+            &mut missing,
+        );
+        assert!(
+            missing.is_empty(),
+            "{service}: prefixes not declared at the root:\n{}\n{text}",
+            missing.join("\n")
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_store_async_and_one_way_calls_are_queue_unavailable_faults() {
     let wsdl_dir = repo_root().join("wsdl");
