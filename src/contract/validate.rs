@@ -1,10 +1,11 @@
 //! Validating a message payload (the Body's children) against what an
 //! operation's binding promises: the document/literal elements in order, or
-//! the rpc/literal wrapper with its parts.
+//! the rpc/literal wrapper with its parts, none of them nil (WS-I Basic
+//! Profile R2211).
 
 use super::model::{PartKind, Payload};
 use super::xsd::{SchemaSet, Violation};
-use crate::xml::{Element, NsScope};
+use crate::xml::{Element, NsScope, XSI_NS};
 
 /// Every rule the payload breaks; empty when it is valid. Used for requests
 /// before anything else happens, and for responses before they are sent.
@@ -60,6 +61,22 @@ pub fn validate_payload(
                     ));
                     continue;
                 };
+                // WS-I Basic Profile R2211: no part accessor is nil, whatever
+                // its type or element would allow.
+                if acc
+                    .attr_ns(XSI_NS, "nil")
+                    .is_some_and(|v| matches!(v.trim(), "true" | "1"))
+                {
+                    out.push(violation(
+                        &path,
+                        format!(
+                            "part {} must not be nil (xsi:nil is not allowed on an rpc/literal \
+                             part accessor)",
+                            part.name
+                        ),
+                    ));
+                    continue;
+                }
                 match &part.kind {
                     PartKind::Type(ty) => {
                         if !acc.name.ns.is_empty() || acc.name.local != part.name {

@@ -91,8 +91,9 @@ fn part_field(set: &SchemaSet, part: &RpcPart) -> Option<Field> {
         PartKind::Type(ty) => Some(Field {
             name: QName::local(part.name.clone()),
             type_id: set.type_id(ty)?,
-            // The validator tolerates xsi:nil on a typed part, but nothing
-            // asks for it; JSON null is not offered.
+            // An rpc/literal part accessor is never nil (WS-I BP R2211;
+            // `contract::validate_payload` refuses it): JSON null is not
+            // offered.
             nillable: false,
             fixed: None,
             min: 1,
@@ -101,7 +102,11 @@ fn part_field(set: &SchemaSet, part: &RpcPart) -> Option<Field> {
         }),
         PartKind::Element(q) => {
             let (_, d) = set.element(q)?;
-            Some(Field::from_decl(d, 1, MaxOccurs::Bounded(1)))
+            Some(Field {
+                // Not nil either, even when its element is nillable.
+                nillable: false,
+                ..Field::from_decl(d, 1, MaxOccurs::Bounded(1))
+            })
         }
     }
 }

@@ -364,6 +364,55 @@ async fn rpc_literal_dispatches_on_the_wrapper_in_the_binding_namespace() {
     assert_eq!(send(state(1 << 20), req).await.code(), "INVALID_REQUEST");
 }
 
+/// WS-I Basic Profile R2211: an rpc/literal part accessor is never nil.
+/// It is refused as a document/literal element that is not nillable is,
+/// with a violation naming the part, instead of reaching the model as an
+/// empty value.
+#[tokio::test]
+async fn rpc_literal_part_accessor_with_xsi_nil_is_invalid() {
+    const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+    for nil in ["true", "1", " true "] {
+        let payload = format!(
+            r#"<e:Echo xmlns:e="urn:echo" xmlns:xsi="{XSI}"><text xsi:nil="{nil}"/><times>3</times></e:Echo>"#
+        );
+        let req = Request::post("/soap/Echo")
+            .header("content-type", "text/xml")
+            .body(Body::from(env11(&payload)))
+            .expect("req");
+        let r = send(state(1 << 20), req).await;
+        assert_eq!(r.soap_code(), "soap:Client", "xsi:nil={nil:?}");
+        assert_eq!(r.code(), "INVALID_REQUEST", "xsi:nil={nil:?}");
+        let fault = r.fault();
+        let violations: Vec<(String, String)> = fault
+            .child("", "detail")
+            .and_then(|d| d.child(SG, "Error"))
+            .map(|e| {
+                e.children_named(SG, "Violation")
+                    .map(|v| {
+                        (
+                            v.attr("path").unwrap_or_default().to_string(),
+                            v.attr("rule").unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        let (path, rule) = &violations[0];
+        assert_eq!(path, "/Echo/text");
+        assert!(rule.contains("part text") && rule.contains("nil"), "{rule}");
+    }
+    // xsi:nil="false" says nothing: the part is read as usual.
+    let payload = format!(
+        r#"<e:Echo xmlns:e="urn:echo" xmlns:xsi="{XSI}"><text xsi:nil="false">hi</text><times>3</times></e:Echo>"#
+    );
+    let req = Request::post("/soap/Echo")
+        .header("content-type", "text/xml")
+        .body(Body::from(env11(&payload)))
+        .expect("req");
+    assert_eq!(send(state(1 << 20), req).await.code(), "NOT_MAPPED");
+}
+
 #[tokio::test]
 async fn oversize_body_with_content_length_gets_413_before_parsing() {
     let body = env11(&triage(&"y".repeat(5000)));
