@@ -79,6 +79,21 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         route.push_str(&format!(" (then {})", targets[1..].join(", ")));
     }
     eprintln!("{route}");
+    // What structured output costs per call: the tool schema rides along
+    // with every request.
+    for tool in call.request.tool_config.iter().flat_map(|c| &c.tools) {
+        let soapgate::converse::Tool::ToolSpec(spec) = tool;
+        let schema = spec.schema();
+        let bytes = serde_json::to_vec(schema).map_or(0, |v| v.len());
+        let defs = schema
+            .get("$defs")
+            .and_then(serde_json::Value::as_object)
+            .map_or(0, serde_json::Map::len);
+        eprintln!(
+            "tool {}: input schema {bytes} bytes, {defs} shared definition(s)",
+            spec.name
+        );
+    }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = writeln!(
         std::io::stdout().lock(),

@@ -9,13 +9,18 @@
 //! (`multipleOf`) and `totalDigits` (a bound), occurrence limits
 //! (`minItems`/`maxItems`, `required`), `fixed` values (`const`), nillable
 //! elements (`null` allowed). A `choice` becomes `oneOf` branches.
-//! Recursive types are emitted once under `$defs` and referenced.
+//! A complex type used in more than one place, or recursively, is emitted
+//! once under `$defs` and referenced, so the schema grows with the number
+//! of types, never with the number of paths through them (a chain of
+//! types each using the next twice would otherwise double at every link).
+//! Definitions are named by the type's local name, with `_2`, `_3`… for
+//! types of the same local name in other namespaces (or anonymous ones).
 //!
 //! Whatever the JSON Schema cannot say is still enforced: the tool input is
 //! validated against the XSD after conversion, and violations are fed back
 //! to the model.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -35,14 +40,14 @@ pub fn for_element(set: &SchemaSet, name: &QName) -> Value {
         return json!({});
     };
     let field = Field::from_decl(d, 1, MaxOccurs::Bounded(1));
-    let mut g = Gen::new(set);
+    let mut g = Gen::new(set, &[field.type_id]);
     let body = g.element_value(&field);
     g.finish(body)
 }
 
 /// The JSON Schema of the value of type `ty`.
 pub fn for_type(set: &SchemaSet, ty: TypeId) -> Value {
-    let mut g = Gen::new(set);
+    let mut g = Gen::new(set, &[ty]);
     let body = g.type_schema(ty);
     g.finish(body)
 }
@@ -56,11 +61,16 @@ pub fn for_payload(set: &SchemaSet, payload: &Payload) -> Option<Value> {
 }
 
 pub(crate) fn for_payload_shape(set: &SchemaSet, shape: &PayloadShape) -> Value {
-    let mut g = Gen::new(set);
-    let body = match shape {
+    let body_of = |g: &mut Gen<'_>| match shape {
         PayloadShape::Element(f) => g.element_value(f),
         PayloadShape::Fields { fields, .. } => g.object(&[], None, fields, &[]),
     };
+    let roots: Vec<TypeId> = match shape {
+        PayloadShape::Element(f) => vec![f.type_id],
+        PayloadShape::Fields { fields, .. } => fields.iter().map(|f| f.type_id).collect(),
+    };
+    let mut g = Gen::new(set, &roots);
+    let body = body_of(&mut g);
     g.finish(body)
 }
 
@@ -71,41 +81,66 @@ struct Gen<'a> {
     set: &'a SchemaSet,
     /// Complex types being expanded, to spot recursion.
     stack: Vec<TypeId>,
-    /// Types that recurse: emitted under `$defs` (`None` until generated).
-    defs: BTreeMap<TypeId, Option<Value>>,
+    /// Complex types referenced from more than one place: always `$ref`s.
+    shared: HashSet<TypeId>,
+    /// Types emitted under `$defs`, by name, once generated.
+    defs: Map<String, Value>,
+    /// Types given a definition, and their names.
+    names: HashMap<TypeId, String>,
+    /// Definitions named and not generated yet.
+    pending: Vec<TypeId>,
 }
 
 impl<'a> Gen<'a> {
-    fn new(set: &'a SchemaSet) -> Self {
+    /// A generator for a schema whose values start at `roots`.
+    fn new(set: &'a SchemaSet, roots: &[TypeId]) -> Self {
         Gen {
             set,
             stack: Vec::new(),
-            defs: BTreeMap::new(),
+            shared: shared_types(set, roots),
+            defs: Map::new(),
+            names: HashMap::new(),
+            pending: Vec::new(),
         }
     }
 
-    fn def_name(&self, ty: TypeId) -> String {
-        match self.set.type_def(ty).and_then(TypeDef::name) {
-            Some(q) => q.local.clone(),
-            None => format!("type{}", ty.index()),
-        }
+    /// `#/$defs/<name>` for `ty`, naming it (and queueing its definition)
+    /// on first use.
+    fn reference(&mut self, ty: TypeId) -> Value {
+        let name = match self.names.get(&ty) {
+            Some(name) => name.clone(),
+            None => {
+                let base = match self.set.type_def(ty).and_then(TypeDef::name) {
+                    Some(q) => q.local.clone(),
+                    None => "type".to_string(),
+                };
+                let taken: HashSet<&String> = self.names.values().collect();
+                let name = std::iter::once(base.clone())
+                    .chain((2..).map(|n| format!("{base}_{n}")))
+                    .find(|n| !taken.contains(n))
+                    .unwrap_or(base);
+                self.names.insert(ty, name.clone());
+                self.pending.push(ty);
+                name
+            }
+        };
+        json!({ "$ref": format!("#/$defs/{name}") })
     }
 
     fn finish(mut self, mut body: Value) -> Value {
-        // Generating a definition may discover further recursive types.
-        while let Some(ty) = self.defs.iter().find(|(_, v)| v.is_none()).map(|(k, _)| *k) {
+        // Generating a definition may name further ones.
+        while let Some(ty) = self.pending.pop() {
             self.stack.push(ty);
             let s = self.complex_body(ty);
             self.stack.pop();
-            self.defs.insert(ty, Some(s));
+            let name = self.names[&ty].clone();
+            self.defs.insert(name, s);
         }
         if !self.defs.is_empty()
             && let Value::Object(map) = &mut body
         {
-            let mut defs = Map::new();
-            for (ty, v) in std::mem::take(&mut self.defs) {
-                defs.insert(self.def_name(ty), v.unwrap_or_else(|| json!({})));
-            }
+            let mut defs = std::mem::take(&mut self.defs);
+            defs.sort_keys();
             map.insert("$defs".into(), Value::Object(defs));
         }
         body
@@ -146,9 +181,8 @@ impl<'a> Gen<'a> {
             Shape::Simple(st) => self.simple(*st),
             Shape::Any => json!({}),
             Shape::Object { .. } => {
-                if self.stack.contains(&ty) {
-                    self.defs.entry(ty).or_insert(None);
-                    return json!({ "$ref": format!("#/$defs/{}", self.def_name(ty)) });
+                if self.shared.contains(&ty) || self.stack.contains(&ty) {
+                    return self.reference(ty);
                 }
                 self.stack.push(ty);
                 let s = self.complex_body(ty);
@@ -299,6 +333,41 @@ impl<'a> Gen<'a> {
             SimpleKind::Atomic(b) => atomic(self.set, st, b, &facets),
         }
     }
+}
+
+/// The complex types reachable from `roots` that are referenced from more
+/// than one place (two fields, two types, or a root and a field; a type's
+/// fields of its own type do not count): one walk over the type graph,
+/// each type's fields read once.
+fn shared_types(set: &SchemaSet, roots: &[TypeId]) -> HashSet<TypeId> {
+    let is_object = |ty: TypeId| matches!(shape(set, ty), Shape::Object { .. });
+    let mut uses: HashMap<TypeId, u32> = HashMap::new();
+    let mut todo: Vec<TypeId> = Vec::new();
+    let mut count = |ty: TypeId, todo: &mut Vec<TypeId>| {
+        let n = uses.entry(ty).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            todo.push(ty);
+        }
+    };
+    for &root in roots.iter().filter(|t| is_object(**t)) {
+        count(root, &mut todo);
+    }
+    while let Some(ty) = todo.pop() {
+        if let Shape::Object { fields, .. } = shape(set, ty) {
+            // A type's use of itself is recursion, met on the stack.
+            for f in fields
+                .iter()
+                .filter(|f| f.type_id != ty && is_object(f.type_id))
+            {
+                count(f.type_id, &mut todo);
+            }
+        }
+    }
+    uses.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(ty, _)| ty)
+        .collect()
 }
 
 fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Facets) -> Value {

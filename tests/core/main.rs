@@ -13,5 +13,6 @@ mod hardening;
 mod hostile;
 mod mapping;
 mod reload;
+mod tool_schema;
 mod xml_safety;
 mod xsd;

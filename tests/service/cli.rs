@@ -140,6 +140,17 @@ fn render_prints_the_converse_request_without_calling_anything() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("POST /model/"), "{stderr}");
+    // And what the tool schema costs each call.
+    let size =
+        serde_json::to_vec(&json["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"])
+            .expect("schema")
+            .len();
+    assert!(
+        stderr.contains(&format!(
+            "tool TriageTicketResponse: input schema {size} bytes, 0 shared definition(s)"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

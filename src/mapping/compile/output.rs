@@ -21,6 +21,12 @@ use crate::mapping::payload::PayloadShape;
 use crate::mapping::render;
 use crate::mapping::spec::OutputSpec;
 
+/// The most a tool's input schema may take, as JSON: a schema is sent
+/// with every call and counted as input tokens, and 1 MiB (some 250,000
+/// tokens) is more than a model's whole context. With types shared under
+/// `$defs`, a schema of several thousand types stays well below it.
+pub(crate) const MAX_TOOL_SCHEMA_BYTES: usize = 1 << 20;
+
 impl Cx<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn output(
@@ -106,8 +112,21 @@ impl Cx<'_> {
                         shape.root_name()
                     )
                 });
+                let schema = for_payload_shape(set, shape);
+                let bytes = serde_json::to_vec(&schema).map_or(0, |v| v.len());
+                if bytes > MAX_TOOL_SCHEMA_BYTES {
+                    self.error(
+                        &spec.referenced,
+                        format!(
+                            "the tool schema of the {} response would take {} KiB, more than the {} KiB a tool schema may (about as many tokens as a model's whole context); use text output, or answer a smaller part of the response",
+                            shape.root_name(),
+                            bytes / 1024,
+                            MAX_TOOL_SCHEMA_BYTES / 1024
+                        ),
+                    );
+                }
                 OutputPlan::Structured {
-                    tool: ToolSpec::new(name, Some(description), for_payload_shape(set, shape)),
+                    tool: ToolSpec::new(name, Some(description), schema),
                 }
             }
             (false, Some(t)) => {

@@ -1,0 +1,197 @@
+//! The tool JSON Schema of structured output stays as large as the types
+//! it describes: a complex type used in several places is defined once
+//! under `$defs` (a chain of types each using the next twice used to double
+//! the schema at every link), and definitions of types with the same local
+//! name in different namespaces do not collide.
+
+use std::path::Path;
+
+use serde_json::Value;
+use soapgate::contract::xsd::{SchemaSet, SchemaSetBuilder};
+use soapgate::files::DiskFiles;
+use soapgate::mapping::json_schema;
+use soapgate::xml::{self, NsScope, QName};
+
+fn load(schemas: &[&str]) -> SchemaSet {
+    let mut builder = SchemaSetBuilder::new();
+    for (i, text) in schemas.iter().enumerate() {
+        let root = xml::read(text.as_bytes(), None, &xml::Limits::default())
+            .expect("schema XML")
+            .root;
+        builder.add_schema(Path::new(&format!("s{i}.xsd")), &root, &NsScope::new());
+    }
+    match builder.finish(&DiskFiles) {
+        Ok((set, _)) => set,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+/// `Root` of type `T0`; each `Tn` has two children of type `Tn+1`; the last
+/// holds a string.
+fn chain(depth: usize) -> String {
+    let mut types = String::new();
+    for n in 0..depth {
+        types.push_str(&format!(
+            "<xs:complexType name=\"T{n}\"><xs:sequence>\
+             <xs:element name=\"left\" type=\"c:T{next}\"/>\
+             <xs:element name=\"right\" type=\"c:T{next}\"/>\
+             </xs:sequence></xs:complexType>",
+            next = n + 1
+        ));
+    }
+    types.push_str(&format!(
+        "<xs:complexType name=\"T{depth}\"><xs:sequence>\
+         <xs:element name=\"leaf\" type=\"xs:string\"/></xs:sequence></xs:complexType>"
+    ));
+    format!(
+        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:c=\"urn:chain\" \
+         targetNamespace=\"urn:chain\" elementFormDefault=\"qualified\">\
+         <xs:element name=\"Root\" type=\"c:T0\"/>{types}</xs:schema>"
+    )
+}
+
+/// Every `$ref` in `v` names a definition of `defs`.
+fn refs_resolve(v: &Value, defs: &serde_json::Map<String, Value>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                let name = r.strip_prefix("#/$defs/").expect("a local ref");
+                assert!(defs.contains_key(name), "{r} has no definition");
+            }
+            map.values().for_each(|v| refs_resolve(v, defs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs_resolve(v, defs)),
+        _ => {}
+    }
+}
+
+#[test]
+fn a_type_used_twice_at_every_level_is_defined_once() {
+    const DEPTH: usize = 16;
+    let set = load(&[&chain(DEPTH)]);
+    let schema = json_schema::for_element(&set, &QName::new("urn:chain", "Root"));
+    let text = serde_json::to_string(&schema).expect("json");
+    // Inlined, 2^16 copies of the leaf type: megabytes. Shared, one
+    // definition per type.
+    assert!(
+        text.len() < 200 * (DEPTH + 1),
+        "{} bytes for {} types",
+        text.len(),
+        DEPTH + 1
+    );
+    let defs = schema["$defs"].as_object().expect("$defs");
+    assert_eq!(defs.len(), DEPTH, "T1..T{DEPTH}: {:?}", defs.keys());
+    assert_eq!(schema["properties"]["left"]["$ref"], "#/$defs/T1");
+    assert_eq!(defs["T1"]["properties"]["right"]["$ref"], "#/$defs/T2");
+    refs_resolve(&schema, defs);
+}
+
+#[test]
+fn recursive_types_of_one_name_in_two_namespaces_get_two_definitions() {
+    let node = |ns: &str, p: &str| {
+        format!(
+            "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:{p}=\"{ns}\" \
+             targetNamespace=\"{ns}\" elementFormDefault=\"qualified\">\
+             <xs:complexType name=\"Node\"><xs:sequence>\
+             <xs:element name=\"{p}label\" type=\"xs:string\"/>\
+             <xs:element name=\"next\" type=\"{p}:Node\" minOccurs=\"0\"/>\
+             </xs:sequence></xs:complexType></xs:schema>"
+        )
+    };
+    let root = "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+         xmlns:a=\"urn:a\" xmlns:b=\"urn:b\" targetNamespace=\"urn:r\" \
+         elementFormDefault=\"qualified\">\
+         <xs:import namespace=\"urn:a\"/><xs:import namespace=\"urn:b\"/>\
+         <xs:element name=\"Root\"><xs:complexType><xs:sequence>\
+         <xs:element name=\"first\" type=\"a:Node\"/>\
+         <xs:element name=\"again\" type=\"a:Node\"/>\
+         <xs:element name=\"other\" type=\"b:Node\"/>\
+         <xs:element name=\"more\" type=\"b:Node\"/>\
+         </xs:sequence></xs:complexType></xs:element></xs:schema>";
+    let set = load(&[&node("urn:a", "a"), &node("urn:b", "b"), root]);
+    let schema = json_schema::for_element(&set, &QName::new("urn:r", "Root"));
+    let defs = schema["$defs"].as_object().expect("$defs");
+    assert_eq!(defs.len(), 2, "{:?}", defs.keys());
+    let first = schema["properties"]["first"]["$ref"].as_str().expect("ref");
+    let other = schema["properties"]["other"]["$ref"].as_str().expect("ref");
+    assert_ne!(first, other, "two namespaces, two definitions");
+    assert_eq!(schema["properties"]["again"]["$ref"], first);
+    // Each definition refers to itself, and holds its own namespace's label.
+    let a = &defs[first.trim_start_matches("#/$defs/")];
+    let b = &defs[other.trim_start_matches("#/$defs/")];
+    assert_eq!(a["properties"]["next"]["$ref"], first);
+    assert_eq!(b["properties"]["next"]["$ref"], other);
+    assert!(a["properties"].get("alabel").is_some(), "{a}");
+    assert!(b["properties"].get("blabel").is_some(), "{b}");
+    refs_resolve(&schema, defs);
+}
+
+/// A response no tool schema can carry is refused when the mapping loads,
+/// at the mapping's `output`, naming the response and the size.
+#[test]
+fn a_tool_schema_too_large_for_any_model_is_a_load_error() {
+    // 3,000 distinct types of 12 fields under one response element: each
+    // type used once, so nothing to share, some 1.3 MB of schema.
+    let mut types = String::new();
+    let mut fields = String::new();
+    for t in 0..3000 {
+        fields.push_str(&format!(
+            "<xs:element name=\"part{t}\" type=\"t:Part{t}\"/>"
+        ));
+        types.push_str(&format!("<xs:complexType name=\"Part{t}\"><xs:sequence>"));
+        for f in 0..12 {
+            types.push_str(&format!(
+                "<xs:element name=\"field{f}\" type=\"xs:string\"/>"
+            ));
+        }
+        types.push_str("</xs:sequence></xs:complexType>");
+    }
+    let wsdl = format!(
+        r#"<?xml version="1.0"?>
+<definitions name="Huge" targetNamespace="urn:huge" xmlns="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="urn:huge"
+    xmlns:t="urn:huge:types" xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <types>
+    <xs:schema targetNamespace="urn:huge:types" elementFormDefault="qualified">
+      <xs:element name="Ask"><xs:complexType><xs:sequence>
+        <xs:element name="text" type="xs:string"/></xs:sequence></xs:complexType></xs:element>
+      <xs:element name="Answer"><xs:complexType><xs:sequence>{fields}</xs:sequence></xs:complexType></xs:element>
+      {types}
+    </xs:schema>
+  </types>
+  <message name="AskIn"><part name="body" element="t:Ask"/></message>
+  <message name="AskOut"><part name="body" element="t:Answer"/></message>
+  <portType name="HugePort"><operation name="Ask"><input message="tns:AskIn"/><output message="tns:AskOut"/></operation></portType>
+  <binding name="HugeBinding" type="tns:HugePort">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <operation name="Ask"><soap:operation soapAction="urn:huge/Ask"/>
+      <input><soap:body use="literal"/></input><output><soap:body use="literal"/></output></operation>
+  </binding>
+  <service name="Huge"><port name="HugePort" binding="tns:HugeBinding">
+    <soap:address location="http://localhost/soap/Huge"/></port></service>
+</definitions>"#
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("huge.wsdl"), wsdl).expect("wsdl");
+    let contracts = soapgate::files::load_contracts(dir.path())
+        .unwrap_or_else(|e| panic!("the contract loads: {e:?}"));
+    let yaml = "service: Huge
+operations:
+  Ask:
+    model: { targets: [ { model: m } ] }
+    prompt: x
+    output: { structured: true }
+";
+    let errors = soapgate::mapping::MappingSet::load(
+        &[(std::path::PathBuf::from("m.yaml"), yaml.to_string())],
+        &contracts,
+    )
+    .expect_err("too large a tool schema");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].starts_with("m.yaml:6:13: the tool schema of the Answer response would take"),
+        "{text:?}"
+    );
+    assert!(text[0].contains("more than the 1024 KiB"), "{text:?}");
+}
