@@ -6,7 +6,9 @@
 //! accept soapgate accepts, and every sequence they refuse soapgate
 //! refuses. Where the two differ — content models made ambiguous by their
 //! counters, which `xmlschema` matches greedily and libxml2 by the language
-//! they describe — soapgate must agree with one of them.
+//! they describe — soapgate must agree with one of them. And simple types
+//! that name types declared further down: lists and unions load like the
+//! references load them.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -383,5 +385,70 @@ fn random_content_models_agree_with_the_reference_validator_both_ways() {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// List and union types may name simple types declared further down, or
+/// in another schema document; both are built before they are checked.
+#[test]
+fn lists_and_unions_of_types_declared_later_or_elsewhere_load() {
+    let codes = "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+         targetNamespace=\"urn:codes\">\
+         <xs:simpleType name=\"Code\"><xs:restriction base=\"xs:string\">\
+         <xs:pattern value=\"[A-Z]{3}\"/></xs:restriction></xs:simpleType></xs:schema>";
+    let main = format!(
+        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns=\"{NS}\" \
+         xmlns:c=\"urn:codes\" targetNamespace=\"{NS}\" elementFormDefault=\"qualified\">\
+         <xs:import namespace=\"urn:codes\"/>\
+         <xs:element name=\"R\"><xs:complexType><xs:sequence>\
+         <xs:element name=\"sizes\" type=\"Sizes\"/>\
+         <xs:element name=\"codes\" type=\"Codes\"/>\
+         <xs:element name=\"either\" type=\"Either\"/>\
+         </xs:sequence></xs:complexType></xs:element>\
+         <xs:simpleType name=\"Sizes\"><xs:list itemType=\"Size\"/></xs:simpleType>\
+         <xs:simpleType name=\"Codes\"><xs:list itemType=\"c:Code\"/></xs:simpleType>\
+         <xs:simpleType name=\"Either\"><xs:union memberTypes=\"Size c:Code\"/></xs:simpleType>\
+         <xs:simpleType name=\"Size\"><xs:restriction base=\"xs:int\">\
+         <xs:maxInclusive value=\"9\"/></xs:restriction></xs:simpleType>\
+         </xs:schema>"
+    );
+    let mut builder = SchemaSetBuilder::new();
+    for (i, text) in [codes, main.as_str()].iter().enumerate() {
+        let root = xml::read(text.as_bytes(), None, &xml::Limits::default())
+            .expect("schema XML")
+            .root;
+        builder.add_schema(Path::new(&format!("s{i}.xsd")), &root, &NsScope::new());
+    }
+    let set = match builder.finish(&DiskFiles) {
+        Ok((set, _)) => set,
+        Err(e) => panic!("both references load this: {e:?}"),
+    };
+    let check = |body: &str| {
+        let doc = xml::read(
+            format!("<R xmlns=\"{NS}\">{body}</R>").as_bytes(),
+            None,
+            &xml::Limits::default(),
+        )
+        .expect("instance");
+        set.validate_element(&doc.root, &QName::new(NS, "R"))
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.rule))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        check("<sizes>1 2 9</sizes><codes>ABC XYZ</codes><either>ABC</either>"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check("<sizes>1 12</sizes><codes>ABC</codes><either>7</either>").len(),
+        1
+    );
+    assert_eq!(
+        check("<sizes>1</sizes><codes>abc</codes><either>7</either>").len(),
+        1
+    );
+    assert_eq!(
+        check("<sizes>1</sizes><codes>ABC</codes><either>x</either>").len(),
+        1
     );
 }

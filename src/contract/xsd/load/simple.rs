@@ -110,7 +110,17 @@ impl<'a> Resolver<'a> {
         st
     }
 
+    /// A list's item type or a union's member, built first (it may be
+    /// declared later, or in another schema document), must be simple.
     fn check_simple_ref(&mut self, cx: &Cx, el: &Element, id: TypeId) {
+        if !self.ensure_type(id) {
+            self.err(
+                cx.doc,
+                el.pos,
+                "circular definition: a list or union is built from itself",
+            );
+            return;
+        }
         if matches!(self.types.get(id.index()), Some(TypeDef::Complex(_))) {
             self.err(
                 cx.doc,
