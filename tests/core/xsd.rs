@@ -231,6 +231,19 @@ fn nillable_and_xsi_nil() {
         ),
         ["/Invoice/Total: element Total is not nillable"]
     );
+    // Nor may a non-nillable element say xsi:nil="false": the attribute is
+    // not allowed on it at all (XSD 1.0, cvc-elt 3.1).
+    let not_nil = r#"<i:Total xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="false">1.00</i:Total>"#;
+    let errors = check(
+        &set,
+        &invoice(&line("a", "1", "1"), not_nil, ""),
+        INV,
+        "Invoice",
+    );
+    assert!(
+        errors.contains(&"/Invoice/Total: element Total is not nillable".to_string()),
+        "{errors:?}"
+    );
 }
 
 #[test]

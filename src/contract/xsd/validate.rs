@@ -263,23 +263,27 @@ impl<'a> Validator<'a> {
             }
         }
         if let Some(nil) = el.attr_ns(XSI_NS, "nil") {
+            // XSD 1.0, Element Locally Valid (Element) 3.1: on an element
+            // that is not nillable, xsi:nil may not appear at all, "false"
+            // included.
+            if !decl.nillable {
+                self.violate(None, format!("element {} is not nillable", decl.name.local));
+                if matches!(nil.trim(), "true" | "1") {
+                    return;
+                }
+            }
             match nil.trim() {
                 "true" | "1" => {
-                    if !decl.nillable {
-                        self.violate(None, format!("element {} is not nillable", decl.name.local));
-                        return;
-                    } else {
-                        if el.has_element_children() || !is_ws(&text_of(el)) {
-                            self.violate(
-                                None,
-                                "an element with xsi:nil=\"true\" must be empty".into(),
-                            );
-                        }
-                        if let Some(TypeDef::Complex(ct)) = set.type_def(ty) {
-                            self.attributes(el, ct);
-                        }
-                        return;
+                    if el.has_element_children() || !is_ws(&text_of(el)) {
+                        self.violate(
+                            None,
+                            "an element with xsi:nil=\"true\" must be empty".into(),
+                        );
                     }
+                    if let Some(TypeDef::Complex(ct)) = set.type_def(ty) {
+                        self.attributes(el, ct);
+                    }
+                    return;
                 }
                 "false" | "0" => {}
                 v => self.violate(
