@@ -18,6 +18,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::json_schema::typed_literal;
 use super::payload::PayloadShape;
 use super::shape::{
     ATTR_PREFIX, Attr, Field, Scalar, Shape, SimpleKind, TEXT_KEY, scalar_of, shape, simple_kind,
@@ -149,6 +150,7 @@ impl<'a> Builder<'a> {
         match shape(self.set, f.type_id) {
             Shape::Simple(st) => {
                 let text = self.simple_text(*st, value, path)?;
+                let text = self.fixed_form(*st, f.fixed.as_deref(), text);
                 if !text.is_empty() {
                     el.push_text(text);
                 }
@@ -231,6 +233,7 @@ impl<'a> Builder<'a> {
                 Some(v) => {
                     let p = key_path(path, &key);
                     if let Some(t) = self.simple_text(a.type_id, v, &p) {
+                        let t = self.fixed_form(a.type_id, a.fixed.as_deref(), t);
                         el.attrs.push(Attribute {
                             name: a.name.clone(),
                             prefix: None,
@@ -326,6 +329,23 @@ impl<'a> Builder<'a> {
                     format!("only one of {} may be given", names.join(", ")),
                 );
             }
+        }
+    }
+
+    /// A value equal to the schema's `fixed` value as JSON reads it, in
+    /// the fixed value's own lexical form: `fixed="1.0"` stays `1.0` (a
+    /// model's `1.0` is the number 1), which clients that compare fixed
+    /// values as text require. Any other value is left for validation to
+    /// refuse.
+    fn fixed_form(&self, st: TypeId, fixed: Option<&str>, text: String) -> String {
+        match fixed {
+            Some(fixed)
+                if scalar_text(&typed_literal(self.set, st, fixed)).as_deref()
+                    == Some(text.as_str()) =>
+            {
+                fixed.to_string()
+            }
+            _ => text,
         }
     }
 

@@ -2,7 +2,8 @@
 //! it describes: a complex type used in several places is defined once
 //! under `$defs` (a chain of types each using the next twice used to double
 //! the schema at every link), and definitions of types with the same local
-//! name in different namespaces do not collide.
+//! name in different namespaces do not collide. And what comes back through
+//! it keeps the schema's lexical forms (fixed values).
 
 use std::path::Path;
 
@@ -194,4 +195,38 @@ operations:
         "{text:?}"
     );
     assert!(text[0].contains("more than the 1024 KiB"), "{text:?}");
+}
+
+/// A fixed value comes back in the schema's own lexical form: the tool
+/// schema says `const: 1.0`, JSON reads that as the number 1, and a client
+/// that compares fixed values as text wants `1.0` again.
+#[test]
+fn fixed_values_are_written_in_their_lexical_form() {
+    let set = load(
+        &["<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+         targetNamespace=\"urn:fixed\" elementFormDefault=\"qualified\">\
+         <xs:element name=\"Doc\"><xs:complexType><xs:sequence>\
+         <xs:element name=\"version\" type=\"xs:decimal\" fixed=\"1.0\"/>\
+         <xs:element name=\"count\" type=\"xs:int\"/>\
+         </xs:sequence>\
+         <xs:attribute name=\"schemaVersion\" type=\"xs:decimal\" fixed=\"2.10\"/>\
+         </xs:complexType></xs:element></xs:schema>"],
+    );
+    let name = QName::new("urn:fixed", "Doc");
+    let schema = json_schema::for_element(&set, &name);
+    let answer = serde_json::json!({
+        "version": schema["properties"]["version"]["const"].clone(),
+        "count": 3,
+        "@schemaVersion": schema["properties"]["@schemaVersion"]["const"].clone(),
+    });
+    let el = soapgate::mapping::json_to_xml(&set, &name, &answer).expect("converts");
+    let xml = String::from_utf8(xml::write_document(&el, xml::Charset::Utf8)).expect("utf-8");
+    assert!(xml.contains(">1.0</"), "{xml}");
+    assert!(xml.contains("schemaVersion=\"2.10\""), "{xml}");
+    assert!(set.validate_element(&el, &name).is_empty());
+    // A value that is not the fixed one is written as given, for the
+    // schema check to refuse.
+    let wrong = serde_json::json!({ "version": 2, "count": 3 });
+    let el = soapgate::mapping::json_to_xml(&set, &name, &wrong).expect("converts");
+    assert!(!set.validate_element(&el, &name).is_empty());
 }
