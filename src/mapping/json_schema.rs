@@ -154,7 +154,9 @@ impl<'a> Gen<'a> {
         {
             s = json!({ "const": typed_literal(self.set, *st, fixed) });
         }
-        if f.nillable {
+        // A nil element keeps its attributes, and JSON null has none: a
+        // type with a required attribute cannot be answered as null.
+        if f.nillable && !required_attributes(self.set, f.type_id) {
             s = nullable(s);
         }
         s
@@ -333,6 +335,11 @@ impl<'a> Gen<'a> {
             SimpleKind::Atomic(b) => atomic(self.set, st, b, &facets),
         }
     }
+}
+
+/// Whether values of `ty` must carry an attribute.
+pub(crate) fn required_attributes(set: &SchemaSet, ty: TypeId) -> bool {
+    matches!(shape(set, ty), Shape::Object { attrs, .. } if attrs.iter().any(|a| a.required))
 }
 
 /// The complex types reachable from `roots` that are referenced from more

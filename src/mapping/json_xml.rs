@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::json_schema::typed_literal;
+use super::json_schema::{required_attributes, typed_literal};
 use super::payload::PayloadShape;
 use super::shape::{
     ATTR_PREFIX, Attr, Field, Scalar, Shape, SimpleKind, TEXT_KEY, scalar_of, shape, simple_kind,
@@ -136,6 +136,13 @@ impl<'a> Builder<'a> {
     fn element(&mut self, f: &Field, value: &Value, path: &str) -> Option<Element> {
         let mut el = Element::new(f.name.clone());
         if value.is_null() {
+            if f.nillable && required_attributes(self.set, f.type_id) {
+                self.error(
+                    path,
+                    "null is not allowed here: the element keeps its required attributes when nil",
+                );
+                return None;
+            }
             if f.nillable {
                 el.attrs.push(Attribute {
                     name: QName::new(XSI_NS, "nil"),

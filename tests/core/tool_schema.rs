@@ -230,3 +230,37 @@ fn fixed_values_are_written_in_their_lexical_form() {
     let el = soapgate::mapping::json_to_xml(&set, &name, &wrong).expect("converts");
     assert!(!set.validate_element(&el, &name).is_empty());
 }
+
+/// A nillable element whose type requires an attribute is never offered as
+/// JSON null (nil keeps the attributes, and null has none), and a null
+/// given anyway is refused with the reason, for the repair round.
+#[test]
+fn a_nillable_element_with_a_required_attribute_is_not_null() {
+    let set = load(
+        &["<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+         targetNamespace=\"urn:nil\" elementFormDefault=\"qualified\">\
+         <xs:element name=\"Doc\"><xs:complexType><xs:sequence>\
+         <xs:element name=\"amount\" nillable=\"true\"><xs:complexType><xs:simpleContent>\
+         <xs:extension base=\"xs:decimal\"><xs:attribute name=\"currency\" type=\"xs:string\" use=\"required\"/>\
+         </xs:extension></xs:simpleContent></xs:complexType></xs:element>\
+         <xs:element name=\"note\" type=\"xs:string\" nillable=\"true\"/>\
+         </xs:sequence></xs:complexType></xs:element></xs:schema>"],
+    );
+    let name = QName::new("urn:nil", "Doc");
+    let schema = json_schema::for_element(&set, &name);
+    let allows_null = |v: &Value| {
+        v["type"]
+            .as_array()
+            .is_some_and(|t| t.contains(&Value::from("null")))
+            || v["anyOf"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["type"] == "null"))
+    };
+    assert!(!allows_null(&schema["properties"]["amount"]), "{schema}");
+    assert!(allows_null(&schema["properties"]["note"]), "{schema}");
+    let answer = serde_json::json!({ "amount": null, "note": null });
+    let errors = soapgate::mapping::json_to_xml(&set, &name, &answer).expect_err("refused");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "/amount");
+    assert!(errors[0].rule.contains("required attributes"), "{errors:?}");
+}
