@@ -46,10 +46,16 @@ struct Parser<'a> {
     out: String,
 }
 
-/// XML NameStartChar ranges, for `\i`.
-const NAME_START: &str = r":A-Z_a-z\x{C0}-\x{D6}\x{D8}-\x{F6}\x{F8}-\x{2FF}\x{370}-\x{37D}\x{37F}-\x{1FFF}\x{200C}-\x{200D}\x{2070}-\x{218F}\x{2C00}-\x{2FEF}\x{3001}-\x{D7FF}\x{F900}-\x{FDCF}\x{FDF0}-\x{FFFD}\x{10000}-\x{EFFFF}";
-/// The extra NameChar ranges, for `\c`.
-const NAME_EXTRA: &str = r"\-.0-9\x{B7}\x{300}-\x{36F}\x{203F}-\x{2040}";
+/// `\i`: XSD 1.0 takes its initial name characters from XML 1.0 (second
+/// edition), `Letter | '_' | ':'`, where a letter is a base character or an
+/// ideograph. In Unicode's terms that is the cased and other letters plus
+/// the ideographic numerals: not digits of any script (Arabic-Indic,
+/// Thai…), modifier letters or other letter-numbers, which XML 1.0's fifth
+/// edition later let names begin with.
+const NAME_START: &str = r":_\p{Lu}\p{Ll}\p{Lt}\p{Lo}\x{3007}\x{3021}-\x{3029}";
+/// The further characters `\c` allows: digits, combining characters and
+/// XML 1.0's extenders, `.` and `-`.
+const NAME_EXTRA: &str = r"\-.\p{Nd}\p{Mn}\p{Mc}\x{B7}\x{2D0}\x{2D1}\x{387}\x{640}\x{E46}\x{EC6}\x{3005}\x{3031}-\x{3035}\x{309D}-\x{309E}\x{30FC}-\x{30FE}";
 
 impl Parser<'_> {
     fn peek(&self) -> Option<char> {
@@ -446,6 +452,23 @@ mod tests {
     #[test]
     fn escapes() {
         assert!(m(r"\i\c*", "_a-1.b") && !m(r"\i\c*", "1a"));
+        // XML 1.0 (second edition) names, as XSD 1.0 has them: no digit of
+        // any script starts one, nor a modifier letter or a Roman numeral;
+        // ideographs, accented letters and extenders are as XML says.
+        for (text, ok) in [
+            ("\u{660}x", false),
+            ("\u{e50}", false),
+            ("\u{2b0}a", false),
+            ("\u{2160}", false),
+            ("x\u{660}", true),
+            ("\u{b7}x", false),
+            ("a\u{300}", true),
+            ("\u{3007}a", true),
+            ("a\u{387}", true),
+            ("\u{e0}", true),
+        ] {
+            assert_eq!(m(r"\i\c*", text), ok, "{text:?}");
+        }
         assert!(m(r"\d+", "0123") && !m(r"\d+", "1a"));
         assert!(m(r"\w+", "abc") && !m(r"\w+", "a b") && !m(r"\w", "."));
         assert!(m(r"\p{Lu}\P{Lu}", "Ab") && !m(r"\p{Lu}", "a"));
