@@ -233,6 +233,9 @@ impl GatewayError {
             let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
             fault.retry_after_secs = Some(ms.div_ceil(1000).max(1));
         }
+        if let GatewayError::Envelope(EnvelopeError::MustUnderstand(names)) = self {
+            fault.not_understood.clone_from(names);
+        }
         if let GatewayError::Invalid(violations) = self {
             fault.violations = violations
                 .iter()

@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::jobs::call;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
-use crate::soap::{Envelope, ErrorCode, SoapVersion, response};
+use crate::soap::{Envelope, ErrorCode, FaultCode, SoapVersion, response};
 use crate::tenants::{CallRecord, CallSource, Presented, Tenants, sha256_hex};
 use crate::xml;
 
@@ -514,15 +514,26 @@ fn soap_response(ctx: &CallContext, status: StatusCode, envelope: xml::Element) 
     response
 }
 
-fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
-    let fault = err.to_fault(&ctx.correlation_id);
-    let status = match fault.code {
+/// The HTTP status of a fault in `version`: a few codes have one of their
+/// own; otherwise SOAP 1.2's Sender faults are 400 (SOAP 1.2 Part 2,
+/// 7.5.1.2), and every other fault, SOAP 1.1's Client faults included
+/// (SOAP 1.1, 6.2), is 500.
+fn fault_status(code: ErrorCode, version: SoapVersion) -> StatusCode {
+    match code {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnknownService => StatusCode::NOT_FOUND,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RequestIncomplete => StatusCode::BAD_REQUEST,
+        code if version == SoapVersion::V12 && code.fault_code() == FaultCode::Client => {
+            StatusCode::BAD_REQUEST
+        }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    }
+}
+
+fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
+    let fault = err.to_fault(&ctx.correlation_id);
+    let status = fault_status(fault.code, ctx.version);
     match err {
         GatewayError::Internal(detail) => {
             tracing::error!(correlation_id = %ctx.correlation_id, service = %ctx.service, detail, "internal error");
@@ -535,8 +546,7 @@ fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
             "fault"
         ),
     }
-    let envelope = response::envelope(ctx.version, Vec::new(), vec![fault.to_element(ctx.version)]);
-    soap_response(ctx, status, envelope)
+    soap_response(ctx, status, fault.envelope(ctx.version))
 }
 
 #[cfg(test)]

@@ -106,7 +106,35 @@ pub fn read_envelope(
     // size in memory.
     let doc = xml::read_with(body, inbound.charset, limits, &TreeBudget::REQUEST)?;
     ctx.charset = doc.charset;
-    let envelope = parse_envelope_with(doc.root, understood)?;
+    // The version its root says, before the envelope is judged: an envelope
+    // of the other version is a VersionMismatch whatever else is wrong
+    // with it (its headers are not the concern of a node that does not
+    // speak its version).
+    let declared = (doc.root.name.local == "Envelope")
+        .then(|| SoapVersion::from_envelope_ns(&doc.root.name.ns))
+        .flatten();
+    let mismatch = |ctx: &mut CallContext, transport: SoapVersion, envelope: SoapVersion| {
+        // Answered in SOAP 1.1 either way: a 1.2 envelope sent as text/xml
+        // came over the 1.1 binding, and a 1.1 envelope sent as
+        // application/soap+xml came from a 1.1 client, which gets its
+        // fault in SOAP 1.1 (SOAP 1.2 Part 1, Appendix A).
+        ctx.version = SoapVersion::V11;
+        GatewayError::VersionMismatch {
+            transport,
+            envelope,
+        }
+    };
+    let envelope = match parse_envelope_with(doc.root, understood) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            return Err(match (inbound.version, declared) {
+                (Some(transport), Some(envelope)) if transport != envelope => {
+                    mismatch(ctx, transport, envelope)
+                }
+                _ => e.into(),
+            });
+        }
+    };
     if let Some(id) = &envelope.message_id {
         ctx.correlation_id.clone_from(id);
         tracing::Span::current().record("correlation_id", id.as_str());
@@ -114,10 +142,7 @@ pub fn read_envelope(
     if let Some(transport) = inbound.version
         && transport != envelope.version
     {
-        return Err(GatewayError::VersionMismatch {
-            transport,
-            envelope: envelope.version,
-        });
+        return Err(mismatch(ctx, transport, envelope.version));
     }
     ctx.version = envelope.version;
     Ok(envelope)

@@ -2,7 +2,7 @@
 //! header blocks soapgate understands (WS-Addressing today).
 
 use super::SoapVersion;
-use crate::xml::{Element, Node, NsScope, Pos};
+use crate::xml::{Element, Node, NsScope, Pos, QName};
 
 /// WS-Addressing namespaces seen in the wild (2005/08 is the W3C
 /// recommendation, 2004/08 the member submission many older stacks send).
@@ -37,9 +37,10 @@ pub enum EnvelopeError {
     NotAnEnvelope(String),
     #[error("{0}")]
     Structure(String),
-    /// A header block with mustUnderstand that we do not understand.
-    #[error("header {0} must be understood but is not supported")]
-    MustUnderstand(String),
+    /// Header blocks with mustUnderstand that we do not understand, every
+    /// one of them (a SOAP 1.2 fault names each in a NotUnderstood block).
+    #[error("{} must be understood but not supported here", header_list(.0))]
+    MustUnderstand(Vec<QName>),
 }
 
 /// Split an envelope into its parts, checking its structure.
@@ -107,18 +108,39 @@ pub fn parse_envelope_with(root: Element, understood: &[&str]) -> Result<Envelop
         scope,
     };
     if let Some(h) = header {
+        let mut not_understood = Vec::new();
         for block in h.children {
             let Node::Element(block) = block else {
                 continue;
             };
-            env.read_header(block, understood)?;
+            if let Some(name) = env.read_header(block, understood) {
+                not_understood.push(name);
+            }
+        }
+        if !not_understood.is_empty() {
+            return Err(EnvelopeError::MustUnderstand(not_understood));
         }
     }
     Ok(env)
 }
 
+/// `header block {urn:a}A`, or `header blocks {urn:a}A, {urn:b}B`.
+fn header_list(names: &[QName]) -> String {
+    let list = names
+        .iter()
+        .map(QName::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match names.len() {
+        1 => format!("header block {list}"),
+        _ => format!("header blocks {list}"),
+    }
+}
+
 impl Envelope {
-    fn read_header(&mut self, block: Element, extra: &[&str]) -> Result<(), EnvelopeError> {
+    /// Takes one header block; its name when it must be understood and is
+    /// not.
+    fn read_header(&mut self, block: Element, extra: &[&str]) -> Option<QName> {
         let understood = WSA_NS.contains(&block.name.ns.as_str());
         if extra.contains(&block.name.ns.as_str()) {
             // The caller processes it.
@@ -129,10 +151,10 @@ impl Envelope {
                 _ => {}
             }
         } else if must_understand(&block, self.version) && targets_us(&block, self.version) {
-            return Err(EnvelopeError::MustUnderstand(block.name.to_string()));
+            return Some(block.name);
         }
         self.headers.push(block);
-        Ok(())
+        None
     }
 
     /// Where the payload starts, for error messages.

@@ -14,7 +14,7 @@
 //! Only what is safe to show a client goes in here; details for operators
 //! go to the log line, which carries the same correlation id.
 
-use super::{SOAPGATE_NS, SoapVersion};
+use super::{SOAP11_ENV_NS, SOAP12_ENV_NS, SOAPGATE_NS, SoapVersion};
 use crate::xml::{Attribute, Element, NsDecl, QName, XML_NS};
 
 /// The SOAP-level fault code. Names follow SOAP 1.1; SOAP 1.2 renders
@@ -207,6 +207,9 @@ pub struct Fault {
     pub correlation_id: String,
     pub violations: Vec<FaultViolation>,
     pub retry_after_secs: Option<u64>,
+    /// The header blocks a MustUnderstand fault is about: SOAP 1.2 names
+    /// each in an `env:NotUnderstood` header block.
+    pub not_understood: Vec<QName>,
 }
 
 impl Fault {
@@ -221,7 +224,86 @@ impl Fault {
             correlation_id: correlation_id.into(),
             violations: Vec::new(),
             retry_after_secs: None,
+            not_understood: Vec::new(),
         }
+    }
+
+    /// The header blocks of the envelope that carries the fault in
+    /// `version` (SOAP 1.2 Part 1, 5.4.7 and 5.4.8):
+    ///
+    /// - a VersionMismatch fault carries `Upgrade`, in the SOAP 1.2
+    ///   namespace whatever the envelope's version (Appendix A: a SOAP 1.1
+    ///   fault has it too), listing the envelopes spoken here, preferred
+    ///   first: `<SupportedEnvelope qname="ns1:Envelope"/>` for SOAP 1.2,
+    ///   then SOAP 1.1;
+    /// - a SOAP 1.2 MustUnderstand fault carries one
+    ///   `<env:NotUnderstood qname="ns1:Block"/>` per header block not
+    ///   understood (SOAP 1.1 has no such block).
+    ///
+    /// Each `qname` prefix is declared on the element carrying it.
+    pub fn header_blocks(&self, version: SoapVersion) -> Vec<Element> {
+        // In a SOAP 1.2 envelope `env` is the envelope's own prefix; in a
+        // SOAP 1.1 one the block declares a prefix of its own.
+        let (prefix, own_decl) = match version {
+            SoapVersion::V12 => ("env", false),
+            SoapVersion::V11 => ("upg", true),
+        };
+        let block = |local: &str| {
+            let mut el = Element::new(QName::new(SOAP12_ENV_NS, local));
+            el.prefix = Some(prefix.into());
+            el
+        };
+        let with_qname = |mut el: Element, name: &QName| {
+            let value = if name.ns.is_empty() {
+                name.local.clone()
+            } else {
+                el.ns_decls.push(NsDecl {
+                    prefix: "ns1".into(),
+                    uri: name.ns.clone(),
+                });
+                format!("ns1:{}", name.local)
+            };
+            el.attrs.push(Attribute {
+                name: QName::local("qname"),
+                prefix: None,
+                value,
+            });
+            el
+        };
+        match self.code.fault_code() {
+            FaultCode::VersionMismatch => {
+                let mut upgrade = block("Upgrade");
+                if own_decl {
+                    upgrade.ns_decls.push(NsDecl {
+                        prefix: prefix.into(),
+                        uri: SOAP12_ENV_NS.into(),
+                    });
+                }
+                for ns in [SOAP12_ENV_NS, SOAP11_ENV_NS] {
+                    upgrade.push_child(with_qname(
+                        block("SupportedEnvelope"),
+                        &QName::new(ns, "Envelope"),
+                    ));
+                }
+                vec![upgrade]
+            }
+            FaultCode::MustUnderstand if version == SoapVersion::V12 => self
+                .not_understood
+                .iter()
+                .map(|name| with_qname(block("NotUnderstood"), name))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The whole envelope of the fault in `version`: its header blocks
+    /// ([`Fault::header_blocks`]) and the fault as the Body's child.
+    pub fn envelope(&self, version: SoapVersion) -> Element {
+        super::response::envelope(
+            version,
+            self.header_blocks(version),
+            vec![self.to_element(version)],
+        )
     }
 
     /// The fault as the single child of a SOAP Body, in `version`.
@@ -340,6 +422,42 @@ fn text_el(name: QName, text: &str) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_soap11_version_mismatch_carries_the_soap12_upgrade_block() {
+        let fault = Fault::new(ErrorCode::VersionMismatch, "Version mismatch", "c-1");
+        let text = crate::xml::write_element(&fault.envelope(SoapVersion::V11));
+        assert!(
+            text.starts_with(
+                "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+                 <soap:Header><upg:Upgrade xmlns:upg=\"http://www.w3.org/2003/05/soap-envelope\">\
+                 <upg:SupportedEnvelope xmlns:ns1=\"http://www.w3.org/2003/05/soap-envelope\" \
+                 qname=\"ns1:Envelope\"/>\
+                 <upg:SupportedEnvelope xmlns:ns1=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+                 qname=\"ns1:Envelope\"/></upg:Upgrade></soap:Header><soap:Body>\
+                 <soap:Fault xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+                 <faultcode>soap:VersionMismatch</faultcode>"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_soap12_must_understand_faults_name_the_blocks() {
+        let mut fault = Fault::new(ErrorCode::MustUnderstand, "m", "c-1");
+        fault.not_understood = vec![QName::new("urn:tx", "Tx"), QName::local("Bare")];
+        let text = crate::xml::write_element(&fault.envelope(SoapVersion::V12));
+        assert!(
+            text.contains(
+                "<env:Header><env:NotUnderstood xmlns:ns1=\"urn:tx\" qname=\"ns1:Tx\"/>\
+                 <env:NotUnderstood qname=\"Bare\"/></env:Header>"
+            ),
+            "{text}"
+        );
+        assert!(fault.header_blocks(SoapVersion::V11).is_empty());
+        let other = Fault::new(ErrorCode::InvalidRequest, "m", "c-1");
+        assert!(other.header_blocks(SoapVersion::V12).is_empty());
+    }
 
     #[test]
     fn every_code_parses_back_from_its_text() {

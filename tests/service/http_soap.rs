@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use soapgate::config::Settings;
 use soapgate::files::load_contracts;
 use soapgate::http::{AppState, router};
-use soapgate::xml::{self, Element, Limits};
+use soapgate::xml::{self, Element, Limits, NsScope, QName};
 use tower::ServiceExt;
 
 const HD: &str = "http://example.test/helpdesk";
@@ -74,6 +74,27 @@ impl Reply {
             .and_then(|e| e.child(SG, "Code"))
             .map(Element::text)
             .expect("sg:Code")
+    }
+
+    /// The reply's header blocks, each with the namespace declarations in
+    /// scope on it (Envelope's, Header's and its own).
+    fn header_blocks(&self) -> Vec<(Element, NsScope)> {
+        let root = self.root();
+        let ns = root.name.ns.clone();
+        let mut scope = NsScope::new();
+        scope.push(&root);
+        let Some(header) = root.child(&ns, "Header") else {
+            return Vec::new();
+        };
+        scope.push(header);
+        header
+            .elements()
+            .map(|b| {
+                let mut inner = scope.clone();
+                inner.push(b);
+                (b.clone(), inner)
+            })
+            .collect()
     }
 
     /// `faultcode` (1.1) or `Code/Value` (1.2) as written, e.g. `soap:Client`.
@@ -254,15 +275,152 @@ async fn soap12_envelope_sent_as_text_xml_is_a_version_mismatch() {
     assert_eq!(r.code(), "VERSION_MISMATCH");
 }
 
+/// SOAP 1.2 Part 1, Appendix A: a SOAP 1.1 message gets its VersionMismatch
+/// fault as a SOAP 1.1 envelope over the SOAP 1.1 binding, which its
+/// client can read, with the Upgrade header block saying what is spoken.
 #[tokio::test]
-async fn soap11_envelope_sent_as_soap12_is_a_version_mismatch() {
+async fn soap11_envelope_sent_as_soap12_gets_a_soap11_version_mismatch() {
     let r = send(
         state(1 << 20),
         post("application/soap+xml", None, env11(&triage("Help"))),
     )
     .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        r.root().name.ns,
+        S11,
+        "the fault speaks the client's SOAP 1.1"
+    );
+    assert!(r.content_type.starts_with("text/xml"), "{}", r.content_type);
+    assert_eq!(r.soap_code(), "soap:VersionMismatch");
+    assert_eq!(r.code(), "VERSION_MISMATCH");
+    assert_upgrade(&r);
+    // Its mustUnderstand header is not judged: the version is wrong first.
+    let body = format!(
+        r#"<soap:Envelope xmlns:soap="{S11}"><soap:Header><t:Tx xmlns:t="urn:tx" soap:mustUnderstand="1">1</t:Tx></soap:Header><soap:Body>{}</soap:Body></soap:Envelope>"#,
+        triage("x")
+    );
+    let r = send(state(1 << 20), post("application/soap+xml", None, body)).await;
+    assert_eq!(r.soap_code(), "soap:VersionMismatch");
+}
+
+/// The `env:Upgrade` header block of a VersionMismatch fault (SOAP 1.2
+/// Part 1, 5.4.7): the envelopes spoken here, SOAP 1.2 first.
+fn assert_upgrade(r: &Reply) {
+    let blocks = r.header_blocks();
+    let (upgrade, scope) = blocks
+        .iter()
+        .find(|(b, _)| b.name.is(S12, "Upgrade"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no env:Upgrade header: {}",
+                String::from_utf8_lossy(&r.body)
+            )
+        });
+    let supported: Vec<QName> = upgrade
+        .children_named(S12, "SupportedEnvelope")
+        .map(|e| {
+            let mut scope = scope.clone();
+            scope.push(e);
+            scope
+                .resolve_qname(e.attr("qname").expect("qname"))
+                .expect("the qname's prefix is declared")
+        })
+        .collect();
+    assert_eq!(
+        supported,
+        vec![QName::new(S12, "Envelope"), QName::new(S11, "Envelope")]
+    );
+}
+
+/// SOAP 1.2 Part 2, 7.5.1.2: a Sender fault is HTTP 400; a Receiver fault
+/// stays 500, and so does every SOAP 1.1 fault (SOAP 1.1, 6.2).
+#[tokio::test]
+async fn soap12_sender_faults_are_400_and_receiver_faults_500() {
+    let wrong_action = r#"application/soap+xml; action="http://example.test/helpdesk/Close""#;
+    let r = send(
+        state(1 << 20),
+        post(wrong_action, None, env12(&triage("Help"))),
+    )
+    .await;
+    assert_eq!(r.soap_code(), "env:Sender");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let long = "x".repeat(41);
+    let r = send(
+        state(1 << 20),
+        post("application/soap+xml", None, env12(&triage(&long))),
+    )
+    .await;
+    assert_eq!(r.code(), "INVALID_REQUEST");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send(
+        state(1 << 20),
+        post("application/soap+xml", None, env12(&triage("Help"))),
+    )
+    .await;
+    assert_eq!(r.soap_code(), "env:Receiver");
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let r = send(
+        state(1 << 20),
+        post(
+            "text/xml",
+            Some("\"http://example.test/helpdesk/Close\""),
+            env11(&triage("Help")),
+        ),
+    )
+    .await;
+    assert_eq!(r.soap_code(), "soap:Client");
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// SOAP 1.2 Part 1, 5.4.8: a MustUnderstand fault names each header block
+/// not understood in an `env:NotUnderstood` header block, its `qname`
+/// resolvable where it stands.
+#[tokio::test]
+async fn soap12_must_understand_fault_names_every_header_not_understood() {
+    let body = format!(
+        r#"<env:Envelope xmlns:env="{S12}"><env:Header>
+             <t:Tx xmlns:t="urn:tx" env:mustUnderstand="true">1</t:Tx>
+             <q:Quota xmlns:q="urn:quota" env:mustUnderstand="1">5</q:Quota>
+             <o:Optional xmlns:o="urn:optional">x</o:Optional>
+           </env:Header><env:Body>{}</env:Body></env:Envelope>"#,
+        triage("x")
+    );
+    let r = send(state(1 << 20), post("application/soap+xml", None, body)).await;
+    assert_eq!(r.soap_code(), "env:MustUnderstand");
+    assert_eq!(r.code(), "MUST_UNDERSTAND");
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let named: Vec<QName> = r
+        .header_blocks()
+        .iter()
+        .filter(|(b, _)| b.name.is(S12, "NotUnderstood"))
+        .map(|(b, scope)| {
+            scope
+                .resolve_qname(b.attr("qname").expect("qname"))
+                .expect("the qname's prefix is declared")
+        })
+        .collect();
+    assert_eq!(
+        named,
+        vec![QName::new("urn:tx", "Tx"), QName::new("urn:quota", "Quota")],
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// An envelope in no SOAP namespace, posted as SOAP 1.2, is answered in
+/// SOAP 1.2 with the Upgrade header block.
+#[tokio::test]
+async fn soap12_version_mismatch_carries_an_upgrade_header() {
+    let body = format!(
+        r#"<e:Envelope xmlns:e="urn:not-soap"><e:Body>{}</e:Body></e:Envelope>"#,
+        triage("x")
+    );
+    let r = send(state(1 << 20), post("application/soap+xml", None, body)).await;
     assert_eq!(r.root().name.ns, S12);
     assert_eq!(r.soap_code(), "env:VersionMismatch");
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_upgrade(&r);
 }
 
 #[tokio::test]
