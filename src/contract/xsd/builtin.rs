@@ -458,17 +458,26 @@ impl<'a> Dec<'a> {
     }
 }
 
-/// A date/time value reduced to a comparable number of seconds. Values
-/// without a timezone are taken as UTC (XSD's partial order makes some such
-/// comparisons indeterminate; treating them as UTC is what users expect).
+/// A date/time value reduced to a comparable number of seconds. For order
+/// (the range facets), values without a timezone are taken as UTC (XSD's
+/// partial order makes comparisons within 14 hours of a timezoned value
+/// indeterminate; treating them as UTC is what users expect). For
+/// equality (enumeration, fixed) XSD is followed exactly: a value with a
+/// timezone never equals one without.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Temporal {
     seconds: f64,
+    zoned: bool,
 }
 
 impl Temporal {
     pub(crate) fn cmp(&self, other: &Temporal) -> Option<Ordering> {
         self.seconds.partial_cmp(&other.seconds)
+    }
+
+    /// The same point in the value space.
+    fn same(&self, other: &Temporal) -> bool {
+        self.zoned == other.zoned && self.seconds == other.seconds
     }
 }
 
@@ -667,12 +676,13 @@ pub(crate) fn parse_temporal(ty: Builtin, v: &str) -> Option<Temporal> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
+    let zoned = !c.done();
     let tz = c.tz()?;
     if !c.done() {
         return None;
     }
     let seconds = days_from_civil(year, month, day) as f64 * 86_400.0 + secs - tz;
-    Some(Temporal { seconds })
+    Some(Temporal { seconds, zoned })
 }
 
 /// A duration as (months, seconds), the two independent axes of XSD's
@@ -775,9 +785,11 @@ pub(crate) fn equal(b: Builtin, x: &str, y: &str) -> bool {
         return true;
     }
     match b.order() {
-        Order::Decimal | Order::DateTime | Order::Duration => {
-            compare(b, x, y) == Some(Ordering::Equal)
-        }
+        Order::DateTime => match (parse_temporal(b, x), parse_temporal(b, y)) {
+            (Some(a), Some(c)) => a.same(&c),
+            _ => false,
+        },
+        Order::Decimal | Order::Duration => compare(b, x, y) == Some(Ordering::Equal),
         Order::Float => {
             let (a, c) = (parse_float(x), parse_float(y));
             a == c || (a.is_nan() && c.is_nan())
@@ -799,6 +811,23 @@ mod tests {
 
     fn ok(b: Builtin, v: &str) -> bool {
         b.check(v, &NsScope::new())
+    }
+
+    #[test]
+    fn a_date_with_a_timezone_never_equals_one_without() {
+        assert!(!equal(B::Date, "2024-01-01", "2024-01-01Z"));
+        assert!(!equal(
+            B::DateTime,
+            "2024-01-01T10:00:00",
+            "2024-01-01T10:00:00Z"
+        ));
+        assert!(equal(B::Date, "2024-01-01Z", "2024-01-01+00:00"));
+        assert!(equal(
+            B::DateTime,
+            "2024-01-01T10:00:00Z",
+            "2024-01-01T12:00:00+02:00"
+        ));
+        assert!(equal(B::Time, "10:00:00.0", "10:00:00"));
     }
 
     #[test]
