@@ -158,6 +158,8 @@ def trickle(args: argparse.Namespace) -> None:
     for line in sys.stdin:
         if line.strip() == "stop":
             break
+    else:
+        os._exit(1)  # the parent is gone: no one to report to
     stop.set()
     for w in workers:
         w.join()
@@ -404,7 +406,7 @@ def document_attack(port: int, body: bytes, copies: int, secs: float, name: str,
             with lock:
                 results.append(r)
 
-    threads = [threading.Thread(target=client) for _ in range(copies)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(copies)]
     for t in threads:
         t.start()
     for t in threads:
@@ -582,7 +584,7 @@ def flood(port: int, clients: int, secs: float, name: str, sent: str, make) -> R
         for c in conns.values():
             c.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:

@@ -182,10 +182,15 @@ echo "machine:    $(nproc) cores, $(uname -sr); load before: $(cut -d' ' -f1-3 /
 echo "facades:    plain $PLAIN, tenants ${TENANTS_ARG[1]:-not started} (port:pid)"
 echo
 
+# In the background and waited for, so that a signal reaches the traps
+# (and stops everything) at once rather than when the run is over.
 python3 bench/attack.py run --plain "$PLAIN" "${TENANTS_ARG[@]}" --out "$OUT" \
     --classes "$CLASSES" --secs "$SECS" --rate "$RATE" --copies "$COPIES" \
     --slow-conns "$SLOW_CONNS" --idle-conns "$IDLE_CONNS" --flood-clients "$FLOOD_CLIENTS" \
-    --read-timeout-ms "$READ_TIMEOUT_MS" --idle-timeout-ms "${IDLE_TIMEOUT_MS:-120000}"
+    --read-timeout-ms "$READ_TIMEOUT_MS" --idle-timeout-ms "${IDLE_TIMEOUT_MS:-120000}" &
+RUN_PID=$!
+PIDS+=("$RUN_PID")
+wait "$RUN_PID"
 
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
