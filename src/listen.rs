@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -219,9 +219,31 @@ pub async fn serve_with_limits(
     let mut accept_errors = AcceptBackoff::default();
     let mut at_limit = Throttle::default();
     let mut paused_until: Option<Instant> = None;
+    // The watches of the connections served, to find an idle one to close
+    // when the limit is reached and a new connection is waiting.
+    let mut watches: Vec<Weak<Watch>> = Vec::new();
+    // A connection accepted at the limit, waiting for the room an idle
+    // connection's closing makes (or any connection's ending).
+    let mut held: Option<(TcpStream, SocketAddr)> = None;
     tokio::pin!(shutdown);
     loop {
         let room = connections.len() < max_connections;
+        if room && let Some((stream, peer)) = held.take() {
+            spawn_connection(
+                &mut connections,
+                &mut watches,
+                &builder,
+                stream,
+                peer,
+                &router,
+                limits,
+                &stopping,
+            );
+            continue;
+        }
+        // At the limit, one more is accepted and held if an idle
+        // connection can make room for it; the rest wait in the backlog.
+        let take = room || (held.is_none() && limits.timed());
         let stream = tokio::select! {
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
@@ -229,7 +251,7 @@ pub async fn serve_with_limits(
                 paused_until = None;
                 continue;
             }
-            accepted = listener.accept(), if room && paused_until.is_none() => match accepted {
+            accepted = listener.accept(), if take && paused_until.is_none() => match accepted {
                 Ok((stream, peer)) => {
                     accept_errors.succeeded();
                     (stream, peer)
@@ -256,14 +278,27 @@ pub async fn serve_with_limits(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        connections.spawn(serve_connection(
-            builder.clone(),
+        if !room {
+            // Someone is waiting: the connection idle the longest makes
+            // room, as nginx reuses its idle keep-alive connections.
+            if close_longest_idle(&mut watches) {
+                tracing::debug!(
+                    "connection limit: the longest idle connection closes for a new one"
+                );
+            }
+            held = Some((stream, peer));
+            continue;
+        }
+        spawn_connection(
+            &mut connections,
+            &mut watches,
+            &builder,
             stream,
             peer,
-            router.clone(),
+            &router,
             limits,
-            stopping.clone(),
-        ));
+            &stopping,
+        );
         if connections.len() >= max_connections
             && let Some(times) = at_limit.tick(Instant::now())
         {
@@ -278,6 +313,53 @@ pub async fn serve_with_limits(
     drop(stop);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Starts serving an accepted connection, with a watch when `limits` time
+/// connections (kept in `watches` for [`close_longest_idle`]).
+#[allow(clippy::too_many_arguments)]
+fn spawn_connection(
+    connections: &mut JoinSet<()>,
+    watches: &mut Vec<Weak<Watch>>,
+    builder: &Builder<TokioExecutor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: &Router,
+    limits: ConnLimits,
+    stopping: &watch::Receiver<()>,
+) {
+    let watch = limits
+        .timed()
+        .then(|| Arc::new(Watch::new(&limits, Some(peer))));
+    if let Some(w) = &watch {
+        if watches.len() >= 2 * limits.max_connections.min(1 << 20) {
+            watches.retain(|w| w.strong_count() > 0);
+        }
+        watches.push(Arc::downgrade(w));
+    }
+    connections.spawn(serve_connection(
+        builder.clone(),
+        stream,
+        watch,
+        router.clone(),
+        limits,
+        stopping.clone(),
+    ));
+}
+
+/// Asks the connection idle the longest (no request in progress, none
+/// arriving) to close; `false` when every connection is busy.
+fn close_longest_idle(watches: &mut Vec<Weak<Watch>>) -> bool {
+    watches.retain(|w| w.strong_count() > 0);
+    let longest = watches
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter_map(|w| w.idle_since().map(|since| (since, w)))
+        .min_by_key(|(since, _)| *since);
+    match longest {
+        Some((_, watch)) => watch.close_if_idle(),
+        None => false,
+    }
 }
 
 tokio::task_local! {
@@ -295,15 +377,12 @@ tokio::task_local! {
 async fn serve_connection(
     builder: Builder<TokioExecutor>,
     stream: TcpStream,
-    peer: SocketAddr,
+    watch: Option<Arc<Watch>>,
     router: Router,
     limits: ConnLimits,
     stopping: watch::Receiver<()>,
 ) {
-    let Some(watch) = limits
-        .timed()
-        .then(|| Arc::new(Watch::new(&limits, Some(peer))))
-    else {
+    let Some(watch) = watch else {
         return run_connection(builder, stream, router, None, limits, stopping).await;
     };
     let http2 = tokio::select! {
@@ -406,6 +485,9 @@ fn log_expired(why: Expired, limits: &ConnLimits) {
             request_read_timeout_ms = limits.request_read_timeout.map_or(0, |d| d.as_millis()),
             "connection closed: request not received in time"
         ),
+        Expired::Evicted => {
+            tracing::debug!("idle connection closed to make room for a new one");
+        }
     }
 }
 
@@ -481,6 +563,9 @@ enum Expired {
     /// A request head or (HTTP/1.1) body not received within
     /// `request_read_timeout`.
     Request,
+    /// Idle when the connection limit was reached and a new connection
+    /// was waiting.
+    Evicted,
 }
 
 /// One connection's requests as its IO, its request middleware and its
@@ -510,6 +595,8 @@ struct WatchState {
     /// When the request being read began (its first byte, or its head
     /// when it was already buffered); `None` while idle.
     request_since: Option<Instant>,
+    /// Asked to close while idle, to make room for a new connection.
+    evicted: bool,
 }
 
 impl Watch {
@@ -524,6 +611,7 @@ impl Watch {
                 h2: false,
                 idle_since: Instant::now(),
                 request_since: None,
+                evicted: false,
             }),
             changed: Notify::new(),
         }
@@ -543,6 +631,7 @@ impl Watch {
         if s.in_flight == 0 {
             match s.request_since {
                 Some(since) => reading(since),
+                None if s.evicted => Some((Instant::now(), Expired::Evicted)),
                 None => self.idle_timeout.map(|d| (s.idle_since + d, Expired::Idle)),
             }
         } else if s.bodies > 0 && !s.h2 {
@@ -551,6 +640,26 @@ impl Watch {
             // The handler has the whole request: its own deadlines apply.
             None
         }
+    }
+
+    /// Since when the connection has been idle: no request in progress
+    /// and none arriving. `None` while busy (or already closing).
+    fn idle_since(&self) -> Option<Instant> {
+        let s = self.state();
+        (s.in_flight == 0 && s.request_since.is_none() && !s.evicted).then_some(s.idle_since)
+    }
+
+    /// Closes the connection if it is still idle; `false` if a request
+    /// began meanwhile.
+    fn close_if_idle(&self) -> bool {
+        let mut s = self.state();
+        if s.in_flight != 0 || s.request_since.is_some() {
+            return false;
+        }
+        s.evicted = true;
+        drop(s);
+        self.changed.notify_one();
+        true
     }
 
     /// Completes when the connection has been idle, or has been reading a

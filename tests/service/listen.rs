@@ -7,7 +7,8 @@
 //! connection may hold: idle ones are closed after `idle_timeout_ms` (before
 //! their first request too), requests sent too slowly (head or body) after
 //! `request_read_timeout_ms`, no more than `max_connections` are served at
-//! once (the next waits until one closes), and answers given without reading
+//! once (a new one makes the longest idle connection close, or waits until
+//! one ends while all are busy), and answers given without reading
 //! the body say `Connection: close`. Those tests run on tokio's paused
 //! clock: the timeouts are virtual seconds, and the assertions are on when
 //! (in that clock) the server closed, never on how fast it ran.
@@ -410,7 +411,7 @@ async fn an_http2_body_sent_too_slowly_fails_its_stream_and_the_connection_goes_
 }
 
 #[tokio::test(start_paused = true)]
-async fn connections_beyond_max_connections_wait_until_one_closes() {
+async fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
     let (addr, _stop, _task) = start(Settings {
         max_connections: 2,
         ..Settings::default()
@@ -418,26 +419,55 @@ async fn connections_beyond_max_connections_wait_until_one_closes() {
     .await;
     let mut first = TcpStream::connect(addr).await.unwrap();
     healthz(&mut first).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let mut second = TcpStream::connect(addr).await.unwrap();
     healthz(&mut second).await;
 
+    // Two idle kept-alive connections fill the limit: a third is served at
+    // once, and the one idle the longest is closed to make room for it.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(HEALTHZ).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(1), read_until(&mut third, "ok\n"))
+        .await
+        .expect("the third connection is served without waiting for an idle one to time out");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    closed_within(&mut first, Duration::from_secs(1))
+        .await
+        .expect("the longest idle connection made room");
+    healthz(&mut second).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_max_connections_wait_while_every_connection_is_busy() {
+    let (addr, _stop, _task) = start(Settings {
+        max_connections: 2,
+        ..Settings::default()
+    })
+    .await;
+    // Both connections are sending a request: neither is idle.
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(SLOW_HEAD.as_bytes()).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    second.write_all(SLOW_HEAD.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
     // The kernel completes the third connection (it waits in the backlog),
-    // but nothing reads its request while two are open.
+    // but nothing reads its request while two are busy.
     let mut third = TcpStream::connect(addr).await.unwrap();
     third.write_all(HEALTHZ).await.unwrap();
     let mut byte = [0u8; 1];
     let early = tokio::time::timeout(Duration::from_secs(10), third.read(&mut byte)).await;
     assert!(
         early.is_err(),
-        "the third connection was served while two were open: {early:?}"
+        "the third connection was served while two were busy: {early:?}"
     );
-    healthz(&mut second).await;
 
     drop(first);
     let answer = tokio::time::timeout(Duration::from_secs(10), read_until(&mut third, "ok\n"))
         .await
         .expect("the third connection is served once one of the two closed");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    drop(second);
 }
 
 /// Answers given before the body is read (or instead of reading it) say
