@@ -12,7 +12,7 @@ use crate::xml::{QName, XmlError, XmlErrorKind};
 pub enum GatewayError {
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("unsupported media type {0:?}")]
+    #[error("{}", media_type_text(.0))]
     UnsupportedMediaType(String),
     #[error(transparent)]
     Xml(#[from] XmlError),
@@ -23,7 +23,7 @@ pub enum GatewayError {
         transport: SoapVersion,
         envelope: SoapVersion,
     },
-    #[error("no service named {0:?}")]
+    #[error("no service named {0}")]
     UnknownService(String),
     #[error("the SOAP Body is empty")]
     EmptyBody,
@@ -41,7 +41,7 @@ pub enum GatewayError {
     /// names.
     #[error("the payload is a {dispatched} request, but the job names operation {named}")]
     OperationMismatch { named: String, dispatched: String },
-    #[error("action {action:?} does not match operation {operation} (expected {expected:?})")]
+    #[error("{}", action_mismatch_text(action, operation, expected.as_deref()))]
     ActionMismatch {
         action: String,
         operation: String,
@@ -63,7 +63,7 @@ pub enum GatewayError {
     #[error("internal error: {0}")]
     Internal(String),
     /// A poll for a job id this service's operation never issued.
-    #[error("no job {ticket:?} of operation {operation}")]
+    #[error("no job {ticket} of operation {operation}")]
     UnknownTicket { ticket: String, operation: String },
     /// The job store is missing or failing; the detail is for the log.
     #[error("job queue unavailable: {0}")]
@@ -249,6 +249,34 @@ impl GatewayError {
     }
 }
 
+/// The text of [`GatewayError::UnsupportedMediaType`]: the media type as
+/// sent, or that none was.
+fn media_type_text(essence: &str) -> String {
+    if essence.trim().is_empty() {
+        "no media type given; a SOAP call is text/xml (SOAP 1.1) or application/soap+xml \
+         (SOAP 1.2)"
+            .to_string()
+    } else {
+        format!(
+            "unsupported media type {essence}; a SOAP call is text/xml (SOAP 1.1) or \
+             application/soap+xml (SOAP 1.2)"
+        )
+    }
+}
+
+/// The text of [`GatewayError::ActionMismatch`]: the action sent, and the
+/// one the operation expects when it declares one.
+fn action_mismatch_text(action: &str, operation: &str, expected: Option<&str>) -> String {
+    match expected {
+        Some(expected) => format!(
+            "action {action} does not match operation {operation}, which expects {expected}"
+        ),
+        None => format!(
+            "action {action} names another operation than {operation}, which declares no action"
+        ),
+    }
+}
+
 fn capitalized(s: &str) -> String {
     let mut s = s.to_string();
     if let Some(first) = s.get_mut(0..1) {
@@ -332,6 +360,149 @@ mod tests {
         ];
         for e in errors {
             assert_eq!(model_code(&e).as_str(), e.fault_code(), "{e:?}");
+        }
+    }
+
+    /// Every variant, with the details a client's own request would give
+    /// it: its fault text and its Display (the log line's `detail`) are
+    /// plain words, with no Rust debug notation.
+    #[test]
+    fn no_fault_text_carries_debug_notation() {
+        use crate::xml::Pos;
+        use std::time::Duration;
+        let pos = Pos { line: 1, col: 7 };
+        let xml = |kind| GatewayError::Xml(XmlError { kind, pos });
+        let mut errors = vec![
+            GatewayError::PayloadTooLarge { limit: 1024 },
+            GatewayError::UnsupportedMediaType("application/json".into()),
+            GatewayError::UnsupportedMediaType(String::new()),
+            GatewayError::Envelope(EnvelopeError::UnknownEnvelopeNs("urn:not-soap".into())),
+            GatewayError::Envelope(EnvelopeError::UnknownEnvelopeNs(String::new())),
+            GatewayError::Envelope(EnvelopeError::NotAnEnvelope("{urn:x}Doc".into())),
+            GatewayError::Envelope(EnvelopeError::Structure("the envelope has no Body".into())),
+            GatewayError::Envelope(EnvelopeError::MustUnderstand(vec![
+                QName::new("urn:tx", "Tx"),
+                QName::local("Bare"),
+            ])),
+            GatewayError::VersionMismatch {
+                transport: SoapVersion::V12,
+                envelope: SoapVersion::V11,
+            },
+            GatewayError::UnknownService("Nope".into()),
+            GatewayError::EmptyBody,
+            GatewayError::UnknownOperation {
+                service: "S".into(),
+                payload: QName::new("urn:x", "Reboot"),
+            },
+            GatewayError::NotOffered {
+                operation: "Close".into(),
+                version: SoapVersion::V12,
+            },
+            GatewayError::NoSuchOperation {
+                service: "S".into(),
+                operation: "Gone".into(),
+            },
+            GatewayError::OperationMismatch {
+                named: "A".into(),
+                dispatched: "B".into(),
+            },
+            GatewayError::ActionMismatch {
+                action: "urn:a#Close".into(),
+                operation: "Triage".into(),
+                expected: Some("urn:a#Triage".into()),
+            },
+            GatewayError::ActionMismatch {
+                action: "urn:a#Close".into(),
+                operation: "Triage".into(),
+                expected: None,
+            },
+            GatewayError::Invalid(vec![Violation {
+                path: "/a".into(),
+                rule: "r".into(),
+            }]),
+            GatewayError::NotMapped {
+                service: "S".into(),
+                operation: "Op".into(),
+            },
+            GatewayError::BadInput("input scan: not valid base64".into()),
+            GatewayError::Model(ModelError::Throttling {
+                message: "m".into(),
+                retry_after: None,
+            }),
+            GatewayError::InvalidModelOutput(Vec::new()),
+            GatewayError::Internal("detail".into()),
+            GatewayError::UnknownTicket {
+                ticket: "no-such-job".into(),
+                operation: "Op".into(),
+            },
+            GatewayError::QueueUnavailable("detail".into()),
+            GatewayError::Overloaded {
+                retry_after: Duration::from_millis(1500),
+            },
+            GatewayError::ParsingFull {
+                retry_after: Duration::from_secs(1),
+            },
+            GatewayError::Unauthenticated("detail".into()),
+            GatewayError::NotAuthorised {
+                tenant: "t".into(),
+                service: "S".into(),
+                operation: "Op".into(),
+            },
+            GatewayError::RateLimited {
+                tenant: "t".into(),
+                retry_after: Duration::from_secs(2),
+            },
+            GatewayError::AuthThrottled {
+                detail: "detail".into(),
+                retry_after: Duration::from_secs(2),
+            },
+            GatewayError::RequestIncomplete("detail".into()),
+            GatewayError::BudgetExhausted {
+                tenant: "t".into(),
+                period: "day",
+            },
+        ];
+        for kind in [
+            XmlErrorKind::Malformed("a second root element".into()),
+            XmlErrorKind::Doctype,
+            XmlErrorKind::TooDeep(64),
+            XmlErrorKind::IllegalChar(0x1),
+            XmlErrorKind::BadName("1abc".into()),
+            XmlErrorKind::UnboundPrefix("tns".into()),
+            XmlErrorKind::Encoding {
+                charset: "utf-8".into(),
+                detail: "invalid byte sequence at byte 3".into(),
+            },
+        ] {
+            errors.push(xml(kind));
+        }
+        // What the reader itself says about names, declarations and
+        // prefixes, as a client's document provokes it.
+        let limits = crate::xml::Limits::default();
+        for doc in [
+            "<a xmlns:p='urn:1' xmlns:p='urn:2'/>",
+            "<?xml version='2.0'?><a/>",
+            "<?xml version='1.0' standalone='maybe'?><a/>",
+            "<?xml version='1.0' flavour='x'?><a/>",
+            "<a xmlns:p=''/>",
+            "<p:a/>",
+            "<a><b></a>",
+        ] {
+            match crate::xml::read_str(doc, &limits) {
+                Err(e) => errors.push(GatewayError::Xml(e)),
+                Ok(_) => panic!("{doc} was read"),
+            }
+        }
+        for e in &errors {
+            let fault = e.to_fault("c-1").message;
+            for text in [fault, e.to_string()] {
+                for artefact in ["Some(", "None", "\"", "\\"] {
+                    assert!(
+                        !text.contains(artefact),
+                        "{artefact} in the text of {e:?}: {text}"
+                    );
+                }
+            }
         }
     }
 

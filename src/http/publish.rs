@@ -20,7 +20,7 @@ pub(crate) async fn get_service(
     let Some((contract, svc)) = snapshot.contracts.service(&service) else {
         return (
             StatusCode::NOT_FOUND,
-            format!("no service named {service:?}\n"),
+            format!("no service named {service}\n"),
         )
             .into_response();
     };
@@ -38,7 +38,7 @@ pub(crate) async fn get_service(
     if let Some(name) = get("xsd") {
         return match publish::xsd(contract, name, &base, &service) {
             Some(doc) => xml_response(doc),
-            None => (StatusCode::NOT_FOUND, format!("no schema named {name:?}\n")).into_response(),
+            None => (StatusCode::NOT_FOUND, format!("no schema named {name}\n")).into_response(),
         };
     }
     let mut page = format!(

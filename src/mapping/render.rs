@@ -393,13 +393,15 @@ impl OperationPlan {
                 None => {
                     let text = self.render_template(&format_template(&input.name), ctx)?;
                     let f = parse_format(&text).ok_or_else(|| {
-                        err(format!(
-                            "format {:?} is not a document or image format Converse accepts",
-                            text.trim()
-                        ))
+                        err(match text.trim() {
+                            "" => "no format given".to_string(),
+                            f => format!(
+                                "format {f} is not a document or image format Converse accepts"
+                            ),
+                        })
                     })?;
                     if !format_fits(a.what, f) {
-                        return Err(err(format!("format {:?} does not fit `as`", text.trim())));
+                        return Err(err(format!("format {} does not fit `as`", text.trim())));
                     }
                     f
                 }

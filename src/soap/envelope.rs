@@ -31,7 +31,7 @@ pub struct Envelope {
 pub enum EnvelopeError {
     /// The root is an `Envelope` in a namespace that is not SOAP 1.1 or 1.2
     /// (SOAP's VersionMismatch case).
-    #[error("the envelope namespace {0:?} is neither SOAP 1.1 nor SOAP 1.2")]
+    #[error("{}", envelope_ns_text(.0))]
     UnknownEnvelopeNs(String),
     #[error("the document is not a SOAP envelope (root element {0})")]
     NotAnEnvelope(String),
@@ -122,6 +122,20 @@ pub fn parse_envelope_with(root: Element, understood: &[&str]) -> Result<Envelop
         }
     }
     Ok(env)
+}
+
+/// The text of [`EnvelopeError::UnknownEnvelopeNs`].
+fn envelope_ns_text(ns: &str) -> String {
+    let expected = format!(
+        "SOAP 1.1 ({}) or SOAP 1.2 ({})",
+        super::SOAP11_ENV_NS,
+        super::SOAP12_ENV_NS
+    );
+    if ns.is_empty() {
+        format!("the Envelope element is in no namespace; expected {expected}")
+    } else {
+        format!("the envelope namespace {ns} is neither {expected}")
+    }
 }
 
 /// `header block {urn:a}A`, or `header blocks {urn:a}A, {urn:b}B`.

@@ -100,9 +100,9 @@ pub enum XmlErrorKind {
     TreeTooLarge(usize),
     #[error("illegal character U+{0:04X}")]
     IllegalChar(u32),
-    #[error("illegal name {0:?}")]
+    #[error("illegal name {0}")]
     BadName(String),
-    #[error("undeclared namespace prefix {0:?}")]
+    #[error("undeclared namespace prefix {0}")]
     UnboundPrefix(String),
     #[error("cannot decode as {charset}: {detail}")]
     Encoding { charset: String, detail: String },
@@ -644,7 +644,7 @@ impl<'a, 'l> Builder<'a, 'l> {
             check_ns_decl(decl_prefix, &uri).map_err(|m| malformed(m, self.lines.pos(vpos)))?;
             if el.ns_decls.iter().any(|d| d.prefix == decl_prefix) {
                 return Err(malformed(
-                    format!("namespace prefix {decl_prefix:?} declared twice"),
+                    format!("namespace prefix {decl_prefix} declared twice"),
                     pos,
                 ));
             }
@@ -835,7 +835,9 @@ fn check_decl(content: &str) -> Result<(), String> {
         let a = a.map_err(|e| format!("in the XML declaration: {e}"))?;
         let key = a.key.0;
         if !expected.any(|k| k == key) || (i == 0 && key != "version") {
-            return Err(format!("unexpected {key:?} in the XML declaration"));
+            return Err(format!(
+                "unexpected pseudo-attribute {key} in the XML declaration"
+            ));
         }
         let v = a.value.as_ref();
         let ok = match key {
@@ -848,7 +850,7 @@ fn check_decl(content: &str) -> Result<(), String> {
             _ => v == "yes" || v == "no",
         };
         if !ok {
-            return Err(format!("bad {key} {v:?} in the XML declaration"));
+            return Err(format!("bad {key} {v} in the XML declaration"));
         }
         if !space_after_value(content, &a.value) {
             return Err("pseudo-attributes need whitespace between them".into());
@@ -902,7 +904,7 @@ fn check_ns_decl(prefix: &str, uri: &str) -> Result<(), String> {
         return Err("the xmlns namespace may not be declared".into());
     }
     if !prefix.is_empty() && uri.is_empty() {
-        return Err(format!("the prefix {prefix:?} may not be undeclared"));
+        return Err(format!("the prefix {prefix} may not be undeclared"));
     }
     Ok(())
 }

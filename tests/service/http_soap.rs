@@ -241,6 +241,36 @@ async fn soapaction_naming_another_operation_is_a_client_fault() {
     assert_eq!(r.code(), "ACTION_MISMATCH");
 }
 
+/// The fault text says in plain words which action was sent and which the
+/// operation expects: no Rust debug notation (`Some("...")`, escaped
+/// quotes).
+#[tokio::test]
+async fn a_wrong_soapaction_fault_names_the_expected_action_plainly() {
+    let r = send(
+        state(1 << 20),
+        post(
+            "text/xml",
+            Some("\"http://example.test/helpdesk/Close\""),
+            env11(&triage("Help")),
+        ),
+    )
+    .await;
+    let text = r
+        .fault()
+        .child("", "faultstring")
+        .map(Element::text)
+        .expect("faultstring");
+    assert!(
+        text.contains("http://example.test/helpdesk/Close")
+            && text.contains("Triage")
+            && text.contains("expects http://example.test/helpdesk/Triage"),
+        "{text}"
+    );
+    for artefact in ["Some(", "None", "\""] {
+        assert!(!text.contains(artefact), "{artefact} in {text}");
+    }
+}
+
 #[tokio::test]
 async fn empty_soapaction_is_accepted() {
     let r = send(
