@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use super::payload::PayloadShape;
 use super::shape::{
     ATTR_PREFIX, Choice, Field, Scalar, Shape, SimpleKind, TEXT_KEY, scalar_of, shape, simple_kind,
+    unfillable_types,
 };
 use crate::contract::Payload;
 use crate::contract::xsd::{Builtin, MaxOccurs, SchemaSet, TypeDef, TypeId};
@@ -85,6 +86,9 @@ struct Gen<'a> {
     shared: HashSet<TypeId>,
     /// Types emitted under `$defs`, by name, once generated.
     defs: Map<String, Value>,
+    /// Types no JSON answer can build: optional elements of them are left
+    /// out.
+    unfillable: HashSet<TypeId>,
     /// Types given a definition, and their names.
     names: HashMap<TypeId, String>,
     /// Definitions named and not generated yet.
@@ -98,6 +102,7 @@ impl<'a> Gen<'a> {
             set,
             stack: Vec::new(),
             shared: shared_types(set, roots),
+            unfillable: unfillable_types(set, roots),
             defs: Map::new(),
             names: HashMap::new(),
             pending: Vec::new(),
@@ -239,6 +244,11 @@ impl<'a> Gen<'a> {
             .map(|c| vec![(Map::new(), Vec::new()); c.branches])
             .collect();
         for f in fields {
+            // An optional element no answer can build (an extension point
+            // whose content is a required wildcard) is left out.
+            if f.min == 0 && self.unfillable.contains(&f.type_id) {
+                continue;
+            }
             let s = self.field_schema(f);
             let key = f.name.local.clone();
             match f.choice {

@@ -127,6 +127,103 @@ fn recursive_types_of_one_name_in_two_namespaces_get_two_definitions() {
     refs_resolve(&schema, defs);
 }
 
+/// A contract `Huge` whose operation `Ask` answers an `Answer` element
+/// with `content` (a sequence's particles) and `types` beside it, in
+/// namespace `urn:huge:types` (prefix `t`).
+fn contract_answering(
+    content: &str,
+    types: &str,
+) -> (tempfile::TempDir, soapgate::contract::ContractSet) {
+    let wsdl = format!(
+        r#"<?xml version="1.0"?>
+<definitions name="Huge" targetNamespace="urn:huge" xmlns="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="urn:huge"
+    xmlns:t="urn:huge:types" xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <types>
+    <xs:schema targetNamespace="urn:huge:types" elementFormDefault="qualified">
+      <xs:element name="Ask"><xs:complexType><xs:sequence>
+        <xs:element name="text" type="xs:string"/></xs:sequence></xs:complexType></xs:element>
+      <xs:element name="Answer"><xs:complexType><xs:sequence>{content}</xs:sequence></xs:complexType></xs:element>
+      {types}
+    </xs:schema>
+  </types>
+  <message name="AskIn"><part name="body" element="t:Ask"/></message>
+  <message name="AskOut"><part name="body" element="t:Answer"/></message>
+  <portType name="HugePort"><operation name="Ask"><input message="tns:AskIn"/><output message="tns:AskOut"/></operation></portType>
+  <binding name="HugeBinding" type="tns:HugePort">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <operation name="Ask"><soap:operation soapAction="urn:huge/Ask"/>
+      <input><soap:body use="literal"/></input><output><soap:body use="literal"/></output></operation>
+  </binding>
+  <service name="Huge"><port name="HugePort" binding="tns:HugeBinding">
+    <soap:address location="http://localhost/soap/Huge"/></port></service>
+</definitions>"#
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("huge.wsdl"), wsdl).expect("wsdl");
+    let contracts = soapgate::files::load_contracts(dir.path())
+        .unwrap_or_else(|e| panic!("the contract loads: {e:?}"));
+    (dir, contracts)
+}
+
+const STRUCTURED: &str = "service: Huge
+operations:
+  Ask:
+    model: { targets: [ { model: m } ] }
+    prompt: x
+    output: { structured: true }
+";
+
+/// An optional extension point whose content is a required wildcard (UBL's
+/// `UBLExtensions`) is left out of structured output instead of refusing
+/// the whole response; the same element required makes the mapping a load
+/// error naming where it sits, its type, and the construct.
+#[test]
+fn an_optional_element_no_answer_can_build_is_left_out() {
+    let types = "<xs:complexType name=\"Extensions\"><xs:sequence>\
+        <xs:element name=\"Extension\" maxOccurs=\"unbounded\"><xs:complexType><xs:sequence>\
+        <xs:element name=\"Content\" type=\"t:Content\"/></xs:sequence></xs:complexType></xs:element>\
+        </xs:sequence></xs:complexType>\
+        <xs:complexType name=\"Content\"><xs:sequence>\
+        <xs:any namespace=\"##other\" processContents=\"skip\"/></xs:sequence></xs:complexType>";
+    let optional = contract_answering(
+        "<xs:element name=\"Extensions\" type=\"t:Extensions\" minOccurs=\"0\"/>\
+         <xs:element name=\"ID\" type=\"xs:string\"/>",
+        types,
+    );
+    let mappings = soapgate::mapping::MappingSet::load(
+        &[(std::path::PathBuf::from("m.yaml"), STRUCTURED.to_string())],
+        &optional.1,
+    )
+    .unwrap_or_else(|e| panic!("an optional extension point must not block the response: {e:?}"));
+    assert!(mappings.plan("Huge", "Ask").is_some());
+    let (contract, _) = optional.1.service("Huge").expect("service");
+    let schema =
+        json_schema::for_element(&contract.schemas, &QName::new("urn:huge:types", "Answer"));
+    assert!(schema["properties"].get("Extensions").is_none(), "{schema}");
+    assert_eq!(schema["required"], serde_json::json!(["ID"]), "{schema}");
+
+    let required = contract_answering(
+        "<xs:element name=\"Extensions\" type=\"t:Extensions\"/>\
+         <xs:element name=\"ID\" type=\"xs:string\"/>",
+        types,
+    );
+    let errors = soapgate::mapping::MappingSet::load(
+        &[(std::path::PathBuf::from("m.yaml"), STRUCTURED.to_string())],
+        &required.1,
+    )
+    .expect_err("a required element no answer can build");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "m.yaml:6:13: the response of Ask cannot be structured output: it has a wildcard \
+          (xsd:any) that must occur at Answer/Extensions/Extension/Content (type Content); \
+          use text output"
+        ]
+    );
+}
+
 /// A response no tool schema can carry is refused when the mapping loads,
 /// at the mapping's `output`, naming the response and the size.
 #[test]
@@ -147,35 +244,7 @@ fn a_tool_schema_too_large_for_any_model_is_a_load_error() {
         }
         types.push_str("</xs:sequence></xs:complexType>");
     }
-    let wsdl = format!(
-        r#"<?xml version="1.0"?>
-<definitions name="Huge" targetNamespace="urn:huge" xmlns="http://schemas.xmlsoap.org/wsdl/"
-    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/" xmlns:tns="urn:huge"
-    xmlns:t="urn:huge:types" xmlns:xs="http://www.w3.org/2001/XMLSchema">
-  <types>
-    <xs:schema targetNamespace="urn:huge:types" elementFormDefault="qualified">
-      <xs:element name="Ask"><xs:complexType><xs:sequence>
-        <xs:element name="text" type="xs:string"/></xs:sequence></xs:complexType></xs:element>
-      <xs:element name="Answer"><xs:complexType><xs:sequence>{fields}</xs:sequence></xs:complexType></xs:element>
-      {types}
-    </xs:schema>
-  </types>
-  <message name="AskIn"><part name="body" element="t:Ask"/></message>
-  <message name="AskOut"><part name="body" element="t:Answer"/></message>
-  <portType name="HugePort"><operation name="Ask"><input message="tns:AskIn"/><output message="tns:AskOut"/></operation></portType>
-  <binding name="HugeBinding" type="tns:HugePort">
-    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
-    <operation name="Ask"><soap:operation soapAction="urn:huge/Ask"/>
-      <input><soap:body use="literal"/></input><output><soap:body use="literal"/></output></operation>
-  </binding>
-  <service name="Huge"><port name="HugePort" binding="tns:HugeBinding">
-    <soap:address location="http://localhost/soap/Huge"/></port></service>
-</definitions>"#
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("huge.wsdl"), wsdl).expect("wsdl");
-    let contracts = soapgate::files::load_contracts(dir.path())
-        .unwrap_or_else(|e| panic!("the contract loads: {e:?}"));
+    let contracts = contract_answering(&fields, &types);
     let yaml = "service: Huge
 operations:
   Ask:
@@ -185,7 +254,7 @@ operations:
 ";
     let errors = soapgate::mapping::MappingSet::load(
         &[(std::path::PathBuf::from("m.yaml"), yaml.to_string())],
-        &contracts,
+        &contracts.1,
     )
     .expect_err("too large a tool schema");
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -14,6 +14,7 @@
 //!   list types are arrays of their items;
 //! - `null` is `xsi:nil="true"` on a nillable element.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use crate::contract::xsd::{
@@ -249,6 +250,49 @@ impl Flattener<'_> {
             }
         }
     }
+}
+
+/// The types reachable from `roots` whose values no JSON answer can build:
+/// the type has a construct the flattening cannot represent (see
+/// [`Shape::Object`]'s `unsupported`), or a required child of such a type.
+/// An optional element of one of them is simply left out of structured
+/// output; a required one makes the response unfit for it. One walk over
+/// the type graph; a type met again while it is being judged counts as
+/// buildable (recursion adds nothing new).
+pub(crate) fn unfillable_types(set: &SchemaSet, roots: &[TypeId]) -> HashSet<TypeId> {
+    fn judge(set: &SchemaSet, ty: TypeId, state: &mut HashMap<TypeId, bool>) -> bool {
+        if let Some(known) = state.get(&ty) {
+            return *known;
+        }
+        state.insert(ty, false);
+        let unfillable = match shape(set, ty) {
+            Shape::Object {
+                fields,
+                unsupported,
+                ..
+            } => {
+                let mut bad = !unsupported.is_empty();
+                for f in fields {
+                    // Every reachable type is judged, the optional ones too.
+                    let child = judge(set, f.type_id, state);
+                    bad |= child && f.min > 0 && f.choice.is_none();
+                }
+                bad
+            }
+            _ => false,
+        };
+        state.insert(ty, unfillable);
+        unfillable
+    }
+    let mut state = HashMap::new();
+    for &root in roots {
+        judge(set, root, &mut state);
+    }
+    state
+        .into_iter()
+        .filter(|(_, bad)| *bad)
+        .map(|(ty, _)| ty)
+        .collect()
 }
 
 /// The JSON kind of a simple type.

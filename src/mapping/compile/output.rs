@@ -3,7 +3,7 @@
 //! simple element, the rest of the response from constant or templated
 //! fills), checked so that every response the plan builds can be complete.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
@@ -81,14 +81,27 @@ impl Cx<'_> {
                 }
                 let mut unsupported = Vec::new();
                 let mut seen = BTreeSet::new();
-                let top_types: Vec<TypeId> = match shape {
-                    PayloadShape::Element(f) => vec![f.type_id],
-                    PayloadShape::Fields { fields, .. } => {
-                        fields.iter().map(|f| f.type_id).collect()
-                    }
+                let top: Vec<&shape::Field> = match shape {
+                    PayloadShape::Element(f) => vec![f],
+                    PayloadShape::Fields { fields, .. } => fields.iter().collect(),
                 };
-                for t in top_types {
-                    unsupported_in(set, t, &mut seen, &mut unsupported);
+                let roots: Vec<TypeId> = top.iter().map(|f| f.type_id).collect();
+                let unfillable = shape::unfillable_types(set, &roots);
+                for f in top {
+                    if f.min == 0
+                        && !matches!(shape, PayloadShape::Element(_))
+                        && unfillable.contains(&f.type_id)
+                    {
+                        continue;
+                    }
+                    unsupported_in(
+                        set,
+                        f,
+                        &f.name.local,
+                        &unfillable,
+                        &mut seen,
+                        &mut unsupported,
+                    );
                 }
                 if let Some(u) = unsupported.first() {
                     self.error(
@@ -266,19 +279,38 @@ fn keys(p: &path::Path) -> Vec<String> {
 }
 
 /// What structured output cannot represent anywhere in a type.
-fn unsupported_in(set: &SchemaSet, ty: TypeId, seen: &mut BTreeSet<TypeId>, out: &mut Vec<String>) {
-    if !seen.insert(ty) {
+/// What keeps the response from being structured output: each construct
+/// the flattening cannot represent, with the element path where it sits and
+/// its type, found below `f` (at `path`) along required elements. Optional
+/// elements no answer can build are left out of the tool schema instead.
+fn unsupported_in(
+    set: &SchemaSet,
+    f: &shape::Field,
+    path: &str,
+    unfillable: &HashSet<TypeId>,
+    seen: &mut BTreeSet<TypeId>,
+    out: &mut Vec<String>,
+) {
+    if !seen.insert(f.type_id) {
         return;
     }
     if let Shape::Object {
         fields,
         unsupported,
         ..
-    } = shape(set, ty)
+    } = shape(set, f.type_id)
     {
-        out.extend(unsupported.iter().cloned());
-        for f in fields {
-            unsupported_in(set, f.type_id, seen, out);
+        let ty = match set.type_def(f.type_id).and_then(|t| t.name()) {
+            Some(q) => format!("type {}", q.local),
+            None => "an anonymous type".to_string(),
+        };
+        out.extend(unsupported.iter().map(|u| format!("{u} at {path} ({ty})")));
+        for child in fields {
+            if child.min == 0 && unfillable.contains(&child.type_id) {
+                continue;
+            }
+            let child_path = format!("{path}/{}", child.name.local);
+            unsupported_in(set, child, &child_path, unfillable, seen, out);
         }
     }
 }
