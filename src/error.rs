@@ -110,6 +110,11 @@ pub enum GatewayError {
         /// `day` or `month`.
         period: &'static str,
     },
+    /// An async or one-way call's idempotency key names a job recorded for
+    /// a different request. `key` says which key, as the client gave it:
+    /// `MessageID urn:uuid:…` or `idempotency key DOC-1`.
+    #[error("{key} was already used for a different request; a new request needs a key of its own")]
+    IdempotencyMismatch { key: String },
 }
 
 impl GatewayError {
@@ -151,6 +156,7 @@ impl GatewayError {
             }
             GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
             GatewayError::RequestIncomplete(_) => ErrorCode::RequestIncomplete,
+            GatewayError::IdempotencyMismatch { .. } => ErrorCode::IdempotencyMismatch,
         }
     }
 
@@ -218,6 +224,7 @@ impl GatewayError {
             | GatewayError::ActionMismatch { .. }
             | GatewayError::BadInput(_)
             | GatewayError::UnknownTicket { .. }
+            | GatewayError::IdempotencyMismatch { .. }
             | GatewayError::NotMapped { .. } => capitalized(&self.to_string()),
         };
         let mut fault = Fault::new(self.code(), message, correlation_id);
@@ -460,6 +467,9 @@ mod tests {
             GatewayError::BudgetExhausted {
                 tenant: "t".into(),
                 period: "day",
+            },
+            GatewayError::IdempotencyMismatch {
+                key: "MessageID urn:uuid:1".into(),
             },
         ];
         for kind in [

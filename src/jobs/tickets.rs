@@ -16,19 +16,21 @@ use crate::error::GatewayError;
 use crate::mapping::OperationPlan;
 use crate::pipeline::Prepared;
 use crate::soap::SOAPGATE_NS;
-use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store, keys};
+use crate::store::{Job, JobId, JobSource, JobStatus, NewJob, Store, keys, request_digest};
 use crate::xml::{Element, NsDecl, QName};
+
+/// Why an async call cannot be queued or polled: the slot is empty until the
+/// database named by `database.url` answers.
+const NO_STORE: &str = "the job store is not connected (database.url does not answer yet)";
 
 /// Record a job for a prepared async or one-way call and return it as
 /// stored (on a retry, the first call's job). The idempotency key is the
 /// WS-Addressing MessageID when the client sent one, else the value of the
 /// mapping's `idempotency_key` path; either is scoped by service and
-/// operation, so two operations never share a job. `tenant` is the
-/// authenticated caller's (tenants configured): the job runs for it.
-/// Why an async call cannot be queued or polled: the slot is empty until the
-/// database named by `database.url` answers.
-const NO_STORE: &str = "the job store is not connected (database.url does not answer yet)";
-
+/// operation, so two operations never share a job. A key already used for
+/// a different request (another payload digest) is
+/// [`GatewayError::IdempotencyMismatch`], and records nothing. `tenant` is
+/// the authenticated caller's (tenants configured): the job runs for it.
 pub async fn submit(
     prepared: &Prepared,
     plan: &OperationPlan,
@@ -47,11 +49,19 @@ pub async fn submit(
         Some(t) => format!("tenant:{t}/{k}"),
         None => k.to_string(),
     };
-    let idempotency_key = match &envelope.message_id {
-        Some(id) => Some(keys::scoped(service, operation, &kind("message-id"), id)),
-        None => plan
-            .idempotency_key(&envelope.body)
-            .map(|k| keys::scoped(service, operation, &kind("key"), &k)),
+    // The key as the client gave it, for a fault, and as the store keeps it.
+    let (given, idempotency_key) = match &envelope.message_id {
+        Some(id) => (
+            Some(format!("MessageID {id}")),
+            Some(keys::scoped(service, operation, &kind("message-id"), id)),
+        ),
+        None => match plan.idempotency_key(&envelope.body) {
+            Some(k) => (
+                Some(format!("idempotency key {k}")),
+                Some(keys::scoped(service, operation, &kind("key"), &k)),
+            ),
+            None => (None, None),
+        },
     };
     let job = NewJob {
         service: service.clone(),
@@ -64,11 +74,21 @@ pub async fn submit(
     };
     let unavailable = |e: crate::store::StoreError| GatewayError::QueueUnavailable(e.to_string());
     let id = store.enqueue(&job).await.map_err(unavailable)?;
-    store
+    let stored = store
         .get(&id)
         .await
         .map_err(unavailable)?
-        .ok_or_else(|| GatewayError::Internal(format!("job {id} vanished after enqueue")))
+        .ok_or_else(|| GatewayError::Internal(format!("job {id} vanished after enqueue")))?;
+    // A key that named an existing job is a retry of its request only when
+    // the requests are the same; otherwise the key was reused, and the
+    // caller must not get another request's ticket (nor its result).
+    // Jobs recorded before digests were kept have none: taken as a retry.
+    if let (Some(given), Some(digest)) = (given, stored.request_digest.as_deref())
+        && digest != request_digest(&job.payload)
+    {
+        return Err(GatewayError::IdempotencyMismatch { key: given });
+    }
+    Ok(stored)
 }
 
 fn sg(local: &str) -> Element {

@@ -96,6 +96,10 @@ pub enum ErrorCode {
     /// The request body did not arrive whole: the client hung up, or sent
     /// it too slowly, before its end. Nothing was done with it.
     RequestIncomplete,
+    /// An async or one-way call's idempotency key (its WS-Addressing
+    /// MessageID, or the mapping's `idempotency_key`) names a job recorded
+    /// for a different request. Nothing was recorded.
+    IdempotencyMismatch,
 }
 
 impl ErrorCode {
@@ -130,6 +134,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
             ErrorCode::RequestIncomplete => "REQUEST_INCOMPLETE",
+            ErrorCode::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
         }
     }
 
@@ -138,7 +143,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 29] = [
+    const ALL: [ErrorCode; 30] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -168,6 +173,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::BudgetExhausted,
         ErrorCode::RequestIncomplete,
+        ErrorCode::IdempotencyMismatch,
     ];
 
     /// Whose fault it is, in SOAP terms.

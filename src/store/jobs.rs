@@ -1,4 +1,6 @@
-//! The job queue in `soapgate_jobs`: idempotent enqueue, leased claims with
+//! The job queue in `soapgate_jobs`: idempotent enqueue (each job keeps
+//! the digest of its request, so a reused key can be told from a retry),
+//! leased claims with
 //! a fencing token, heartbeats, and fenced, idempotent completion.
 //!
 //! Every state change after a claim is an `UPDATE ... WHERE id = ? AND
@@ -20,7 +22,7 @@ macro_rules! job_columns {
         "id, idempotency_key, source, service, operation, correlation_id, payload, status, \
          attempts, run_after_ms, lease_owner, lease_until_ms, fencing_token, last_error, \
          result_payload, fault_code, fault_text, model, input_tokens, output_tokens, \
-         created_at_ms, updated_at_ms, tenant"
+         created_at_ms, updated_at_ms, tenant, request_digest"
     };
 }
 pub(super) use job_columns;
@@ -265,6 +267,9 @@ pub struct Job {
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub tenant: Option<String>,
+    /// [`request_digest`] of the payload; `None` for jobs recorded before
+    /// the column existed.
+    pub request_digest: Option<String>,
 }
 
 /// A job handed to one worker, with the token that fences its writes.
@@ -330,7 +335,20 @@ where
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
         tenant: row.try_get("tenant")?,
+        request_digest: row.try_get("request_digest")?,
     })
+}
+
+/// The digest of a job's request, stored with every new job
+/// (`request_digest`): the hex SHA-256 of its payload. A caller whose
+/// idempotency key names an existing job compares it with its own
+/// request's, to tell a retry from a key reused for another request.
+pub fn request_digest(payload: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(payload.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -340,14 +358,17 @@ pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 pub(super) const INSERT_JOB_DOLLAR: &str = "INSERT INTO soapgate_jobs \
      (id, idempotency_key, source, service, operation, correlation_id, payload, \
-      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, $8, 0, $9, $10, $11)";
+      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant, \
+      request_digest) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'QUEUED', 0, $8, 0, $9, $10, $11, $12)";
 pub(super) const INSERT_JOB_QMARK: &str = "INSERT INTO soapgate_jobs \
      (id, idempotency_key, source, service, operation, correlation_id, payload, \
-      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', 0, ?, 0, ?, ?, ?)";
+      status, attempts, run_after_ms, fencing_token, created_at_ms, updated_at_ms, tenant, \
+      request_digest) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', 0, ?, 0, ?, ?, ?, ?)";
 
-/// Binds a `NewJob` to `INSERT_JOB_*` in column order.
+/// Binds a `NewJob` to `INSERT_JOB_*` in column order, its payload's
+/// [`request_digest`] last.
 macro_rules! bind_new_job {
     ($query:expr, $id:expr, $job:expr, $now:expr) => {
         $query
@@ -362,6 +383,7 @@ macro_rules! bind_new_job {
             .bind($now)
             .bind($now)
             .bind($job.tenant.as_deref())
+            .bind($crate::store::request_digest(&$job.payload))
     };
 }
 pub(super) use bind_new_job;

@@ -44,7 +44,7 @@ use sqlx::sqlite::{
 
 pub use jobs::{
     ClaimedJob, Job, JobCounts, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
-    JobStatus, NewJob, RESULT_CONTRACT_COLUMNS, is_valid_result_column,
+    JobStatus, NewJob, RESULT_CONTRACT_COLUMNS, is_valid_result_column, request_digest,
 };
 pub use outbox::{JobClaim, OutboxEntry, ReplyEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};

@@ -237,6 +237,20 @@ async fn enqueue_is_idempotent(ctx: Ctx) {
     assert_eq!(job.idempotency_key.as_deref(), Some("msg-1"));
     assert_eq!(job.payload, "<Invoice><Number>1</Number></Invoice>");
     assert_eq!(job.source, JobSource::Api);
+    // Each job keeps the digest of its request; a key reused for another
+    // payload still names the first job, whose digest tells them apart.
+    assert_eq!(
+        job.request_digest.as_deref(),
+        Some(soapgate::store::request_digest(&job.payload).as_str())
+    );
+    let mut reused = new_job(4, Some("msg-1"));
+    reused.payload = "<Invoice><Number>4</Number></Invoice>".to_owned();
+    let reused_id = ctx.store.enqueue(&reused).await.expect("enqueue");
+    assert_eq!(reused_id, first);
+    assert_ne!(
+        get(&ctx, &first).await.request_digest,
+        Some(soapgate::store::request_digest(&reused.payload))
+    );
     assert!(
         ctx.store
             .get(&JobId::from_ticket("no-such-job"))

@@ -1,6 +1,7 @@
 //! Async operations over SOAP, in process: an async call answers a ticket at
 //! once and records one job (one per WS-Addressing MessageID or mapping
-//! idempotency key); `Get{Op}Result` answers QUEUED, then DONE with the
+//! idempotency key; the key reused for a different request is an
+//! IDEMPOTENCY_MISMATCH fault); `Get{Op}Result` answers QUEUED, then DONE with the
 //! operation's original response element, or FAILED with the fault; an
 //! unknown ticket and a missing store are faults with stable codes; a
 //! one-way call is HTTP 202 and a job, with no model call. The published
@@ -175,14 +176,14 @@ async fn the_same_message_id_twice_is_one_ticket_and_one_job() {
             ticket_of(&reply, "ExtractInvoiceFieldsTicket").0
         }
     };
-    // The MessageID decides, whatever the payload says.
+    // The same request again with the same MessageID: the same ticket.
     let first = call(
         "DOC-2024-00000010",
         Some("urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
     )
     .await;
     let again = call(
-        "DOC-2024-00000011",
+        "DOC-2024-00000010",
         Some("urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427"),
     )
     .await;
@@ -204,6 +205,67 @@ async fn the_same_message_id_twice_is_one_ticket_and_one_job() {
             .all(|(op, source)| op == "ExtractInvoiceFields" && *source == JobSource::Api)
     );
     // A ticket repeated after the job ran says so.
+    assert_eq!(gateway.total_calls().await, 0);
+}
+
+/// An idempotency key (the MessageID, or the mapping's idempotency_key
+/// without one) reused for a different request is a client fault, not the
+/// first request's ticket, and records nothing; the same request under it
+/// keeps getting its ticket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_reused_for_a_different_request_is_an_idempotency_mismatch() {
+    let gateway = Gateway::start(None).await;
+    let send = |body: String| {
+        let gateway = &gateway;
+        async move {
+            gateway
+                .call(
+                    "InvoiceService",
+                    Version::V11,
+                    EXTRACT_ACTION,
+                    body.as_bytes(),
+                )
+                .await
+        }
+    };
+    let id = "urn:uuid:7d444840-9dc0-11d1-b245-5ffdce74fad2";
+    let first = send(extract("DOC-2024-00000030", Some(id))).await;
+    let (ticket, _) = ticket_of(&first, "ExtractInvoiceFieldsTicket");
+
+    let other = send(extract("DOC-2024-00000031", Some(id))).await;
+    assert_eq!(other.status, 500, "{}", other.text());
+    let fault = other.fault();
+    assert_eq!(
+        (fault.code.as_str(), fault.sg_code.as_str()),
+        ("Client", "IDEMPOTENCY_MISMATCH"),
+        "{}",
+        other.text()
+    );
+    assert!(fault.sg_message.contains(id), "{}", fault.sg_message);
+    assert!(!other.text().contains(&ticket), "{}", other.text());
+    // The first request again: still its ticket.
+    let again = send(extract("DOC-2024-00000030", Some(id))).await;
+    assert_eq!(ticket_of(&again, "ExtractInvoiceFieldsTicket").0, ticket);
+
+    // Without a MessageID, the mapping's key (documentId) is held to the
+    // same rule: another expectedVendorId under the same documentId.
+    let keyed = extract("DOC-2024-00000033", None);
+    let (keyed_ticket, _) = ticket_of(&send(keyed.clone()).await, "ExtractInvoiceFieldsTicket");
+    let changed = send(keyed.replace("V0051230", "V0099999")).await;
+    assert_eq!(
+        changed.fault().sg_code,
+        "IDEMPOTENCY_MISMATCH",
+        "{}",
+        changed.text()
+    );
+    assert_eq!(
+        ticket_of(&send(keyed).await, "ExtractInvoiceFieldsTicket").0,
+        keyed_ticket
+    );
+
+    // One job per accepted request, none for the refused ones.
+    let jobs = drain(&gateway.store).await;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
     assert_eq!(gateway.total_calls().await, 0);
 }
 

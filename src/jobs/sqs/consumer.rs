@@ -677,6 +677,7 @@ mod tests {
             created_at_ms: 0,
             updated_at_ms: 0,
             tenant: None,
+            request_digest: None,
         }
     }
 
