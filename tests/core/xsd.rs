@@ -814,6 +814,17 @@ fn load_errors_name_file_line_col() {
         "{lines:?}"
     );
     assert!(lines[1].starts_with("errors/redefine.xsd:4:3: schemaLocation \"http://example.com/remote.xsd\" is not a relative path"), "{lines:?}");
+    // The schema grammar puts imports first; a late one is refused where
+    // it stands, as the reference validators refuse it.
+    let errs = load_files(&["errors/late_import.xsd"]).expect_err("late import");
+    let lines: Vec<String> = errs
+        .iter()
+        .map(|e| e.to_string().replace(&data("").display().to_string(), ""))
+        .collect();
+    assert_eq!(
+        lines,
+        ["errors/late_import.xsd:4:3: xsd:import must come before every declaration of the schema"]
+    );
 }
 
 #[test]
@@ -867,8 +878,9 @@ fn import_cycles_and_missing_files() {
         PathBuf::from("dir/b.xsd"),
         r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:b">
              <xs:import namespace="urn:a" schemaLocation="a.xsd"/>
-             <xs:simpleType name="B"><xs:restriction base="xs:int"/></xs:simpleType>
-             <xs:include schemaLocation="missing.xsd"/></xs:schema>"#
+             <xs:annotation/>
+             <xs:include schemaLocation="missing.xsd"/>
+             <xs:simpleType name="B"><xs:restriction base="xs:int"/></xs:simpleType></xs:schema>"#
             .to_string(),
     );
     let files = MemFiles(files);

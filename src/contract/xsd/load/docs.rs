@@ -116,6 +116,27 @@ pub(in crate::contract::xsd) fn gather(
     let mut imported = Vec::new();
     let mut i = 0;
     while i < docs.len() {
+        // The schema grammar puts include, import and redefine first, before
+        // any declaration (annotations may come between); both reference
+        // validators refuse a schema that does otherwise.
+        let mut declared = false;
+        for e in docs[i].root.elements().filter(|e| e.name.ns == XS) {
+            match e.name.local.as_str() {
+                "annotation" => {}
+                "import" | "include" | "redefine" if declared => {
+                    errors.push(LoadError::new(
+                        &docs[i].path,
+                        e.pos,
+                        format!(
+                            "xsd:{} must come before every declaration of the schema",
+                            e.name.local
+                        ),
+                    ));
+                }
+                "import" | "include" | "redefine" => {}
+                _ => declared = true,
+            }
+        }
         let directives: Vec<Directive> = docs[i]
             .root
             .elements()
