@@ -333,3 +333,45 @@ fn a_nillable_element_with_a_required_attribute_is_not_null() {
     assert_eq!(errors[0].path, "/amount");
     assert!(errors[0].rule.contains("required attributes"), "{errors:?}");
 }
+
+/// Abstract types and abstract substitution heads cannot be answered as
+/// such: an optional abstract element is left out, and a required element
+/// of an abstract type is a load error that says where and why (rather than
+/// a schema whose every answer fails validation).
+#[test]
+fn abstract_types_and_heads_in_a_response_are_left_out_or_refused_where_they_are() {
+    let types = "<xs:complexType name=\"Party\" abstract=\"true\"><xs:sequence>\
+        <xs:element name=\"Name\" type=\"xs:string\"/></xs:sequence></xs:complexType>\
+        <xs:complexType name=\"Person\"><xs:complexContent><xs:extension base=\"t:Party\">\
+        <xs:sequence><xs:element name=\"Born\" type=\"xs:date\"/></xs:sequence>\
+        </xs:extension></xs:complexContent></xs:complexType>\
+        <xs:element name=\"Note\" type=\"xs:string\" abstract=\"true\"/>\
+        <xs:element name=\"Remark\" type=\"xs:string\" substitutionGroup=\"t:Note\"/>";
+    let optional = contract_answering(
+        "<xs:element ref=\"t:Note\" minOccurs=\"0\"/><xs:element name=\"ID\" type=\"xs:string\"/>",
+        types,
+    );
+    soapgate::mapping::MappingSet::load(
+        &[(std::path::PathBuf::from("m.yaml"), STRUCTURED.to_string())],
+        &optional.1,
+    )
+    .unwrap_or_else(|e| panic!("an optional abstract head is left out: {e:?}"));
+    let required = contract_answering(
+        "<xs:element name=\"Buyer\" type=\"t:Party\"/><xs:element name=\"ID\" type=\"xs:string\"/>",
+        types,
+    );
+    let errors = soapgate::mapping::MappingSet::load(
+        &[(std::path::PathBuf::from("m.yaml"), STRUCTURED.to_string())],
+        &required.1,
+    )
+    .expect_err("a required element of an abstract type");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "m.yaml:6:13: the response of Ask cannot be structured output: it has an abstract \
+          type (abstract=\"true\"; its derived types are not offered) at Answer/Buyer (type \
+          Party); use text output"
+        ]
+    );
+}

@@ -173,6 +173,13 @@ fn complex_shape(set: &SchemaSet, c: &ComplexType) -> Shape {
             if let Some(p) = particle {
                 flat.particle(p, 1, MaxOccurs::Bounded(1), None);
             }
+            if c.is_abstract {
+                // Only a derived type, named by xsi:type, can appear.
+                flat.unsupported.push(
+                    "an abstract type (abstract=\"true\"; its derived types are not offered)"
+                        .to_string(),
+                );
+            }
             Shape::Object {
                 attrs,
                 text: None,
@@ -214,6 +221,18 @@ impl Flattener<'_> {
                 let Some(d) = self.set.element_decl(*id) else {
                     return;
                 };
+                if d.is_abstract {
+                    // Only a member of its substitution group can appear:
+                    // an optional one is left out, a required one cannot
+                    // be built.
+                    if min > 0 {
+                        self.unsupported.push(format!(
+                            "an abstract element {} (its substitution group is not offered)",
+                            d.name.local
+                        ));
+                    }
+                    return;
+                }
                 let mut f = Field::from_decl(d, min, max);
                 f.choice = choice;
                 self.fields.push(f);
