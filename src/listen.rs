@@ -305,7 +305,7 @@ pub async fn serve_with_limits(
             tracing::warn!(
                 max_connections,
                 times,
-                "connection limit reached: new connections wait in the listen backlog"
+                "connection limit reached: idle connections close for new ones; while all are busy, new connections wait in the listen backlog"
             );
         }
     }
@@ -347,8 +347,9 @@ fn spawn_connection(
     ));
 }
 
-/// Asks the connection idle the longest (no request in progress, none
-/// arriving) to close; `false` when every connection is busy.
+/// Asks an idle connection (no request in progress, none arriving) to
+/// close: one that never sent a request if there is one, else the one idle
+/// the longest; `false` when every connection is busy.
 fn close_longest_idle(watches: &mut Vec<Weak<Watch>>) -> bool {
     watches.retain(|w| w.strong_count() > 0);
     let longest = watches
@@ -597,6 +598,8 @@ struct WatchState {
     request_since: Option<Instant>,
     /// Asked to close while idle, to make room for a new connection.
     evicted: bool,
+    /// Whether a request has been answered on this connection.
+    served: bool,
 }
 
 impl Watch {
@@ -612,6 +615,7 @@ impl Watch {
                 idle_since: Instant::now(),
                 request_since: None,
                 evicted: false,
+                served: false,
             }),
             changed: Notify::new(),
         }
@@ -642,11 +646,15 @@ impl Watch {
         }
     }
 
-    /// Since when the connection has been idle: no request in progress
-    /// and none arriving. `None` while busy (or already closing).
-    fn idle_since(&self) -> Option<Instant> {
+    /// Whether the connection has ever been answered, and since when it
+    /// has been idle (no request in progress and none arriving); `None`
+    /// while busy (or already closing). Ordered so that the connection to
+    /// close first comes first: one that never sent a request (it loses
+    /// nothing by closing), then the one idle the longest.
+    fn idle_since(&self) -> Option<(bool, Instant)> {
         let s = self.state();
-        (s.in_flight == 0 && s.request_since.is_none() && !s.evicted).then_some(s.idle_since)
+        (s.in_flight == 0 && s.request_since.is_none() && !s.evicted)
+            .then_some((s.served, s.idle_since))
     }
 
     /// Closes the connection if it is still idle; `false` if a request
@@ -729,6 +737,7 @@ impl Drop for InFlight {
         if s.in_flight == 0 {
             s.idle_since = Instant::now();
             s.request_since = None;
+            s.served = true;
             drop(s);
             self.0.changed.notify_one();
         }

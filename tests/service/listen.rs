@@ -437,6 +437,34 @@ async fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
     healthz(&mut second).await;
 }
 
+/// A connection that never sent a request goes before a client's pooled
+/// connection, however long that one has been idle: opening connections
+/// and sending nothing cannot push other clients' connections out.
+#[tokio::test(start_paused = true)]
+async fn at_the_limit_a_connection_that_never_sent_a_request_goes_first() {
+    let (addr, _stop, _task) = start(Settings {
+        max_connections: 2,
+        ..Settings::default()
+    })
+    .await;
+    let mut pooled = TcpStream::connect(addr).await.unwrap();
+    healthz(&mut pooled).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(HEALTHZ).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(1), read_until(&mut third, "ok\n"))
+        .await
+        .expect("the third connection is served at once");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    closed_within(&mut silent, Duration::from_secs(1))
+        .await
+        .expect("the connection that never sent a request made room");
+    healthz(&mut pooled).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn connections_beyond_max_connections_wait_while_every_connection_is_busy() {
     let (addr, _stop, _task) = start(Settings {
