@@ -176,6 +176,7 @@ async fn bare_group(store: &Store, jobs: usize, concurrency: usize) -> Duration 
                 id: c.job.id,
                 token: c.token,
                 end: JobEnd::Done(result.clone()),
+                reply_to: None,
             })
             .collect();
         for written in store.finish_all(&ends).await {

@@ -425,6 +425,7 @@ impl Inner {
             id: job.id.clone(),
             token,
             end,
+            reply_to: None,
         };
         let mut failures = 0u32;
         loop {

@@ -125,6 +125,7 @@ mod tests {
                         output_tokens: None,
                         columns: Vec::new(),
                     }),
+                    reply_to: None,
                 };
                 (stale, writer.write(end).await.expect("written"))
             });

@@ -58,7 +58,7 @@ macro_rules! next_queued {
 /// PostgreSQL (both have `UPDATE ... RETURNING`); evaluates to whether the
 /// end was recorded (false: stale token, or the job already left RUNNING).
 macro_rules! finish_returning {
-    ($tx:ident, $finish:expr, $now:expr, $id:expr, $token:expr) => {{
+    ($tx:ident, $finish:expr, $now:expr, $id:expr, $token:expr, $reply_to:expr) => {{
         let finish: &Finish<'_> = $finish;
         let sql = format!(
             "{} RETURNING source, correlation_id",
@@ -84,6 +84,16 @@ macro_rules! finish_returning {
                             .await?
                             .rows_affected();
                     warn_if_duplicate(inserted, &correlation_id, $id);
+                }
+                let reply_to: Option<&str> = $reply_to;
+                if let (true, Some(url)) = (finish.is_final(), reply_to) {
+                    sqlx::query(super::outbox::INSERT_REPLY_DOLLAR)
+                        .bind($id.as_str())
+                        .bind(url)
+                        .bind($now.saturating_add(super::outbox::REPLY_SENDER_WINDOW_MS))
+                        .bind($now)
+                        .execute(&mut *$tx)
+                        .await?;
                 }
                 true
             }
@@ -669,7 +679,7 @@ impl Store {
     /// update, so a worker dying between the two cannot leave a DONE job
     /// without its row (or a row for a job that is still RUNNING).
     pub async fn complete(&self, id: &JobId, token: i64, result: &JobResult) -> Result<bool> {
-        self.finish(id, token, Finish::Done(result)).await
+        self.finish(id, token, Finish::Done(result), None).await
     }
 
     /// Records a failed run of a job held with `token`. With `retry_after`
@@ -688,7 +698,7 @@ impl Store {
             Some(delay) => Finish::Retry(failure, delay),
             None => Finish::Failed(failure),
         };
-        self.finish(id, token, finish).await
+        self.finish(id, token, finish, None).await
     }
 
     /// Gives a job held with `token` back to the queue at once, without
@@ -754,7 +764,15 @@ impl Store {
         }
         let mut out = Vec::with_capacity(ends.len());
         for end in ends {
-            out.push(self.finish(&end.id, end.token, end.end.as_finish()).await);
+            out.push(
+                self.finish(
+                    &end.id,
+                    end.token,
+                    end.end.as_finish(),
+                    end.reply_to.as_deref(),
+                )
+                .await,
+            );
         }
         out
     }
@@ -772,7 +790,14 @@ impl Store {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 for end in ends {
                     let finish = end.end.as_finish();
-                    recorded.push(finish_returning!(tx, &finish, now, &end.id, end.token));
+                    recorded.push(finish_returning!(
+                        tx,
+                        &finish,
+                        now,
+                        &end.id,
+                        end.token,
+                        end.reply_to.as_deref()
+                    ));
                 }
                 tx.commit().await?;
             }
@@ -780,7 +805,14 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 for end in ends {
                     let finish = end.end.as_finish();
-                    recorded.push(finish_returning!(tx, &finish, now, &end.id, end.token));
+                    recorded.push(finish_returning!(
+                        tx,
+                        &finish,
+                        now,
+                        &end.id,
+                        end.token,
+                        end.reply_to.as_deref()
+                    ));
                 }
                 tx.commit().await?;
             }
@@ -788,8 +820,17 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 for end in ends {
                     let finish = end.end.as_finish();
-                    recorded
-                        .push(finish_mysql_in(&mut tx, &finish, now, &end.id, end.token).await?);
+                    recorded.push(
+                        finish_mysql_in(
+                            &mut tx,
+                            &finish,
+                            now,
+                            &end.id,
+                            end.token,
+                            end.reply_to.as_deref(),
+                        )
+                        .await?,
+                    );
                 }
                 tx.commit().await?;
             }
@@ -797,7 +838,13 @@ impl Store {
         Ok(recorded)
     }
 
-    async fn finish(&self, id: &JobId, token: i64, finish: Finish<'_>) -> Result<bool> {
+    async fn finish(
+        &self,
+        id: &JobId,
+        token: i64,
+        finish: Finish<'_>,
+        reply_to: Option<&str>,
+    ) -> Result<bool> {
         for (column, _) in finish.columns() {
             check_result_column(column)?;
         }
@@ -805,7 +852,7 @@ impl Store {
         match &self.pool {
             super::Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let recorded = finish_returning!(tx, &finish, now, id, token);
+                let recorded = finish_returning!(tx, &finish, now, id, token, reply_to);
                 if recorded {
                     tx.commit().await?;
                 }
@@ -813,7 +860,7 @@ impl Store {
             }
             super::Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let recorded = finish_returning!(tx, &finish, now, id, token);
+                let recorded = finish_returning!(tx, &finish, now, id, token, reply_to);
                 if recorded {
                     tx.commit().await?;
                 }
@@ -827,7 +874,7 @@ impl Store {
                 loop {
                     tries += 1;
                     let mut tx = pool.begin().await?;
-                    match finish_mysql_in(&mut tx, &finish, now, id, token).await {
+                    match finish_mysql_in(&mut tx, &finish, now, id, token, reply_to).await {
                         Ok(true) => {
                             tx.commit().await?;
                             return Ok(true);
@@ -851,6 +898,7 @@ async fn finish_mysql_in(
     now: i64,
     id: &JobId,
     token: i64,
+    reply_to: Option<&str>,
 ) -> Result<bool> {
     let update = finish_update(finish);
     let affected = bind_finish(
@@ -879,6 +927,15 @@ async fn finish_mysql_in(
                 .await?
                 .rows_affected();
             warn_if_duplicate(inserted, &correlation_id, id);
+        }
+        if let Some(url) = reply_to {
+            sqlx::query(super::outbox::INSERT_REPLY_QMARK)
+                .bind(id.as_str())
+                .bind(url)
+                .bind(now.saturating_add(super::outbox::REPLY_SENDER_WINDOW_MS))
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(true)
@@ -920,6 +977,10 @@ pub struct JobFinish {
     pub id: JobId,
     pub token: i64,
     pub end: JobEnd,
+    /// Where the job's reply goes (SQS): a final end writes the reply's
+    /// outbox row in the same transaction as the result, so no crash can
+    /// leave a result without its reply.
+    pub reply_to: Option<String>,
 }
 
 /// Jobs per status.

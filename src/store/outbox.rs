@@ -57,6 +57,14 @@ pub enum JobClaim {
     Missing,
 }
 
+pub(super) const INSERT_REPLY_DOLLAR: &str = "INSERT INTO soapgate_reply_outbox \
+     (job_id, queue_url, available_at_ms, created_at_ms) VALUES ($1, $2, $3, $4)";
+pub(super) const INSERT_REPLY_QMARK: &str = "INSERT INTO soapgate_reply_outbox \
+     (job_id, queue_url, available_at_ms, created_at_ms) VALUES (?, ?, ?, ?)";
+/// A reply row written with its job's result is the finishing process's to
+/// send for this long (it sends at once); then the reply relay takes it.
+pub(super) const REPLY_SENDER_WINDOW_MS: i64 = 10_000;
+
 pub(super) const INSERT_OUTBOX_DOLLAR: &str =
     "INSERT INTO soapgate_outbox (job_id, available_at_ms, created_at_ms) VALUES ($1, $2, $3)";
 pub(super) const INSERT_OUTBOX_QMARK: &str =
@@ -363,6 +371,31 @@ impl Store {
             }
         };
         Ok(id)
+    }
+
+    /// The ids of the reply rows of job `job_id` (written with its result).
+    pub async fn replies_of(&self, job_id: &JobId) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = match &self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = $1")
+                    .bind(job_id.as_str())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = $1")
+                    .bind(job_id.as_str())
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::MySql(pool) => {
+                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = ?")
+                    .bind(job_id.as_str())
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(ids)
     }
 
     /// Takes up to `limit` due reply rows, oldest first, leased for `lease`.

@@ -170,6 +170,7 @@ on_every_backend!(
     release_requeues_without_counting_an_attempt,
     claim_many_takes_expired_leases_first_then_queued_up_to_max,
     finish_all_fences_each_end_and_isolates_a_bad_one,
+    a_final_end_writes_its_reply_row_with_the_result,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -898,6 +899,7 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
         id: ids[i].clone(),
         token: token(&ids[i]),
         end,
+        reply_to: None,
     };
     let group = vec![
         end(0, JobEnd::Done(result("repeat"))),
@@ -909,6 +911,7 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
             id: ids[4].clone(),
             token: token(&ids[4]) - 1,
             end: JobEnd::Done(result("stale")),
+            reply_to: None,
         },
     ];
     let written: Vec<bool> = ctx
@@ -960,6 +963,7 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
             id: ids[4].clone(),
             token: token(&ids[4]),
             end: JobEnd::Done(result("four")),
+            reply_to: None,
         },
     ];
     let written = ctx.store.finish_all(&group).await;
@@ -975,4 +979,62 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
         job4.result_payload.as_deref(),
         Some("<Answer>four</Answer>")
     );
+}
+
+/// A final end that names a reply queue writes the reply's outbox row in
+/// the result's own transaction (alone and in a group): a result can never
+/// be committed without the reply that announces it. A retry, or an end
+/// whose token is stale, writes none.
+async fn a_final_end_writes_its_reply_row_with_the_result(ctx: Ctx) {
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let mut job = new_job(n, None);
+        job.source = JobSource::OneWay;
+        ids.push(ctx.store.enqueue(&job).await.expect("enqueue"));
+    }
+    let claimed = ctx.store.claim_many("w1", LEASE, 4).await.expect("claim");
+    let token = |id: &JobId| {
+        claimed
+            .iter()
+            .find(|c| &c.job.id == id)
+            .expect("claimed")
+            .token
+    };
+    let failure = JobFailure {
+        fault_code: "MODEL_UNAVAILABLE".to_owned(),
+        fault_text: "down".to_owned(),
+    };
+    let reply_to = Some("https://sqs.example/replies".to_owned());
+    let end = |i: usize, token: i64, end: JobEnd| JobFinish {
+        id: ids[i].clone(),
+        token,
+        end,
+        reply_to: reply_to.clone(),
+    };
+    let group = vec![
+        end(0, token(&ids[0]), JobEnd::Done(result("zero"))),
+        end(1, token(&ids[1]), JobEnd::Failed(failure.clone())),
+        end(2, token(&ids[2]), JobEnd::Retry(failure.clone(), Duration::from_secs(5))),
+        end(3, token(&ids[3]) - 1, JobEnd::Done(result("stale"))),
+    ];
+    let written: Vec<bool> = ctx
+        .store
+        .finish_all(&group)
+        .await
+        .into_iter()
+        .map(|r| r.expect("written"))
+        .collect();
+    assert_eq!(written, [true, true, true, false]);
+    // One by one too (a group of one takes the single path).
+    let alone = ctx
+        .store
+        .finish_all(&[end(3, token(&ids[3]), JobEnd::Done(result("three")))])
+        .await;
+    assert!(alone[0].as_ref().is_ok_and(|w| *w), "{alone:?}");
+    let mut rows = Vec::new();
+    for id in &ids {
+        rows.push(ctx.store.replies_of(id).await.expect("replies").len());
+    }
+    assert_eq!(rows, [1, 1, 0, 1], "reply rows per job");
+    assert_eq!(ctx.store.reply_outbox_len().await.expect("len"), 3);
 }

@@ -408,10 +408,12 @@ impl Consumer {
             }
         };
         let s = self.queue.settings();
+        // A final end writes the reply's outbox row with the result.
         let finish = |end| JobFinish {
             id: job.id.clone(),
             token,
             end,
+            reply_to: reply_to.clone(),
         };
         match execution {
             Execution::Done(result) => {
@@ -530,17 +532,16 @@ impl Consumer {
         })
     }
 
-    /// After the fenced result write (which wrote the `soapgate_results`
-    /// row in the same transaction, for jobs whose caller has no ticket):
-    /// the reply. It is stored in the reply outbox first (before the
-    /// message is deleted), then sent; the row goes when SQS has the reply,
-    /// and a reply whose send fails is sent again by the reply relay.
+    /// After the fenced result write, which wrote the reply's outbox row in
+    /// the same transaction (and the `soapgate_results` row, for jobs whose
+    /// caller has no ticket): the reply is sent at once; its row goes when
+    /// SQS has it, and a reply whose send fails — or whose process dies
+    /// first — is sent by the reply relay once the row is due.
     async fn deliver(&self, job: &Job, reply_to: Option<&str>) -> Result<(), QueueError> {
         let Some(url) = reply_to else {
             return Ok(());
         };
-        // Due only after REPLY_LEASE: the relay leaves it to this send.
-        let row = self.store.add_reply(&job.id, url, REPLY_LEASE).await?;
+        let rows = self.store.replies_of(&job.id).await?;
         let (body, status) = reply_envelope(job, &self.limits);
         match self
             .queue
@@ -548,14 +549,14 @@ impl Consumer {
             .await
         {
             Ok(()) => {
-                if let Err(e) = self.store.delete_replies(&[row]).await {
+                if let Err(e) = self.store.delete_replies(&rows).await {
                     // Sent again after the lease: at least once.
                     tracing::warn!(job = %job.id, error = %e, "removing a sent reply's row failed");
                 }
             }
             Err(e) => {
                 tracing::warn!(job = %job.id, correlation_id = %job.correlation_id, error = %e, "sending the reply failed; the reply relay sends it again");
-                if let Err(e) = self.store.release_replies(&[row], retry_pause(1)).await {
+                if let Err(e) = self.store.release_replies(&rows, retry_pause(1)).await {
                     tracing::warn!(job = %job.id, error = %e, "releasing a reply for retry failed");
                 }
             }
