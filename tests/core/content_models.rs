@@ -452,3 +452,37 @@ fn lists_and_unions_of_types_declared_later_or_elsewhere_load() {
         1
     );
 }
+
+/// Two elements of one name and different types in one content model
+/// break Element Declarations Consistent: a load error where the type is
+/// declared, as the references refuse the schema.
+#[test]
+fn elements_of_one_name_and_two_types_in_one_content_model_are_refused() {
+    let schema = format!(
+        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" targetNamespace=\"{NS}\">\n\
+         <xs:complexType name=\"Pair\">\n\
+         <xs:sequence><xs:element name=\"v\" type=\"xs:int\"/>\
+         <xs:choice><xs:element name=\"v\" type=\"xs:string\"/><xs:element name=\"w\" type=\"xs:int\"/></xs:choice>\
+         </xs:sequence></xs:complexType>\n\
+         <xs:complexType name=\"Same\"><xs:sequence><xs:element name=\"v\" type=\"xs:int\"/>\
+         <xs:element name=\"v\" type=\"xs:int\"/></xs:sequence></xs:complexType>\n\
+         </xs:schema>"
+    );
+    let root = xml::read(schema.as_bytes(), None, &xml::Limits::default())
+        .expect("schema XML")
+        .root;
+    let mut builder = SchemaSetBuilder::new();
+    builder.add_schema(Path::new("edc.xsd"), &root, &NsScope::new());
+    let errors = match builder.finish(&DiskFiles) {
+        Ok(_) => panic!("a schema breaking Element Declarations Consistent loaded"),
+        Err(e) => e,
+    };
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "edc.xsd:2:1: two elements named v in one content model have different types \
+          (Element Declarations Consistent)"
+        ]
+    );
+}

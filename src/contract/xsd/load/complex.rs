@@ -43,7 +43,58 @@ impl<'a> Resolver<'a> {
         ct.name = name;
         ct.is_abstract = is_abstract;
         cx.scope.pop();
+        if let Content::Complex {
+            particle: Some(p), ..
+        } = &ct.content
+        {
+            self.check_declarations_consistent(cx, el, p);
+        }
         ct
+    }
+
+    /// XSD 1.0's Element Declarations Consistent: within one content model,
+    /// elements of the same name have the same type. Checked for the local
+    /// declarations (references to global ones name one declaration each).
+    fn check_declarations_consistent(&mut self, cx: &Cx, el: &Element, p: &Particle) {
+        fn walk<'p>(p: &'p Particle, out: &mut Vec<ElementId>) {
+            match &p.term {
+                Term::Element(id) => out.push(*id),
+                Term::Any(_) => {}
+                Term::Sequence(ps) | Term::Choice(ps) | Term::All(ps) => {
+                    for q in ps {
+                        walk(q, out);
+                    }
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        walk(p, &mut ids);
+        let mut seen: Vec<(&QName, TypeId)> = Vec::new();
+        let mut clash = None;
+        for id in &ids {
+            let Some(d) = self.elements.get(id.index()).filter(|d| !d.global) else {
+                continue;
+            };
+            match seen.iter().find(|(name, _)| **name == d.name) {
+                Some((_, ty)) if *ty != d.type_id => {
+                    clash = Some(d.name.clone());
+                    break;
+                }
+                Some(_) => {}
+                None => seen.push((&d.name, d.type_id)),
+            }
+        }
+        if let Some(name) = clash {
+            self.err(
+                cx.doc,
+                el.pos,
+                format!(
+                    "two elements named {} in one content model have different types \
+                     (Element Declarations Consistent)",
+                    name.local
+                ),
+            );
+        }
     }
 
     fn derivation_child<'e>(
