@@ -56,7 +56,7 @@ impl<'a> Resolver<'a> {
     /// elements of the same name have the same type. Checked for the local
     /// declarations (references to global ones name one declaration each).
     fn check_declarations_consistent(&mut self, cx: &Cx, el: &Element, p: &Particle) {
-        fn walk<'p>(p: &'p Particle, out: &mut Vec<ElementId>) {
+        fn walk(p: &Particle, out: &mut Vec<ElementId>) {
             match &p.term {
                 Term::Element(id) => out.push(*id),
                 Term::Any(_) => {}
