@@ -1,6 +1,9 @@
 //! Hermetic tests of the pure core: XML reading, WSDL and XSD loading and
 //! validation, mapping compilation and rendering, hostile input, reload.
-//! They need nothing but the code.
+//! They need nothing but the code, except where the core is compared with
+//! references: the W3C XML conformance suite (`conformance`, installed by
+//! `.ci/run`) and Python's xmlschema and lxml (`content_models`), each
+//! required under `SOAPGATE_REQUIRE_PEERS=1`.
 
 #[path = "../common/mod.rs"]
 mod common;
