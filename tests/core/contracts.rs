@@ -737,9 +737,7 @@ fn published_asmx_points_both_soap_addresses_at_the_facade() {
     let (set, text) = published("asmx", "CurrencyRates");
     assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
     let url = format!("location=\"{BASE}/CurrencyRates\"");
-    assert_eq!(text.matches(&url).count(), 4, "{text}");
-    // HTTP GET/POST ports are not served, but their addresses point here
-    // too: the legacy host name must not leak to clients.
+    assert_eq!(text.matches(&url).count(), 2, "{text}");
     assert!(!text.contains("treasury-app01"), "{text}");
     assert!(
         text.contains("<soap12:address "),
@@ -749,6 +747,56 @@ fn published_asmx_points_both_soap_addresses_at_the_facade() {
     let files = MemFiles::default().with("p/CurrencyRates.wsdl", &text);
     let again = load_mem(&files, &["p/CurrencyRates.wsdl"]).expect("published WSDL loads");
     assert_eq!(shape(&again), shape(&set));
+}
+
+#[test]
+fn published_wsdl_leaves_out_ports_the_facade_does_not_serve() {
+    // ASMX: HTTP GET and POST ports, each with a binding, a portType and
+    // messages of its own; all of it goes, the SOAP 1.1 and 1.2 ports stay.
+    let (set, text) = published("asmx", "CurrencyRates");
+    for gone in [
+        "CurrencyRatesHttpGet",
+        "CurrencyRatesHttpPost",
+        "HttpGetIn",
+        "HttpPostOut",
+        "<http:binding",
+        "<http:address",
+        "<http:operation",
+    ] {
+        assert!(!text.contains(gone), "{gone} is published: {text}");
+    }
+    for kept in [
+        r#"<wsdl:port name="CurrencyRatesSoap" binding="tns:CurrencyRatesSoap">"#,
+        r#"<wsdl:port name="CurrencyRatesSoap12" binding="tns:CurrencyRatesSoap12">"#,
+        r#"<wsdl:binding name="CurrencyRatesSoap" "#,
+        r#"<wsdl:binding name="CurrencyRatesSoap12" "#,
+        r#"<wsdl:portType name="CurrencyRatesSoap">"#,
+        r#"<wsdl:message name="GetRateSoapIn">"#,
+    ] {
+        assert!(text.contains(kept), "{kept} is missing: {text}");
+    }
+    let files = MemFiles::default().with("p/CurrencyRates.wsdl", &text);
+    let again = load_mem(&files, &["p/CurrencyRates.wsdl"]).expect("published WSDL loads");
+    assert_eq!(shape(&again), shape(&set));
+
+    // Axis2: the HTTP binding shares its portType (and so its messages)
+    // with the SOAP bindings; only the port and its binding go.
+    let (_, text) = published("axis2", "TrackingService");
+    for gone in [
+        "TrackingServiceHttpEndpoint",
+        "TrackingServiceHttpBinding",
+        "<http:",
+    ] {
+        assert!(!text.contains(gone), "{gone} is published: {text}");
+    }
+    for kept in [
+        r#"<wsdl:portType name="TrackingServicePortType">"#,
+        r#"<wsdl:message name="trackParcelRequest">"#,
+        r#"<wsdl:port name="TrackingServiceHttpSoap11Endpoint" "#,
+        r#"<wsdl:port name="TrackingServiceHttpSoap12Endpoint" "#,
+    ] {
+        assert!(text.contains(kept), "{kept} is missing: {text}");
+    }
 }
 
 #[test]
