@@ -4,7 +4,10 @@
 //! The JSON follows the convention in [`super::shape`]. Facets carry over:
 //! enumerations (`enum`), patterns (anchored; XSD-only regex syntax such as
 //! `\i`/`\c` or class subtraction is left to the XSD check), lengths
-//! (`minLength`/`maxLength`, `minItems`/`maxItems` for lists), numeric
+//! (`minLength`/`maxLength`, `minItems`/`maxItems` for lists; the octets
+//! of `hexBinary` and `base64Binary` as characters, exactly: two per octet
+//! in hex, and in base64 one `anyOf` branch per amount of padding, with its
+//! character bounds and a pattern of the padded end), numeric
 //! ranges (`minimum`, `exclusiveMinimum`, ...), `fractionDigits`
 //! (`multipleOf`) and `totalDigits` (a bound), occurrence limits
 //! (`minItems`/`maxItems`, `required`), `fixed` values (`const`), nillable
@@ -406,6 +409,15 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
     s.insert("type".into(), json!(type_name(scalar)));
     match scalar {
         Scalar::String => {
+            if b == Builtin::HexBinary {
+                // Octets, two hex digits each.
+                if let Some(n) = f.length.or(f.min_length) {
+                    s.insert("minLength".into(), json!(n.saturating_mul(2)));
+                }
+                if let Some(n) = f.length.or(f.max_length) {
+                    s.insert("maxLength".into(), json!(n.saturating_mul(2)));
+                }
+            }
             if b != Builtin::Base64Binary && b != Builtin::HexBinary {
                 if let Some(n) = f.length {
                     s.insert("minLength".into(), json!(n));
@@ -434,6 +446,13 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
                     s.insert("allOf".into(), Value::Array(all));
                 }
             }
+            if b == Builtin::Base64Binary {
+                let lo = f.length.or(f.min_length);
+                let hi = f.length.or(f.max_length);
+                if lo.is_some() || hi.is_some() {
+                    base64_lengths(&mut s, lo.unwrap_or(0), hi);
+                }
+            }
             if let Some(fmt) = format_of(b) {
                 s.insert("format".into(), json!(fmt));
             }
@@ -442,6 +461,8 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
             }
             if f.patterns.is_empty()
                 && f.enumeration.is_none()
+                && !s.contains_key("anyOf")
+                && !s.contains_key("pattern")
                 && let Some(p) = builtin_pattern(b)
             {
                 s.insert("pattern".into(), json!(p));
@@ -528,9 +549,73 @@ fn builtin_pattern(b: Builtin) -> Option<&'static str> {
         Builtin::GDay => "^---(0[1-9]|1[0-9]|2[0-8])$",
         Builtin::GMonthDay => "^--(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
         Builtin::HexBinary => "^([0-9a-fA-F]{2})*$",
-        Builtin::Base64Binary => "^([A-Za-z0-9+/]{4})*$",
+        Builtin::Base64Binary => {
+            "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+        }
         _ => return None,
     })
+}
+
+/// Base64 of `lo..=hi` octets, exactly, in characters. Four characters
+/// carry three octets, less one for each `=` of padding, and the bits a
+/// padded quadruple leaves over must be zero (`QQ==`, never `QR==`). So
+/// the octet count decides the length and the padding together: one
+/// branch per remainder modulo 3 (none, `==`, `=`), each with its
+/// character bounds and a pattern of its final quadruple. Counts of
+/// quadruples up to 256 are also written into the pattern (`{2,5}`), which
+/// a generator can meet directly; longer ones are left to the lengths, as
+/// counted repetitions that large cost regex engines their size limits.
+fn base64_lengths(s: &mut Map<String, Value>, lo: u64, hi: Option<u64>) {
+    const QUAD: &str = "[A-Za-z0-9+/]{4}";
+    // Remainder, padded tail: `r` octets more than a multiple of three.
+    let tails = [
+        (0u64, ""),
+        (1, "[A-Za-z0-9+/][AQgw]=="),
+        (2, "[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]="),
+    ];
+    let mut branches = Vec::new();
+    for (r, tail) in tails {
+        // Octets 3k + r within lo..=hi: k from ceil((lo - r) / 3).
+        let first = lo.saturating_sub(r).div_ceil(3);
+        let last = match hi {
+            Some(hi) if hi < r => continue,
+            Some(hi) => Some((hi - r) / 3),
+            None => None,
+        };
+        if last.is_some_and(|last| last < first) {
+            continue;
+        }
+        let quads = |k: u64| k.saturating_mul(4) + if r == 0 { 0 } else { 4 };
+        let count = match (first, last) {
+            (0, Some(0)) => String::new(),
+            (1, Some(1)) => QUAD.to_string(),
+            (a, Some(b)) if a == b && b <= 256 => format!("(?:{QUAD}){{{a}}}"),
+            (a, Some(b)) if b <= 256 => format!("(?:{QUAD}){{{a},{b}}}"),
+            (a, _) if a > 0 && a <= 256 => format!("(?:{QUAD}){{{a},}}"),
+            _ => format!("(?:{QUAD})*"),
+        };
+        let mut b = Map::new();
+        b.insert("minLength".into(), json!(quads(first)));
+        if let Some(last) = last {
+            b.insert("maxLength".into(), json!(quads(last)));
+        }
+        b.insert("pattern".into(), json!(format!("^{count}{tail}$")));
+        branches.push(Value::Object(b));
+    }
+    match branches.len() {
+        0 => {
+            // No octet count fits (the facets contradict each other).
+            s.insert("not".into(), json!({}));
+        }
+        1 if !s.contains_key("pattern") && !s.contains_key("allOf") => {
+            if let Some(Value::Object(b)) = branches.pop() {
+                s.extend(b);
+            }
+        }
+        _ => {
+            s.insert("anyOf".into(), Value::Array(branches));
+        }
+    }
 }
 
 fn format_of(b: Builtin) -> Option<&'static str> {

@@ -375,3 +375,93 @@ fn abstract_types_and_heads_in_a_response_are_left_out_or_refused_where_they_are
         ]
     );
 }
+
+/// A schema `urn:facets` whose global element `Doc` holds `content` (a
+/// sequence's particles), with `types` beside it; its JSON Schema.
+fn doc_schema(content: &str, types: &str) -> (SchemaSet, QName, Value) {
+    let set = load(&[&format!(
+        "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:t=\"urn:facets\" \
+         targetNamespace=\"urn:facets\" elementFormDefault=\"qualified\">\
+         <xs:element name=\"Doc\"><xs:complexType><xs:sequence>{content}</xs:sequence>\
+         </xs:complexType></xs:element>{types}</xs:schema>"
+    )]);
+    let name = QName::new("urn:facets", "Doc");
+    let schema = json_schema::for_element(&set, &name);
+    (set, name, schema)
+}
+
+/// Whether `value` is valid for the JSON Schema `schema`.
+fn json_accepts(schema: &Value, value: &Value) -> bool {
+    jsonschema::validator_for(schema)
+        .unwrap_or_else(|e| panic!("{schema} compiles: {e}"))
+        .is_valid(value)
+}
+
+/// Whether the JSON answer `value` converts to a `Doc` the XSD accepts.
+fn xml_accepts(set: &SchemaSet, name: &QName, value: &Value) -> bool {
+    soapgate::mapping::json_to_xml(set, name, value)
+        .is_ok_and(|el| set.validate_element(&el, name).is_empty())
+}
+
+/// The emulator's answers for the schema (what `serve --emulator` gives a
+/// forced tool) are valid for it and convert to XML the XSD accepts.
+fn emulated_answers_validate(set: &SchemaSet, name: &QName, schema: &Value) {
+    for seed in 0..24 {
+        let value = soapgate::emulator::schema::sample(schema, seed);
+        assert!(json_accepts(schema, &value), "{value} breaks {schema}");
+        let el = soapgate::mapping::json_to_xml(set, name, &value)
+            .unwrap_or_else(|e| panic!("{value} does not convert: {e:?}"));
+        let violations = set.validate_element(&el, name);
+        assert!(
+            violations.is_empty(),
+            "{value} -> {} breaks {violations:?}",
+            xml::write_element(&el)
+        );
+    }
+}
+
+/// Length facets of binary types count octets: a hex digit pair is one, a
+/// base64 quadruple three (less one per `=` of padding). The tool schema
+/// says so in characters, exactly, so an answer of the wrong size is
+/// refused before it costs a repair round.
+#[test]
+fn binary_lengths_are_expressed_in_characters() {
+    let (set, name, schema) = doc_schema(
+        "<xs:element name=\"hash\"><xs:simpleType><xs:restriction base=\"xs:hexBinary\">\
+         <xs:length value=\"4\"/></xs:restriction></xs:simpleType></xs:element>\
+         <xs:element name=\"blob\"><xs:simpleType><xs:restriction base=\"xs:base64Binary\">\
+         <xs:minLength value=\"2\"/><xs:maxLength value=\"4\"/></xs:restriction></xs:simpleType></xs:element>\
+         <xs:element name=\"key\"><xs:simpleType><xs:restriction base=\"xs:base64Binary\">\
+         <xs:length value=\"5\"/></xs:restriction></xs:simpleType></xs:element>\
+         <xs:element name=\"any\" type=\"xs:base64Binary\"/>",
+        "",
+    );
+    let p = &schema["properties"];
+    assert_eq!(p["hash"]["minLength"], 8, "{schema}");
+    assert_eq!(p["hash"]["maxLength"], 8, "{schema}");
+    assert_eq!(p["key"]["minLength"], 8, "{schema}");
+    assert_eq!(p["key"]["maxLength"], 8, "{schema}");
+    let doc = |hash: &str, blob: &str, key: &str, any: &str| serde_json::json!({ "hash": hash, "blob": blob, "key": key, "any": any });
+    // Sizes right: 4, 2 and 5 octets; 4 and 1 octets for blob and any.
+    for ok in [
+        doc("0a0b0c0d", "QUI=", "QUJDREU=", "QUJDRA=="),
+        doc("0A0B0C0D", "QUJDRA==", "QUJDREU=", "QQ=="),
+        doc("00000000", "QUJD", "AAAAAAA=", ""),
+    ] {
+        assert!(json_accepts(&schema, &ok), "{ok} refused by {schema}");
+        assert!(xml_accepts(&set, &name, &ok), "{ok} refused by the XSD");
+    }
+    // Sizes wrong (the XSD refuses each), or non-canonical padding bits.
+    for bad in [
+        doc("0a0b", "QUI=", "QUJDREU=", ""),
+        doc("0a0b0c0d", "QQ==", "QUJDREU=", ""),
+        doc("0a0b0c0d", "QUJDREVG", "QUJDREU=", ""),
+        doc("0a0b0c0d", "QUI=", "QUJDREVG", ""),
+        doc("0a0b0c0d", "QUI=", "QUJDRA==", ""),
+        doc("0a0b0c0d", "QUI=", "QUJDREU=", "QR=="),
+    ] {
+        assert!(!xml_accepts(&set, &name, &bad), "{bad} accepted by the XSD");
+        assert!(!json_accepts(&schema, &bad), "{bad} accepted by {schema}");
+    }
+    emulated_answers_validate(&set, &name, &schema);
+}
