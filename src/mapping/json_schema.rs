@@ -9,7 +9,9 @@
 //! in hex, and in base64 one `anyOf` branch per amount of padding, with its
 //! character bounds and a pattern of the padded end), numeric
 //! ranges (`minimum`, `exclusiveMinimum`, ...), `fractionDigits`
-//! (`multipleOf`) and `totalDigits` (a bound), occurrence limits
+//! (`multipleOf`) and `totalDigits` (a bound on the size; without
+//! `fractionDigits`, one `anyOf` branch per number of fraction digits, so
+//! the digits after the point count too), occurrence limits
 //! (`minItems`/`maxItems`, `required`), `fixed` values (`const`), nillable
 //! elements (`null` allowed). A `choice` becomes `oneOf` branches.
 //! A complex type used in more than one place, or recursively, is emitted
@@ -506,7 +508,12 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
             {
                 s.insert("multipleOf".into(), decimal_step(fd));
             }
-            if let Some(td) = f.total_digits {
+            if let Some(td) = f.total_digits.filter(|&td| td > 0)
+                && scalar == Scalar::Number
+                && f.fraction_digits.is_none()
+            {
+                total_digits_split(&mut s, td);
+            } else if let Some(td) = f.total_digits {
                 let fd = f.fraction_digits.unwrap_or(0).min(td);
                 let int_digits = i32::try_from(td - fd).unwrap_or(i32::MAX).min(300);
                 let bound = 10f64.powi(int_digits);
@@ -521,6 +528,38 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
         Scalar::Boolean => {}
     }
     Value::Object(s)
+}
+
+/// Fraction digits the branches of [`total_digits_split`] go up to: a
+/// JSON number (an f64) carries about 16 significant digits, so a finer
+/// step would not be read back as written.
+const MAX_SPLIT_FRACTION: u32 = 15;
+
+/// `totalDigits` of a decimal without `fractionDigits`: at most `td`
+/// digits in all, wherever the point falls. A value with `k` fraction
+/// digits (trailing zeros aside) is a multiple of `10^-k`, and then has
+/// at most `td - k` integer digits exactly when it is below `10^(td-k)`
+/// in size: one `anyOf` branch per `k`, which together hold exactly (up to
+/// 15 fraction digits; finer values are refused, which the XSD need not
+/// do). The branch of two fraction digits comes first: generators take
+/// the first branch, and money-like values read best.
+fn total_digits_split(s: &mut Map<String, Value>, td: u32) {
+    let last = td.min(MAX_SPLIT_FRACTION);
+    let first = last.min(2);
+    let order = std::iter::once(first).chain((0..=last).filter(|&k| k != first));
+    let branches: Vec<Value> = order
+        .map(|k| {
+            let int_digits = i32::try_from(td - k).unwrap_or(i32::MAX).min(300);
+            let bound = 10f64.powi(int_digits);
+            let step = if k == 0 { json!(1) } else { decimal_step(k) };
+            json!({
+                "multipleOf": step,
+                "exclusiveMinimum": float(-bound),
+                "exclusiveMaximum": float(bound),
+            })
+        })
+        .collect();
+    s.insert("anyOf".into(), Value::Array(branches));
 }
 
 fn type_name(s: Scalar) -> &'static str {

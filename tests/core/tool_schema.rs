@@ -465,3 +465,46 @@ fn binary_lengths_are_expressed_in_characters() {
     }
     emulated_answers_validate(&set, &name, &schema);
 }
+
+/// `totalDigits` without `fractionDigits` counts the digits on both sides
+/// of the point: with 5, `123.45` and `0.00012` are valid and `1.23456`
+/// is not, however small. The tool schema says so for every split of the
+/// five digits, not only as a bound on the size.
+#[test]
+fn total_digits_without_fraction_digits_count_fraction_digits_too() {
+    let (set, name, schema) = doc_schema(
+        "<xs:element name=\"amount\"><xs:simpleType><xs:restriction base=\"xs:decimal\">\
+         <xs:totalDigits value=\"5\"/></xs:restriction></xs:simpleType></xs:element>\
+         <xs:element name=\"count\"><xs:simpleType><xs:restriction base=\"xs:integer\">\
+         <xs:totalDigits value=\"3\"/></xs:restriction></xs:simpleType></xs:element>",
+        "",
+    );
+    let doc = |amount: Value| serde_json::json!({ "amount": amount, "count": 999 });
+    for ok in [
+        serde_json::json!(123.45),
+        serde_json::json!(-12345),
+        serde_json::json!(0.00012),
+        serde_json::json!(-0.1),
+        serde_json::json!(9.9999),
+        serde_json::json!(0),
+    ] {
+        let ok = doc(ok);
+        assert!(json_accepts(&schema, &ok), "{ok} refused by {schema}");
+        assert!(xml_accepts(&set, &name, &ok), "{ok} refused by the XSD");
+    }
+    for bad in [
+        serde_json::json!(1.23456),
+        serde_json::json!(123456),
+        serde_json::json!(-9999.99),
+    ] {
+        let bad = doc(bad);
+        assert!(!xml_accepts(&set, &name, &bad), "{bad} accepted by the XSD");
+        assert!(!json_accepts(&schema, &bad), "{bad} accepted by {schema}");
+    }
+    // More fraction digits than totalDigits: the XSD check counts only the
+    // significant ones below 1 (`0.000001` has one); the schema is stricter.
+    assert!(!json_accepts(&schema, &doc(serde_json::json!(0.000001))));
+    let over = serde_json::json!({ "amount": 1, "count": 1000 });
+    assert!(!json_accepts(&schema, &over), "{schema}");
+    emulated_answers_validate(&set, &name, &schema);
+}
