@@ -492,7 +492,8 @@ def slow_body(port: int, conns: int, read_timeout: float, name: str) -> Row:
 
 def idle(facade: Facade, conns: int, cap: int, idle_timeout: float, name: str, extra: dict) -> Row:
     """`conns` connections each send `GET /healthz` and then nothing; they
-    are held until the facade has closed idle ones and served the rest."""
+    are held until every one has been answered and the facade has closed
+    some to make room for the others, or until `idle_timeout` + 60 s."""
     socks: dict[socket.socket, float] = {}
     answered: dict[socket.socket, float] = {}
     closed: dict[socket.socket, float] = {}
@@ -522,8 +523,8 @@ def idle(facade: Facade, conns: int, cap: int, idle_timeout: float, name: str, e
     poll(time.monotonic() + 5)
     served_at_once = len(answered)
     extra["idle_fds"] = facade.fds()
-    # Hold until the facade has closed the first idle ones and the rest
-    # have been served, or give up.
+    # Hold until the facade has closed some idle ones and every one has
+    # been answered, or give up (when some are closed unanswered).
     give_up = t1 + idle_timeout + 60
     while time.monotonic() < give_up:
         poll(time.monotonic() + 1)
@@ -540,7 +541,7 @@ def idle(facade: Facade, conns: int, cap: int, idle_timeout: float, name: str, e
         timing = (f"first closed {first_close - t1:.1f} s after opening, "
                   f"idle {idle_for[0]:.1f}–{idle_for[-1]:.1f} s (idle_timeout {idle_timeout:.0f} s)")
     answer = (f"{served_at_once} answered at once (cap {cap}, less the trickle's connections); "
-              f"{conns - served_at_once} waited in the listen backlog")
+              f"{conns - served_at_once} were not answered within 5 s")
     if late:
         answer += f" and were answered {late[0]:.1f}–{late[-1]:.1f} s later"
     answer += f"; {len(closed)} closed by the facade"
@@ -648,7 +649,7 @@ def run(args: argparse.Namespace) -> None:
             row, _ = measured(plain, rate, timeout, None,
                               lambda: slow_body(plain.port, args.slow_conns, args.read_timeout_ms / 1000, name))
         elif name == "idle":
-            log(f"idle: {args.idle_conns} connections, held until the facade closes them (about {args.idle_timeout_ms / 1000:.0f} s)")
+            log(f"idle: {args.idle_conns} connections, held until all are answered and some closed, or {args.idle_timeout_ms / 1000:.0f} + 60 s at most")
             extra: dict = {}
             row, fds = measured(plain, rate, timeout, None,
                                 lambda: idle(plain, args.idle_conns, args.max_connections,

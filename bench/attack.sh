@@ -41,8 +41,12 @@
 #   slow-body        SLOW_CONNS connections send a head, then the body at
 #       1 byte/s, until the facade closes them (request_read_timeout)
 #   idle             IDLE_CONNS connections send one GET /healthz each and
-#       then nothing, held until the facade has closed idle ones
-#       (idle_timeout, 120 s by default) and served those that waited
+#       then nothing. At the cap the facade closes an idle connection for
+#       each new one (new ones wait in the listen backlog only while every
+#       connection is busy). Held until all have been answered and some
+#       closed, a few seconds; if some are closed unanswered, until
+#       idle_timeout + 60 s (the facade closes the rest at idle_timeout,
+#       120 s by default)
 #   password-flood   (tenants) wrong passwords for acme-erp from 127.0.0.2
 #   password-user    (tenants) wrong passwords for acme-batch, a new source
 #       address each call (only the per-user throttle can stop it)
