@@ -2,7 +2,8 @@
 //! becomes the input schema of a tool the model is forced to call.
 //!
 //! The JSON follows the convention in [`super::shape`]. Facets carry over:
-//! enumerations (`enum`), patterns (anchored; XSD-only regex syntax such as
+//! enumerations (`enum`; of arrays for a list type, each literal split
+//! into typed items), patterns (anchored; XSD-only regex syntax such as
 //! `\i`/`\c` or class subtraction is left to the XSD check), lengths
 //! (`minLength`/`maxLength`, `minItems`/`maxItems` for lists; the octets
 //! of `hexBinary` and `base64Binary` as characters, exactly: two per octet
@@ -334,8 +335,17 @@ impl<'a> Gen<'a> {
                 if let Some(n) = facets.max_length {
                     s["maxItems"] = json!(n);
                 }
+                // An enumerated list is one of whole lists: each literal
+                // split on whitespace into items typed as the item type.
                 if let Some(e) = &facets.enumeration {
-                    s["description"] = json!(format!("one of: {}", e.join(" | ")));
+                    let lists: Vec<Value> = e
+                        .iter()
+                        .map(|v| {
+                            let items = v.split_whitespace();
+                            Value::Array(items.map(|i| typed_literal(self.set, item, i)).collect())
+                        })
+                        .collect();
+                    s = json!({ "type": "array", "enum": lists });
                 }
                 s
             }

@@ -508,3 +508,42 @@ fn total_digits_without_fraction_digits_count_fraction_digits_too() {
     assert!(!json_accepts(&schema, &over), "{schema}");
     emulated_answers_validate(&set, &name, &schema);
 }
+
+/// An enumeration of a list type enumerates whole lists: `1 2 3` is one
+/// value, and `[1, 2]` is not one of them. The tool schema lists the
+/// arrays, each item typed as the list's item type.
+#[test]
+fn list_enumerations_are_enumerations_of_arrays() {
+    let (set, name, schema) = doc_schema(
+        "<xs:element name=\"sizes\" type=\"t:Sizes\"/>\
+         <xs:element name=\"colours\" type=\"t:Colours\"/>",
+        "<xs:simpleType name=\"IntList\"><xs:list itemType=\"xs:int\"/></xs:simpleType>\
+         <xs:simpleType name=\"Sizes\"><xs:restriction base=\"t:IntList\">\
+         <xs:enumeration value=\"1 2 3\"/><xs:enumeration value=\" 4 \"/></xs:restriction></xs:simpleType>\
+         <xs:simpleType name=\"Colours\"><xs:restriction>\
+         <xs:simpleType><xs:list itemType=\"xs:token\"/></xs:simpleType>\
+         <xs:enumeration value=\"red  green\"/><xs:enumeration value=\"blue\"/></xs:restriction></xs:simpleType>",
+    );
+    let p = &schema["properties"];
+    assert_eq!(
+        p["sizes"]["enum"],
+        serde_json::json!([[1, 2, 3], [4]]),
+        "{schema}"
+    );
+    assert_eq!(
+        p["colours"]["enum"],
+        serde_json::json!([["red", "green"], ["blue"]]),
+        "{schema}"
+    );
+    let ok = serde_json::json!({ "sizes": [4], "colours": ["red", "green"] });
+    assert!(json_accepts(&schema, &ok), "{ok} refused by {schema}");
+    assert!(xml_accepts(&set, &name, &ok), "{ok} refused by the XSD");
+    for bad in [
+        serde_json::json!({ "sizes": [1, 2], "colours": ["blue"] }),
+        serde_json::json!({ "sizes": [4], "colours": ["green", "red"] }),
+    ] {
+        assert!(!xml_accepts(&set, &name, &bad), "{bad} accepted by the XSD");
+        assert!(!json_accepts(&schema, &bad), "{bad} accepted by {schema}");
+    }
+    emulated_answers_validate(&set, &name, &schema);
+}
