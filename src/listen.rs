@@ -225,10 +225,14 @@ pub async fn serve_with_limits(
     // A connection accepted at the limit, waiting for the room an idle
     // connection's closing makes (or any connection's ending).
     let mut held: Option<(TcpStream, SocketAddr)> = None;
+    // While one is held and no connection was idle long enough to close:
+    // when to look again.
+    let mut look_again: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let room = connections.len() < max_connections;
         if room && let Some((stream, peer)) = held.take() {
+            look_again = None;
             spawn_connection(
                 &mut connections,
                 &mut watches,
@@ -249,6 +253,10 @@ pub async fn serve_with_limits(
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             () = sleep_until(paused_until.unwrap_or_else(Instant::now)), if paused_until.is_some() => {
                 paused_until = None;
+                continue;
+            }
+            () = sleep_until(look_again.unwrap_or_else(Instant::now)), if look_again.is_some() => {
+                look_again = make_room(&mut watches);
                 continue;
             }
             accepted = listener.accept(), if take && paused_until.is_none() => match accepted {
@@ -279,13 +287,9 @@ pub async fn serve_with_limits(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
         if !room {
-            // Someone is waiting: the connection idle the longest makes
-            // room, as nginx reuses its idle keep-alive connections.
-            if close_longest_idle(&mut watches) {
-                tracing::debug!(
-                    "connection limit: the longest idle connection closes for a new one"
-                );
-            }
+            // Someone is waiting: an idle connection makes room, as nginx
+            // reuses its idle keep-alive connections.
+            look_again = make_room(&mut watches);
             held = Some((stream, peer));
             continue;
         }
@@ -316,7 +320,7 @@ pub async fn serve_with_limits(
 }
 
 /// Starts serving an accepted connection, with a watch when `limits` time
-/// connections (kept in `watches` for [`close_longest_idle`]).
+/// connections (kept in `watches` for [`make_room`]).
 #[allow(clippy::too_many_arguments)]
 fn spawn_connection(
     connections: &mut JoinSet<()>,
@@ -347,19 +351,34 @@ fn spawn_connection(
     ));
 }
 
-/// Asks an idle connection (no request in progress, none arriving) to
-/// close: one that never sent a request if there is one, else the one idle
-/// the longest; `false` when every connection is busy.
-fn close_longest_idle(watches: &mut Vec<Weak<Watch>>) -> bool {
+/// How long a connection must have been idle before it may be closed to
+/// make room: a connection just accepted may have its request in the
+/// socket unread, and a pooled client's connection between two calls is
+/// idle for milliseconds. New connections wait at most about this long
+/// for room while idle connections hold the limit.
+const IDLE_BEFORE_CLOSING: Duration = Duration::from_secs(1);
+/// How often to look again while nothing could be closed.
+const LOOK_AGAIN: Duration = Duration::from_millis(100);
+
+/// Asks an idle connection (no request in progress, none arriving, for at
+/// least [`IDLE_BEFORE_CLOSING`]) to close: one that never sent a request
+/// if there is one, else the one idle the longest. `None` when one was
+/// asked; else when to look again.
+fn make_room(watches: &mut Vec<Weak<Watch>>) -> Option<Instant> {
     watches.retain(|w| w.strong_count() > 0);
-    let longest = watches
+    let now = Instant::now();
+    let candidate = watches
         .iter()
         .filter_map(Weak::upgrade)
         .filter_map(|w| w.idle_since().map(|since| (since, w)))
+        .filter(|((_, since), _)| now.saturating_duration_since(*since) >= IDLE_BEFORE_CLOSING)
         .min_by_key(|(since, _)| *since);
-    match longest {
-        Some((_, watch)) => watch.close_if_idle(),
-        None => false,
+    match candidate {
+        Some((_, watch)) if watch.close_if_idle() => {
+            tracing::debug!("connection limit: an idle connection closes for a new one");
+            None
+        }
+        _ => Some(now + LOOK_AGAIN),
     }
 }
 

@@ -451,7 +451,7 @@ async fn at_the_limit_a_connection_that_never_sent_a_request_goes_first() {
     healthz(&mut pooled).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut third = TcpStream::connect(addr).await.unwrap();
     third.write_all(HEALTHZ).await.unwrap();
@@ -463,6 +463,39 @@ async fn at_the_limit_a_connection_that_never_sent_a_request_goes_first() {
         .await
         .expect("the connection that never sent a request made room");
     healthz(&mut pooled).await;
+}
+
+/// A connection idle for less than a second is not closed for a new one:
+/// it may be a pooled client's between two calls, or one whose request is
+/// still unread. The new connection waits until one has been idle that
+/// long.
+#[tokio::test(start_paused = true)]
+async fn a_connection_idle_for_less_than_a_second_is_not_closed_for_a_new_one() {
+    let (addr, _stop, _task) = start(Settings {
+        max_connections: 2,
+        ..Settings::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    healthz(&mut first).await;
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    healthz(&mut second).await;
+    let started = Instant::now();
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    third.write_all(HEALTHZ).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_until(&mut third, "ok\n"))
+        .await
+        .expect("served once an idle connection has been idle a second");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1500),
+        "waited {waited:?}"
+    );
+    closed_within(&mut first, Duration::from_secs(1))
+        .await
+        .expect("the connection idle the longest made room");
+    healthz(&mut second).await;
 }
 
 #[tokio::test(start_paused = true)]
