@@ -62,6 +62,10 @@ pub enum GatewayError {
     InvalidModelOutput(Vec<Violation>),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A template of the operation's mapping failed on a valid request;
+    /// the detail (mapping file, line, why) is for the log.
+    #[error("{0}")]
+    Template(String),
     /// A poll for a job id this service's operation never issued.
     #[error("no job {ticket} of operation {operation}")]
     UnknownTicket { ticket: String, operation: String },
@@ -144,6 +148,7 @@ impl GatewayError {
             GatewayError::Model(e) => model_code(e),
             GatewayError::InvalidModelOutput(_) => ErrorCode::InvalidModelOutput,
             GatewayError::Internal(_) => ErrorCode::InternalError,
+            GatewayError::Template(_) => ErrorCode::TemplateError,
             GatewayError::UnknownTicket { .. } => ErrorCode::UnknownTicket,
             GatewayError::QueueUnavailable(_) => ErrorCode::QueueUnavailable,
             GatewayError::Overloaded { .. } | GatewayError::ParsingFull { .. } => {
@@ -167,6 +172,12 @@ impl GatewayError {
         let message = match self {
             GatewayError::Internal(_) => {
                 "Internal error; quote the correlation id to the operator".to_string()
+            }
+            // Where the mapping lives, and what it holds, is the operator's.
+            GatewayError::Template(_) => {
+                "The operation's mapping could not build the model request for this request; \
+                 quote the correlation id to the operator"
+                    .to_string()
             }
             // The service's own text may name accounts and resources.
             GatewayError::Model(e) => e.safe_message().to_string(),

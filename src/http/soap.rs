@@ -538,6 +538,10 @@ fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
         GatewayError::Internal(detail) => {
             tracing::error!(correlation_id = %ctx.correlation_id, service = %ctx.service, detail, "internal error");
         }
+        // The mapping must be fixed: the operator's log names its line.
+        GatewayError::Template(detail) => {
+            tracing::error!(correlation_id = %ctx.correlation_id, service = %ctx.service, code = fault.code.as_str(), detail, "mapping template failed");
+        }
         other => tracing::info!(
             correlation_id = %ctx.correlation_id,
             service = %ctx.service,

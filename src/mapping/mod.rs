@@ -166,9 +166,14 @@ pub enum Expect {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
     /// A template failed (e.g. a filter given the wrong type). A mapping
-    /// problem: the operator must fix the mapping.
-    #[error("template {template} failed: {message}")]
-    Template { template: String, message: String },
+    /// problem: the operator must fix the mapping. `at` is the mapping
+    /// file and line (`path:line`) of the template's failing line.
+    #[error("{at}: template {template} failed: {message}")]
+    Template {
+        at: String,
+        template: String,
+        message: String,
+    },
     /// The request's content cannot be sent as asked (e.g. a base64 element
     /// that does not decode, an attachment format Converse does not take).
     /// The client's problem: safe to tell them.
@@ -226,6 +231,8 @@ pub struct OperationPlan {
     pub(crate) additional_fields: Option<serde_json::Value>,
     pub(crate) inputs: Vec<render::InputPlan>,
     pub(crate) env: minijinja::Environment<'static>,
+    /// Each template's first line in the mapping file, by template name.
+    pub(crate) template_lines: BTreeMap<String, u32>,
     pub(crate) has_system: bool,
     /// Whether any template reads `payload` / `payload_xml`.
     pub(crate) needs_payload_json: bool,

@@ -281,19 +281,24 @@ impl OperationPlan {
     }
 
     pub(crate) fn render_template(&self, name: &str, ctx: &JValue) -> Result<String, RenderError> {
+        let at = |line: Option<usize>| {
+            let first = self.template_lines.get(name).copied().unwrap_or(1);
+            let offset = line.map_or(0, |l| l.saturating_sub(1));
+            let line = u64::from(first) + u64::try_from(offset).unwrap_or(0);
+            format!("{}:{line}", self.source.display())
+        };
         let t = self
             .env
             .get_template(name)
             .map_err(|e| RenderError::Template {
+                at: at(None),
                 template: name.to_string(),
                 message: e.to_string(),
             })?;
         t.render(ctx).map_err(|e| RenderError::Template {
+            at: at(e.line()),
             template: name.to_string(),
-            message: match e.detail() {
-                Some(d) => format!("{}: {d}", e.kind()),
-                None => e.kind().to_string(),
-            },
+            message: template_error_text(&e),
         })
     }
 
@@ -453,11 +458,20 @@ impl OperationPlan {
     }
 }
 
+/// A template error's kind and detail, without minijinja's own location
+/// (ours is the mapping file's).
+pub(crate) fn template_error_text(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
 /// The template value of a JSON value, as minijinja's serde conversion
 /// makes it (numbers keep their kind), except that maps are keyed by
 /// `String`: the context is built on every call, and serde's maps cost a
 /// template value per key and comparisons of template values per insert.
-fn template_value(v: Value) -> JValue {
+pub(crate) fn template_value(v: Value) -> JValue {
     match v {
         Value::Null => JValue::from(()),
         Value::Bool(b) => JValue::from(b),

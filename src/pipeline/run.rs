@@ -60,7 +60,7 @@ pub async fn run(
         .render_request(&envelope.body, &meta)
         .map_err(|e| match e {
             RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
-            RenderError::Template { .. } => GatewayError::Internal(e.to_string()),
+            RenderError::Template { .. } => GatewayError::Template(e.to_string()),
         })?;
     // Memory per call in flight matters: the request tree is not needed
     // while the model thinks.

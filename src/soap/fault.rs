@@ -74,6 +74,9 @@ pub enum ErrorCode {
     InvalidModelOutput,
     /// Something went wrong on our side; the log has the details.
     InternalError,
+    /// A template of the operation's mapping failed on this (valid)
+    /// request; the log names the mapping file and line.
+    TemplateError,
     /// `Get{Operation}Result` was asked about a job id this operation
     /// never issued.
     UnknownTicket,
@@ -126,6 +129,7 @@ impl ErrorCode {
             ErrorCode::ModelUnavailable => "MODEL_UNAVAILABLE",
             ErrorCode::InvalidModelOutput => "INVALID_MODEL_OUTPUT",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::TemplateError => "TEMPLATE_ERROR",
             ErrorCode::UnknownTicket => "UNKNOWN_TICKET",
             ErrorCode::QueueUnavailable => "QUEUE_UNAVAILABLE",
             ErrorCode::Overloaded => "OVERLOADED",
@@ -143,7 +147,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 30] = [
+    const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -165,6 +169,7 @@ impl ErrorCode {
         ErrorCode::ModelUnavailable,
         ErrorCode::InvalidModelOutput,
         ErrorCode::InternalError,
+        ErrorCode::TemplateError,
         ErrorCode::UnknownTicket,
         ErrorCode::QueueUnavailable,
         ErrorCode::Overloaded,
@@ -183,6 +188,7 @@ impl ErrorCode {
             ErrorCode::MustUnderstand => FaultCode::MustUnderstand,
             ErrorCode::NotMapped
             | ErrorCode::InternalError
+            | ErrorCode::TemplateError
             | ErrorCode::QueueUnavailable
             | ErrorCode::Overloaded
             | ErrorCode::ModelRejectedRequest

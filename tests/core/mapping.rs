@@ -821,6 +821,62 @@ fn load_error_template_syntax_and_unknown_variable() {
 }
 
 #[test]
+fn load_error_template_failing_on_an_optional_input() {
+    // Product is minOccurs="0": `length` of an absent product fails.
+    let yaml = format!(
+        "{GOOD_HEAD}    input:
+      ticket_id: Ticket/TicketId
+      product: Ticket/Product
+    prompt: |
+      Ticket {{{{ ticket_id }}}}
+      Product name of {{{{ product|length }}}} characters.
+    output: {{ structured: true }}
+"
+    );
+    let errors = load_errors(&yaml);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "m.yaml:11:7: template prompt fails when product (Ticket/Product) is absent"
+        ),
+        "{errors:?}"
+    );
+    // Guarded, it loads.
+    let guarded = yaml.replace(
+        "      Product name of {{ product|length }} characters.",
+        "      {% if product is not none %}Product name of {{ product|length }} characters.{% endif %}",
+    );
+    MappingSet::load(&[(PathBuf::from("m.yaml"), guarded)], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+}
+
+#[test]
+fn a_template_failing_at_call_time_names_its_mapping_file_and_line() {
+    let yaml = format!(
+        "{GOOD_HEAD}    input:
+      ticket: Ticket
+    prompt: |
+      Ticket {{{{ ticket.TicketId }}}}
+      Subject {{{{ \"%.2f\"|format(ticket.Subject) }}}}
+    output: {{ structured: true }}
+"
+    );
+    let set = MappingSet::load(&[(PathBuf::from("m.yaml"), yaml)], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = set.plan("SupportDesk", "TriageTicket").expect("plan");
+    let text = fs::read_to_string("examples/SupportDesk/TriageTicket.xml").expect("sample");
+    let payload = request_payload("SupportDesk", "TriageTicket", &text);
+    let Err(err) = plan.render_request(&payload, &meta("SupportDesk", "TriageTicket")) else {
+        panic!("the template renders");
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("m.yaml:10: template prompt failed: "),
+        "{text}"
+    );
+}
+
+#[test]
 fn load_error_settings_and_one_way_rules() {
     let yaml = "service: InvoiceService
 operations:

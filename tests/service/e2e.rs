@@ -603,6 +603,41 @@ async fn answers_that_stay_invalid_without_a_fallback_are_an_invalid_model_outpu
     assert_eq!(gateway.total_calls().await, 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_failing_at_call_time_is_a_template_error_fault() {
+    // `format` with "%.2f" takes a number; the subject is text. The check at
+    // load cannot tell (a sample subject fails the same way), so the call
+    // fails as it renders: a fault of the mapping, not of soapgate.
+    let mappings = mappings_support::edited(|text| {
+        text.replace(
+            "      Subject: {{ ticket.Subject }}\n",
+            "      Subject: {{ \"%.2f\"|format(ticket.Subject) }}\n",
+        )
+    });
+    let gateway = Gateway::start_with(None, mappings.path()).await;
+    let (s, text) = sample("SupportDesk", "TriageTicket");
+    for version in [Version::V11, Version::V12] {
+        let body = match version {
+            Version::V11 => text.clone(),
+            Version::V12 => as_soap12(&text),
+        };
+        let reply = gateway
+            .call(s.service, version, s.action, body.as_bytes())
+            .await;
+        assert_eq!(reply.status, 500, "{}", reply.text());
+        let fault = reply.fault();
+        assert_eq!(fault.sg_code, "TEMPLATE_ERROR", "{}", reply.text());
+        let expected = match version {
+            Version::V11 => "Server",
+            Version::V12 => "Receiver",
+        };
+        assert_eq!(fault.code, expected);
+        // Where the mapping lives is the operator's business.
+        assert!(!reply.text().contains(".yaml"), "{}", reply.text());
+    }
+    assert_eq!(gateway.total_calls().await, 0);
+}
+
 /// A test-only mapping folder: the fallback with `repair_attempts: 0`
 /// comes after exactly one call, over SOAP 1.2 as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

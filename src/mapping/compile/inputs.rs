@@ -134,10 +134,11 @@ impl Cx<'_> {
             }
             Some(fmt) if fmt.value.contains("{{") || fmt.value.contains("{%") => {
                 let name = render::format_template(var);
-                if let Err(e) = env.add_template_owned(name, fmt.value.clone()) {
+                if let Err(e) = env.add_template_owned(name.clone(), fmt.value.clone()) {
                     self.template_error(fmt, &e);
                     return None;
                 }
+                self.templates.push((name, fmt.clone()));
             }
             Some(fmt) => match parse_format(&fmt.value) {
                 Some(parsed) if format_fits(what, parsed) => {
@@ -191,6 +192,7 @@ impl Cx<'_> {
                 self.template_error(n, &e);
                 return None;
             }
+            self.templates.push((render::name_template(var), n.clone()));
             has_name_template = true;
         }
         Some(InputKind::Attach(Attach {

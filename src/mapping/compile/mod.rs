@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_saphyr::Location;
+use serde_saphyr::{Location, Spanned};
 
 use super::payload::PayloadShape;
 use super::render;
@@ -49,6 +49,7 @@ pub(super) fn load(
             path,
             text,
             errors: Vec::new(),
+            templates: Vec::new(),
         };
         let file: MappingFile = match serde_saphyr::from_str(text) {
             Ok(f) => f,
@@ -147,6 +148,9 @@ struct Cx<'a> {
     path: &'a PathBuf,
     text: &'a str,
     errors: Vec<MappingError>,
+    /// The templates of the operation being checked, by name, with their
+    /// source.
+    templates: Vec<(String, Spanned<String>)>,
 }
 
 fn to_u32(v: u64) -> u32 {
@@ -175,6 +179,7 @@ impl Cx<'_> {
         spec: &OperationSpec,
     ) -> Option<OperationPlan> {
         let before = self.errors.len();
+        self.templates.clear();
         let set = &contract.schemas;
         let Some(request_shape) = PayloadShape::of(set, &op.input) else {
             self.error(
@@ -319,6 +324,15 @@ impl Cx<'_> {
         if self.errors.len() > before {
             return None;
         }
+        self.absent_inputs(set, &request_shape, &inputs, &env);
+        if self.errors.len() > before {
+            return None;
+        }
+        let template_lines = self
+            .templates
+            .iter()
+            .map(|(name, src)| (name.clone(), to_u32(self.template_pos(src, 1).0)))
+            .collect();
         // Building `payload` and `payload_xml` costs more than the rest of
         // rendering together; only do it for plans whose templates use them.
         let used: BTreeSet<String> = env
@@ -343,6 +357,7 @@ impl Cx<'_> {
             additional_fields,
             inputs,
             env,
+            template_lines,
             has_system,
             needs_payload_json,
             needs_payload_xml,
