@@ -4,11 +4,15 @@
 //! Covers the subset soapgate's XSD-derived schemas and hand-written tool
 //! schemas use: `type` (also as an array, for nullable values), `properties`,
 //! `required`, `additionalProperties`, `enum`, `const`, string lengths,
-//! `pattern`, `format` (date, date-time, time, email, uri, uuid), numeric
+//! `pattern`, `format` (date, date-time, time, email, uri, uuid; a format's
+//! everyday value is preferred when the pattern takes it too), numeric
 //! ranges (inclusive and exclusive, draft 4 and 2020 styles), `multipleOf`,
 //! array `items`/`prefixItems`, `minItems`/`maxItems`/`uniqueItems`,
 //! `allOf` (merged), `anyOf`/`oneOf` (first branch), and local `$ref`s into
 //! `$defs`/`definitions`. Generation is deterministic for a seed.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde_json::{Map, Value, json};
 
@@ -320,11 +324,51 @@ impl Generator<'_> {
     fn string(&mut self, schema: &Map<String, Value>) -> Value {
         let min = usize_of(schema, "minLength").unwrap_or(0).min(MAX_STRING);
         let max = usize_of(schema, "maxLength");
-        if let Some(Value::String(pattern)) = schema.get("pattern")
+        let pattern = schema.get("pattern").and_then(Value::as_str);
+        // A format's everyday value first (2024-05-17T13:45:00Z), when the
+        // pattern takes it too: a pattern spelling out a format's whole
+        // lexical space would otherwise give years such as -48213.
+        if let Some(pattern) = pattern
+            && let Some(Value::String(s)) = self.formatted(schema, min, max)
+            && pattern_matches(pattern, &s)
+        {
+            return Value::String(s);
+        }
+        if let Some(pattern) = pattern
             && let Some(s) = matching_string(pattern, min, max, &mut self.rng)
         {
             return Value::String(s);
         }
+        if let Some(s) = self.formatted(schema, min, max) {
+            return s;
+        }
+        let target = (8 + self.rng.below(16))
+            .max(min)
+            .min(max.unwrap_or(usize::MAX));
+        let mut text = String::new();
+        while text.chars().count() < target {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(WORDS[self.rng.below(WORDS.len())]);
+        }
+        let mut text: String = text.chars().take(target).collect();
+        // A trailing space reads badly and may break a whitespace facet.
+        if text.ends_with(' ') {
+            text.pop();
+            text.push('x');
+        }
+        Value::String(text)
+    }
+
+    /// A value of the schema's `format`, if it names one we know and the
+    /// value fits the lengths.
+    fn formatted(
+        &mut self,
+        schema: &Map<String, Value>,
+        min: usize,
+        max: Option<usize>,
+    ) -> Option<Value> {
         let formatted = match schema.get("format").and_then(Value::as_str) {
             Some("date") => Some(format!(
                 "2024-{:02}-{:02}",
@@ -348,30 +392,30 @@ impl Generator<'_> {
             Some("uuid") => Some("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b".to_string()),
             _ => None,
         };
-        if let Some(s) = formatted {
-            let n = s.chars().count();
-            if n >= min && max.is_none_or(|m| n <= m) {
-                return Value::String(s);
-            }
-        }
-        let target = (8 + self.rng.below(16))
-            .max(min)
-            .min(max.unwrap_or(usize::MAX));
-        let mut text = String::new();
-        while text.chars().count() < target {
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(WORDS[self.rng.below(WORDS.len())]);
-        }
-        let mut text: String = text.chars().take(target).collect();
-        // A trailing space reads badly and may break a whitespace facet.
-        if text.ends_with(' ') {
-            text.pop();
-            text.push('x');
-        }
-        Value::String(text)
+        let s = formatted?;
+        let n = s.chars().count();
+        (n >= min && max.is_none_or(|m| n <= m)).then_some(Value::String(s))
     }
+}
+
+/// Whether `s` matches the JSON Schema pattern `pattern` (unanchored, as
+/// JSON Schema reads it); false when the pattern does not compile. Each
+/// pattern is compiled once: building a matcher costs far more than
+/// using it.
+fn pattern_matches(pattern: &str, s: &str) -> bool {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if !cache.contains_key(pattern) {
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(pattern.to_owned(), regex::Regex::new(pattern).ok());
+    }
+    cache
+        .get(pattern)
+        .and_then(Option::as_ref)
+        .is_some_and(|re| re.is_match(s))
 }
 
 /// A local `$ref` (`#`, `#/$defs/x`, `#/definitions/x`); remote ones are

@@ -14,7 +14,10 @@
 //! `fractionDigits`, one `anyOf` branch per number of fraction digits, so
 //! the digits after the point count too), occurrence limits
 //! (`minItems`/`maxItems`, `required`), `fixed` values (`const`), nillable
-//! elements (`null` allowed). A `choice` becomes `oneOf` branches.
+//! elements (`null` allowed). `xs:dateTime` and `xs:time` get a pattern
+//! of XSD's lexical form beside their `format` (RFC 3339 takes a lower-case
+//! `t` and `z`, second 60 and a 30th of February; XSD none of them). A
+//! `choice` becomes `oneOf` branches.
 //! A complex type used in more than one place, or recursively, is emitted
 //! once under `$defs` and referenced, so the schema grows with the number
 //! of types, never with the number of paths through them (a chain of
@@ -478,6 +481,12 @@ fn atomic(set: &SchemaSet, st: TypeId, b: Builtin, f: &crate::contract::xsd::Fac
                 && let Some(p) = builtin_pattern(b)
             {
                 s.insert("pattern".into(), json!(p));
+            } else if f.enumeration.is_none()
+                && let Some(p) = lexical_pattern(b)
+            {
+                // Beside the type's own patterns: they narrow the lexical
+                // space, they do not replace it.
+                add_pattern(&mut s, p);
             }
             let mut notes = Vec::new();
             for (name, v) in [
@@ -597,12 +606,83 @@ fn builtin_pattern(b: Builtin) -> Option<&'static str> {
         Builtin::GMonth => "^--(0[1-9]|1[0-2])$",
         Builtin::GDay => "^---(0[1-9]|1[0-9]|2[0-8])$",
         Builtin::GMonthDay => "^--(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+        Builtin::DateTime | Builtin::Time => return lexical_pattern(b),
         Builtin::HexBinary => "^([0-9a-fA-F]{2})*$",
         Builtin::Base64Binary => {
             "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
         }
         _ => return None,
     })
+}
+
+// Pieces of XSD 1.0's date and time forms, as the XSD check reads them.
+/// A year: four digits or more (18 at most), no leading zero beyond four,
+/// never 0000.
+macro_rules! year {
+    () => {
+        "-?(?:[1-9][0-9]{3,17}|0(?:[1-9][0-9]{2}|0[1-9][0-9]|00[1-9]))"
+    };
+}
+/// A leap year: divisible by 4 and not by 100, or by 400.
+macro_rules! leap_year {
+    () => {
+        concat!(
+            "-?(?:(?:[1-9][0-9]{1,15}|0[0-9])(?:0[48]|[2468][048]|[13579][26])",
+            "|(?:[1-9][0-9]{0,13}(?:[02468][048]|[13579][26])|0[48]|[2468][048]|[13579][26])00)"
+        )
+    };
+}
+/// A date: the days each month has, the 29th of February in leap years.
+macro_rules! date {
+    () => {
+        concat!(
+            "(?:",
+            year!(),
+            "-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])",
+            "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+            "|",
+            leap_year!(),
+            "-02-29)"
+        )
+    };
+}
+/// A time of day: no leap second; 24:00:00 is the end of the day.
+macro_rules! time {
+    () => {
+        "(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?|24:00:00(?:\\.0+)?)"
+    };
+}
+/// An optional time zone: upper-case `Z`, or an offset up to 14:00.
+macro_rules! zone {
+    () => {
+        "(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?"
+    };
+}
+
+/// The exact lexical form of date/time built-ins whose `format` is looser
+/// than XSD: RFC 3339 (`date-time`, `time`) takes a lower-case `t` and
+/// `z`, second 60 and any day up to 31, and formats are often not checked
+/// at all. Applies beside the type's own patterns.
+fn lexical_pattern(b: Builtin) -> Option<&'static str> {
+    Some(match b {
+        Builtin::DateTime => concat!("^", date!(), "T", time!(), zone!(), "$"),
+        Builtin::Time => concat!("^", time!(), zone!(), "$"),
+        _ => return None,
+    })
+}
+
+/// Adds `p` to the patterns of `s`, which must all match.
+fn add_pattern(s: &mut Map<String, Value>, p: &str) {
+    let mine = json!({ "pattern": p });
+    match (s.remove("pattern"), s.get_mut("allOf")) {
+        (Some(old), _) => {
+            s.insert("allOf".into(), json!([{ "pattern": old }, mine]));
+        }
+        (None, Some(Value::Array(all))) => all.push(mine),
+        (None, _) => {
+            s.insert("pattern".into(), json!(p));
+        }
+    }
 }
 
 /// Base64 of `lo..=hi` octets, exactly, in characters. Four characters

@@ -547,3 +547,52 @@ fn list_enumerations_are_enumerations_of_arrays() {
     }
     emulated_answers_validate(&set, &name, &schema);
 }
+
+/// `format: date-time` (RFC 3339) takes a lower-case `t` and `z`, a leap
+/// second and a 30th of February; xs:dateTime and xs:time take none of
+/// them. The tool schema adds a pattern of XSD's lexical form.
+#[test]
+fn date_times_and_times_keep_to_the_xsd_lexical_form() {
+    let (set, name, schema) = doc_schema(
+        "<xs:element name=\"at\" type=\"xs:dateTime\"/>\
+         <xs:element name=\"clock\" type=\"xs:time\"/>",
+        "",
+    );
+    let doc = |at: &str, clock: &str| serde_json::json!({ "at": at, "clock": clock });
+    for ok in [
+        doc("2024-01-02T10:00:00Z", "10:00:00Z"),
+        doc("2024-02-29T23:59:59.125+14:00", "23:59:59.5-13:59"),
+        doc("2000-02-29T00:00:00", "24:00:00"),
+        doc("-0044-03-15T12:00:00+01:00", "00:00:00.000"),
+        doc("12024-12-31T24:00:00.0Z", "12:30:00+05:30"),
+        doc("0400-02-29T01:02:03Z", "01:02:03Z"),
+    ] {
+        assert!(xml_accepts(&set, &name, &ok), "{ok} refused by the XSD");
+        assert!(json_accepts(&schema, &ok), "{ok} refused by {schema}");
+    }
+    for bad in [
+        doc("2024-01-02t10:00:00z", "10:00:00Z"),
+        doc("2024-01-02T10:00:00z", "10:00:00Z"),
+        doc("2024-01-02T10:00:00Z", "10:00:00z"),
+        doc("2024-01-02T10:00:60Z", "10:00:00Z"),
+        doc("2023-02-29T10:00:00Z", "10:00:00Z"),
+        doc("1900-02-29T10:00:00Z", "10:00:00Z"),
+        doc("2024-04-31T10:00:00Z", "10:00:00Z"),
+        doc("0000-01-01T10:00:00Z", "10:00:00Z"),
+        doc("2024-01-02 10:00:00Z", "10:00:00Z"),
+        doc("2024-01-02T10:00:00Z", "24:00:01"),
+        doc("2024-01-02T10:00:00+14:30", "10:00:00Z"),
+    ] {
+        assert!(!xml_accepts(&set, &name, &bad), "{bad} accepted by the XSD");
+        assert!(!json_accepts(&schema, &bad), "{bad} accepted by {schema}");
+    }
+    emulated_answers_validate(&set, &name, &schema);
+    // The emulator still answers in the everyday form the format names.
+    let value = soapgate::emulator::schema::sample(&schema, 1);
+    assert!(
+        value["at"]
+            .as_str()
+            .is_some_and(|at| at.starts_with("2024-")),
+        "{value}"
+    );
+}
