@@ -596,3 +596,128 @@ fn date_times_and_times_keep_to_the_xsd_lexical_form() {
         "{value}"
     );
 }
+
+/// XSD regex syntax that ECMA 262 lacks or reads otherwise is translated,
+/// not passed through nor dropped: `\i`/`\c` (XML name characters), `\w`
+/// (no punctuation: `_` is not a word character in XSD), `\s` (four
+/// characters, not Unicode's spaces), `\d` (any script's digits), class
+/// subtraction, and `^`/`$` as plain characters.
+#[test]
+fn xsd_only_pattern_syntax_is_translated() {
+    let restricted = |name: &str, pattern: &str| {
+        format!(
+            "<xs:element name=\"{name}\"><xs:simpleType><xs:restriction base=\"xs:string\">\
+             <xs:pattern value=\"{pattern}\"/></xs:restriction></xs:simpleType></xs:element>"
+        )
+    };
+    let content = [
+        restricted("name", "\\i\\c*"),
+        restricted("word", "\\w+"),
+        restricted("spaced", "a\\sb"),
+        restricted("digits", "\\d{3}"),
+        restricted("consonants", "[a-z-[aeiou]]+"),
+        restricted("dollars", "a^b$"),
+        restricted("visible", "[\\S-[x]]+"),
+        restricted("latin", "\\p{IsBasicLatin}+"),
+    ]
+    .concat();
+    let (set, name, schema) = doc_schema(&content, "");
+    let p = &schema["properties"];
+    for key in [
+        "name",
+        "word",
+        "spaced",
+        "digits",
+        "consonants",
+        "dollars",
+        "visible",
+    ] {
+        assert!(p[key]["pattern"].is_string(), "{key}: {schema}");
+    }
+    let doc = |name: &str, word: &str, spaced: &str, digits: &str, consonants: &str| {
+        serde_json::json!({
+            "name": name, "word": word, "spaced": spaced, "digits": digits,
+            "consonants": consonants, "dollars": "a^b$", "visible": "a-b", "latin": "x",
+        })
+    };
+    for ok in [
+        doc("_x.1-é", "Straße²", "a b", "123", "bcd"),
+        doc("名前", "x", "a\tb", "١٢٣", "xyz"),
+    ] {
+        assert!(xml_accepts(&set, &name, &ok), "{ok} refused by the XSD");
+        assert!(json_accepts(&schema, &ok), "{ok} refused by {schema}");
+    }
+    let good = doc("x", "x", "a b", "123", "bcd");
+    let with = |key: &str, v: &str| {
+        let mut d = good.clone();
+        d[key] = Value::from(v);
+        d
+    };
+    for bad in [
+        with("name", "1abc"),
+        with("name", "a b"),
+        with("word", "a_b"),
+        with("word", "a-b"),
+        with("spaced", "a\u{a0}b"),
+        with("spaced", "a\u{c}b"),
+        with("consonants", "bad"),
+        with("dollars", "ab"),
+        with("visible", "axb"),
+        with("visible", "a b"),
+    ] {
+        assert!(!xml_accepts(&set, &name, &bad), "{bad} accepted by the XSD");
+        assert!(!json_accepts(&schema, &bad), "{bad} accepted by {schema}");
+    }
+    emulated_answers_validate(&set, &name, &schema);
+
+    // Schema and XSD agree on every sample, pattern by pattern.
+    let patterns = [
+        "\\i\\c*",
+        "[\\i-[:]][\\c-[:]]*",
+        "\\w+\\s\\W",
+        "[\\d\\s]+",
+        "[^\\d-[5]]*",
+        "\\I\\C*",
+        "\\D\\S.",
+        "[a-z-[b-y-[x]]]+",
+        "[\\p{L}-[\\p{Lu}]]+",
+    ];
+    let samples = [
+        "abc",
+        "a:b",
+        "_1",
+        "1a",
+        "a b!",
+        "a_b c.",
+        "٣ 5",
+        "12 3",
+        "5",
+        "9x",
+        "x y",
+        "az",
+        "ax",
+        "ab",
+        "éè",
+        "Éa",
+        "a\u{a0}b",
+        "a\tb\u{2028}",
+        "x\u{1F600}z",
+        "-",
+        ":",
+    ];
+    for pattern in patterns {
+        let (set, name, schema) = doc_schema(&restricted("v", pattern), "");
+        assert!(
+            schema["properties"]["v"]["pattern"].is_string(),
+            "{pattern}: {schema}"
+        );
+        for sample in samples {
+            let v = serde_json::json!({ "v": sample });
+            assert_eq!(
+                json_accepts(&schema, &v),
+                xml_accepts(&set, &name, &v),
+                "{pattern} on {sample:?}: {schema}"
+            );
+        }
+    }
+}
