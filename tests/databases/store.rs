@@ -1014,7 +1014,11 @@ async fn a_final_end_writes_its_reply_row_with_the_result(ctx: Ctx) {
     let group = vec![
         end(0, token(&ids[0]), JobEnd::Done(result("zero"))),
         end(1, token(&ids[1]), JobEnd::Failed(failure.clone())),
-        end(2, token(&ids[2]), JobEnd::Retry(failure.clone(), Duration::from_secs(5))),
+        end(
+            2,
+            token(&ids[2]),
+            JobEnd::Retry(failure.clone(), Duration::from_secs(5)),
+        ),
         end(3, token(&ids[3]) - 1, JobEnd::Done(result("stale"))),
     ];
     let written: Vec<bool> = ctx
