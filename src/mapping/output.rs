@@ -13,7 +13,8 @@ use crate::converse::{
     ContentBlock, Message, Request, Response, StopReason, ToolResultBlock, ToolResultContent,
     ToolResultStatus, ToolSpec,
 };
-use crate::xml::{Element, NsScope};
+use crate::soap::SOAPGATE_NS;
+use crate::xml::{Element, NsDecl, NsScope, QName};
 
 /// How the answer becomes the response.
 #[derive(Debug, Clone)]
@@ -84,7 +85,8 @@ impl OperationPlan {
     /// The response payload (the Body's children) for the model's answer,
     /// validated against the contract. `call` is what
     /// [`render_request`](Self::render_request) returned for this call. A
-    /// one-way operation answers an empty payload.
+    /// one-way operation's answer is the model's text as one
+    /// `<sg:Answer xmlns:sg="urn:soapgate:v1">`, kept with its job.
     pub fn response_from(
         &self,
         call: &RenderedCall,
@@ -96,6 +98,11 @@ impl OperationPlan {
             StopReason::GuardrailIntervened | StopReason::ContentFiltered
         ) {
             return Err(OutputError::Blocked { stop_reason });
+        }
+        if self.is_one_way() {
+            // Nothing goes back to the caller, but the answer is kept with
+            // the job (and its results row): the model's text.
+            return Ok(vec![one_way_answer(response.text().trim())]);
         }
         let (Some(shape), Some(expected)) = (&self.response_shape, &self.response_payload) else {
             return Ok(Vec::new());
@@ -221,4 +228,19 @@ impl OperationPlan {
             (OutputError::Blocked { .. }, _) => "The answer was blocked.".to_string(),
         }
     }
+}
+
+/// A one-way operation's answer as kept with its job: the model's text in
+/// `<sg:Answer xmlns:sg="urn:soapgate:v1">`.
+fn one_way_answer(text: &str) -> Element {
+    let mut el = Element::new(QName::new(SOAPGATE_NS, "Answer"));
+    el.prefix = Some("sg".into());
+    el.ns_decls.push(NsDecl {
+        prefix: "sg".into(),
+        uri: SOAPGATE_NS.into(),
+    });
+    if !text.is_empty() {
+        el.push_text(text);
+    }
+    el
 }

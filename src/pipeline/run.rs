@@ -114,7 +114,8 @@ pub async fn run(
         Err(GatewayError::Model(deadline_passed()))
     });
     match answered {
-        Ok(_) if one_way => Ok(Reply::Accepted),
+        // Run by a worker: nothing goes back, the answer stays with the job.
+        Ok((payload, _)) if one_way => Ok(Reply::Payload(payload)),
         Ok((payload, target)) => {
             let payload = Arc::new(payload);
             if let Some(digest) = &digest {

@@ -383,6 +383,49 @@ async fn a_one_way_call_is_202_and_a_job_without_a_model_call() {
     );
 }
 
+/// A one-way operation's caller gets nothing back, but the model's answer
+/// is kept: the job's result and its `soapgate_results` row hold it as
+/// `<sg:Answer>`, the model's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_way_job_keeps_the_model_answer_in_its_result() {
+    let script = "rules:\n  - text: \"batch of 3 invoices received; 1 needs review\"\n";
+    let gateway = Gateway::start(Some(script)).await;
+    let reply = gateway
+        .call(
+            "InvoiceService",
+            Version::V11,
+            BATCH_ACTION,
+            sample("InvoiceService", "SubmitInvoiceBatch").as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+    let id = run_one_job(&gateway.state, &gateway.store)
+        .await
+        .expect("the one-way job");
+    assert_eq!(
+        gateway.total_calls().await,
+        1,
+        "the worker called the model"
+    );
+    let job = gateway.store.get(&id).await.expect("get").expect("job");
+    let result = job.result_payload.as_deref().unwrap_or_default();
+    assert!(
+        result.contains("<sg:Answer") && result.contains("1 needs review"),
+        "the job's result: {result:?}"
+    );
+    let row = gateway
+        .store
+        .get_result(&reply.correlation_id)
+        .await
+        .expect("result")
+        .expect("the results row");
+    let payload = row.payload.unwrap_or_default();
+    assert!(
+        payload.contains("urn:soapgate:v1") && payload.contains("1 needs review"),
+        "the results row: {payload:?}"
+    );
+}
+
 /// The example mappings, with SupportDesk's SummarizeTicket (bound over
 /// SOAP 1.1 and 1.2) async too.
 fn mappings_with_async_summary() -> tempfile::TempDir {
