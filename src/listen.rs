@@ -222,8 +222,9 @@ pub async fn serve_with_limits(
     // The watches of the connections served, to find an idle one to close
     // when the limit is reached and a new connection is waiting.
     let mut watches: Vec<Weak<Watch>> = Vec::new();
-    // A connection accepted at the limit, waiting for the room an idle
-    // connection's closing makes (or any connection's ending).
+    // The connection accepted last, served at the top of the loop; at the
+    // limit it waits there for the room an idle connection's closing makes
+    // (or any connection's ending).
     let mut held: Option<(TcpStream, SocketAddr)> = None;
     // While one is held and no connection was idle long enough to close:
     // when to look again.
@@ -243,6 +244,15 @@ pub async fn serve_with_limits(
                 limits,
                 &stopping,
             );
+            if connections.len() >= max_connections
+                && let Some(times) = at_limit.tick(Instant::now())
+            {
+                tracing::warn!(
+                    max_connections,
+                    times,
+                    "connection limit reached: idle connections close for new ones; while all are busy, new connections wait in the listen backlog"
+                );
+            }
             continue;
         }
         // At the limit, one more is accepted and held if an idle
@@ -290,28 +300,9 @@ pub async fn serve_with_limits(
             // Someone is waiting: an idle connection makes room, as nginx
             // reuses its idle keep-alive connections.
             look_again = make_room(&mut watches);
-            held = Some((stream, peer));
-            continue;
         }
-        spawn_connection(
-            &mut connections,
-            &mut watches,
-            &builder,
-            stream,
-            peer,
-            &router,
-            limits,
-            &stopping,
-        );
-        if connections.len() >= max_connections
-            && let Some(times) = at_limit.tick(Instant::now())
-        {
-            tracing::warn!(
-                max_connections,
-                times,
-                "connection limit reached: idle connections close for new ones; while all are busy, new connections wait in the listen backlog"
-            );
-        }
+        // Served at the top of the loop, at once when there is room.
+        held = Some((stream, peer));
     }
     drop(listener);
     drop(stop);

@@ -206,6 +206,19 @@ impl SchemaSet {
         self.elements.get(id.index())
     }
 
+    /// The declaration an element named `name` matches where declaration
+    /// `id` stands: that declaration, or a member of its substitution group.
+    pub(crate) fn decl_matching(&self, id: ElementId, name: &QName) -> Option<&ElementDecl> {
+        let d = self.element_decl(id)?;
+        if d.name == *name {
+            return Some(d);
+        }
+        d.substitutes
+            .iter()
+            .filter_map(|s| self.element_decl(*s))
+            .find(|s| s.name == *name)
+    }
+
     /// A named type (built-ins included) by name.
     pub fn type_id(&self, name: &QName) -> Option<TypeId> {
         self.type_ix.get(name).copied()

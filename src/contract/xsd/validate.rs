@@ -674,18 +674,10 @@ impl<'a> Validator<'a> {
         M::Fail
     }
 
-    /// The declaration an element with this name matches: the declaration
-    /// itself or a member of its substitution group.
+    /// The declaration an element with this name matches (see
+    /// [`SchemaSet::decl_matching`]).
     fn match_decl(&self, id: ElementId, name: &QName) -> Option<&'a ElementDecl> {
-        let set = self.set;
-        let d = set.element_decl(id)?;
-        if d.name == *name {
-            return Some(d);
-        }
-        d.substitutes
-            .iter()
-            .filter_map(|s| set.element_decl(*s))
-            .find(|s| s.name == *name)
+        self.set.decl_matching(id, name)
     }
 
     fn wildcard_child(&mut self, c: &'a Element, w: &Wildcard) {
