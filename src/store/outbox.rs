@@ -329,50 +329,6 @@ impl Store {
         release_ids!(self, "soapgate_outbox", ids, delay)
     }
 
-    /// Queues the reply of the finished job `job_id` for `queue_url`, due
-    /// after `delay` (the caller sends it at once and deletes the row when
-    /// SQS has it; the reply relay sends it otherwise). Returns the row id.
-    pub async fn add_reply(&self, job_id: &JobId, queue_url: &str, delay: Duration) -> Result<i64> {
-        let now = self.now_ms();
-        let due = now.saturating_add(duration_ms(delay));
-        let id: i64 = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query_scalar(
-                "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(job_id.as_str())
-            .bind(queue_url)
-            .bind(due)
-            .bind(now)
-            .fetch_one(pool)
-            .await?,
-            Pool::Postgres(pool) => sqlx::query_scalar(
-                "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(job_id.as_str())
-            .bind(queue_url)
-            .bind(due)
-            .bind(now)
-            .fetch_one(pool)
-            .await?,
-            Pool::MySql(pool) => {
-                let done = sqlx::query(
-                    "INSERT INTO soapgate_reply_outbox (job_id, queue_url, available_at_ms, created_at_ms) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(job_id.as_str())
-                .bind(queue_url)
-                .bind(due)
-                .bind(now)
-                .execute(pool)
-                .await?;
-                i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)
-            }
-        };
-        Ok(id)
-    }
-
     /// The ids of the reply rows of job `job_id` (written with its result).
     pub async fn replies_of(&self, job_id: &JobId) -> Result<Vec<i64>> {
         let ids: Vec<i64> = match &self.pool {
