@@ -331,26 +331,17 @@ impl Store {
 
     /// The ids of the reply rows of job `job_id` (written with its result).
     pub async fn replies_of(&self, job_id: &JobId) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = match &self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = $1")
-                    .bind(job_id.as_str())
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = $1")
-                    .bind(job_id.as_str())
-                    .fetch_all(pool)
-                    .await?
-            }
-            Pool::MySql(pool) => {
-                sqlx::query_scalar("SELECT id FROM soapgate_reply_outbox WHERE job_id = ?")
-                    .bind(job_id.as_str())
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let ids: Vec<i64> = on_backend!(self, |pool, dollar| {
+            let sql = if dollar {
+                "SELECT id FROM soapgate_reply_outbox WHERE job_id = $1"
+            } else {
+                "SELECT id FROM soapgate_reply_outbox WHERE job_id = ?"
+            };
+            sqlx::query_scalar(sql)
+                .bind(job_id.as_str())
+                .fetch_all(pool)
+                .await?
+        });
         Ok(ids)
     }
 
