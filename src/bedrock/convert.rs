@@ -244,9 +244,20 @@ fn guardrail_to_sdk(config: &GuardrailConfig) -> sdk::GuardrailConfiguration {
         .build()
 }
 
-pub(super) fn from_sdk(output: SdkConverseOutput) -> Result<Response, ModelError> {
+/// `raw`, when given, is the answer's body as it came over the wire: tool
+/// inputs are taken from it, numbers as written.
+pub(super) fn from_sdk(
+    output: SdkConverseOutput,
+    raw: Option<&[u8]>,
+) -> Result<Response, ModelError> {
     let message = match output.output {
-        Some(sdk::ConverseOutput::Message(m)) => message_from_sdk(m)?,
+        Some(sdk::ConverseOutput::Message(m)) => {
+            let mut message = message_from_sdk(m)?;
+            if let Some(raw) = raw {
+                exact_tool_inputs(&mut message, raw);
+            }
+            message
+        }
         Some(_) | None => {
             return Err(ModelError::InvalidResponse {
                 message: "Converse output carries no message".to_string(),
@@ -307,6 +318,38 @@ fn message_from_sdk(message: sdk::Message) -> Result<Message, ModelError> {
         })
         .collect();
     Ok(Message { role, content })
+}
+
+/// Replaces each tool input with the same input read from the raw body,
+/// where JSON numbers keep every digit (`serde_json`'s arbitrary precision).
+/// A body that does not read, or a block it does not hold, keeps the SDK's
+/// input.
+fn exact_tool_inputs(message: &mut Message, raw: &[u8]) {
+    if !message
+        .content
+        .iter()
+        .any(|b| matches!(b, ContentBlock::ToolUse(_)))
+    {
+        return;
+    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(raw) else {
+        return;
+    };
+    let Some(Value::Array(blocks)) = body.pointer_mut("/output/message/content") else {
+        return;
+    };
+    for block in message.content.iter_mut() {
+        let ContentBlock::ToolUse(tool) = block else {
+            continue;
+        };
+        let exact = blocks.iter_mut().find_map(|b| {
+            let wire = b.get_mut("toolUse")?;
+            (wire.get("toolUseId")?.as_str()? == tool.tool_use_id).then(|| wire.get_mut("input"))?
+        });
+        if let Some(input) = exact {
+            tool.input = input.take();
+        }
+    }
 }
 
 /// JSON to smithy `Document`. Integers stay integers so tool schemas keep

@@ -19,12 +19,18 @@ mod errors;
 mod h2c;
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_bedrockruntime::config::retry::RetryConfig;
 use aws_sdk_bedrockruntime::config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::config::{Credentials, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use serde::{Deserialize, Serialize};
 
 use crate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
@@ -256,8 +262,12 @@ impl BedrockClient {
 
     async fn call(&self, model_id: &str, request: &Request) -> Result<Response, ModelError> {
         let input = convert::to_sdk(request)?;
+        // A tool's input is read again from the raw answer: the SDK's
+        // `Document` holds a number with a fraction as an f64, which cannot
+        // keep an amount like 12345678901234567890.5.
+        let raw = input.tool_config.is_some().then(RawBody::default);
         let started = std::time::Instant::now();
-        let output = self
+        let call = self
             .client
             .converse()
             .model_id(model_id)
@@ -267,13 +277,16 @@ impl BedrockClient {
             .set_tool_config(input.tool_config)
             .set_guardrail_config(input.guardrail_config)
             .set_additional_model_request_fields(input.additional_model_request_fields)
-            .set_request_metadata(input.request_metadata)
-            .send()
-            .await;
+            .set_request_metadata(input.request_metadata);
+        let output = match &raw {
+            Some(raw) => call.customize().interceptor(raw.clone()).send().await,
+            None => call.send().await,
+        };
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match output {
             Ok(output) => {
-                let response = convert::from_sdk(output)?;
+                let raw = raw.and_then(|r| r.take());
+                let response = convert::from_sdk(output, raw.as_deref())?;
                 tracing::debug!(
                     model_id,
                     elapsed_ms,
@@ -290,6 +303,34 @@ impl BedrockClient {
                 Err(error)
             }
         }
+    }
+}
+
+/// Keeps the body of the last answered attempt of one call.
+#[derive(Debug, Clone, Default)]
+struct RawBody(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl RawBody {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+impl Intercept for RawBody {
+    fn name(&self) -> &'static str {
+        "soapgate::RawBody"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(body), Ok(mut slot)) = (context.response().body().bytes(), self.0.lock()) {
+            *slot = Some(body.to_vec());
+        }
+        Ok(())
     }
 }
 

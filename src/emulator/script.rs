@@ -12,6 +12,8 @@
 //!     fail_first: { times: 2, kind: throttling }
 //!     delay_ms: 150
 //!     tool: { category: GOODS, confidence: 0.9 }
+//!   - prompt: "ledger"                # JSON text: numbers keep every digit
+//!     tool: '{"amount": 12345678901234567890.5}'
 //!   - model_regex: "^arn:aws:bedrock:.*"
 //!     error: { kind: access_denied, message: "not subscribed" }
 //!   - prompt: "hello"
@@ -251,14 +253,22 @@ impl Script {
             let answer = if let Some(text) = rule.text {
                 Answer::Text(text)
             } else if let Some(tool) = rule.tool {
-                if !tool.value.is_object() {
+                // A string is the input as JSON text, for numbers YAML
+                // would round to a double (`'{"amount": 12345678901234567890.5}'`).
+                let value = match tool.value {
+                    Value::String(json) => serde_json::from_str(&json).unwrap_or(Value::Null),
+                    value => value,
+                };
+                if !value.is_object() {
                     return Err(at(
                         tool.referenced.line(),
                         tool.referenced.column(),
-                        format!("{name}: `tool` must be a mapping (the tool's JSON input)"),
+                        format!(
+                            "{name}: `tool` must be a mapping, or a JSON object as a string (the tool's JSON input)"
+                        ),
                     ));
                 }
-                Answer::Tool(tool.value)
+                Answer::Tool(value)
             } else if let Some(error) = rule.error {
                 Answer::Error(error.into_error())
             } else {
@@ -433,6 +443,24 @@ rules:
     #[test]
     fn tool_answers_must_be_mappings() {
         let err = Script::parse("rules:\n  - tool: [1, 2]\n", "s.yaml").unwrap_err();
+        assert_eq!((err.line, err.column), (2, 11), "{err}");
+    }
+
+    #[test]
+    fn a_tool_answer_given_as_json_text_keeps_every_digit() {
+        let script = Script::parse(
+            "rules:\n  - tool: '{\"amount\": 12345678901234567890.5, \"n\": 123456789012345678901234567890}'\n",
+            "s.yaml",
+        )
+        .unwrap();
+        let Answer::Tool(input) = &script.rules[0].answer else {
+            panic!("a tool answer: {:?}", script.rules[0].answer);
+        };
+        assert_eq!(
+            serde_json::to_string(input).unwrap(),
+            r#"{"amount":12345678901234567890.5,"n":123456789012345678901234567890}"#
+        );
+        let err = Script::parse("rules:\n  - tool: 'not json'\n", "s.yaml").unwrap_err();
         assert_eq!((err.line, err.column), (2, 11), "{err}");
     }
 

@@ -395,24 +395,68 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Numbers as an XSD decimal reads them: no exponent (`1e-7` would be an
-/// invalid xsd:decimal).
+/// Numbers as an XSD decimal reads them, digit for digit as the JSON wrote
+/// them, without an exponent (`1e-7` would be an invalid xsd:decimal) and
+/// without a fraction of zeros (`5.0` is an invalid xsd:integer).
 fn number_text(n: &Number) -> String {
-    if let Some(i) = n.as_i64() {
-        return i.to_string();
+    let literal = n.to_string();
+    plain_decimal(&literal).unwrap_or(literal)
+}
+
+/// The longest text an exponent may expand a number to; past it the
+/// number is written as given (and refused by the XSD check if the type
+/// wants a decimal), so `1e999999999` cannot cost a gigabyte.
+const MAX_PLAIN_DIGITS: usize = 1_100;
+
+/// A JSON number literal (`-12.50`, `1.5E+3`, `2e-2`) as plain decimal text
+/// (`-12.50`, `1500`, `0.02`), exactly; `None` when it is not a JSON number
+/// or would be longer than [`MAX_PLAIN_DIGITS`].
+fn plain_decimal(literal: &str) -> Option<String> {
+    let (negative, rest) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
     }
-    if let Some(u) = n.as_u64() {
-        return u.to_string();
+    // The digits of int and frac, with the point `point` digits from the left.
+    let digits = format!("{int}{frac}");
+    let point = i64::try_from(int.len()).ok()?.checked_add(exponent)?;
+    let width = usize::try_from(point.unsigned_abs()).ok()?;
+    if width.max(digits.len()) > MAX_PLAIN_DIGITS {
+        return None;
     }
-    match n.as_f64() {
-        // Rust's Display for f64 never uses an exponent and gives the
-        // shortest text that reads back to the same value.
-        Some(f) if f.is_finite() => {
-            let s = f.to_string();
-            s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
-        }
-        _ => n.to_string(),
+    let (whole, fraction) = if point <= 0 {
+        (String::from("0"), format!("{}{digits}", "0".repeat(width)))
+    } else if width >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(width - digits.len())),
+            String::new(),
+        )
+    } else {
+        (digits[..width].to_string(), digits[width..].to_string())
+    };
+    let whole = match whole.trim_start_matches('0') {
+        "" => "0",
+        w => w,
+    };
+    let mut text = String::with_capacity(whole.len() + fraction.len() + 2);
+    if negative {
+        text.push('-');
     }
+    text.push_str(whole);
+    // Trailing zeros the literal wrote stay (an amount of 12.50 is written
+    // 12.50); a fraction that is only zeros goes.
+    if fraction.bytes().any(|b| b != b'0') {
+        text.push('.');
+        text.push_str(&fraction);
+    }
+    Some(text)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -643,6 +687,32 @@ mod tests {
         assert_eq!(n(serde_json::json!(2.0)), "2");
         assert_eq!(n(serde_json::json!(-3)), "-3");
         assert_eq!(n(serde_json::json!(0.95)), "0.95");
+    }
+
+    #[test]
+    fn numbers_keep_every_digit_the_json_wrote() {
+        let n = |literal: &str| number_text(&literal.parse::<Number>().unwrap());
+        for exact in [
+            "12345678901234567890.5",
+            "0.1234567890123456789",
+            "123456789012345678901234567890",
+            "-123456789012345.678901234567890",
+            "12.50",
+            "-0.000000000000000000000000000001",
+        ] {
+            assert_eq!(n(exact), exact);
+        }
+        assert_eq!(n("1.5E+3"), "1500");
+        assert_eq!(n("2e-2"), "0.02");
+        assert_eq!(n("-12.5e1"), "-125");
+        assert_eq!(n("5.000"), "5");
+        assert_eq!(n("0e10"), "0");
+        // An exponent that would take more than MAX_PLAIN_DIGITS stays an
+        // exponent, for the XSD check to refuse where a decimal is wanted.
+        for huge in ["1e999999999", "1e-999999999"] {
+            let text = n(huge);
+            assert!(text.len() < 20 && text.contains('e'), "{huge}: {text}");
+        }
     }
 
     #[test]

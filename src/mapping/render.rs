@@ -10,7 +10,7 @@ use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
 use super::json_xml::payload_shape_to_json;
-use super::path::{Path, Reached, find};
+use super::path::{Found, Path, Reached, find};
 use super::shape::{Shape, shape};
 use super::{CallMeta, Expect, OperationPlan, RenderError, RenderedCall};
 use crate::contract::xsd::{Builtin, SchemaSet, TypeId};
@@ -55,7 +55,7 @@ pub(crate) enum InputKind {
     /// The value as JSON text.
     Json,
     /// A document or image block.
-    Attach(Attach),
+    Attach(Box<Attach>),
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,13 @@ pub(crate) struct Attach {
     pub(crate) has_name_template: bool,
     /// The leaf type (base64Binary, hexBinary or a string type).
     pub(crate) encoding: Encoding,
+    /// `format_from`: each attachment's own format, read beside it; the
+    /// fixed format or the template stands in where that value is absent.
+    pub(crate) format_from: Option<Path>,
+    /// `name_from`: each document's own name, read beside it.
+    pub(crate) name_from: Option<Path>,
+    /// A `format` template is compiled (`input:{var}:format`).
+    pub(crate) has_format_template: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +97,26 @@ pub(crate) enum Encoding {
 }
 
 pub(crate) fn encoding_of(set: &SchemaSet, ty: TypeId) -> Encoding {
-    let b = match shape(set, ty) {
-        Shape::Simple(st) => set.builtin_of(*st),
-        _ => None,
-    };
+    let b = text_type(set, ty).and_then(|st| set.builtin_of(st));
     match b {
         Some(b) if b.derives_from(Builtin::Base64Binary) => Encoding::Base64,
         Some(b) if b.derives_from(Builtin::HexBinary) => Encoding::Hex,
         _ => Encoding::Text,
+    }
+}
+
+/// The simple type of an element's text when the element holds only text:
+/// a simple type, or simple content with attributes (a `base64Binary`
+/// extended with a `contentType` attribute, say).
+pub(crate) fn text_type(set: &SchemaSet, ty: TypeId) -> Option<TypeId> {
+    match shape(set, ty) {
+        Shape::Simple(st) => Some(*st),
+        Shape::Object {
+            text: Some(st),
+            fields,
+            ..
+        } if fields.is_empty() => Some(*st),
+        _ => None,
     }
 }
 
@@ -127,6 +146,53 @@ pub(crate) fn parse_format(s: &str) -> Option<AttachFormat> {
         "webp" | "image/webp" => i(ImageFormat::Webp),
         _ => None,
     }
+}
+
+/// The format a file name's extension names (`scan.PDF`), if any.
+pub(crate) fn format_of_file_name(name: &str) -> Option<AttachFormat> {
+    let (stem, ext) = name.trim().rsplit_once('.')?;
+    (!stem.is_empty() && !ext.contains('/')).then(|| parse_format(ext))?
+}
+
+/// For each attachment `found` reached (in the order of its leaves), the
+/// text of the value `beside` reaches next to it: the same occurrences of
+/// every `[]` step the two paths share, so the second `<attachment>`'s
+/// content pairs with the second `<attachment>`'s MIME type. An absent or
+/// empty value is `None`.
+fn beside<'a>(
+    found: &Found<'a>,
+    beside: Option<&'a Path>,
+    root: Option<&'a Element>,
+    top: &[&'a Element],
+) -> Vec<Option<String>> {
+    fn pair(content: &Found<'_>, beside: Option<&Found<'_>>, out: &mut Vec<Option<String>>) {
+        match (content, beside) {
+            (Found::One(None), _) => {}
+            (Found::One(Some(_)), Some(Found::One(Some(b)))) => {
+                let text = lexical(*b);
+                out.push((!text.trim().is_empty()).then(|| text.trim().to_string()));
+            }
+            (Found::One(Some(_)), _) => out.push(None),
+            (Found::List(items), Some(Found::List(besides))) => {
+                for (i, item) in items.iter().enumerate() {
+                    pair(item, besides.get(i), out);
+                }
+            }
+            // One value beside a list of attachments: it applies to each.
+            (Found::List(items), other) => {
+                for item in items {
+                    pair(item, other, out);
+                }
+            }
+        }
+    }
+    let Some(path) = beside else {
+        return Vec::new();
+    };
+    let values = find(path, root, top);
+    let mut out = Vec::new();
+    pair(found, Some(&values), &mut out);
+    out
 }
 
 /// Whether a format fits what the input asks for.
@@ -393,23 +459,27 @@ impl OperationPlan {
                 var: input.name.clone(),
                 message,
             };
-            let format = match a.format {
-                Some(f) => f,
-                None => {
-                    let text = self.render_template(&format_template(&input.name), ctx)?;
-                    let f = parse_format(&text).ok_or_else(|| {
-                        err(match text.trim() {
-                            "" => "no format given".to_string(),
-                            f => format!(
-                                "format {f} is not a document or image format Converse accepts"
-                            ),
-                        })
-                    })?;
-                    if !format_fits(a.what, f) {
-                        return Err(err(format!("format {} does not fit `as`", text.trim())));
-                    }
-                    f
+            // The input's own format: fixed, or rendered once per call.
+            let input_format = || -> Result<AttachFormat, RenderError> {
+                if let Some(f) = a.format {
+                    return Ok(f);
                 }
+                if !a.has_format_template {
+                    return Err(err("no format given".to_string()));
+                }
+                let text = self.render_template(&format_template(&input.name), ctx)?;
+                let f = parse_format(&text).ok_or_else(|| {
+                    err(match text.trim() {
+                        "" => "no format given".to_string(),
+                        f => {
+                            format!("format {f} is not a document or image format Converse accepts")
+                        }
+                    })
+                })?;
+                if !format_fits(a.what, f) {
+                    return Err(err(format!("format {} does not fit `as`", text.trim())));
+                }
+                Ok(f)
             };
             let base_name = if a.has_name_template {
                 self.render_template(&name_template(&input.name), ctx)?
@@ -418,14 +488,45 @@ impl OperationPlan {
             };
             let found = find(&input.path, root, &top);
             let leaves = found.leaves();
+            let formats_beside = beside(&found, a.format_from.as_ref(), root, &top);
+            let names_beside = beside(&found, a.name_from.as_ref(), root, &top);
+            let mut shared_format = None;
             let mut var_names = Vec::new();
             for (i, leaf) in leaves.iter().enumerate() {
-                let bytes = decode(a.encoding, &lexical(*leaf)).map_err(err)?;
-                let mut name = document_name(&if leaves.len() > 1 {
-                    format!("{base_name} {}", i + 1)
-                } else {
-                    base_name.clone()
-                });
+                let item = |message: String| {
+                    err(if leaves.len() > 1 {
+                        format!("attachment {}: {message}", i + 1)
+                    } else {
+                        message
+                    })
+                };
+                let format = match formats_beside.get(i).and_then(Option::as_deref) {
+                    Some(text) => {
+                        let f = parse_format(text)
+                            .or_else(|| format_of_file_name(text))
+                            .ok_or_else(|| {
+                                item(format!(
+                                    "format {:?} is not a document or image format Converse accepts",
+                                    text.trim()
+                                ))
+                            })?;
+                        if !format_fits(a.what, f) {
+                            return Err(item(format!("format {} does not fit `as`", text.trim())));
+                        }
+                        f
+                    }
+                    None => match shared_format {
+                        Some(f) => f,
+                        None => *shared_format.insert(input_format()?),
+                    },
+                };
+                let bytes = decode(a.encoding, &lexical(*leaf)).map_err(item)?;
+                let mut name =
+                    document_name(&match names_beside.get(i).and_then(Option::as_deref) {
+                        Some(given) => given.to_string(),
+                        None if leaves.len() > 1 => format!("{base_name} {}", i + 1),
+                        None => base_name.clone(),
+                    });
                 // Names must be unique within a request.
                 let stem = name.clone();
                 let mut n = 2;
@@ -551,8 +652,11 @@ fn decode(enc: Encoding, text: &str) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
-    /// The context's conversion gives what minijinja's own serde
-    /// conversion gives: same values, same kinds, same printed form.
+    /// The context's conversion of JSON gives what minijinja's own
+    /// conversion of the same Rust values gives: same values, same kinds,
+    /// same printed form. (Not minijinja's conversion of the JSON itself:
+    /// with exact JSON numbers, serde_json hands a number to other
+    /// serializers as a private one-field map.)
     #[test]
     fn template_values_match_the_serde_conversion() {
         let v = serde_json::json!({
@@ -567,7 +671,25 @@ mod tests {
             "nested": {"z": 1, "a": {"#text": "x", "@id": "9"}},
         });
         let ours = template_value(v.clone());
-        let theirs = JValue::from(minijinja::value::Serde(&v));
+        // Keys in the order a JSON object keeps them (sorted).
+        let theirs = minijinja::context! {
+            big => u64::MAX,
+            f => 2.5,
+            list => vec![
+                JValue::from(1),
+                JValue::from("two"),
+                minijinja::context! { three => vec![3.0] },
+            ],
+            n => 7,
+            neg => -3,
+            nested => minijinja::context! {
+                a => BTreeMap::from([("#text", "x"), ("@id", "9")]),
+                z => 1,
+            },
+            none => (),
+            s => "Grüße <b>",
+            t => true,
+        };
         assert_eq!(ours, theirs);
         assert_eq!(format!("{ours:?}"), format!("{theirs:?}"));
         for key in ["s", "n", "neg", "big", "f", "t", "none", "list", "nested"] {

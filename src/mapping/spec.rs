@@ -169,6 +169,14 @@ pub(crate) struct FullInput {
     pub(crate) format: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) name: Option<Spanned<String>>,
+    /// An element (or `@attribute`) beside each attachment whose text is
+    /// its format: a MIME type, a format name or a file name.
+    #[serde(default)]
+    pub(crate) format_from: Option<Spanned<String>>,
+    /// An element (or `@attribute`) beside each attachment whose text is
+    /// its document name.
+    #[serde(default)]
+    pub(crate) name_from: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for InputSpec {

@@ -9,6 +9,7 @@
 mod common;
 
 mod architecture;
+mod attachments;
 mod conformance;
 mod content_models;
 mod contracts;

@@ -14,6 +14,7 @@ mod cli;
 mod e2e;
 mod e2e_reload;
 mod emulator_cli;
+mod exact_numbers;
 mod http_soap;
 mod listen;
 mod otlp;

@@ -53,10 +53,14 @@ impl Cx<'_> {
             };
             let kind = match &spec.value {
                 InputSpec::Path(_) => InputKind::Value,
-                InputSpec::Full(f) => match self.input_kind(set, &name.value, &resolved, f, env) {
-                    Some(k) => k,
-                    None => continue,
-                },
+                InputSpec::Full(f) => {
+                    match self.input_kind(set, &name.value, &resolved, f, env, &|text| {
+                        path::resolve(set, top, root_type, text, true)
+                    }) {
+                        Some(k) => k,
+                        None => continue,
+                    }
+                }
             };
             out.push(InputPlan {
                 name: name.value.clone(),
@@ -74,6 +78,7 @@ impl Cx<'_> {
         p: &path::Path,
         f: &FullInput,
         env: &mut minijinja::Environment<'static>,
+        resolve: &dyn Fn(&str) -> Result<path::Path, String>,
     ) -> Option<InputKind> {
         let as_ = f.as_.as_ref().map(|a| a.value.as_str()).unwrap_or("value");
         let simple_leaf = |set: &SchemaSet| match p.target() {
@@ -110,7 +115,12 @@ impl Cx<'_> {
                 return None;
             }
         };
-        if !simple_leaf(set) {
+        let text_only = match p.target() {
+            Some(Target::Attribute(_)) => true,
+            Some(Target::Element(ty)) => render::text_type(set, ty).is_some(),
+            None => false,
+        };
+        if !text_only {
             self.error(&at, format!("an attachment needs an element of simple type (base64Binary, hexBinary or text); {} has child elements", p.text));
             return None;
         }
@@ -119,8 +129,27 @@ impl Cx<'_> {
             None => return None,
         };
         let encoding = encoding_of(set, leaf_ty);
+        let format_from = match &f.format_from {
+            Some(from) => Some(self.beside_path(set, p, from, resolve)?),
+            None => None,
+        };
+        let name_from = match &f.name_from {
+            Some(from) if what == AttachKind::Image => {
+                self.error(
+                    &from.referenced,
+                    "images have no name; `name_from` is for documents",
+                );
+                return None;
+            }
+            Some(from) => Some(self.beside_path(set, p, from, resolve)?),
+            None => None,
+        };
         let mut format = None;
+        let mut has_format_template = false;
         match &f.format {
+            // Each attachment names its own format; without one beside it,
+            // the call is refused.
+            None if format_from.is_some() => {}
             None if what == AttachKind::File => {
                 self.error(
                     &at,
@@ -139,6 +168,7 @@ impl Cx<'_> {
                     return None;
                 }
                 self.templates.push((name, fmt.clone()));
+                has_format_template = true;
             }
             Some(fmt) => match parse_format(&fmt.value) {
                 Some(parsed) if format_fits(what, parsed) => {
@@ -195,16 +225,92 @@ impl Cx<'_> {
             self.templates.push((render::name_template(var), n.clone()));
             has_name_template = true;
         }
-        Some(InputKind::Attach(Attach {
+        Some(InputKind::Attach(Box::new(Attach {
             what,
             format,
             has_name_template,
             encoding,
-        }))
+            format_from,
+            name_from,
+            has_format_template,
+        })))
+    }
+
+    /// `format_from` / `name_from`: a path from beside the attachment at
+    /// `content` — `@attr` is an attribute of the attachment's element,
+    /// `name` (or `a/b`) an element next to it, under the same parent —
+    /// resolved against the schema (which refuses a repeated element
+    /// written without `[]`, so it repeats no more than the attachment
+    /// does); it must end at a simple value.
+    fn beside_path(
+        &mut self,
+        set: &SchemaSet,
+        content: &path::Path,
+        from: &serde_saphyr::Spanned<String>,
+        resolve: &dyn Fn(&str) -> Result<path::Path, String>,
+    ) -> Option<path::Path> {
+        let rel = from.value.trim();
+        if rel.is_empty() || rel.contains("[]") || rel.starts_with('/') || rel.contains("..") {
+            self.error(
+                &from.referenced,
+                format!("{rel:?}: give the name of an element (or @attribute) beside each attachment, without []"),
+            );
+            return None;
+        }
+        // The attachment's element path (the owner of an attachment held in
+        // an attribute), split at its last step.
+        let element_path = match content.text.rsplit_once("/@") {
+            Some((owner, _)) => owner,
+            None if content.text.starts_with('@') => "",
+            None => content.text.as_str(),
+        };
+        let text = if rel.starts_with('@') {
+            if element_path.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{element_path}/{rel}")
+            }
+        } else {
+            let parent = if content.attr.is_some() {
+                element_path.rsplit_once('/').map_or("", |(p, _)| p)
+            } else {
+                content.text.rsplit_once('/').map_or("", |(p, _)| p)
+            };
+            if parent.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{parent}/{rel}")
+            }
+        };
+        let resolved = match resolve(&text) {
+            Ok(p) => p,
+            Err(msg) => {
+                self.error(&from.referenced, msg);
+                return None;
+            }
+        };
+        let simple = match resolved.target() {
+            Some(Target::Attribute(_)) => true,
+            Some(Target::Element(ty)) => matches!(shape(set, ty), Shape::Simple(_)),
+            None => false,
+        };
+        if !simple {
+            self.error(
+                &from.referenced,
+                format!("{text} has child elements: the value beside an attachment must be text (a MIME type, format or file name)"),
+            );
+            return None;
+        }
+        Some(resolved)
     }
 
     fn no_attachment_keys(&mut self, f: &FullInput) -> bool {
-        for (key, v) in [("format", &f.format), ("name", &f.name)] {
+        for (key, v) in [
+            ("format", &f.format),
+            ("name", &f.name),
+            ("format_from", &f.format_from),
+            ("name_from", &f.name_from),
+        ] {
             if let Some(v) = v {
                 self.error(
                     &v.referenced,
