@@ -1,36 +1,27 @@
-//! Real SOAP clients written by others — zeep (Python), PHP's SoapClient and
-//! JAX-WS RI's wsimport (Java) — against the facade serving every example
-//! contract in `wsdl/` with the mappings in `mappings/`, its model being the
-//! in-process Bedrock emulator. Each client loads `GET /soap/{Service}?wsdl`
-//! (and the `?xsd=` imports it points to), calls every operation with its
-//! sample request (`examples/{Service}/{Operation}.xml`) through its own
-//! typed call path, over SOAP 1.1 and over 1.2 where the contract binds it,
-//! and reads the response through its own object model (zeep objects, PHP
-//! stdClass, JAXB beans). The fields it reads are checked against rules
-//! derived here from the response schema (required fields, types,
-//! enumerations, patterns, ranges, lengths; text outputs non-empty), never
-//! against fixed values. One-way operations must be accepted without a
-//! fault. Async operations must answer a ticket, and the client then calls
-//! `Get{Operation}Result` (declared only by the published WSDL) until DONE
-//! and checks the original response's rules on the result; the facade's job
-//! store is in-memory SQLite, its jobs run by soapgate's own `WorkerPool`.
-//! zeep and JAX-WS do the same once more against the real binary,
-//! `soapgate serve --emulator`, with its workers and embedded SQLite. Each client also sends schema-invalid requests (INVALID_REQUEST
-//! fault), and runs once more against a facade whose emulator throttles one
-//! model (MODEL_THROTTLED fault for the operations that only call it).
+//! The example contracts as the client programs see them: every
+//! operation of every contract in `wsdl/`, with its mapping in `mappings/`
+//! and its sample request (`examples/{Service}/{Operation}.xml`), what the
+//! sample must get — a response, an accepted one-way call, a ticket polled
+//! until DONE (`Get{Operation}Result`, declared only by the published WSDL),
+//! or a fault — and rules on the response's fields derived here from its
+//! schema (required fields, types, enumerations, patterns, ranges, lengths;
+//! text outputs non-empty), never fixed values. The manifest and rules
+//! files the client programs read are written from them.
 //!
-//! The client programs live in `tests/clients/`; this file starts the
-//! facades, writes the manifest and the field rules they read, runs them
-//! with a deadline and judges their exit status and output. A missing
-//! client fails the test under `SOAPGATE_REQUIRE_PEERS=1` (set by
-//! `.ci/run`) and is skipped with a message otherwise.
+//! A [`Fixture`] is the facade serving them in process, its model the
+//! Bedrock emulator, its job store in-memory SQLite run by soapgate's own
+//! `WorkerPool`, beside a second facade whose emulator throttles one model
+//! (MODEL_THROTTLED for the operations that only call it). [`Verdict`]
+//! judges a client program's run: its exit status and the checks its
+//! output reports as passed (`read` lines resolved by `reads.rs`). The
+//! stacks and the matrix that drives them are in `stacks.rs` and
+//! `matrix.rs`.
 
 use crate::common::app as support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -39,18 +30,18 @@ use soapgate::contract::Style;
 use soapgate::emulator::Script;
 use soapgate::mapping::json_schema;
 use soapgate::soap::SoapVersion;
-use support::{
-    EmulatedModel, ServeProcess, TestApp, command_works, peer_missing, repo_root, run_with_timeout,
-};
+use support::{EmulatedModel, TestApp, repo_root};
+
+use crate::matrix::Judged;
+use crate::reads;
+use crate::stacks::Stack;
 
 /// Deadline for one client run against one service.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
-/// Deadline for compiling every wsimport-generated source at once.
-const JAVAC_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// What a client must see for an operation's sample request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Expect {
+pub(crate) enum Expect {
     /// A response whose fields pass the operation's rules.
     Response,
     /// A one-way operation accepted without a fault.
@@ -75,38 +66,42 @@ impl Expect {
 
 /// One operation of an example service, as the client programs need it.
 #[derive(Debug, Clone)]
-struct ExampleOp {
-    service: String,
-    operation: String,
-    style: &'static str,
-    versions: Vec<&'static str>,
-    one_way: bool,
-    sample: PathBuf,
-    expect: Expect,
+pub(crate) struct ExampleOp {
+    pub(crate) service: String,
+    pub(crate) operation: String,
+    pub(crate) style: &'static str,
+    pub(crate) versions: Vec<&'static str>,
+    pub(crate) one_way: bool,
+    pub(crate) sample: PathBuf,
+    pub(crate) expect: Expect,
     /// Field rules for the response (empty for one-way operations).
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     /// Every target model of the operation's mapping.
-    models: Vec<String>,
+    pub(crate) models: Vec<String>,
     /// The mapping's failure policy is `fault`: a failing model is a fault
     /// (a static or cached fallback would answer instead, degraded).
-    faults_on_failure: bool,
+    pub(crate) faults_on_failure: bool,
+    /// Why the stack under test cannot write this sample request (its
+    /// expectation is then the facade's INVALID_REQUEST); see
+    /// `Stack::limit`.
+    pub(crate) limited: Option<&'static str>,
 }
 
 /// One check on the values a client reads at `path` (names of the response
 /// payload root's children, then their children, `/`-separated; lists are
 /// flattened at every step).
 #[derive(Debug, Clone, PartialEq)]
-struct Rule {
-    path: String,
-    kind: &'static str,
-    arg: String,
+pub(crate) struct Rule {
+    pub(crate) path: String,
+    pub(crate) kind: &'static str,
+    pub(crate) arg: String,
 }
 
 /// The contracts the clients are run against: `wsdl/`, `mappings/` and
 /// `examples/`, or the folders named by `SOAPGATE_CLIENTS_WSDL_DIR`,
 /// `SOAPGATE_CLIENTS_MAPPINGS_DIR` / `SOAPGATE_CLIENTS_EXAMPLES_DIR` (to
 /// try the clients on other contracts).
-fn contract_dirs() -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn contract_dirs() -> (PathBuf, PathBuf, PathBuf) {
     let root = repo_root();
     let pick = |var: &str, default: &str| {
         std::env::var_os(var)
@@ -188,6 +183,7 @@ fn example_ops(app: &TestApp, examples: &Path) -> Vec<ExampleOp> {
                     plan.on_failure(),
                     soapgate::mapping::FailurePolicy::Fault
                 ),
+                limited: None,
             });
         }
     }
@@ -394,7 +390,7 @@ fn write_manifest(ops: &[ExampleOp], dir: &Path) -> PathBuf {
     path
 }
 
-fn services(ops: &[ExampleOp]) -> Vec<String> {
+pub(crate) fn services(ops: &[ExampleOp]) -> Vec<String> {
     let mut names: Vec<String> = ops.iter().map(|o| o.service.clone()).collect();
     names.dedup();
     names
@@ -422,24 +418,46 @@ fn throttled_model(ops: &[ExampleOp]) -> Option<String> {
 /// A facade whose emulator throttles one model, and the operations that
 /// must then answer MODEL_THROTTLED (every target of theirs is that model).
 #[derive(Debug)]
-struct Throttled {
-    app: TestApp,
-    ops: Vec<ExampleOp>,
-    manifest: PathBuf,
+pub(crate) struct Throttled {
+    pub(crate) app: TestApp,
+    pub(crate) ops: Vec<ExampleOp>,
+    pub(crate) manifest: PathBuf,
 }
 
 /// Everything a client test needs: the running app, its example
 /// operations and the manifest describing them, and the throttled run.
 #[derive(Debug)]
-struct Fixture {
-    app: TestApp,
-    ops: Vec<ExampleOp>,
-    manifest: PathBuf,
-    throttled: Throttled,
-    tmp: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) app: TestApp,
+    pub(crate) ops: Vec<ExampleOp>,
+    pub(crate) manifest: PathBuf,
+    pub(crate) throttled: Throttled,
+    pub(crate) tmp: tempfile::TempDir,
 }
 
 impl Fixture {
+    /// The fixture for one stack: what it cannot write (`Stack::limit`)
+    /// must get the facade's INVALID_REQUEST instead.
+    pub(crate) fn start_for(stack: Stack) -> Fixture {
+        let mut fx = Fixture::start();
+        let limit = |ops: &mut Vec<ExampleOp>| {
+            for op in ops.iter_mut() {
+                if let Some(why) = stack.limit(op) {
+                    op.limited = Some(why);
+                    op.expect = Expect::Fault("INVALID_REQUEST".into());
+                }
+            }
+        };
+        limit(&mut fx.ops);
+        limit(&mut fx.throttled.ops);
+        if fx.ops.iter().any(|o| o.limited.is_some()) {
+            fx.manifest = write_manifest(&fx.ops, fx.tmp.path());
+            fx.throttled.manifest =
+                write_manifest(&fx.throttled.ops, &fx.tmp.path().join("throttled"));
+        }
+        fx
+    }
+
     fn start() -> Fixture {
         let (wsdl, mappings, examples) = contract_dirs();
         let app = TestApp::start_mapped(&wsdl, &mappings, EmulatedModel::default());
@@ -501,34 +519,53 @@ impl Fixture {
 /// Collects client runs and what was wrong with them, and panics with all
 /// of it at the end.
 #[derive(Debug, Default)]
-struct Verdict {
-    problems: Vec<String>,
+pub(crate) struct Verdict {
+    pub(crate) problems: Vec<String>,
 }
 
 impl Verdict {
-    fn fail(&mut self, what: impl Into<String>) {
+    pub(crate) fn fail(&mut self, what: impl Into<String>) {
         self.problems.push(what.into());
     }
 
     /// Judge one run of a client program against one service: it must exit
-    /// 0, and its output must show each operation's sample request passed
-    /// for each SOAP version bound — a response with every rule checked, an
-    /// accepted one-way call, or the expected fault.
-    fn judge_run(
+    /// 0 with no failed check, and its output (its `read` lines checked
+    /// against the rules) must show each operation's sample request passed
+    /// for each SOAP version bound that the stack speaks — a response with
+    /// every rule checked, an accepted one-way call, a ticket polled to
+    /// DONE, or the expected fault.
+    pub(crate) fn judge_run(
         &mut self,
         client: &str,
         service: &str,
         out: &support::RunOutput,
         ops: &[ExampleOp],
-    ) {
-        println!("=== {client} / {service}\n{}", out.stdout.trim_end());
-        if !out.success() {
-            self.fail(format!("{client} failed for {service}:\n{out}"));
-            return;
+        stack: Stack,
+    ) -> Judged {
+        let stdout = reads::resolve(&out.stdout, ops);
+        println!("=== {client} / {service}\n{}", stdout.trim_end());
+        let mut judged = Judged {
+            stdout,
+            passed: BTreeSet::new(),
+        };
+        let failed_checks: Vec<&str> = judged
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect();
+        if !out.success() || !failed_checks.is_empty() {
+            self.fail(format!(
+                "{client} failed for {service}:\n{}\n{out}",
+                failed_checks.join("\n")
+            ));
+            return judged;
         }
         let mut missing = Vec::new();
         for op in ops.iter().filter(|o| o.service == service) {
             for v in &op.versions {
+                if *v == "1.2" && stack.no_soap12().is_some() {
+                    continue;
+                }
                 let needle = format!("SOAP {v}] {}: sample request", op.operation);
                 let proof = match &op.expect {
                     Expect::Response => format!("{} rule(s) checked", op.rules.len()),
@@ -538,11 +575,17 @@ impl Verdict {
                     Expect::Accepted => "accepted".to_string(),
                     Expect::Fault(code) => code.clone(),
                 };
-                let seen = out
+                let seen = judged
                     .stdout
                     .lines()
                     .any(|l| l.starts_with("ok") && l.contains(&needle) && l.contains(&proof));
-                if !seen {
+                if seen {
+                    judged.passed.insert((
+                        op.service.clone(),
+                        op.operation.clone(),
+                        (*v).to_string(),
+                    ));
+                } else {
                     missing.push(format!("{needle} ({proof})"));
                 }
             }
@@ -553,13 +596,13 @@ impl Verdict {
                 missing.join(", ")
             ));
         }
+        judged
     }
 
     /// Count the invalid-request checks a client passed; at least one per
     /// service is required.
-    fn judge_invalid(&mut self, client: &str, service: &str, out: &support::RunOutput) {
-        let passed = out
-            .stdout
+    pub(crate) fn judge_invalid(&mut self, client: &str, service: &str, stdout: &str) {
+        let passed = stdout
             .lines()
             .filter(|l| {
                 l.starts_with("ok")
@@ -575,7 +618,7 @@ impl Verdict {
     }
 
     /// The main app's model must really have been called.
-    fn judge_model_calls(&mut self, client: &str, fx: &Fixture) {
+    pub(crate) fn judge_model_calls(&mut self, client: &str, fx: &Fixture) {
         if fx.app.model_calls() == 0 {
             self.fail(format!("{client}: the emulator saw no model call"));
         }
@@ -585,228 +628,10 @@ impl Verdict {
             ));
         }
     }
-
-    fn finish(self, client: &str) {
-        assert!(
-            self.problems.is_empty(),
-            "{client}: {} problem(s):\n\n{}",
-            self.problems.len(),
-            self.problems.join("\n\n")
-        );
-    }
-}
-
-/// Run a script-style client (zeep, PHP) for every service, then for the
-/// services with throttled operations against the throttling facade.
-fn run_script_client(test: &str, program: &str, script: &Path) {
-    let fx = Fixture::start();
-    let mut verdict = Verdict::default();
-    for service in services(&fx.ops) {
-        let out = run_with_timeout(
-            Command::new(program)
-                .arg(script)
-                .arg(&fx.app.base_url)
-                .arg(&fx.manifest)
-                .arg(&service),
-            CLIENT_TIMEOUT,
-        );
-        verdict.judge_run(test, &service, &out, &fx.ops);
-        if out.success() {
-            verdict.judge_invalid(test, &service, &out);
-        }
-    }
-    let throttled = &fx.throttled;
-    for service in services(&throttled.ops) {
-        let out = run_with_timeout(
-            Command::new(program)
-                .arg(script)
-                .arg(&throttled.app.base_url)
-                .arg(&throttled.manifest)
-                .arg(&service),
-            CLIENT_TIMEOUT,
-        );
-        verdict.judge_run(
-            &format!("{test} (throttled)"),
-            &service,
-            &out,
-            &throttled.ops,
-        );
-    }
-    verdict.judge_model_calls(test, &fx);
-    verdict.finish(test);
-}
-
-#[test]
-fn zeep_calls_every_example_operation_and_reads_the_response() {
-    const TEST: &str = "zeep";
-    if !command_works("python3", &["-c", "import zeep, lxml"]) {
-        peer_missing(TEST, "python3 with zeep (pip install zeep)");
-        return;
-    }
-    run_script_client(
-        TEST,
-        "python3",
-        &repo_root().join("tests/clients/zeep_client.py"),
-    );
-}
-
-#[test]
-fn php_soapclient_calls_every_example_operation_and_reads_the_response() {
-    const TEST: &str = "php";
-    let probe = r#"exit(class_exists("SoapClient") && class_exists("DOMDocument") ? 0 : 1);"#;
-    if !command_works("php", &["-r", probe]) {
-        peer_missing(
-            TEST,
-            "php with the soap and dom extensions (php-cli php-soap php-xml)",
-        );
-        return;
-    }
-    run_script_client(
-        TEST,
-        "php",
-        &repo_root().join("tests/clients/php_client.php"),
-    );
-}
-
-/// The JAX-WS RI runtime classpath: `SOAPGATE_JAXWS_CLASSPATH`, or the
-/// Debian jars (jaxws-rt.jar names its own dependencies in its manifest;
-/// javax.activation is needed beside it on Java 11+).
-fn jaxws_classpath() -> Option<String> {
-    if let Ok(cp) = std::env::var("SOAPGATE_JAXWS_CLASSPATH") {
-        return Some(cp);
-    }
-    let rt = Path::new("/usr/share/java/jaxws-rt.jar");
-    if !rt.is_file() {
-        return None;
-    }
-    let mut cp = vec![rt.display().to_string()];
-    let activation = Path::new("/usr/share/java/javax.activation.jar");
-    if activation.is_file() {
-        cp.push(activation.display().to_string());
-    }
-    Some(cp.join(":"))
-}
-
-#[test]
-fn jaxws_wsimport_calls_every_example_operation_and_reads_the_response() {
-    const TEST: &str = "jax-ws";
-    let tools = ["wsimport", "javac", "java"];
-    if let Some(tool) = tools.iter().find(|t| !command_works(t, &["-version"])) {
-        peer_missing(
-            TEST,
-            &format!("{tool} (apt-get install jaxws libjaxws-java default-jdk)"),
-        );
-        return;
-    }
-    let Some(classpath) = jaxws_classpath() else {
-        peer_missing(
-            TEST,
-            "/usr/share/java/jaxws-rt.jar (apt-get install libjaxws-java)",
-        );
-        return;
-    };
-    let fx = Fixture::start();
-    let gen_dir = fx.tmp.path().join("gen");
-    let classes = fx.tmp.path().join("classes");
-    for dir in [&gen_dir, &classes] {
-        std::fs::create_dir_all(dir).expect("creating the Java build folders");
-    }
-    let mut verdict = Verdict::default();
-
-    // wsimport every service into a package of its own.
-    let mut imported = Vec::new();
-    for (i, service) in services(&fx.ops).into_iter().enumerate() {
-        let package = format!("soapgate.clients.gen.s{i}");
-        let out = run_with_timeout(
-            Command::new("wsimport")
-                .args(["-keep", "-Xnocompile", "-extension", "-d"])
-                .arg(&gen_dir)
-                .arg("-p")
-                .arg(&package)
-                .arg(fx.app.wsdl_url(&service)),
-            CLIENT_TIMEOUT,
-        );
-        println!("=== wsimport / {service}\n{}", out.stdout.trim_end());
-        let errors = out.stdout.contains("[ERROR]") || out.stderr.contains("[ERROR]");
-        if !out.success() || errors {
-            verdict.fail(format!("wsimport failed for {service}:\n{out}"));
-        } else {
-            imported.push((service, package));
-        }
-    }
-
-    // Compile the generated sources and the client in one javac run.
-    let mut sources = vec![repo_root().join("tests/clients/java/SoapgateJaxwsClient.java")];
-    collect_java_sources(&gen_dir, &mut sources);
-    let out = run_with_timeout(
-        Command::new("javac")
-            .args(["-nowarn", "-encoding", "UTF-8", "-cp", &classpath, "-d"])
-            .arg(&classes)
-            .args(&sources),
-        JAVAC_TIMEOUT,
-    );
-    if !out.success() {
-        verdict.fail(format!("javac failed:\n{out}"));
-        verdict.finish(TEST);
-        return;
-    }
-
-    let run_cp = format!("{}:{classpath}", classes.display());
-    for (service, package) in imported {
-        let out = run_with_timeout(
-            Command::new("java")
-                .args(["-cp", &run_cp, "SoapgateJaxwsClient"])
-                .arg(&fx.app.base_url)
-                .arg(&fx.manifest)
-                .arg(&service)
-                .arg(&package)
-                .arg(&classes),
-            CLIENT_TIMEOUT,
-        );
-        verdict.judge_run(TEST, &service, &out, &fx.ops);
-        if out.success() {
-            verdict.judge_invalid(TEST, &service, &out);
-        }
-        let throttled = &fx.throttled;
-        if throttled.ops.iter().any(|o| o.service == service) {
-            let out = run_with_timeout(
-                Command::new("java")
-                    .args(["-cp", &run_cp, "SoapgateJaxwsClient"])
-                    .arg(&throttled.app.base_url)
-                    .arg(&throttled.manifest)
-                    .arg(&service)
-                    .arg(&package)
-                    .arg(&classes),
-                CLIENT_TIMEOUT,
-            );
-            verdict.judge_run(
-                &format!("{TEST} (throttled)"),
-                &service,
-                &out,
-                &throttled.ops,
-            );
-        }
-    }
-    verdict.judge_model_calls(TEST, &fx);
-    verdict.finish(TEST);
-}
-
-fn collect_java_sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_java_sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "java") {
-            out.push(path);
-        }
-    }
 }
 
 /// The async example operations with their rules, and a manifest of them.
-fn async_ops_manifest(dir: &Path) -> (Vec<ExampleOp>, PathBuf) {
+pub(crate) fn async_ops_manifest(dir: &Path) -> (Vec<ExampleOp>, PathBuf) {
     let (wsdl, mappings, examples) = contract_dirs();
     // In-process, only to derive the operations and rules from the contract.
     let app = TestApp::start_mapped(&wsdl, &mappings, EmulatedModel::default());
@@ -817,119 +642,4 @@ fn async_ops_manifest(dir: &Path) -> (Vec<ExampleOp>, PathBuf) {
     assert!(!ops.is_empty(), "no example operation is mode: async");
     let manifest = write_manifest(&ops, dir);
     (ops, manifest)
-}
-
-/// The real binary on the example contracts, working in `dir` (its SQLite
-/// file goes to `dir/data/`).
-fn binary(dir: &Path) -> ServeProcess {
-    let (wsdl, mappings, _) = contract_dirs();
-    ServeProcess::start(&wsdl, &mappings, dir)
-}
-
-#[test]
-fn zeep_polls_async_operations_to_done_through_the_binary() {
-    const TEST: &str = "zeep (binary)";
-    if !command_works("python3", &["-c", "import zeep, lxml"]) {
-        peer_missing(TEST, "python3 with zeep (pip install zeep)");
-        return;
-    }
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let (ops, manifest) = async_ops_manifest(&tmp.path().join("manifest"));
-    let server = binary(tmp.path());
-    let mut verdict = Verdict::default();
-    for service in services(&ops) {
-        let out = run_with_timeout(
-            Command::new("python3")
-                .arg(repo_root().join("tests/clients/zeep_client.py"))
-                .arg(&server.base_url)
-                .arg(&manifest)
-                .arg(&service),
-            CLIENT_TIMEOUT,
-        );
-        verdict.judge_run(TEST, &service, &out, &ops);
-    }
-    if !verdict.problems.is_empty() {
-        verdict.fail(format!("server log:\n{}", server.log()));
-    }
-    verdict.finish(TEST);
-}
-
-#[test]
-fn jaxws_polls_async_operations_to_done_through_the_binary() {
-    const TEST: &str = "jax-ws (binary)";
-    let tools = ["wsimport", "javac", "java"];
-    if let Some(tool) = tools.iter().find(|t| !command_works(t, &["-version"])) {
-        peer_missing(
-            TEST,
-            &format!("{tool} (apt-get install jaxws libjaxws-java default-jdk)"),
-        );
-        return;
-    }
-    let Some(classpath) = jaxws_classpath() else {
-        peer_missing(
-            TEST,
-            "/usr/share/java/jaxws-rt.jar (apt-get install libjaxws-java)",
-        );
-        return;
-    };
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let (ops, manifest) = async_ops_manifest(&tmp.path().join("manifest"));
-    let server = binary(tmp.path());
-    let gen_dir = tmp.path().join("gen");
-    let classes = tmp.path().join("classes");
-    for dir in [&gen_dir, &classes] {
-        std::fs::create_dir_all(dir).expect("creating the Java build folders");
-    }
-    let mut verdict = Verdict::default();
-    let mut imported = Vec::new();
-    for (i, service) in services(&ops).into_iter().enumerate() {
-        let package = format!("soapgate.clients.gen.a{i}");
-        let out = run_with_timeout(
-            Command::new("wsimport")
-                .args(["-keep", "-Xnocompile", "-extension", "-d"])
-                .arg(&gen_dir)
-                .arg("-p")
-                .arg(&package)
-                .arg(server.wsdl_url(&service)),
-            CLIENT_TIMEOUT,
-        );
-        let errors = out.stdout.contains("[ERROR]") || out.stderr.contains("[ERROR]");
-        if !out.success() || errors {
-            verdict.fail(format!("wsimport failed for {service}:\n{out}"));
-        } else {
-            imported.push((service, package));
-        }
-    }
-    let mut sources = vec![repo_root().join("tests/clients/java/SoapgateJaxwsClient.java")];
-    collect_java_sources(&gen_dir, &mut sources);
-    let out = run_with_timeout(
-        Command::new("javac")
-            .args(["-nowarn", "-encoding", "UTF-8", "-cp", &classpath, "-d"])
-            .arg(&classes)
-            .args(&sources),
-        JAVAC_TIMEOUT,
-    );
-    if !out.success() {
-        verdict.fail(format!("javac failed:\n{out}"));
-        verdict.finish(TEST);
-        return;
-    }
-    let run_cp = format!("{}:{classpath}", classes.display());
-    for (service, package) in imported {
-        let out = run_with_timeout(
-            Command::new("java")
-                .args(["-cp", &run_cp, "SoapgateJaxwsClient"])
-                .arg(&server.base_url)
-                .arg(&manifest)
-                .arg(&service)
-                .arg(&package)
-                .arg(&classes),
-            CLIENT_TIMEOUT,
-        );
-        verdict.judge_run(TEST, &service, &out, &ops);
-    }
-    if !verdict.problems.is_empty() {
-        verdict.fail(format!("server log:\n{}", server.log()));
-    }
-    verdict.finish(TEST);
 }
