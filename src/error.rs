@@ -5,7 +5,7 @@
 use crate::contract::Violation;
 use crate::converse::ModelError;
 use crate::soap::fault::FaultViolation;
-use crate::soap::{EnvelopeError, ErrorCode, Fault, SoapVersion};
+use crate::soap::{DeclaredFault, EnvelopeError, ErrorCode, Fault, SoapVersion};
 use crate::xml::{QName, XmlError, XmlErrorKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +119,10 @@ pub enum GatewayError {
     /// `MessageID urn:uuid:…` or `idempotency key DOC-1`.
     #[error("{key} was already used for a different request; a new request needs a key of its own")]
     IdempotencyMismatch { key: String },
+    /// The model answered one of the faults the operation's WSDL declares
+    /// (its detail validated): the call's answer, written as the WSDL says.
+    #[error("the operation answered its declared fault {}", .0.name)]
+    Declared(Box<DeclaredFault>),
 }
 
 impl GatewayError {
@@ -162,14 +166,20 @@ impl GatewayError {
             GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
             GatewayError::RequestIncomplete(_) => ErrorCode::RequestIncomplete,
             GatewayError::IdempotencyMismatch { .. } => ErrorCode::IdempotencyMismatch,
+            GatewayError::Declared(_) => ErrorCode::DeclaredFault,
         }
     }
 
     /// The fault a client sees. Every variant but `Internal` describes the
     /// client's own input, so its text is safe to return.
     pub fn to_fault(&self, correlation_id: &str) -> Fault {
+        // The mapping's text and the model's validated detail: the answer.
+        if let GatewayError::Declared(fault) = self {
+            return Fault::declared((**fault).clone(), correlation_id);
+        }
         // No catch-all arm: a new variant must decide what its fault may say.
         let message = match self {
+            GatewayError::Declared(fault) => fault.reason.clone(),
             GatewayError::Internal(_) => {
                 "Internal error; quote the correlation id to the operator".to_string()
             }

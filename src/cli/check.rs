@@ -1,11 +1,13 @@
 //! `soapgate check`: load every contract and mapping and print the
-//! operations served, one line each; errors as `path:line:col: message`.
+//! operations served, one line each (with the declared faults each mapping
+//! lets the model answer); errors as `path:line:col: message`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
+use soapgate::soap::FaultCode;
 
 use super::{Common, settings};
 
@@ -53,11 +55,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     };
                     let models: Vec<&str> =
                         plan.targets().iter().map(|t| t.model.as_str()).collect();
-                    format!(
+                    let mut line = format!(
                         "mapped: {output}, {} mode, models {}",
                         format!("{:?}", plan.mode()).to_lowercase(),
                         models.join(" > ")
-                    )
+                    );
+                    // The declared faults the model may answer: name
+                    // (code, detail element, tool or text rule).
+                    let faults: Vec<String> = plan
+                        .faults()
+                        .iter()
+                        .map(|f| {
+                            let code = match f.code {
+                                FaultCode::Server => "server",
+                                _ => "client",
+                            };
+                            let how = match &f.tool {
+                                Some(tool) => format!("tool {tool}"),
+                                None => "text rule".to_string(),
+                            };
+                            format!("{} ({code}, detail {}, {how})", f.name, f.element)
+                        })
+                        .collect();
+                    if !faults.is_empty() {
+                        line.push_str(&format!(", faults {}", faults.join("; ")));
+                    }
+                    line
                 }
             };
             let _ = writeln!(

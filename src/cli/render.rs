@@ -79,8 +79,28 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         route.push_str(&format!(" (then {})", targets[1..].join(", ")));
     }
     eprintln!("{route}");
-    // What structured output costs per call: the tool schema rides along
+    // The tools offered (the response's, then each declared fault's) and
+    // what structured output costs per call: every tool schema rides along
     // with every request.
+    if let Some(config) = &call.request.tool_config {
+        let names: Vec<&str> = config
+            .tools
+            .iter()
+            .map(|soapgate::converse::Tool::ToolSpec(s)| s.name.as_str())
+            .collect();
+        let choice = match &config.tool_choice {
+            Some(soapgate::converse::ToolChoice::Any(_)) => "the model calls one of them",
+            Some(soapgate::converse::ToolChoice::Tool(_)) => "the model must call it",
+            _ => "the model may call them",
+        };
+        eprintln!("tools offered: {} ({choice})", names.join(", "));
+    }
+    for fault in plan.faults().iter().filter(|f| f.tool.is_none()) {
+        eprintln!(
+            "fault {}: chosen by the text answer (its `when` rule), detail {}",
+            fault.name, fault.element
+        );
+    }
     for tool in call.request.tool_config.iter().flat_map(|c| &c.tools) {
         let soapgate::converse::Tool::ToolSpec(spec) = tool;
         let schema = spec.schema();

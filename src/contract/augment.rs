@@ -16,7 +16,9 @@
 //!   SOAP 1.1/1.2 binding of `Op` answers it with a plain literal body.
 //! - A new operation `Get{Op}Result` is added to the portType and to every
 //!   SOAP binding that binds `Op` (with a soapAction derived from `Op`'s), so
-//!   every port that offers `Op` offers its poll.
+//!   every port that offers `Op` offers its poll. It declares `Op`'s
+//!   `wsdl:fault`s: a job whose answer was a declared fault is answered
+//!   with that fault by the poll.
 //!
 //! Every prefix the additions use is bound on the edited document's root
 //! (an existing binding, or a new declaration there), never only on the
@@ -657,6 +659,7 @@ impl Docs {
             ),
         );
         let ticket_ref = message_ref(&ticket_msg);
+        let mut poll_op = poll_op;
         // Found again: adding messages moved the components after them.
         let Some(loc) = self.find("portType", pt) else {
             return;
@@ -669,6 +672,8 @@ impl Docs {
             if !o.name.is(WSDL_NS, "operation") || o.attr("name") != Some(op) {
                 continue;
             }
+            // The poll answers the operation's declared faults.
+            poll_op.children.extend(declared_faults(o));
             for io in &mut o.children {
                 let Node::Element(io) = io else { continue };
                 if !io.name.is(WSDL_NS, "output") {
@@ -713,11 +718,13 @@ impl Docs {
             return;
         };
         let mut action = None;
+        let mut faults = Vec::new();
         for node in &mut el.children {
             let Node::Element(o) = node else { continue };
             if !o.name.is(WSDL_NS, "operation") || o.attr("name") != Some(op) {
                 continue;
             }
+            faults.extend(declared_faults(o));
             action = o
                 .child(soap_ns, "operation")
                 .and_then(|s| s.attr("soapAction"))
@@ -748,10 +755,29 @@ impl Docs {
                 attr_text(&poll_action)
             ),
         );
+        let mut poll_op = poll_op;
+        poll_op.children.extend(faults);
         if let Some(el) = self.child_mut(loc) {
             el.push_child(poll_op);
         }
     }
+}
+
+/// The `wsdl:fault` children of a portType or binding operation, copied
+/// for its poll (which sits beside it, so only the operation's own
+/// declarations need carrying over).
+fn declared_faults(op: &Element) -> Vec<Node> {
+    op.children_named(WSDL_NS, "fault")
+        .map(|f| {
+            let mut f = f.clone();
+            for d in &op.ns_decls {
+                if f.declared_ns(&d.prefix).is_none() {
+                    f.ns_decls.push(d.clone());
+                }
+            }
+            Node::Element(f)
+        })
+        .collect()
 }
 
 #[cfg(test)]

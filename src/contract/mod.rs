@@ -15,7 +15,10 @@ pub mod xsd;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::{BoundVersion, Contract, ContractSet, Operation, Payload, RpcPart, Service, Style};
+pub use model::{
+    BoundVersion, Contract, ContractSet, FaultDetail, Operation, OperationFault, Payload, RpcPart,
+    Service, Style,
+};
 pub use validate::validate_payload;
 pub use xsd::{SchemaSet, Violation};
 

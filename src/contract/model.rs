@@ -141,6 +141,29 @@ pub struct Operation {
     /// operation whose jobs it polls. `None` for the contract's own
     /// operations.
     pub result_of: Option<String>,
+    /// The faults the portType declares (`wsdl:fault`), in order.
+    pub faults: Vec<OperationFault>,
+}
+
+/// A `wsdl:fault` of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationFault {
+    pub name: String,
+    /// The fault message.
+    pub message: QName,
+    /// What the fault's `detail` carries.
+    pub detail: FaultDetail,
+}
+
+/// The detail a declared fault carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultDetail {
+    /// The message's one part names this global element (WS-I Basic
+    /// Profile R2205): the detail's child.
+    Element(QName),
+    /// No element a fault can be answered with; why, in plain words (the
+    /// message is not defined, has no or several parts, or a typed part).
+    Unusable(String),
 }
 
 impl Operation {
@@ -155,6 +178,11 @@ impl Operation {
     /// True for an async request-response operation answered with a ticket.
     pub fn is_ticketed(&self) -> bool {
         self.original_output.is_some()
+    }
+
+    /// The declared fault of this name.
+    pub fn fault(&self, name: &str) -> Option<&OperationFault> {
+        self.faults.iter().find(|f| f.name == name)
     }
 
     /// The response payload a job of this operation produces: the

@@ -67,6 +67,23 @@ pub(crate) fn respond(
             vec![tool_use(request, tool_name(request), input.clone(), seed)],
             StopReason::ToolUse,
         ),
+        Answer::NamedTool { name, input } => {
+            let Some(spec) = request.tool_config.as_ref().and_then(|c| c.tool(name)) else {
+                // A model cannot call a tool it was not offered: the
+                // script and the request disagree, so say it loudly.
+                return Err(scripted(
+                    ServiceErrorKind::Validation,
+                    Some(&format!(
+                        "The script answers with tool {name}, which the request does not offer."
+                    )),
+                ));
+            };
+            let input = input.clone().unwrap_or_else(|| sample(spec.schema(), seed));
+            (
+                vec![tool_use(request, name.clone(), input, seed)],
+                StopReason::ToolUse,
+            )
+        }
         Answer::Default => match request.forced_tool() {
             Some(spec) => {
                 let input = sample(spec.schema(), seed);
@@ -289,6 +306,55 @@ mod tests {
             validate(&request).unwrap_err().kind,
             ServiceErrorKind::Validation
         );
+    }
+
+    #[test]
+    fn a_named_tool_is_called_with_schema_json_unless_given() {
+        let mut request = Request::user_text("triage");
+        request.tool_config = Some(ToolConfig {
+            tools: vec![
+                crate::converse::Tool::ToolSpec(ToolSpec::new(
+                    "respond",
+                    None,
+                    json!({"type": "object", "required": ["a"], "properties": {"a": {"const": 1}}}),
+                )),
+                crate::converse::Tool::ToolSpec(ToolSpec::new(
+                    "Rejected",
+                    None,
+                    json!({"type": "object", "required": ["why"], "properties": {"why": {"enum": ["Spam"]}}}),
+                )),
+            ],
+            tool_choice: Some(ToolChoice::any()),
+        });
+        // Unscripted, `any` calls the first tool: the response's.
+        let default = respond("m", &request, &Answer::Default, 0).unwrap();
+        assert_eq!(default.first_tool_use().unwrap().name, "respond");
+        let named = Answer::NamedTool {
+            name: "Rejected".into(),
+            input: None,
+        };
+        let tool = respond("m", &request, &named, 0).unwrap();
+        let used = tool.first_tool_use().unwrap();
+        assert_eq!(
+            (used.name.as_str(), &used.input),
+            ("Rejected", &json!({"why": "Spam"}))
+        );
+        let given = Answer::NamedTool {
+            name: "Rejected".into(),
+            input: Some(json!({"why": "Other"})),
+        };
+        let tool = respond("m", &request, &given, 0).unwrap();
+        assert_eq!(
+            tool.first_tool_use().unwrap().input,
+            json!({"why": "Other"})
+        );
+        let missing = Answer::NamedTool {
+            name: "Nope".into(),
+            input: None,
+        };
+        let err = respond("m", &request, &missing, 0).unwrap_err();
+        assert_eq!(err.kind, ServiceErrorKind::Validation);
+        assert!(err.message.contains("Nope"), "{}", err.message);
     }
 
     #[test]

@@ -18,6 +18,9 @@
 //!     error: { kind: access_denied, message: "not subscribed" }
 //!   - prompt: "hello"
 //!     text: "Hi there"
+//!   - prompt: "(?i)spam"              # a call of this offered tool (e.g. a
+//!     tool_name: TicketRejected       # declared fault's), its input from
+//!                                     # its schema unless `tool` gives it
 //!   - model: "flaky-later"            # answers twice, then fails
 //!     after: 2
 //!     error: { kind: internal_server }
@@ -63,6 +66,12 @@ pub(crate) enum Answer {
     Text(String),
     /// The input of a tool call to the forced (or first) tool.
     Tool(Value),
+    /// A call of the offered tool of this name, with this input or, when
+    /// `None`, one generated from its schema.
+    NamedTool {
+        name: String,
+        input: Option<Value>,
+    },
     Error(ScriptedError),
 }
 
@@ -121,6 +130,7 @@ struct RuleFile {
     prompt: Option<Spanned<String>>,
     text: Option<String>,
     tool: Option<Spanned<Value>>,
+    tool_name: Option<Spanned<String>>,
     error: Option<ErrorFile>,
     delay_ms: Option<u64>,
     fail_first: Option<FailFirstFile>,
@@ -273,6 +283,33 @@ impl Script {
                 Answer::Error(error.into_error())
             } else {
                 Answer::Default
+            };
+            let answer = match (rule.tool_name, answer) {
+                (None, answer) => answer,
+                (Some(t), _) if t.value.trim().is_empty() => {
+                    return Err(at(
+                        t.referenced.line(),
+                        t.referenced.column(),
+                        format!("{name}: `tool_name` must name a tool"),
+                    ));
+                }
+                (Some(t), Answer::Tool(input)) => Answer::NamedTool {
+                    name: t.value,
+                    input: Some(input),
+                },
+                (Some(t), Answer::Default) => Answer::NamedTool {
+                    name: t.value,
+                    input: None,
+                },
+                (Some(t), _) => {
+                    return Err(at(
+                        t.referenced.line(),
+                        t.referenced.column(),
+                        format!(
+                            "{name}: `tool_name` goes with a tool answer, not `text` or `error`"
+                        ),
+                    ));
+                }
             };
             let fail_first = rule.fail_first.map(|f| FailFirst {
                 times: f.times,
@@ -438,6 +475,31 @@ rules:
         let err = Script::parse("rules:\n  - text: a\n    tool: { x: 1 }\n", "s.yaml").unwrap_err();
         assert_eq!(err.line, 2, "{err}");
         assert!(err.message.contains("at most one"), "{err}");
+    }
+
+    #[test]
+    fn a_rule_may_name_the_tool_to_call() {
+        let script = Script::parse(
+            "rules:\n  - prompt: spam\n    tool_name: TicketRejected\n  - tool_name: T\n    tool: { a: 1 }\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            script.rules[0].answer,
+            Answer::NamedTool {
+                name: "TicketRejected".into(),
+                input: None
+            }
+        );
+        assert_eq!(
+            script.rules[1].answer,
+            Answer::NamedTool {
+                name: "T".into(),
+                input: Some(serde_json::json!({"a": 1}))
+            }
+        );
+        let err = Script::parse("rules:\n  - text: a\n    tool_name: T\n", "s.yaml").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 16), "{err}");
     }
 
     #[test]

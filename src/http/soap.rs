@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::jobs::call;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
-use crate::soap::{Envelope, ErrorCode, FaultCode, SoapVersion, response};
+use crate::soap::{Envelope, ErrorCode, Fault, FaultCode, SoapVersion, response};
 use crate::tenants::{CallRecord, CallSource, Presented, Tenants, sha256_hex};
 use crate::xml;
 
@@ -109,7 +109,17 @@ pub(crate) async fn post_call(
             }
             response
         }
-        Err(err) => fault_response(&ctx, &err),
+        Err(err) => {
+            // A declared fault from the last-good store is marked as a
+            // degraded response would be.
+            let headers = outcome
+                .degraded
+                .filter(|_| matches!(err, GatewayError::Declared(_)))
+                .map(|d| response::degraded_header(d.policy.as_str(), d.reason.as_str()))
+                .into_iter()
+                .collect();
+            fault_response(&ctx, &err, headers)
+        }
     };
     let mut response = response;
     if seen.body_unread {
@@ -517,23 +527,26 @@ fn soap_response(ctx: &CallContext, status: StatusCode, envelope: xml::Element) 
 /// The HTTP status of a fault in `version`: a few codes have one of their
 /// own; otherwise SOAP 1.2's Sender faults are 400 (SOAP 1.2 Part 2,
 /// 7.5.1.2), and every other fault, SOAP 1.1's Client faults included
-/// (SOAP 1.1, 6.2), is 500.
-fn fault_status(code: ErrorCode, version: SoapVersion) -> StatusCode {
-    match code {
+/// (SOAP 1.1, 6.2), is 500. A declared fault is Sender or Receiver as its
+/// mapping says.
+fn fault_status(fault: &Fault, version: SoapVersion) -> StatusCode {
+    match fault.code {
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnknownService => StatusCode::NOT_FOUND,
         ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RequestIncomplete => StatusCode::BAD_REQUEST,
-        code if version == SoapVersion::V12 && code.fault_code() == FaultCode::Client => {
+        _ if version == SoapVersion::V12 && fault.fault_code() == FaultCode::Client => {
             StatusCode::BAD_REQUEST
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
+/// The fault's envelope, with `headers` (a declared fault's `sg:Degraded`)
+/// besides the fault's own header blocks.
+fn fault_response(ctx: &CallContext, err: &GatewayError, headers: Vec<xml::Element>) -> Response {
     let fault = err.to_fault(&ctx.correlation_id);
-    let status = fault_status(fault.code, ctx.version);
+    let status = fault_status(&fault, ctx.version);
     match err {
         GatewayError::Internal(detail) => {
             tracing::error!(correlation_id = %ctx.correlation_id, service = %ctx.service, detail, "internal error");
@@ -550,7 +563,14 @@ fn fault_response(ctx: &CallContext, err: &GatewayError) -> Response {
             "fault"
         ),
     }
-    soap_response(ctx, status, fault.envelope(ctx.version))
+    let envelope = if headers.is_empty() {
+        fault.envelope(ctx.version)
+    } else {
+        let mut blocks = fault.header_blocks(ctx.version);
+        blocks.extend(headers);
+        response::envelope(ctx.version, blocks, vec![fault.to_element(ctx.version)])
+    };
+    soap_response(ctx, status, envelope)
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! jobs put there by a legacy system may hold a bare payload instead,
 //! which [`as_envelope`] wraps); its result as the response payload's
 //! elements ([`result_elements`] reads them back, for polls and replies
-//! alike).
+//! alike), or, when its answer was a declared fault, that fault
+//! ([`declared_fault`]).
 
 use crate::error::GatewayError;
-use crate::soap::{Envelope, SOAPGATE_NS, SoapVersion};
+use crate::soap::{DeclaredFault, Envelope, SOAPGATE_NS, SoapVersion};
+use crate::store::{Job, JobStatus};
 use crate::xml::{self, Document, Element, Limits, Node, NsDecl, QName};
 
 /// The request as a SOAP envelope of its own version, Body only, with the
@@ -112,6 +114,22 @@ pub fn result_elements(text: &str) -> Result<Vec<Element>, xml::XmlError> {
         elements = body.elements().cloned().collect();
     }
     Ok(elements)
+}
+
+/// The declared fault a FAILED job answered, kept in its result payload
+/// as a SOAP 1.1 `soap:Fault` under the fault's name (its `fault_code`).
+/// `None` for every other job.
+pub fn declared_fault(job: &Job) -> Option<DeclaredFault> {
+    if job.status != JobStatus::Failed {
+        return None;
+    }
+    let name = job.fault_code.as_deref()?;
+    let text = job
+        .result_payload
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())?;
+    let elements = result_elements(text).ok()?;
+    DeclaredFault::from_stored(name, elements.first()?)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::models::Models;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Reply, Tries};
+use crate::soap::ErrorCode;
 use crate::store::{Job, JobFailure, JobResult, Store, StoreError};
 use crate::tenants::{CallRecord, CallSource, Tenants, sha256_hex};
 use crate::xml::{self, Limits};
@@ -44,14 +45,35 @@ impl RunFailure {
             GatewayError::Overloaded { retry_after } => (true, Some(*retry_after)),
             _ => (false, None),
         };
+        // A declared fault is the operation's answer: the job keeps it whole
+        // (as SOAP 1.1 `soap:Fault` XML) under the fault's own name, so a
+        // poll, a reply or a batch reader gets the fault the WSDL declares.
+        let (fault_code, payload) = match &fault.declared {
+            Some(d) => (d.name.clone(), Some(xml::write_element(&d.stored()))),
+            None => (fault.code.as_str().to_owned(), None),
+        };
         RunFailure {
             failure: JobFailure {
-                fault_code: fault.code.as_str().to_owned(),
+                fault_code,
                 fault_text: fault.message,
+                payload,
             },
             retryable,
             retry_after,
             detail: err.to_string(),
+        }
+    }
+}
+
+impl RunFailure {
+    /// The outcome label of metrics, usage and audit rows: the fault code,
+    /// `DECLARED_FAULT` for a declared fault (whose job's `fault_code` is
+    /// the fault's name), as for the same call over HTTP.
+    pub fn outcome(&self) -> &str {
+        if self.failure.payload.is_some() {
+            ErrorCode::DeclaredFault.as_str()
+        } else {
+            &self.failure.fault_code
         }
     }
 }
@@ -84,7 +106,7 @@ pub async fn execute(
     if let Some(models) = model {
         let (label, outcome) = match &result {
             Ok((_, o)) => (pipeline::outcome_label(o, None), o),
-            Err((f, o)) => (f.failure.fault_code.clone(), o),
+            Err((f, o)) => (f.outcome().to_string(), o),
         };
         pipeline::record_metrics(
             models.metrics(),
@@ -185,7 +207,7 @@ async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), Gat
 async fn record_job(tenants: &Tenants, store: &Store, job: &Job, outcome: &Run) {
     let (code, attempts, response) = match outcome {
         Ok((result, o)) => ("ok", &o.attempts, Some(result.payload.as_str())),
-        Err((f, o)) => (f.failure.fault_code.as_str(), &o.attempts, None),
+        Err((f, o)) => (f.outcome(), &o.attempts, None),
     };
     let sha = sha256_hex(job.payload.as_bytes());
     let call = CallRecord {

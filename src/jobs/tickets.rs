@@ -10,7 +10,7 @@
 //! (`xsi:type="tns:X"`). Header blocks are not kept: they may carry
 //! credentials, and the worker needs only the Body.
 
-use super::payload::{envelope_text, result_elements};
+use super::payload::{declared_fault, envelope_text, result_elements};
 use crate::contract::augment::{poll_response_element, ticket_element};
 use crate::error::GatewayError;
 use crate::mapping::OperationPlan;
@@ -122,7 +122,9 @@ pub fn ticket_payload(operation: &str, job: &Job) -> Element {
 }
 
 /// Answer `Get{of}Result`: the job's status and, when DONE, its response
-/// payload inside `sg:result`; when FAILED, its fault code and text. A job
+/// payload inside `sg:result`; when FAILED, its fault code and text — or,
+/// when the operation answered one of its declared faults, that fault
+/// ([`GatewayError::Declared`]), as the call itself would have. A job
 /// id unknown here, or issued by another service or operation, is an
 /// unknown ticket; so is, when the caller is a tenant, another tenant's.
 pub async fn poll(
@@ -169,6 +171,11 @@ pub async fn poll(
             el.push_child(result);
         }
         JobStatus::Failed => {
+            // The operation's answer was one of its declared faults: the
+            // poll answers that fault (`Get{Op}Result` declares it too).
+            if let Some(fault) = declared_fault(&job) {
+                return Err(GatewayError::Declared(Box::new(fault)));
+            }
             el.push_child(sg_text(
                 "faultCode",
                 job.fault_code.as_deref().unwrap_or("INTERNAL_ERROR"),

@@ -9,9 +9,10 @@
 //! [`OperationPlan`] per mapped operation, which at call time
 //! - renders a [`converse::Request`] from a validated request payload
 //!   ([`OperationPlan::render_request`]),
-//! - turns a [`converse::Response`] into a validated response payload
-//!   ([`OperationPlan::response_from`]) or says what is wrong with it
-//!   ([`OutputError`]), and
+//! - turns a [`converse::Response`] into a validated response payload, or
+//!   one of the operation's declared faults when the model chose one
+//!   ([`OperationPlan::answer_from`], an [`Answer`]), or says what is
+//!   wrong with it ([`OutputError`]), and
 //! - builds the follow-up request that asks the model to fix its answer
 //!   ([`OperationPlan::repair_request`]).
 //!
@@ -37,6 +38,7 @@ use std::sync::Arc;
 use crate::contract::xsd::shape;
 use crate::contract::{Contract, ContractSet, Payload, Violation};
 use crate::converse;
+use crate::soap::{DeclaredFault, FaultCode};
 use crate::xml::{Element, QName};
 
 pub use json_xml::{JsonViolations, json_to_xml, payload_from_json, payload_to_json, xml_to_json};
@@ -140,7 +142,7 @@ pub struct CallMeta<'a> {
 }
 
 /// A rendered call: the request for the first target, the target chain,
-/// and what [`OperationPlan::response_from`] needs to read the answer.
+/// and what [`OperationPlan::answer_from`] needs to read the answer.
 #[derive(Debug, Clone)]
 pub struct RenderedCall {
     pub request: converse::Request,
@@ -149,6 +151,32 @@ pub struct RenderedCall {
     /// Text output: the response with everything but the model's text
     /// already filled in (rendered from this call's variables).
     pub(crate) fills: serde_json::Value,
+    /// Each mapped fault's reason and (text output) detail fills, rendered
+    /// from this call's variables, in the plan's order.
+    pub(crate) faults: Vec<output::RenderedFault>,
+}
+
+/// A valid answer of the model: the response payload, or one of the
+/// operation's declared faults (its detail validated against the XSD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The Body's children.
+    Response(Vec<Element>),
+    Fault(DeclaredFault),
+}
+
+/// A declared fault a mapping lets the model answer, as `soapgate check`
+/// lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedFault {
+    /// The `wsdl:fault` name.
+    pub name: String,
+    pub code: FaultCode,
+    /// The detail element.
+    pub element: QName,
+    /// Structured output: the fault's tool. Text output: `None` (the
+    /// answer's `when` rule selects it).
+    pub tool: Option<String>,
 }
 
 /// What kind of answer the call expects.
@@ -193,6 +221,14 @@ pub enum OutputError {
     /// The answer does not fit the response schema.
     #[error("the model's answer breaks {} schema rule(s)", violations.len())]
     Invalid { violations: Vec<Violation> },
+    /// The answer chose a declared fault whose detail does not fit its
+    /// schema; `tool` is the fault's tool (structured output).
+    #[error("the model's {fault} fault breaks {} schema rule(s)", violations.len())]
+    InvalidFault {
+        fault: String,
+        tool: Option<String>,
+        violations: Vec<Violation>,
+    },
     /// A guardrail or content filter stopped the answer; asking again will
     /// not help.
     #[error("the model's answer was blocked (stop reason {stop_reason})")]
@@ -203,7 +239,9 @@ impl OutputError {
     /// The violations to feed back (empty for the other kinds).
     pub fn violations(&self) -> &[Violation] {
         match self {
-            OutputError::Invalid { violations } => violations,
+            OutputError::Invalid { violations } | OutputError::InvalidFault { violations, .. } => {
+                violations
+            }
             _ => &[],
         }
     }
@@ -238,6 +276,8 @@ pub struct OperationPlan {
     pub(crate) needs_payload_json: bool,
     pub(crate) needs_payload_xml: bool,
     pub(crate) output: output::OutputPlan,
+    /// The declared faults the model may answer, in mapping order.
+    pub(crate) faults: Vec<output::FaultPlan>,
     pub(crate) repair_attempts: u32,
     pub(crate) on_failure: FailurePolicy,
     pub(crate) call_policy: CallPolicy,
@@ -384,12 +424,28 @@ impl OperationPlan {
         &self.result_columns
     }
 
-    /// The forced tool of a structured operation (name, description and
+    /// The response tool of a structured operation (name, description and
     /// JSON Schema), for `render` dry runs and docs.
     pub fn tool(&self) -> Option<&converse::ToolSpec> {
         match &self.output {
             output::OutputPlan::Structured { tool } => Some(tool),
             _ => None,
         }
+    }
+
+    /// The declared faults the mapping lets the model answer.
+    pub fn faults(&self) -> Vec<MappedFault> {
+        self.faults
+            .iter()
+            .map(|f| MappedFault {
+                name: f.name.clone(),
+                code: f.code,
+                element: f.element.clone(),
+                tool: match &f.answer {
+                    output::FaultAnswer::Tool(t) => Some(t.name.clone()),
+                    output::FaultAnswer::Text { .. } => None,
+                },
+            })
+            .collect()
     }
 }

@@ -1,19 +1,22 @@
 //! From the model's answer to the response payload: structured output (the
 //! forced tool's input, JSON -> XML), text output (the answer's text into
 //! one element, the rest from `fill`), every result validated against the
-//! XSD; and the repair request that feeds the violations back.
+//! XSD; or to one of the operation's declared faults (the fault's tool, or
+//! the text rule that selects it, filling its detail element the same
+//! way); and the repair request that feeds the violations back.
 
 use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
 use super::json_xml::payload_shape_from_json;
-use super::{OperationPlan, OutputError, RenderError, RenderedCall};
-use crate::contract::{Violation, validate_payload};
+use super::payload::PayloadShape;
+use super::{Answer, OperationPlan, OutputError, RenderError, RenderedCall};
+use crate::contract::{Payload, Violation, validate_payload};
 use crate::converse::{
     ContentBlock, Message, Request, Response, StopReason, ToolResultBlock, ToolResultContent,
     ToolResultStatus, ToolSpec,
 };
-use crate::soap::SOAPGATE_NS;
+use crate::soap::{DeclaredFault, FaultCode, SOAPGATE_NS};
 use crate::xml::{Element, NsDecl, NsScope, QName};
 
 /// How the answer becomes the response.
@@ -29,6 +32,42 @@ pub(crate) enum OutputPlan {
     },
     /// One-way operation: no response.
     Nothing,
+}
+
+/// A declared fault the model may answer.
+#[derive(Debug, Clone)]
+pub(crate) struct FaultPlan {
+    /// The `wsdl:fault` name.
+    pub(crate) name: String,
+    pub(crate) code: FaultCode,
+    /// `faultstring`: a constant string or a template.
+    pub(crate) reason: FillValue,
+    /// The detail element, and its shape as JSON.
+    pub(crate) element: QName,
+    pub(crate) shape: PayloadShape,
+    pub(crate) answer: FaultAnswer,
+}
+
+/// How the model answers a declared fault.
+#[derive(Debug, Clone)]
+pub(crate) enum FaultAnswer {
+    /// Structured output: by calling this tool, whose input is the detail.
+    Tool(ToolSpec),
+    /// Text output: with text this regex matches; the text after the
+    /// match goes into `target` (JSON keys below the detail), the rest of
+    /// the detail comes from `fills`.
+    Text {
+        when: regex::Regex,
+        target: Option<Vec<String>>,
+        fills: Vec<Fill>,
+    },
+}
+
+/// A fault's reason and text-output fills, rendered for one call.
+#[derive(Debug, Clone)]
+pub(crate) struct RenderedFault {
+    pub(crate) reason: String,
+    pub(crate) fills: Value,
 }
 
 /// One `fill` entry: a constant or a template for a response value.
@@ -83,15 +122,41 @@ impl OperationPlan {
     }
 
     /// The response payload (the Body's children) for the model's answer,
-    /// validated against the contract. `call` is what
-    /// [`render_request`](Self::render_request) returned for this call. A
-    /// one-way operation's answer is the model's text as one
-    /// `<sg:Answer xmlns:sg="urn:soapgate:v1">`, kept with its job.
+    /// validated against the contract: [`answer_from`](Self::answer_from)
+    /// for callers that expect a response. An answer that is a declared
+    /// fault is not one: it is reported as [`OutputError::Invalid`].
     pub fn response_from(
         &self,
         call: &RenderedCall,
         response: &Response,
     ) -> Result<Vec<Element>, OutputError> {
+        match self.answer_from(call, response)? {
+            Answer::Response(payload) => Ok(payload),
+            Answer::Fault(f) => Err(OutputError::Invalid {
+                violations: vec![Violation {
+                    path: "/".into(),
+                    rule: format!(
+                        "the model answered the declared fault {}, not the response",
+                        f.name
+                    ),
+                }],
+            }),
+        }
+    }
+
+    /// The model's answer as the response payload (the Body's children) or
+    /// as one of the operation's declared faults, validated against the
+    /// contract. `call` is what [`render_request`](Self::render_request)
+    /// returned for this call. With structured output the first call of an
+    /// offered tool decides (the response's or a fault's); with text
+    /// output the first fault whose `when` matches the text, else the
+    /// response. A one-way operation's answer is the model's text as one
+    /// `<sg:Answer xmlns:sg="urn:soapgate:v1">`, kept with its job.
+    pub fn answer_from(
+        &self,
+        call: &RenderedCall,
+        response: &Response,
+    ) -> Result<Answer, OutputError> {
         let stop_reason = response.stop_reason.as_str().to_string();
         if matches!(
             response.stop_reason,
@@ -102,29 +167,43 @@ impl OperationPlan {
         if self.is_one_way() {
             // Nothing goes back to the caller, but the answer is kept with
             // the job (and its results row): the model's text.
-            return Ok(vec![one_way_answer(response.text().trim())]);
+            return Ok(Answer::Response(vec![one_way_answer(
+                response.text().trim(),
+            )]));
         }
         let (Some(shape), Some(expected)) = (&self.response_shape, &self.response_payload) else {
-            return Ok(Vec::new());
+            return Ok(Answer::Response(Vec::new()));
         };
         let set = &self.contract.schemas;
         let json = match &self.output {
             OutputPlan::Structured { tool } => {
+                let fault_of = |name: &str| {
+                    self.faults
+                        .iter()
+                        .position(|f| matches!(&f.answer, FaultAnswer::Tool(t) if t.name == name))
+                };
                 let used = response
                     .output
                     .message
                     .content
                     .iter()
                     .find_map(|b| match b {
-                        ContentBlock::ToolUse(t) if t.name == tool.name => Some(t),
+                        ContentBlock::ToolUse(t)
+                            if t.name == tool.name || fault_of(&t.name).is_some() =>
+                        {
+                            Some(t)
+                        }
                         _ => None,
                     });
                 let Some(used) = used else {
                     return Err(OutputError::NoToolUse {
-                        tool: tool.name.clone(),
+                        tool: self.tool_names().join(" or "),
                         stop_reason,
                     });
                 };
+                if let Some(i) = fault_of(&used.name) {
+                    return self.fault_answer(call, i, &used.input);
+                }
                 used.input.clone()
             }
             OutputPlan::Text { target, .. } => {
@@ -133,20 +212,95 @@ impl OperationPlan {
                 if text.is_empty() {
                     return Err(OutputError::NoText { stop_reason });
                 }
+                for (i, f) in self.faults.iter().enumerate() {
+                    let FaultAnswer::Text {
+                        when,
+                        target: fault_target,
+                        ..
+                    } = &f.answer
+                    else {
+                        continue;
+                    };
+                    let Some(m) = when.find(text) else { continue };
+                    let mut v = call.faults.get(i).map_or(Value::Null, |r| r.fills.clone());
+                    if let Some(t) = fault_target {
+                        let rest = text[m.end()..].trim();
+                        insert_at(&mut v, t, Value::String(rest.to_string()));
+                    }
+                    return self.fault_answer(call, i, &v);
+                }
                 let mut v = call.fills.clone();
                 insert_at(&mut v, target, Value::String(text.to_string()));
                 v
             }
-            OutputPlan::Nothing => return Ok(Vec::new()),
+            OutputPlan::Nothing => return Ok(Answer::Response(Vec::new())),
         };
         let payload = payload_shape_from_json(set, shape, &json)
             .map_err(|violations| OutputError::Invalid { violations })?;
         let violations = validate_payload(set, expected, &payload, &NsScope::new());
         if violations.is_empty() {
-            Ok(payload)
+            Ok(Answer::Response(payload))
         } else {
             Err(OutputError::Invalid { violations })
         }
+    }
+
+    /// The declared fault `self.faults[i]` with the detail `json`,
+    /// converted and validated against the detail element's schema.
+    fn fault_answer(
+        &self,
+        call: &RenderedCall,
+        i: usize,
+        json: &Value,
+    ) -> Result<Answer, OutputError> {
+        let set = &self.contract.schemas;
+        let f = &self.faults[i];
+        let invalid = |violations| OutputError::InvalidFault {
+            fault: f.name.clone(),
+            tool: match &f.answer {
+                FaultAnswer::Tool(t) => Some(t.name.clone()),
+                FaultAnswer::Text { .. } => None,
+            },
+            violations,
+        };
+        let payload = payload_shape_from_json(set, &f.shape, json).map_err(invalid)?;
+        let declared = Payload::Document {
+            elements: vec![f.element.clone()],
+        };
+        let violations = validate_payload(set, &declared, &payload, &NsScope::new());
+        if !violations.is_empty() {
+            return Err(invalid(violations));
+        }
+        let Some(detail) = payload.into_iter().next() else {
+            return Err(invalid(vec![Violation {
+                path: "/".into(),
+                rule: format!("no {} element", f.element.local),
+            }]));
+        };
+        let reason = call
+            .faults
+            .get(i)
+            .map_or_else(|| f.name.clone(), |r| r.reason.clone());
+        Ok(Answer::Fault(DeclaredFault {
+            name: f.name.clone(),
+            code: f.code,
+            reason,
+            detail,
+        }))
+    }
+
+    /// The tools a structured operation offers: the response's, then each
+    /// mapped fault's.
+    fn tool_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = match &self.output {
+            OutputPlan::Structured { tool } => vec![tool.name.clone()],
+            _ => Vec::new(),
+        };
+        names.extend(self.faults.iter().filter_map(|f| match &f.answer {
+            FaultAnswer::Tool(t) => Some(t.name.clone()),
+            FaultAnswer::Text { .. } => None,
+        }));
+        names
     }
 
     /// The request that asks the model to fix its answer: `previous` with
@@ -185,8 +339,19 @@ impl OperationPlan {
                 })
             })
             .collect();
-        let again = match &self.output {
-            OutputPlan::Structured { tool } => {
+        let again = match (error, &self.output) {
+            (
+                OutputError::InvalidFault {
+                    tool: Some(tool), ..
+                },
+                _,
+            ) => format!("Call {tool} again with input that fixes every problem listed."),
+            (OutputError::NoToolUse { .. }, OutputPlan::Structured { .. })
+                if !self.faults.is_empty() =>
+            {
+                format!("Call one of the tools {}.", self.tool_names().join(", "))
+            }
+            (_, OutputPlan::Structured { tool }) => {
                 format!(
                     "Call {} again with input that fixes every problem listed.",
                     tool.name
@@ -220,6 +385,27 @@ impl OperationPlan {
             (OutputError::Invalid { violations }, _) => format!(
                 "The answer cannot be used as the response:\n{}",
                 list(violations)
+            ),
+            (
+                OutputError::InvalidFault {
+                    tool: Some(tool),
+                    violations,
+                    ..
+                },
+                _,
+            ) => format!("The input for {tool} is invalid:\n{}", list(violations)),
+            (
+                OutputError::InvalidFault {
+                    fault, violations, ..
+                },
+                _,
+            ) => format!(
+                "The answer cannot be used as the {fault} fault:\n{}",
+                list(violations)
+            ),
+            (OutputError::NoToolUse { .. }, _) if !self.faults.is_empty() => format!(
+                "You must answer by calling one of the tools {}; do not answer in text.",
+                self.tool_names().join(", ")
             ),
             (OutputError::NoToolUse { tool, .. }, _) => {
                 format!("You must answer by calling the tool {tool}; do not answer in text.")

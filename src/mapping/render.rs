@@ -10,13 +10,14 @@ use minijinja::Value as JValue;
 use serde_json::{Map, Value};
 
 use super::json_xml::payload_shape_to_json;
+use super::output::{FaultAnswer, FillValue, RenderedFault};
 use super::path::{Found, Path, Reached, find};
 use super::shape::{Shape, shape};
 use super::{CallMeta, Expect, OperationPlan, RenderError, RenderedCall};
 use crate::contract::xsd::{Builtin, SchemaSet, TypeId};
 use crate::converse::{
     ContentBlock, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
-    ImageSource, Message, Request, SystemBlock, ToolConfig,
+    ImageSource, Message, Request, SystemBlock, Tool, ToolChoice, ToolConfig, ToolSpec,
 };
 use crate::xml::{Element, write_element};
 
@@ -26,6 +27,14 @@ pub(crate) const PROMPT: &str = "prompt";
 
 pub(crate) fn fill_template(path: &str) -> String {
     format!("fill:{path}")
+}
+
+pub(crate) fn fault_fill_template(fault: &str, path: &str) -> String {
+    format!("fault:{fault}:fill:{path}")
+}
+
+pub(crate) fn fault_reason_template(fault: &str) -> String {
+    format!("fault:{fault}:reason")
 }
 
 pub(crate) fn format_template(var: &str) -> String {
@@ -418,7 +427,7 @@ impl OperationPlan {
 
         let (expect, fills) = match &self.output {
             super::output::OutputPlan::Structured { tool } => {
-                request.tool_config = Some(ToolConfig::forced(tool.clone()));
+                request.tool_config = Some(self.tool_config(tool));
                 (
                     Expect::Structured {
                         tool: tool.name.clone(),
@@ -431,12 +440,48 @@ impl OperationPlan {
             }
             super::output::OutputPlan::Nothing => (Expect::Nothing, Value::Null),
         };
+        let mut faults = Vec::with_capacity(self.faults.len());
+        for f in &self.faults {
+            let reason = match &f.reason {
+                FillValue::Constant(v) => v.as_str().unwrap_or_default().to_string(),
+                FillValue::Template(name) => self.render_template(name, &ctx)?,
+            };
+            let fills = match &f.answer {
+                FaultAnswer::Text { fills, .. } => self.render_fills(fills, &ctx)?,
+                FaultAnswer::Tool(_) => Value::Null,
+            };
+            faults.push(RenderedFault { reason, fills });
+        }
         Ok(RenderedCall {
             request,
             targets: self.targets.clone(),
             expect,
             fills,
+            faults,
         })
+    }
+
+    /// The tools of a structured operation: the response's alone, forced
+    /// by name; with declared faults, the response's and each fault's, of
+    /// which the model must call one (`toolChoice: any`).
+    fn tool_config(&self, response: &ToolSpec) -> ToolConfig {
+        let fault_tools: Vec<&ToolSpec> = self
+            .faults
+            .iter()
+            .filter_map(|f| match &f.answer {
+                FaultAnswer::Tool(t) => Some(t),
+                FaultAnswer::Text { .. } => None,
+            })
+            .collect();
+        if fault_tools.is_empty() {
+            return ToolConfig::forced(response.clone());
+        }
+        let mut tools = vec![Tool::ToolSpec(response.clone())];
+        tools.extend(fault_tools.into_iter().cloned().map(Tool::ToolSpec));
+        ToolConfig {
+            tools,
+            tool_choice: Some(ToolChoice::any()),
+        }
     }
 
     /// The document and image blocks, in input order, and each attachment

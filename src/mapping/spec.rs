@@ -91,6 +91,49 @@ pub(crate) struct OperationSpec {
     /// What else goes into `soapgate_results` for jobs of this operation.
     #[serde(default)]
     pub(crate) results: Option<Spanned<ResultsSpec>>,
+    /// The operation's declared faults (`wsdl:fault`) the model may answer,
+    /// by name.
+    #[serde(default)]
+    pub(crate) faults: Entries<Spanned<FaultSpec>>,
+}
+
+/// Whose fault a declared fault is: `client` (`soap:Client`, `env:Sender`)
+/// or `server` (`soap:Server`, `env:Receiver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum FaultSideSpec {
+    Client,
+    Server,
+}
+
+/// One declared fault the model may answer: with structured output a tool
+/// of its own, with text output a rule on the answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FaultSpec {
+    /// Default `client`.
+    #[serde(default)]
+    pub(crate) code: Option<Spanned<FaultSideSpec>>,
+    /// `faultstring` / `env:Reason`: a constant or a template (the
+    /// request's variables). Default: the fault's name.
+    #[serde(default)]
+    pub(crate) reason: Option<Spanned<String>>,
+    /// Structured output: the fault's tool name (default: the fault's
+    /// name).
+    #[serde(default)]
+    pub(crate) tool: Option<Spanned<String>>,
+    /// Structured output: the fault's tool description.
+    #[serde(default)]
+    pub(crate) description: Option<Spanned<String>>,
+    /// Text output: a regex; an answer it matches is this fault.
+    #[serde(default)]
+    pub(crate) when: Option<Spanned<String>>,
+    /// Text output: the detail element the text after the match goes into.
+    #[serde(default)]
+    pub(crate) text: Option<Spanned<String>>,
+    /// Text output: the detail's other values.
+    #[serde(default)]
+    pub(crate) fill: Entries<Spanned<YamlValue>>,
 }
 
 /// `results: { columns: { name: path } }`: flat result columns, each a

@@ -2,11 +2,14 @@
 //! (its JSON with the per-call correlation id taken out, hashed with
 //! SHA-256):
 //! - the response cache (operations with `cache: { ttl_secs }`): the valid
-//!   response payload per request and target, for the operation's TTL;
+//!   answer per request and target, for the operation's TTL;
 //! - the last-good store (operations with `on_failure: cache`): the last
-//!   valid response payload per request whatever target gave it, kept
-//!   past any TTL (bounded by entries only), answered — marked degraded —
-//!   when every target fails.
+//!   valid answer per request whatever target gave it, kept past any TTL
+//!   (bounded by entries only), answered — marked degraded — when every
+//!   target fails.
+//!
+//! An answer is a response payload or a declared fault the model chose
+//! ([`Answer`]): both are the model's valid decision about that request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +19,7 @@ use moka::future::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::converse::Request;
-use crate::mapping::ModelTarget;
-use crate::xml::Element;
+use crate::mapping::{Answer, ModelTarget};
 
 /// A request's hash.
 pub type CacheKey = [u8; 32];
@@ -60,7 +62,7 @@ impl RequestDigest {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    payload: Arc<Vec<Element>>,
+    payload: Arc<Answer>,
     ttl: Duration,
 }
 
@@ -77,7 +79,7 @@ impl Expiry<CacheKey, Entry> for PerEntryTtl {
 #[derive(Clone)]
 pub struct ResponseCache {
     fresh: Cache<CacheKey, Entry>,
-    last_good: Cache<CacheKey, Arc<Vec<Element>>>,
+    last_good: Cache<CacheKey, Arc<Answer>>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -100,19 +102,19 @@ impl ResponseCache {
         }
     }
 
-    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Vec<Element>>> {
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<Answer>> {
         self.fresh.get(key).await.map(|e| e.payload)
     }
 
-    pub async fn put(&self, key: CacheKey, payload: Arc<Vec<Element>>, ttl: Duration) {
+    pub async fn put(&self, key: CacheKey, payload: Arc<Answer>, ttl: Duration) {
         self.fresh.insert(key, Entry { payload, ttl }).await;
     }
 
-    pub async fn last_good(&self, key: &CacheKey) -> Option<Arc<Vec<Element>>> {
+    pub async fn last_good(&self, key: &CacheKey) -> Option<Arc<Answer>> {
         self.last_good.get(key).await
     }
 
-    pub async fn put_last_good(&self, key: CacheKey, payload: Arc<Vec<Element>>) {
+    pub async fn put_last_good(&self, key: CacheKey, payload: Arc<Answer>) {
         self.last_good.insert(key, payload).await;
     }
 }
@@ -149,7 +151,7 @@ mod tests {
     async fn entries_expire_after_their_own_ttl_and_last_good_stays() {
         let cache = ResponseCache::new(100, 100);
         let k = key(&Request::user_text("x"), None);
-        let payload = Arc::new(Vec::new());
+        let payload = Arc::new(Answer::Response(Vec::new()));
         cache
             .put(k, payload.clone(), Duration::from_millis(50))
             .await;

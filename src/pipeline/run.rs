@@ -1,6 +1,8 @@
 //! The second half of a call: render the Converse request, answer from the
 //! cache, call the target chain under the operation's deadline, repair
-//! invalid answers, and apply the failure policy.
+//! invalid answers, and apply the failure policy. A valid answer is the
+//! response or one of the operation's declared faults; the fault ends the
+//! call as [`GatewayError::Declared`], cached like a response.
 
 use std::sync::Arc;
 
@@ -12,11 +14,11 @@ use super::prepare::Prepared;
 use crate::converse::{ModelError, Request};
 use crate::error::GatewayError;
 use crate::mapping::{
-    CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError, RenderedCall,
+    Answer, CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError,
+    RenderedCall,
 };
 use crate::metrics::CacheLookup;
 use crate::models::{Models, cache};
-use crate::xml::Element;
 
 /// Execute a prepared call: render the Converse request from the mapping,
 /// answer from the response cache when the operation has one, call the
@@ -78,11 +80,11 @@ pub async fn run(
             // Boxed, as every await here but the model's: the future of a
             // call is as large as its largest await, and is held while the
             // model works.
-            if let Some(payload) = Box::pin(models.cache.get(&digest.key(Some(target)))).await {
+            if let Some(answer) = Box::pin(models.cache.get(&digest.key(Some(target)))).await {
                 models.metrics().cache_lookup(CacheLookup::Hit);
                 outcome.model = Some(target.model.clone());
                 tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
-                return Ok(Reply::Payload(Arc::unwrap_or_clone(payload)));
+                return reply(Arc::unwrap_or_clone(answer));
             }
         }
         models.metrics().cache_lookup(CacheLookup::Miss);
@@ -115,24 +117,19 @@ pub async fn run(
     });
     match answered {
         // Run by a worker: nothing goes back, the answer stays with the job.
-        Ok((payload, _)) if one_way => Ok(Reply::Payload(payload)),
-        Ok((payload, target)) => {
-            let payload = Arc::new(payload);
+        Ok((answer, _)) if one_way => reply(answer),
+        Ok((answer, target)) => {
+            let answer = Arc::new(answer);
             if let Some(digest) = &digest {
                 if let Some(ttl) = policy.cache_ttl {
                     let key = digest.key(Some(&target));
-                    Box::pin(models.cache.put(key, payload.clone(), ttl)).await;
+                    Box::pin(models.cache.put(key, answer.clone(), ttl)).await;
                 }
                 if remember_last_good {
-                    Box::pin(
-                        models
-                            .cache
-                            .put_last_good(digest.key(None), payload.clone()),
-                    )
-                    .await;
+                    Box::pin(models.cache.put_last_good(digest.key(None), answer.clone())).await;
                 }
             }
-            Ok(Reply::Payload(Arc::unwrap_or_clone(payload)))
+            reply(Arc::unwrap_or_clone(answer))
         }
         Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable() => {
             Err(GatewayError::Model(e))
@@ -148,6 +145,15 @@ pub async fn run(
             ))
             .await
         }
+    }
+}
+
+/// What a valid answer ends the call in: the response payload, or the
+/// declared fault.
+fn reply(answer: Answer) -> Result<Reply, GatewayError> {
+    match answer {
+        Answer::Response(payload) => Ok(Reply::Payload(payload)),
+        Answer::Fault(fault) => Err(GatewayError::Declared(Box::new(fault))),
     }
 }
 
@@ -169,8 +175,9 @@ pub(super) fn deadline_passed() -> ModelError {
     }
 }
 
-/// The valid response payload (and the target that gave it), repairing
-/// invalid answers up to the mapping's limit.
+/// The valid answer — the response payload or a declared fault — and the
+/// target that gave it, repairing invalid answers up to the mapping's
+/// limit.
 async fn answer(
     plan: &OperationPlan,
     call: &RenderedCall,
@@ -178,7 +185,7 @@ async fn answer(
     chain: &ChainPolicy,
     correlation_id: &str,
     outcome: &mut Outcome,
-) -> Result<(Vec<Element>, ModelTarget), GatewayError> {
+) -> Result<(Answer, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
     let mut repairs = 0;
@@ -193,8 +200,8 @@ async fn answer(
             outcome,
         )
         .await?;
-        let error = match plan.response_from(call, &response) {
-            Ok(payload) => return Ok((payload, target.clone())),
+        let error = match plan.answer_from(call, &response) {
+            Ok(answer) => return Ok((answer, target.clone())),
             Err(e) => e,
         };
         tracing::warn!(correlation_id, error = %error, repairs, "model answer does not fit the response schema");
@@ -228,13 +235,13 @@ async fn degrade(
     ) {
         return Err(error);
     }
-    let (policy, payload) = match plan.on_failure() {
+    let (policy, answer) = match plan.on_failure() {
         FailurePolicy::Fault => return Err(error),
-        FailurePolicy::Static(payload) => (DegradedBy::Static, payload.clone()),
+        FailurePolicy::Static(payload) => (DegradedBy::Static, Answer::Response(payload.clone())),
         FailurePolicy::Cache => match last_good(models, digest).await {
-            Some(payload) => {
+            Some(answer) => {
                 models.metrics().cache_lookup(CacheLookup::LastGood);
-                (DegradedBy::Cache, Arc::unwrap_or_clone(payload))
+                (DegradedBy::Cache, Arc::unwrap_or_clone(answer))
             }
             None => return Err(error),
         },
@@ -245,14 +252,12 @@ async fn degrade(
     };
     tracing::warn!(correlation_id, %degraded, error = %error, "answering a degraded response");
     outcome.degraded = Some(degraded);
-    Ok(Reply::Payload(payload))
+    // A remembered declared fault is answered as the fault, marked too.
+    reply(answer)
 }
 
 /// The last good answer to the request `digest` names (none without one).
-async fn last_good(
-    models: &Models,
-    digest: Option<&cache::RequestDigest>,
-) -> Option<Arc<Vec<Element>>> {
+async fn last_good(models: &Models, digest: Option<&cache::RequestDigest>) -> Option<Arc<Answer>> {
     match digest {
         Some(digest) => models.cache.last_good(&digest.key(None)).await,
         None => None,

@@ -13,6 +13,10 @@
 //!
 //! Only what is safe to show a client goes in here; details for operators
 //! go to the log line, which carries the same correlation id.
+//!
+//! A fault the operation's WSDL declares ([`DeclaredFault`]: a `wsdl:fault`
+//! the model chose to answer) carries that fault's own detail element
+//! instead, in its namespace, as clients generated from the WSDL expect.
 
 use super::{SOAP11_ENV_NS, SOAP12_ENV_NS, SOAPGATE_NS, SoapVersion};
 use crate::xml::{Attribute, Element, NsDecl, QName, XML_NS};
@@ -103,6 +107,11 @@ pub enum ErrorCode {
     /// MessageID, or the mapping's `idempotency_key`) names a job recorded
     /// for a different request. Nothing was recorded.
     IdempotencyMismatch,
+    /// The operation answered one of the faults its WSDL declares (the
+    /// model chose it). Never in an `sg:Error`: such a fault carries the
+    /// declared detail element; the code labels metrics, usage and audit
+    /// rows.
+    DeclaredFault,
 }
 
 impl ErrorCode {
@@ -139,6 +148,7 @@ impl ErrorCode {
             ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
             ErrorCode::RequestIncomplete => "REQUEST_INCOMPLETE",
             ErrorCode::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
+            ErrorCode::DeclaredFault => "DECLARED_FAULT",
         }
     }
 
@@ -147,7 +157,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 31] = [
+    const ALL: [ErrorCode; 32] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -179,9 +189,11 @@ impl ErrorCode {
         ErrorCode::BudgetExhausted,
         ErrorCode::RequestIncomplete,
         ErrorCode::IdempotencyMismatch,
+        ErrorCode::DeclaredFault,
     ];
 
-    /// Whose fault it is, in SOAP terms.
+    /// Whose fault it is, in SOAP terms (a declared fault's own side is
+    /// [`DeclaredFault::code`]; see [`Fault::fault_code`]).
     pub fn fault_code(self) -> FaultCode {
         match self {
             ErrorCode::VersionMismatch => FaultCode::VersionMismatch,
@@ -222,6 +234,58 @@ pub struct Fault {
     /// The header blocks a MustUnderstand fault is about: SOAP 1.2 names
     /// each in an `env:NotUnderstood` header block.
     pub not_understood: Vec<QName>,
+    /// A fault the operation's WSDL declares: written with its own code and
+    /// detail element instead of soapgate's (`code` is then
+    /// [`ErrorCode::DeclaredFault`]).
+    pub declared: Option<Box<DeclaredFault>>,
+}
+
+/// A fault the operation's WSDL declares (`wsdl:fault`), as answered: its
+/// name, whose fault it is, the text and the detail element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredFault {
+    /// The `wsdl:fault` name.
+    pub name: String,
+    /// [`FaultCode::Client`] (`soap:Client`, `env:Sender`) or
+    /// [`FaultCode::Server`] (`soap:Server`, `env:Receiver`).
+    pub code: FaultCode,
+    /// `faultstring` / `env:Reason`.
+    pub reason: String,
+    /// The declared detail element, validated against the XSD, in its own
+    /// namespace.
+    pub detail: Element,
+}
+
+impl DeclaredFault {
+    /// The fault as one SOAP 1.1 `soap:Fault` element: how a job keeps it
+    /// (its `result_payload` and `soapgate_results.payload`), whatever the
+    /// version of the call that reads it back ([`DeclaredFault::from_stored`]).
+    pub fn stored(&self) -> Element {
+        let mut fault = Fault::new(ErrorCode::DeclaredFault, self.reason.clone(), "");
+        fault.declared = Some(Box::new(self.clone()));
+        fault.to_element(SoapVersion::V11)
+    }
+
+    /// A fault kept by [`DeclaredFault::stored`], named `name`; `None`
+    /// when `el` is not such a fault.
+    pub fn from_stored(name: &str, el: &Element) -> Option<DeclaredFault> {
+        if !el.name.is(SOAP11_ENV_NS, "Fault") {
+            return None;
+        }
+        let code = match el.child("", "faultcode")?.text().trim() {
+            c if c.ends_with(":Client") || c == "Client" => FaultCode::Client,
+            c if c.ends_with(":Server") || c == "Server" => FaultCode::Server,
+            _ => return None,
+        };
+        let reason = el.child("", "faultstring").map(Element::text)?;
+        let detail = el.child("", "detail")?.elements().next()?.clone();
+        Some(DeclaredFault {
+            name: name.to_string(),
+            code,
+            reason,
+            detail,
+        })
+    }
 }
 
 impl Fault {
@@ -237,6 +301,26 @@ impl Fault {
             violations: Vec::new(),
             retry_after_secs: None,
             not_understood: Vec::new(),
+            declared: None,
+        }
+    }
+
+    /// A declared fault, answered as the WSDL says.
+    pub fn declared(fault: DeclaredFault, correlation_id: impl Into<String>) -> Self {
+        let mut out = Fault::new(
+            ErrorCode::DeclaredFault,
+            fault.reason.clone(),
+            correlation_id,
+        );
+        out.declared = Some(Box::new(fault));
+        out
+    }
+
+    /// Whose fault it is: a declared fault's own side, else its code's.
+    pub fn fault_code(&self) -> FaultCode {
+        match &self.declared {
+            Some(d) => d.code,
+            None => self.code.fault_code(),
         }
     }
 
@@ -332,7 +416,7 @@ impl Fault {
                     prefix: "soap".into(),
                     uri: env.into(),
                 });
-                let code = match self.code.fault_code() {
+                let code = match self.fault_code() {
                     FaultCode::VersionMismatch => "soap:VersionMismatch",
                     FaultCode::MustUnderstand => "soap:MustUnderstand",
                     FaultCode::Client => "soap:Client",
@@ -350,7 +434,7 @@ impl Fault {
                     prefix: "env".into(),
                     uri: env.into(),
                 });
-                let value = match self.code.fault_code() {
+                let value = match self.fault_code() {
                     FaultCode::VersionMismatch => "env:VersionMismatch",
                     FaultCode::MustUnderstand => "env:MustUnderstand",
                     FaultCode::Client => "env:Sender",
@@ -379,8 +463,12 @@ impl Fault {
         fault
     }
 
-    /// soapgate's detail element (documented in the module docs).
+    /// The detail element: a declared fault's own, else soapgate's
+    /// (documented in the module docs).
     fn detail(&self) -> Element {
+        if let Some(d) = &self.declared {
+            return d.detail.clone();
+        }
         let sg = |local: &str| QName::new(SOAPGATE_NS, local);
         let mut err = Element::new(sg("Error"));
         err.prefix = Some("sg".into());

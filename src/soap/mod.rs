@@ -9,7 +9,7 @@ pub mod response;
 pub mod wsse;
 
 pub use envelope::{Envelope, EnvelopeError, parse_envelope, parse_envelope_with};
-pub use fault::{ErrorCode, Fault, FaultCode};
+pub use fault::{DeclaredFault, ErrorCode, Fault, FaultCode};
 
 /// The two SOAP versions, told apart by the envelope namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

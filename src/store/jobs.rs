@@ -304,10 +304,14 @@ pub struct JobResult {
 }
 
 /// Why a run failed: the fault the caller will eventually see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobFailure {
     pub fault_code: String,
     pub fault_text: String,
+    /// What the fault carries beyond its code and text, kept as the job's
+    /// `result_payload` (and its `soapgate_results.payload`) when the job
+    /// ends FAILED: a declared fault, as XML. `None` for the others.
+    pub payload: Option<String>,
 }
 
 /// Reads a job row on any backend; the bounds say "these Rust types decode
@@ -1022,7 +1026,10 @@ fn finish_update(finish: &Finish<'_>) -> String {
             "status = 'DONE', result_payload = ?, model = ?, input_tokens = ?, \
              output_tokens = ?"
         }
-        Finish::Failed(_) => "status = 'FAILED', fault_code = ?, fault_text = ?, last_error = ?",
+        Finish::Failed(_) => {
+            "status = 'FAILED', fault_code = ?, fault_text = ?, last_error = ?, \
+             result_payload = ?"
+        }
         Finish::Retry(..) => "status = 'QUEUED', run_after_ms = ?, last_error = ?",
     };
     format!(
@@ -1049,7 +1056,8 @@ where
         Finish::Failed(failure) => query
             .bind_value(failure.fault_code.as_str())
             .bind_value(failure.fault_text.as_str())
-            .bind_value(failure.fault_text.as_str()),
+            .bind_value(failure.fault_text.as_str())
+            .bind_value(failure.payload.as_deref()),
         Finish::Retry(failure, delay) => query
             .bind_value(now.saturating_add(duration_ms(delay)))
             .bind_value(failure.fault_text.as_str()),

@@ -13,6 +13,7 @@ mod attachments;
 mod conformance;
 mod content_models;
 mod contracts;
+mod declared_faults;
 mod hardening;
 mod hostile;
 mod mapping;

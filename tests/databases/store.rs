@@ -171,6 +171,7 @@ on_every_backend!(
     claim_many_takes_expired_leases_first_then_queued_up_to_max,
     finish_all_fences_each_end_and_isolates_a_bad_one,
     a_final_end_writes_its_reply_row_with_the_result,
+    a_declared_fault_ends_failed_with_its_fault_kept,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -375,6 +376,7 @@ async fn expired_lease_is_reclaimed_and_old_token_refused(ctx: Ctx) {
     let failure = JobFailure {
         fault_code: "MODEL_TIMEOUT".to_owned(),
         fault_text: "late".to_owned(),
+        payload: None,
     };
     assert!(
         !ctx.store
@@ -437,6 +439,7 @@ async fn fail_retries_then_ends_failed(ctx: Ctx) {
     let throttled = JobFailure {
         fault_code: "MODEL_THROTTLED".to_owned(),
         fault_text: "throttled".to_owned(),
+        payload: None,
     };
     let retry = Some(Duration::from_secs(10));
     assert!(
@@ -472,6 +475,7 @@ async fn fail_retries_then_ends_failed(ctx: Ctx) {
     let fatal = JobFailure {
         fault_code: "MODEL_ERROR".to_owned(),
         fault_text: "the model failed".to_owned(),
+        payload: None,
     };
     assert!(
         ctx.store
@@ -498,6 +502,49 @@ async fn fail_retries_then_ends_failed(ctx: Ctx) {
     assert_eq!(job.result_payload, None);
     ctx.clock.advance(Duration::from_secs(3600));
     assert!(ctx.store.claim("w3", LEASE).await.expect("claim").is_none());
+}
+
+/// A job whose answer was a declared fault ends FAILED under the fault's
+/// name, keeping the fault as its result payload — on the job and in its
+/// `soapgate_results` row, read by polls, replies and batch readers.
+async fn a_declared_fault_ends_failed_with_its_fault_kept(ctx: Ctx) {
+    let mut job = new_job(1, None);
+    job.source = JobSource::Requests;
+    let id = ctx.store.enqueue(&job).await.expect("enqueue");
+    let c = ctx
+        .store
+        .claim("w1", LEASE)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let fault = "<soap:Fault xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+                 <faultcode>soap:Client</faultcode><faultstring>Rejected</faultstring>\
+                 <detail><r:Rejection xmlns:r=\"urn:r\">spam</r:Rejection></detail></soap:Fault>";
+    let declared = JobFailure {
+        fault_code: "TicketRejected".to_owned(),
+        fault_text: "Rejected".to_owned(),
+        payload: Some(fault.to_owned()),
+    };
+    assert!(
+        ctx.store
+            .fail(&id, c.token, &declared, None)
+            .await
+            .expect("fail")
+    );
+    let job = get(&ctx, &id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.fault_code.as_deref(), Some("TicketRejected"));
+    assert_eq!(job.result_payload.as_deref(), Some(fault));
+    let row = ctx
+        .store
+        .get_result("corr-1")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(row.status, ResultStatus::Failed);
+    assert_eq!(row.fault_code.as_deref(), Some("TicketRejected"));
+    assert_eq!(row.fault_text.as_deref(), Some("Rejected"));
+    assert_eq!(row.payload.as_deref(), Some(fault));
 }
 
 fn new_request(n: usize) -> NewRequest {
@@ -717,6 +764,7 @@ async fn finishing_a_job_writes_its_result_row_in_the_same_transaction(ctx: Ctx)
                 let failure = JobFailure {
                     fault_code: "INVALID_REQUEST".to_owned(),
                     fault_text: "bad".to_owned(),
+                    payload: None,
                 };
                 // A retry writes no result row; the final failure does.
                 assert!(
@@ -894,6 +942,7 @@ async fn finish_all_fences_each_end_and_isolates_a_bad_one(ctx: Ctx) {
     let failure = JobFailure {
         fault_code: "MODEL_THROTTLED".to_owned(),
         fault_text: "slow down".to_owned(),
+        payload: None,
     };
     let end = |i: usize, end: JobEnd| JobFinish {
         id: ids[i].clone(),
@@ -1003,6 +1052,7 @@ async fn a_final_end_writes_its_reply_row_with_the_result(ctx: Ctx) {
     let failure = JobFailure {
         fault_code: "MODEL_UNAVAILABLE".to_owned(),
         fault_text: "down".to_owned(),
+        payload: None,
     };
     let reply_to = Some("https://sqs.example/replies".to_owned());
     let end = |i: usize, token: i64, end: JobEnd| JobFinish {

@@ -107,6 +107,18 @@ fn the_example_contracts_and_mappings_pass_check() {
         .find(|l| l.starts_with("InvoiceService.ClassifyInvoice"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(classify.contains("structured"), "{classify}");
+    // The declared faults a mapping lets the model answer are listed.
+    let triage = text
+        .lines()
+        .find(|l| l.starts_with("SupportDesk.TriageTicket"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        triage.ends_with(
+            ", faults TicketRejected (client, detail \
+             {http://helpdesk.example.com/SupportDesk/}TicketRejection, tool TicketRejected)"
+        ),
+        "{triage}"
+    );
 }
 
 #[test]
@@ -130,8 +142,14 @@ fn render_prints_the_converse_request_without_calling_anything() {
         String::from_utf8_lossy(&out.stderr)
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    // The response's tool and the declared fault's; the model calls one.
     assert_eq!(
-        json["toolConfig"]["toolChoice"]["tool"]["name"], "TriageTicketResponse",
+        json["toolConfig"]["toolChoice"],
+        serde_json::json!({"any": {}}),
+        "{json}"
+    );
+    assert_eq!(
+        json["toolConfig"]["tools"][1]["toolSpec"]["name"], "TicketRejected",
         "{json}"
     );
     assert_eq!(
@@ -140,6 +158,12 @@ fn render_prints_the_converse_request_without_calling_anything() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("POST /model/"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "tools offered: TriageTicketResponse, TicketRejected (the model calls one of them)"
+        ),
+        "{stderr}"
+    );
     // And what the tool schema costs each call.
     let size =
         serde_json::to_vec(&json["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"]["json"])

@@ -11,6 +11,7 @@ mod async_soap;
 mod bedrock_emulator;
 mod bedrock_env;
 mod cli;
+mod declared_faults;
 mod e2e;
 mod e2e_reload;
 mod emulator_cli;

@@ -38,6 +38,8 @@ pub(super) struct AbstractOp {
     /// `output` is written before `input` (or alone): a notification or
     /// solicit-response operation.
     pub(super) output_first: bool,
+    /// The `wsdl:fault`s: name and message.
+    pub(super) faults: Vec<(String, MsgRef)>,
 }
 
 pub(super) struct PortTypeDef {
@@ -274,10 +276,26 @@ fn parse_port_type(
         let mut input = None;
         let mut output = None;
         let mut output_first = false;
+        let mut faults = Vec::new();
         for io in op.elements().filter(|e| e.name.ns == WSDL_NS) {
             let is_input = match io.name.local.as_str() {
                 "input" => true,
                 "output" => false,
+                "fault" => {
+                    scope.push(io);
+                    if let Some(message) = qattr(&scope, io, "message", path, errors) {
+                        let name = io.attr("name").unwrap_or("").to_string();
+                        faults.push((
+                            name,
+                            MsgRef {
+                                message,
+                                pos: io.pos,
+                            },
+                        ));
+                    }
+                    scope.pop();
+                    continue;
+                }
                 _ => continue,
             };
             if !is_input && input.is_none() {
@@ -298,6 +316,7 @@ fn parse_port_type(
             input,
             output,
             output_first,
+            faults,
         });
     }
     PortTypeDef {

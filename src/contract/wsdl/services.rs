@@ -12,7 +12,9 @@ use super::defs::{
 };
 use super::docs::WsdlDoc;
 use crate::contract::LoadError;
-use crate::contract::model::{BoundVersion, Operation, Payload, Service, Style};
+use crate::contract::model::{
+    BoundVersion, FaultDetail, Operation, OperationFault, PartKind, Payload, Service, Style,
+};
 use crate::contract::xsd::SchemaSet;
 use crate::soap::SoapVersion;
 use crate::xml::{Pos, QName};
@@ -32,6 +34,7 @@ pub(super) struct BuiltOp {
     bound: BoundVersion,
     input: Payload,
     output: Option<Payload>,
+    faults: Vec<OperationFault>,
     path: PathBuf,
     pos: Pos,
 }
@@ -130,6 +133,7 @@ impl Builder<'_> {
                             output: b.output,
                             original_output: None,
                             result_of: None,
+                            faults: b.faults,
                         });
                     }
                 }
@@ -315,6 +319,15 @@ impl Builder<'_> {
             );
             return None;
         }
+        let faults = aop
+            .faults
+            .iter()
+            .map(|(name, r)| OperationFault {
+                name: name.clone(),
+                message: r.message.clone(),
+                detail: self.fault_detail(&r.message),
+            })
+            .collect();
         Some(BuiltOp {
             name: bop.name.clone(),
             style,
@@ -325,8 +338,36 @@ impl Builder<'_> {
             },
             input,
             output,
+            faults,
             path: b.path.clone(),
             pos: bop.pos,
         })
+    }
+
+    /// The detail element a fault message carries. A fault no mapping
+    /// answers needs none, so an unusable one is recorded, not an error:
+    /// the mapping loader reports it when a mapping names the fault.
+    fn fault_detail(&self, message: &QName) -> FaultDetail {
+        let Some(msg) = self.defs.messages.get(message) else {
+            return FaultDetail::Unusable(format!("its message {message} is not defined"));
+        };
+        match msg.parts.as_slice() {
+            [one] => match &one.kind {
+                PartKind::Element(q) if self.schemas.is_none_or(|s| s.element(q).is_some()) => {
+                    FaultDetail::Element(q.clone())
+                }
+                PartKind::Element(q) => FaultDetail::Unusable(format!(
+                    "its message {message} names element {q}, which the schema does not declare"
+                )),
+                PartKind::Type(t) => FaultDetail::Unusable(format!(
+                    "its message {message} has a typed part ({t}), not an element"
+                )),
+            },
+            [] => FaultDetail::Unusable(format!("its message {message} has no part")),
+            parts => FaultDetail::Unusable(format!(
+                "its message {message} has {} parts; a fault's has one",
+                parts.len()
+            )),
+        }
     }
 }

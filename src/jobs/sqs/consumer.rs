@@ -20,7 +20,7 @@ use super::{
 };
 use crate::backoff;
 use crate::error::GatewayError;
-use crate::jobs::payload::{request_version, result_elements};
+use crate::jobs::payload::{declared_fault, request_version, result_elements};
 use crate::jobs::{Execution, JobExecutor, ResultWriter, Route};
 use crate::pipeline::Tries;
 use crate::shutdown::Shutdown;
@@ -625,6 +625,14 @@ pub fn reply_envelope(job: &Job, limits: &Limits) -> (String, &'static str) {
             }
         }
         _ => {
+            // A declared fault answered by the operation is sent as such.
+            if let Some(fault) = declared_fault(job) {
+                let fault = Fault::declared(fault, job.correlation_id.as_str());
+                let envelope =
+                    response::envelope(version, Vec::new(), vec![fault.to_element(version)]);
+                let bytes = xml::write_document(&envelope, xml::Charset::Utf8);
+                return (String::from_utf8_lossy(&bytes).into_owned(), "FAILED");
+            }
             let code = job
                 .fault_code
                 .as_deref()
@@ -696,5 +704,30 @@ mod tests {
         assert_eq!(status, "FAILED");
         assert!(body.contains("MODEL_THROTTLED"), "{body}");
         assert!(body.contains("Fault"), "{body}");
+    }
+
+    #[test]
+    fn a_declared_fault_is_replied_as_the_wsdl_declares_it() {
+        let mut failed = job(JobStatus::Failed);
+        failed.fault_code = Some("Rejected".into());
+        failed.fault_text = Some("Not for us".into());
+        failed.result_payload = Some(
+            "<soap:Fault xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+             <faultcode>soap:Client</faultcode><faultstring>Not for us</faultstring>\
+             <detail><r:Rejection xmlns:r=\"urn:r\">spam</r:Rejection></detail></soap:Fault>"
+                .into(),
+        );
+        let (body, status) = reply_envelope(&failed, &Limits::default());
+        assert_eq!(status, "FAILED");
+        // In the request's version (1.2): Sender, the reason, the detail.
+        assert!(body.contains("<env:Value>env:Sender</env:Value>"), "{body}");
+        assert!(body.contains(">Not for us</env:Text>"), "{body}");
+        assert!(
+            body.contains(
+                "<env:Detail><r:Rejection xmlns:r=\"urn:r\">spam</r:Rejection></env:Detail>"
+            ),
+            "{body}"
+        );
+        assert!(!body.contains("sg:Error"), "{body}");
     }
 }

@@ -11,10 +11,12 @@
 //! are checked in files of their own: model settings and call policy
 //! ([`settings`]), request inputs and attachments ([`inputs`]), templates
 //! and their variables ([`templates`]), structured or text output
-//! ([`output`]), paths that must lead to one simple value ([`paths`]), and
-//! static fallback responses ([`fallback`]).
+//! ([`output`]), the declared faults the model may answer ([`faults`]),
+//! paths that must lead to one simple value ([`paths`]), and static
+//! fallback responses ([`fallback`]).
 
 mod fallback;
+mod faults;
 mod inputs;
 mod output;
 mod paths;
@@ -273,7 +275,9 @@ impl Cx<'_> {
             &mut env,
             &known,
             &spec.prompt.referenced,
+            !spec.faults.0.is_empty(),
         );
+        let faults = self.faults(set, op, spec, &output, &mut env, &known);
 
         let result_columns = match &spec.results {
             None => Vec::new(),
@@ -362,6 +366,7 @@ impl Cx<'_> {
             needs_payload_json,
             needs_payload_xml,
             output,
+            faults,
             repair_attempts,
             on_failure,
             call_policy,

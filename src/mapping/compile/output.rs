@@ -19,7 +19,7 @@ use crate::mapping::output::{Fill, FillValue, OutputPlan, insert_at};
 use crate::mapping::path::{self, Target};
 use crate::mapping::payload::PayloadShape;
 use crate::mapping::render;
-use crate::mapping::spec::OutputSpec;
+use crate::mapping::spec::{Entries, OutputSpec, YamlValue};
 
 /// The most a tool's input schema may take, as JSON: a schema is sent
 /// with every call and counted as input tokens, and 1 MiB (some 250,000
@@ -38,6 +38,7 @@ impl Cx<'_> {
         env: &mut minijinja::Environment<'static>,
         known: &BTreeSet<String>,
         op_at: &Location,
+        with_faults: bool,
     ) -> OutputPlan {
         let Some(shape) = shape else {
             if let Some(s) = spec {
@@ -79,36 +80,6 @@ impl Cx<'_> {
                 for (k, _) in &o.fill.0 {
                     self.error(&k.referenced, "fill applies to text output only");
                 }
-                let mut unsupported = Vec::new();
-                let mut seen = BTreeSet::new();
-                let top: Vec<&shape::Field> = match shape {
-                    PayloadShape::Element(f) => vec![f],
-                    PayloadShape::Fields { fields, .. } => fields.iter().collect(),
-                };
-                let roots: Vec<TypeId> = top.iter().map(|f| f.type_id).collect();
-                let unfillable = shape::unfillable_types(set, &roots);
-                for f in top {
-                    if f.min == 0
-                        && !matches!(shape, PayloadShape::Element(_))
-                        && unfillable.contains(&f.type_id)
-                    {
-                        continue;
-                    }
-                    unsupported_in(
-                        set,
-                        f,
-                        &f.name.local,
-                        &unfillable,
-                        &mut seen,
-                        &mut unsupported,
-                    );
-                }
-                if let Some(u) = unsupported.first() {
-                    self.error(
-                        &spec.referenced,
-                        format!("the response of {} cannot be structured output: it has {u}; use text output", op.name),
-                    );
-                }
                 let name = match &o.tool {
                     Some(t) => {
                         if !is_tool_name(&t.value) {
@@ -119,25 +90,27 @@ impl Cx<'_> {
                     None => tool_name(&shape.root_name()),
                 };
                 let description = o.description.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| {
-                    format!(
-                        "Return the result of {} as the {} response. Call this tool exactly once; its input is the response.",
-                        op.name,
-                        shape.root_name()
-                    )
-                });
-                let schema = for_payload_shape(set, shape);
-                let bytes = serde_json::to_vec(&schema).map_or(0, |v| v.len());
-                if bytes > MAX_TOOL_SCHEMA_BYTES {
-                    self.error(
-                        &spec.referenced,
+                    if with_faults {
                         format!(
-                            "the tool schema of the {} response would take {} KiB, more than the {} KiB a tool schema may (about as many tokens as a model's whole context); use text output, or answer a smaller part of the response",
-                            shape.root_name(),
-                            bytes / 1024,
-                            MAX_TOOL_SCHEMA_BYTES / 1024
-                        ),
-                    );
-                }
+                            "Return the result of {} as the {} response. Call exactly one of the offered tools, once: this one unless one of the fault tools applies; its input is the response.",
+                            op.name,
+                            shape.root_name()
+                        )
+                    } else {
+                        format!(
+                            "Return the result of {} as the {} response. Call this tool exactly once; its input is the response.",
+                            op.name,
+                            shape.root_name()
+                        )
+                    }
+                });
+                let schema = self.tool_schema(
+                    set,
+                    shape,
+                    &spec.referenced,
+                    &format!("the response of {}", op.name),
+                    &format!("the {} response", shape.root_name()),
+                );
                 OutputPlan::Structured {
                     tool: ToolSpec::new(name, Some(description), schema),
                 }
@@ -146,16 +119,115 @@ impl Cx<'_> {
                 if let Some(tool) = &o.tool {
                     self.error(&tool.referenced, "tool applies to structured output only");
                 }
-                let top = shape.top_fields(set);
-                let root_type = match shape {
-                    PayloadShape::Element(f) => Some(f.type_id),
-                    PayloadShape::Fields { .. } => None,
+                let Some((target, fills)) = self.text_output(
+                    set,
+                    shape,
+                    Some(t),
+                    &o.fill,
+                    env,
+                    known,
+                    &spec.referenced,
+                    "the response",
+                    &render::fill_template,
+                ) else {
+                    return OutputPlan::Nothing;
                 };
+                OutputPlan::Text {
+                    target: target.unwrap_or_default(),
+                    fills,
+                }
+            }
+        }
+    }
+
+    /// The tool input schema of a payload, with a load error at `at` when
+    /// the payload cannot be structured output (`whose`: "the response of
+    /// Op") or its schema is too large (`what`: "the X response").
+    pub(super) fn tool_schema(
+        &mut self,
+        set: &SchemaSet,
+        shape: &PayloadShape,
+        at: &Location,
+        whose: &str,
+        what: &str,
+    ) -> Value {
+        let mut unsupported = Vec::new();
+        let mut seen = BTreeSet::new();
+        let top: Vec<&shape::Field> = match shape {
+            PayloadShape::Element(f) => vec![f],
+            PayloadShape::Fields { fields, .. } => fields.iter().collect(),
+        };
+        let roots: Vec<TypeId> = top.iter().map(|f| f.type_id).collect();
+        let unfillable = shape::unfillable_types(set, &roots);
+        for f in top {
+            if f.min == 0
+                && !matches!(shape, PayloadShape::Element(_))
+                && unfillable.contains(&f.type_id)
+            {
+                continue;
+            }
+            unsupported_in(
+                set,
+                f,
+                &f.name.local,
+                &unfillable,
+                &mut seen,
+                &mut unsupported,
+            );
+        }
+        if let Some(u) = unsupported.first() {
+            self.error(
+                at,
+                format!("{whose} cannot be structured output: it has {u}; use text output"),
+            );
+        }
+        let schema = for_payload_shape(set, shape);
+        let bytes = serde_json::to_vec(&schema).map_or(0, |v| v.len());
+        if bytes > MAX_TOOL_SCHEMA_BYTES {
+            self.error(
+                at,
+                format!(
+                    "the tool schema of {what} would take {} KiB, more than the {} KiB a tool schema may (about as many tokens as a model's whole context); use text output, or answer a smaller part of the response",
+                    bytes / 1024,
+                    MAX_TOOL_SCHEMA_BYTES / 1024
+                ),
+            );
+        }
+        schema
+    }
+
+    /// Text output into a payload: the element (or attribute) `text` names,
+    /// and `fill` for the other values (templates named by `template`),
+    /// checked so that every value the payload requires is covered.
+    /// `place` names the payload in messages ("the response"). `None` when
+    /// `text` cannot be resolved.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn text_output(
+        &mut self,
+        set: &SchemaSet,
+        shape: &PayloadShape,
+        text: Option<&Spanned<String>>,
+        fill: &Entries<Spanned<YamlValue>>,
+        env: &mut minijinja::Environment<'static>,
+        known: &BTreeSet<String>,
+        at: &Location,
+        place: &str,
+        template: &dyn Fn(&str) -> String,
+    ) -> Option<(Option<Vec<String>>, Vec<Fill>)> {
+        let top = shape.top_fields(set);
+        let root_type = match shape {
+            PayloadShape::Element(f) => Some(f.type_id),
+            PayloadShape::Fields { .. } => None,
+        };
+        let mut placeholder = Value::Object(Default::default());
+        let target = match text {
+            None => None,
+            Some(t) => {
                 let target = match path::resolve(set, top, root_type, &t.value, false) {
                     Ok(p) => p,
                     Err(m) => {
-                        self.error(&t.referenced, format!("text: {m} in the response"));
-                        return OutputPlan::Nothing;
+                        self.error(&t.referenced, format!("text: {m} in {place}"));
+                        return None;
                     }
                 };
                 let simple = match target.target() {
@@ -174,98 +246,100 @@ impl Cx<'_> {
                         ),
                     );
                 }
-                let mut fills = Vec::new();
-                let mut placeholder = Value::Object(Default::default());
                 insert_at(
                     &mut placeholder,
                     &keys(&target),
                     Value::String("text".into()),
                 );
-                for (k, v) in &o.fill.0 {
-                    let p = match path::resolve(set, top, root_type, &k.value, false) {
-                        Ok(p) => p,
-                        Err(m) => {
-                            self.error(&k.referenced, format!("fill: {m} in the response"));
-                            continue;
-                        }
-                    };
-                    let ty = match p.target() {
-                        Some(Target::Attribute(ty)) => Some(ty),
-                        Some(Target::Element(ty)) => match shape::shape(set, ty) {
-                            Shape::Simple(st) => Some(*st),
-                            _ => None,
-                        },
-                        None => None,
-                    };
-                    let Some(ty) = ty else {
-                        self.error(
-                            &k.referenced,
-                            format!(
-                                "fill: {} has child elements; fill its simple elements one by one",
-                                k.value
-                            ),
-                        );
-                        continue;
-                    };
-                    // Counted as filled even when its value is refused
-                    // below, so the dry run does not report it twice.
-                    insert_at(&mut placeholder, &keys(&p), Value::String("x".into()));
-                    let Some(text) = v.value.scalar_text() else {
-                        self.error(
-                            &v.referenced,
-                            "a fill value must be a constant or a template string",
-                        );
-                        continue;
-                    };
-                    let value = if text.contains("{{") || text.contains("{%") {
-                        let name = render::fill_template(&k.value);
-                        let src = Spanned::new(text, v.referenced, v.defined);
-                        if !self.template(env, &name, &src, known) {
-                            continue;
-                        }
-                        FillValue::Template(name)
-                    } else {
-                        if let Err(rule) = set.check_simple_value(ty, &text) {
-                            self.error(
-                                &v.referenced,
-                                format!("fill {}: {text:?} breaks {rule}", k.value),
-                            );
-                            continue;
-                        }
-                        FillValue::Constant(Value::String(text))
-                    };
-                    fills.push(Fill {
-                        keys: keys(&p),
-                        value,
-                    });
+                Some(keys(&target))
+            }
+        };
+        let mut fills = Vec::new();
+        for (k, v) in &fill.0 {
+            let p = match path::resolve(set, top, root_type, &k.value, false) {
+                Ok(p) => p,
+                Err(m) => {
+                    self.error(&k.referenced, format!("fill: {m} in {place}"));
+                    continue;
                 }
-                // Everything the response requires must come from the text
-                // or a fill: a dry run with placeholders finds what is
-                // missing (values are checked per call).
-                if let Err(vs) = payload_shape_from_json(set, shape, &placeholder) {
-                    for v in vs.iter().filter(|v| v.rule.starts_with("required")) {
-                        let at = if v.path == "/" {
-                            String::new()
-                        } else {
-                            format!(" at {}", v.path)
-                        };
-                        self.error(
-                            &spec.referenced,
-                            format!(
-                                "text output leaves {}{at} unfilled; add it to fill",
-                                v.rule
-                                    .trim_start_matches("required property ")
-                                    .trim_end_matches(" missing")
-                            ),
-                        );
-                    }
+            };
+            let ty = match p.target() {
+                Some(Target::Attribute(ty)) => Some(ty),
+                Some(Target::Element(ty)) => match shape::shape(set, ty) {
+                    Shape::Simple(st) => Some(*st),
+                    _ => None,
+                },
+                None => None,
+            };
+            let Some(ty) = ty else {
+                self.error(
+                    &k.referenced,
+                    format!(
+                        "fill: {} has child elements; fill its simple elements one by one",
+                        k.value
+                    ),
+                );
+                continue;
+            };
+            // Counted as filled even when its value is refused below, so the
+            // dry run does not report it twice.
+            insert_at(&mut placeholder, &keys(&p), Value::String("x".into()));
+            let Some(text) = v.value.scalar_text() else {
+                self.error(
+                    &v.referenced,
+                    "a fill value must be a constant or a template string",
+                );
+                continue;
+            };
+            let value = if text.contains("{{") || text.contains("{%") {
+                let name = template(&k.value);
+                let src = Spanned::new(text, v.referenced, v.defined);
+                if !self.template(env, &name, &src, known) {
+                    continue;
                 }
-                OutputPlan::Text {
-                    target: keys(&target),
-                    fills,
+                FillValue::Template(name)
+            } else {
+                if let Err(rule) = set.check_simple_value(ty, &text) {
+                    self.error(
+                        &v.referenced,
+                        format!("fill {}: {text:?} breaks {rule}", k.value),
+                    );
+                    continue;
                 }
+                FillValue::Constant(Value::String(text))
+            };
+            fills.push(Fill {
+                keys: keys(&p),
+                value,
+            });
+        }
+        // Everything the payload requires must come from the text or a
+        // fill: a dry run with placeholders finds what is missing (values
+        // are checked per call).
+        if let Err(vs) = payload_shape_from_json(set, shape, &placeholder) {
+            let what = if text.is_some() {
+                "text output"
+            } else {
+                "the fault"
+            };
+            for v in vs.iter().filter(|v| v.rule.starts_with("required")) {
+                let at_path = if v.path == "/" {
+                    String::new()
+                } else {
+                    format!(" at {}", v.path)
+                };
+                self.error(
+                    at,
+                    format!(
+                        "{what} leaves {}{at_path} unfilled; add it to fill",
+                        v.rule
+                            .trim_start_matches("required property ")
+                            .trim_end_matches(" missing")
+                    ),
+                );
             }
         }
+        Some((target, fills))
     }
 }
 
@@ -315,7 +389,7 @@ fn unsupported_in(
     }
 }
 
-fn is_tool_name(s: &str) -> bool {
+pub(super) fn is_tool_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
@@ -323,7 +397,7 @@ fn is_tool_name(s: &str) -> bool {
 }
 
 /// A tool name from an element name: Converse allows `[a-zA-Z0-9_-]{1,64}`.
-fn tool_name(root: &str) -> String {
+pub(super) fn tool_name(root: &str) -> String {
     let mut s: String = root
         .chars()
         .map(|c| {
