@@ -9,8 +9,8 @@ method's own generated request struct with gSOAP's deserializer
 (soap_read_*), calls the proxy method, and writes the response object the
 proxy deserialized back out with the generated serializer (soap_write_*); a
 fault is printed from gSOAP's fault structure (soap_fault_string, the
-typed members of SOAP_ENV__Detail a wsdl:fault declares, and the rest of
-the detail as XML).
+typed members of SOAP_ENV__Detail a wsdl:fault declares, written back out
+the same way, and the rest of the detail as XML).
 
 Usage:
   gsoap_client.py build WORKDIR BASE_URL SERVICE...
@@ -479,6 +479,32 @@ def judge_fault(what, want, version, kind, sections):
         report(True, what, f"gSOAP SOAP_FAULT {code} {got}: {text}")
 
 
+def judge_declared(what, service, op, version, kind, sections):
+    """A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): a
+    SOAP_FAULT with the SOAP code whose detail gSOAP read into the member of
+    SOAP_ENV__Detail that wsdl2h generated for the fault's element (written
+    back out by the program); its content goes out on a read line."""
+    _, name, code, local, ns = op["expect"].split(":", 4)
+    want_soap = code if version == "1.1" else {"Client": "Sender", "Server": "Receiver"}[code]
+    if kind != "FAULT":
+        report(False, what, f"{kind} instead of a fault: {sections}")
+        return
+    soap_code = sections["FAULT"].split("\n")[0]
+    if soap_code.split(":")[-1] != want_soap:
+        report(False, what, f"SOAP fault code {soap_code!r}, expected {want_soap}")
+        return
+    for key, xml in sections.items():
+        if not key.startswith("TYPED "):
+            continue
+        root = etree.fromstring(xml.encode("utf-8"))
+        if etree.QName(root).localname == local and etree.QName(root).namespace == ns:
+            read_line(service, op["name"], version, "fault",
+                      f"{what}: declared fault {name} as gSOAP SOAP_FAULT {soap_code} ({key.split()[1]})",
+                      to_tree(root))
+            return
+    report(False, what, f"gSOAP read no typed detail {{{ns}}}{local}: {sections}")
+
+
 def run(workdir, base_url, manifest, service):
     ops = read_manifest(manifest, service)
     if not ops:
@@ -518,6 +544,8 @@ def run(workdir, base_url, manifest, service):
                            "accepted, the one-way method returned SOAP_OK" if kind == "ACCEPTED" else f"{kind}: {sections}")
                 elif op["expect"] == "ticket":
                     poll_ticket(client, proxy, methods, service, op, version, label, kind, sections)
+                elif op["expect"].startswith("declared:"):
+                    judge_declared(label, service, op, version, kind, sections)
                 else:
                     judge_fault(label, op["expect"], version, kind, sections)
                 if invalid_done or op["expect"] != "response" or len(payload) == 0:

@@ -5,8 +5,10 @@
 // and print what the client hands back — node soap's result object — as
 // JSON on a `read` line for tests/clients/real_clients.rs to check against
 // the contract's rules. A fault must reach the callback as node soap's
-// fault error (err.root.Envelope.Body.Fault) with soapgate's code; an async
-// operation's ticket is polled with Get{Op}Result until DONE.
+// fault error (err.root.Envelope.Body.Fault) with soapgate's code, or, for a
+// fault the WSDL declares, with the fault's element in its parsed detail
+// (printed on a `read` line too); an async operation's ticket is polled
+// with Get{Op}Result until DONE.
 //
 // The arguments are the sample request's payload as node soap's users
 // write them: an object per element, children by local name, a list for a
@@ -208,6 +210,35 @@ function judgeFault(what, want, version, outcome) {
   else report(true, what, `node soap fault ${code} ${got}: ${message}`);
 }
 
+// A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): node
+// soap's fault error with the SOAP code, whose parsed detail holds the
+// detail element; what node soap read goes out on a `read` line.
+function judgeDeclared(what, service, op, version, outcome) {
+  const [, name, code, local] = op.expect.split(":");
+  const wantSoap = version === "1.1" ? code : { Client: "Sender", Server: "Receiver" }[code];
+  if (!outcome.err) {
+    report(false, what, `no fault; the call returned ${JSON.stringify(plain(outcome.result))}`);
+    return;
+  }
+  const fault = faultOf(outcome.err);
+  if (!fault) {
+    report(false, what, `${describe(outcome.err)} instead of a SOAP fault`);
+    return;
+  }
+  const soapCode = String((version === "1.1" ? fault.faultcode : fault.Code && fault.Code.Value) || "");
+  if (soapCode.split(":").pop() !== wantSoap) {
+    report(false, what, `SOAP fault code ${JSON.stringify(soapCode)}, expected ${wantSoap}`);
+    return;
+  }
+  const detail = version === "1.1" ? fault.detail : fault.Detail;
+  const value = detail && detail[local];
+  if (value === undefined) {
+    report(false, what, `no ${local} in the fault's detail: ${JSON.stringify(detail)}`);
+    return;
+  }
+  readLine(service, op.name, version, "fault", `${what}: declared fault ${name} as node soap fault ${soapCode}`, plain(value));
+}
+
 async function pollTicket(port, service, op, version, label, outcome) {
   if (outcome.err) {
     report(false, label, describe(outcome.err));
@@ -325,6 +356,8 @@ async function main() {
           report(!outcome.err, label, outcome.err ? describe(outcome.err) : "accepted, the callback got no error");
         } else if (op.expect === "ticket") {
           await pollTicket(port, service, op, v, label, outcome);
+        } else if (op.expect.startsWith("declared:")) {
+          judgeDeclared(label, service, op, v, outcome);
         } else {
           judgeFault(label, op.expect, v, outcome);
         }

@@ -10,8 +10,9 @@
 # payload's children by position, and printed as JSON on a `read` line for
 # tests/clients/real_clients.rs to check against the contract's rules. A
 # fault must come back as a SOAP::SOM fault (faultcode, faultstring,
-# faultdetail) carrying soapgate's code; an async operation's ticket is
-# polled with Get{Op}Result until DONE.
+# faultdetail) carrying soapgate's code, or, for a fault the WSDL declares,
+# the fault's element in its detail (printed on a `read` line too); an async
+# operation's ticket is polled with Get{Op}Result until DONE.
 #
 # Usage: perl perl_client.pl BASE_URL MANIFEST SERVICE
 # MANIFEST: see tests/clients/real_clients.rs. Exits 1 when any check failed.
@@ -258,6 +259,37 @@ sub judge_fault {
     }
 }
 
+# A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): a
+# SOAP::SOM fault with the SOAP code, whose detail holds the detail element;
+# what the SOM holds goes out on a `read` line.
+sub judge_declared {
+    my ( $what, $service, $op, $version, $som, $error ) = @_;
+    my ( undef, $name, $code, $local ) = split /:/, $op->{expect}, 5;
+    my $want_soap = $version eq '1.1' ? $code : { Client => 'Sender', Server => 'Receiver' }->{$code};
+    if ( !$som || !ref $som ) {
+        report( 0, $what, "no SOAP answer: $error" );
+        return;
+    }
+    if ( !$som->fault ) {
+        report( 0, $what, 'no fault; the call returned ' . $json->encode( tree_at( $som, '/Envelope/Body/[1]' ) ) );
+        return;
+    }
+    my $soap_code = ( $version eq '1.1' ? $som->faultcode : $som->valueof('//Fault/Code/Value') ) // '';
+    ( my $local_code = $soap_code ) =~ s/^.*://;
+    if ( $local_code ne $want_soap ) {
+        report( 0, $what, "SOAP fault code $soap_code, expected $want_soap" );
+        return;
+    }
+    my $detail = $version eq '1.1' ? '/Envelope/Body/Fault/detail' : '/Envelope/Body/Fault/Detail';
+    my $el = $som->dataof("$detail/[1]");
+    if ( !$el || $el->name ne $local ) {
+        report( 0, $what, "no $local in the fault's detail" );
+        return;
+    }
+    read_line( $service, $op->{name}, $version, 'fault', "$what: declared fault $name as SOAP::SOM fault $soap_code",
+        tree_at( $som, "$detail/[1]" ) );
+}
+
 sub poll_ticket {
     my ( $port, $service, $op, $version, $label, $som, $error ) = @_;
     if ( !$som || !ref $som || $som->fault ) {
@@ -377,6 +409,9 @@ sub main {
                 }
                 elsif ( $op->{expect} eq 'ticket' ) {
                     poll_ticket( $port, $service, $op, $version, $label, $som, $error );
+                }
+                elsif ( $op->{expect} =~ /^declared:/ ) {
+                    judge_declared( $label, $service, $op, $version, $som, $error );
                 }
                 else {
                     judge_fault( $label, $op->{expect}, $version, $som, $error );

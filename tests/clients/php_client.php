@@ -5,8 +5,10 @@
 // sample payload. What the sample must get comes from the manifest: a
 // response, read through SoapClient's stdClass objects and checked against
 // the field rules derived from the contract (rules.tsv beside the
-// manifest); an accepted one-way call (null, HTTP 202); or a SoapFault whose
-// detail carries the given soapgate code. Operations expected to answer are
+// manifest); an accepted one-way call (null, HTTP 202); a SoapFault whose
+// detail carries the given soapgate code; or, for a fault the WSDL declares,
+// a SoapFault whose detail holds the fault's element (printed as JSON on a
+// `read` line for tests/clients/real_clients.rs to check). Operations expected to answer are
 // called a second time with an element the schema does not allow, which
 // must fail with INVALID_REQUEST.
 //
@@ -541,6 +543,40 @@ function expect_fault(SoapClient $client, string $what, string $version, string 
         . "\n  response: " . $client->__getLastResponse());
 }
 
+// A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): a
+// SoapFault with the SOAP code, whose detail SoapClient read into an object
+// holding the detail element; what it read goes out on a `read` line for
+// tests/clients/real_clients.rs to check against the contract's rules.
+function expect_declared(SoapClient $client, string $what, string $service, string $version, string $op, array $args, string $expect): void
+{
+    [, $name, $code, $local] = explode(':', $expect, 5);
+    $wantSoap = $version === '1.1' ? $code : ['Client' => 'Sender', 'Server' => 'Receiver'][$code];
+    try {
+        $result = $client->__soapCall($op, $args);
+    } catch (SoapFault $f) {
+        $soapCode = preg_replace('/^.*:/', '', (string) $f->faultcode);
+        if ($soapCode !== $wantSoap) {
+            report(false, $what, "SOAP fault code '{$f->faultcode}', expected $wantSoap: {$f->faultstring}");
+            return;
+        }
+        $detail = $f->detail ?? null;
+        $value = is_object($detail) && isset($detail->$local) ? $detail->$local : null;
+        if ($value === null) {
+            report(false, $what, "no $local in the fault's detail: " . json_encode($detail)
+                . "\n  response: " . $client->__getLastResponse());
+            return;
+        }
+        echo implode("\t", ['read', $service, $op, $version, 'fault',
+            "$what: declared fault $name as SoapFault {$f->faultcode}: {$f->faultstring}",
+            json_encode($value, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE)]), "\n";
+        return;
+    } catch (Throwable $e) {
+        report(false, $what, get_class($e) . ' instead of a SoapFault: ' . $e->getMessage());
+        return;
+    }
+    report(false, $what, 'no SoapFault; the call returned ' . var_export($result, true));
+}
+
 function main(array $argv): int
 {
     global $failures;
@@ -620,6 +656,9 @@ function main(array $argv): int
                     continue;
                 }
                 expect_ticket($client, "$what: sample request", $name, $args, $rules[$name] ?? []);
+            } elseif (str_starts_with($op['expect'], 'declared:')) {
+                expect_declared($client, "$what: sample request", $service, $version, $name, $args, $op['expect']);
+                continue;
             } else {
                 expect_fault($client, "$what: sample request", $version, $name, $args, $op['expect']);
                 continue;

@@ -1,8 +1,9 @@
 //! What a client read, checked here: the client programs for suds, node
 //! soap, SOAP::Lite, .NET and gSOAP print each response they read through
 //! their own object model as JSON on a `read` line —
-//! `read\tSERVICE\tOPERATION\tVERSION\tKIND\tLABEL\tJSON`, KIND `response`
-//! or `ticket` (the result of a ticket polled to DONE) — and this module
+//! `read\tSERVICE\tOPERATION\tVERSION\tKIND\tLABEL\tJSON`, KIND `response`,
+//! `ticket` (the result of a ticket polled to DONE) or `fault` (a declared
+//! fault's detail element, checked against that fault's rules) — and this module
 //! checks it against the operation's rules (derived from the contract in
 //! `real_clients.rs`), turning the line into the `ok`/`FAIL` line the
 //! verdict reads. zeep, PHP and JAX-WS check their rules themselves and
@@ -50,8 +51,18 @@ fn judge_read(rest: &str, ops: &[ExampleOp]) -> String {
         Ok(v) => v,
         Err(e) => return format!("FAIL {label}: the client's JSON does not parse ({e}): {json}"),
     };
-    let tree = rewrap(tree, &field_names(&op.rules));
-    let problems = check(&tree, &op.rules);
+    // A declared fault's detail is checked against the fault's rules.
+    let rules = match (kind, &op.declared) {
+        ("fault", Some(declared)) => &declared.rules,
+        ("fault", None) => {
+            return format!(
+                "FAIL {label}: read a declared fault of {service}.{operation}, which offers none"
+            );
+        }
+        _ => &op.rules,
+    };
+    let tree = rewrap(tree, &field_names(rules));
+    let problems = check(&tree, rules);
     let mut shown = tree.to_string();
     if shown.len() > 300 {
         let cut = (0..=300)
@@ -64,9 +75,10 @@ fn judge_read(rest: &str, ops: &[ExampleOp]) -> String {
     if !problems.is_empty() {
         return format!("FAIL {label}: {} (read: {shown})", problems.join("; "));
     }
-    let n = op.rules.len();
+    let n = rules.len();
     match kind {
         "ticket" => format!("ok   {label}: ticket polled to DONE, {n} rule(s) checked: {shown}"),
+        "fault" => format!("ok   {label}; detail read, {n} rule(s) checked: {shown}"),
         _ => format!("ok   {label}: response read, {n} rule(s) checked: {shown}"),
     }
 }

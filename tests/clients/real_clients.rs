@@ -29,7 +29,8 @@ use soapgate::bedrock::BedrockSettings;
 use soapgate::contract::Style;
 use soapgate::emulator::Script;
 use soapgate::mapping::json_schema;
-use soapgate::soap::SoapVersion;
+use soapgate::soap::{FaultCode, SoapVersion};
+use soapgate::xml::QName;
 use support::{EmulatedModel, TestApp, repo_root};
 
 use crate::matrix::Judged;
@@ -51,17 +52,48 @@ pub(crate) enum Expect {
     Ticket,
     /// A fault carrying this soapgate code.
     Fault(String),
+    /// The declared fault of this name (`wsdl:fault`): the stack's own
+    /// fault type for it, its detail element read and passing the fault's
+    /// rules.
+    Declared(String),
 }
 
 impl Expect {
-    fn manifest_word(&self) -> &str {
+    fn manifest_word(&self, op: &ExampleOp) -> String {
         match self {
-            Expect::Response => "response",
-            Expect::Accepted => "accepted",
-            Expect::Ticket => "ticket",
-            Expect::Fault(code) => code,
+            Expect::Response => "response".into(),
+            Expect::Accepted => "accepted".into(),
+            Expect::Ticket => "ticket".into(),
+            Expect::Fault(code) => code.clone(),
+            // declared:NAME:CODE:LOCAL:NS (the namespace last: it holds
+            // colons).
+            Expect::Declared(name) => {
+                let d = op
+                    .declared
+                    .as_ref()
+                    .filter(|d| &d.name == name)
+                    .unwrap_or_else(|| panic!("{}: no declared fault {name}", op.operation));
+                format!(
+                    "declared:{name}:{}:{}:{}",
+                    d.code, d.element.local, d.element.ns
+                )
+            }
         }
     }
+}
+
+/// The declared fault a mapping lets the model answer for an operation (its
+/// first), as the client programs check it.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    /// The `wsdl:fault` name.
+    pub(crate) name: String,
+    /// `Client` or `Server` (SOAP 1.1's names; Sender and Receiver in 1.2).
+    pub(crate) code: &'static str,
+    /// The detail element.
+    pub(crate) element: QName,
+    /// Rules on the detail element's content.
+    pub(crate) rules: Vec<Rule>,
 }
 
 /// One operation of an example service, as the client programs need it.
@@ -85,6 +117,8 @@ pub(crate) struct ExampleOp {
     /// expectation is then the facade's INVALID_REQUEST); see
     /// `Stack::limit`.
     pub(crate) limited: Option<&'static str>,
+    /// The declared fault the model may answer instead, if any.
+    pub(crate) declared: Option<Declared>,
 }
 
 /// One check on the values a client reads at `path` (names of the response
@@ -160,6 +194,21 @@ fn example_ops(app: &TestApp, examples: &Path) -> Vec<ExampleOp> {
                 let text_output = plan.tool().is_none();
                 derive_rules(&schema, &schema, "", true, text_output, &mut rules);
             }
+            let declared = plan.faults().into_iter().next().map(|f| {
+                let schema = json_schema::for_element(&contract.schemas, &f.element);
+                let mut rules = Vec::new();
+                derive_rules(&schema, &schema, "", true, false, &mut rules);
+                Declared {
+                    name: f.name,
+                    code: if f.code == FaultCode::Server {
+                        "Server"
+                    } else {
+                        "Client"
+                    },
+                    element: f.element,
+                    rules,
+                }
+            });
             ops.push(ExampleOp {
                 service: service.name.clone(),
                 operation: op.name.clone(),
@@ -184,6 +233,7 @@ fn example_ops(app: &TestApp, examples: &Path) -> Vec<ExampleOp> {
                     soapgate::mapping::FailurePolicy::Fault
                 ),
                 limited: None,
+                declared,
             });
         }
     }
@@ -351,7 +401,10 @@ fn join_values(values: &[Value]) -> String {
 
 /// Tab-separated, one operation a line: service, operation, style,
 /// versions ("1.1,1.2"), one-way (0/1), sample path, and what the sample
-/// must get: `response`, `accepted` or a soapgate fault code. Beside it,
+/// must get: `response`, `accepted`, `ticket`, a soapgate fault code, or
+/// `declared:NAME:CODE:LOCAL:NS` — the declared fault NAME, SOAP code
+/// `Client` or `Server` (Sender or Receiver in 1.2), its detail element
+/// `{NS}LOCAL`, whose content the client prints on a `read` line. Beside it,
 /// `rules.tsv`: service, operation, path, rule, argument — `children` (an
 /// object's only fields, `|`-separated; the empty path is the payload root,
 /// whose fields are the root element's children or the rpc parts, so a
@@ -374,7 +427,7 @@ fn write_manifest(ops: &[ExampleOp], dir: &Path) -> PathBuf {
             op.versions.join(","),
             u8::from(op.one_way),
             op.sample.display(),
-            op.expect.manifest_word(),
+            op.expect.manifest_word(op),
         );
         for r in &op.rules {
             let _ = writeln!(
@@ -415,23 +468,27 @@ fn throttled_model(ops: &[ExampleOp]) -> Option<String> {
         .map(|(model, _)| model.to_string())
 }
 
-/// A facade whose emulator throttles one model, and the operations that
-/// must then answer MODEL_THROTTLED (every target of theirs is that model).
+/// A facade whose emulator follows a script, and the operations that must
+/// then answer otherwise: MODEL_THROTTLED when it throttles one model (for
+/// the operations whose every target is that model), or a declared fault
+/// when the model calls that fault's tool.
 #[derive(Debug)]
-pub(crate) struct Throttled {
+pub(crate) struct Scripted {
     pub(crate) app: TestApp,
     pub(crate) ops: Vec<ExampleOp>,
     pub(crate) manifest: PathBuf,
 }
 
 /// Everything a client test needs: the running app, its example
-/// operations and the manifest describing them, and the throttled run.
+/// operations and the manifest describing them, the throttled run, and the
+/// run whose model answers a declared fault (when a mapping lets it).
 #[derive(Debug)]
 pub(crate) struct Fixture {
     pub(crate) app: TestApp,
     pub(crate) ops: Vec<ExampleOp>,
     pub(crate) manifest: PathBuf,
-    pub(crate) throttled: Throttled,
+    pub(crate) throttled: Scripted,
+    pub(crate) declaring: Option<Scripted>,
     pub(crate) tmp: tempfile::TempDir,
 }
 
@@ -450,10 +507,16 @@ impl Fixture {
         };
         limit(&mut fx.ops);
         limit(&mut fx.throttled.ops);
+        if let Some(d) = fx.declaring.as_mut() {
+            limit(&mut d.ops);
+        }
         if fx.ops.iter().any(|o| o.limited.is_some()) {
             fx.manifest = write_manifest(&fx.ops, fx.tmp.path());
             fx.throttled.manifest =
                 write_manifest(&fx.throttled.ops, &fx.tmp.path().join("throttled"));
+            if let Some(d) = fx.declaring.as_mut() {
+                d.manifest = write_manifest(&d.ops, &fx.tmp.path().join("declaring"));
+            }
         }
         fx
     }
@@ -502,17 +565,57 @@ impl Fixture {
             })
             .collect();
         let throttled_manifest = write_manifest(&throttled_ops, &tmp.path().join("throttled"));
+        let declaring = Fixture::declaring(&ops, &wsdl, &mappings, tmp.path());
         Fixture {
             app,
             ops,
             manifest,
-            throttled: Throttled {
+            throttled: Scripted {
                 app: throttled_app,
                 ops: throttled_ops,
                 manifest: throttled_manifest,
             },
+            declaring,
             tmp,
         }
+    }
+
+    /// A facade whose model calls the tool of the first declared fault a
+    /// mapping offers, and the operations that offer it: each must answer
+    /// that fault. `None` when no mapping offers one.
+    fn declaring(ops: &[ExampleOp], wsdl: &Path, mappings: &Path, dir: &Path) -> Option<Scripted> {
+        let name = ops
+            .iter()
+            .filter(|o| o.expect == Expect::Response)
+            .find_map(|o| o.declared.as_ref())?
+            .name
+            .clone();
+        let script = format!(
+            "rules:\n  - name: declared\n    tool_name: {}\n",
+            serde_json::Value::String(name.clone())
+        );
+        let script = Script::parse(&script, "declared-fault script")
+            .unwrap_or_else(|e| panic!("the declared-fault script does not parse: {e}"));
+        let app = TestApp::start_mapped(
+            wsdl,
+            mappings,
+            EmulatedModel {
+                script: Some(script),
+                ..EmulatedModel::default()
+            },
+        );
+        let ops: Vec<ExampleOp> = ops
+            .iter()
+            .filter(|o| {
+                o.expect == Expect::Response && o.declared.as_ref().is_some_and(|d| d.name == name)
+            })
+            .map(|o| ExampleOp {
+                expect: Expect::Declared(name.clone()),
+                ..o.clone()
+            })
+            .collect();
+        let manifest = write_manifest(&ops, &dir.join("declaring"));
+        Some(Scripted { app, ops, manifest })
     }
 }
 
@@ -574,6 +677,7 @@ impl Verdict {
                     }
                     Expect::Accepted => "accepted".to_string(),
                     Expect::Fault(code) => code.clone(),
+                    Expect::Declared(name) => format!("declared fault {name} as"),
                 };
                 let seen = judged
                     .stdout

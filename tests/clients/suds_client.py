@@ -4,8 +4,9 @@ the facade, call every operation through suds's service proxy for each
 SOAP 1.1 port, and print what suds hands back — its sudsobject, as plain
 data — as JSON on a `read` line for tests/clients/real_clients.rs to check
 against the contract's rules. A fault must be raised as suds.WebFault
-carrying soapgate's code; an async operation's ticket is polled with
-Get{Operation}Result until DONE.
+carrying soapgate's code, and a fault the WSDL declares as a WebFault whose
+detail suds parsed holds the fault's element (printed on a `read` line too);
+an async operation's ticket is polled with Get{Operation}Result until DONE.
 
 suds speaks SOAP 1.1 only: it reads a soap12 binding as a 1.1 one (and
 would send a 1.1 envelope through it), so ports whose WSDL binding is SOAP
@@ -192,6 +193,34 @@ def judge_fault(what, want, call):
     report(False, what, f"no fault; the call returned {plain(result)!r}")
 
 
+def expect_declared(what, service, op, call):
+    """A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): a
+    suds.WebFault with the SOAP code, whose detail suds parsed into an
+    object holding the detail element; what suds read goes out on a read
+    line."""
+    _, name, code, local, _ns = op["expect"].split(":", 4)
+    try:
+        result = call()
+    except WebFault as e:
+        faultcode = str(getattr(e.fault, "faultcode", ""))
+        if faultcode.split(":")[-1] != code:
+            report(False, what, f"SOAP fault code {faultcode!r}, expected {code}")
+            return
+        detail = getattr(e.fault, "detail", None)
+        value = getattr(detail, local, None) if detail is not None else None
+        if value is None:
+            report(False, what, f"no {local} in the fault's detail: {detail}")
+            return
+        read_line(service, op["name"], "1.1", "fault",
+                  f"{what}: declared fault {name} as suds WebFault {faultcode}: {e.fault.faultstring}", plain(value))
+        return
+    except Exception as e:
+        report(False, what, f"{type(e).__name__} instead of a WebFault: {e}")
+        traceback.print_exc(file=sys.stdout)
+        return
+    report(False, what, f"no fault; the call returned {plain(result)!r}")
+
+
 def poll_ticket(port, service, op, label, call):
     try:
         ticket = call()
@@ -294,6 +323,8 @@ def main():
                     report(False, label, f"{type(e).__name__}: {e}")
             elif op["expect"] == "ticket":
                 poll_ticket(proxy, service, op, label, lambda: call_method(**args))
+            elif op["expect"].startswith("declared:"):
+                expect_declared(label, service, op, lambda: call_method(**args))
             else:
                 judge_fault(label, op["expect"], lambda: call_method(**args))
             if invalid_done or op["expect"] != "response" or not args:

@@ -10,11 +10,13 @@ Usage: zeep_client.py BASE_URL MANIFEST SERVICE
 MANIFEST is a tab-separated file written by tests/clients/real_clients.rs, one line
 per operation: service, operation, style, SOAP versions ("1.1,1.2"), one-way
 (0/1), path of the sample request (examples/{Service}/{Operation}.xml), and
-what the sample must get: "response", "accepted", "ticket" or a soapgate fault
-code. An async operation ("ticket") answers a ticket (jobId, status); the
-client then calls Get{Operation}Result, which the published WSDL declares,
-until the status is DONE, and checks the rules on the original response
-element inside its result.
+what the sample must get: "response", "accepted", "ticket", a soapgate fault
+code, or "declared:NAME:CODE:LOCAL:NS", a fault the WSDL declares, whose
+detail element zeep parses and prints on a "read" line for
+tests/clients/real_clients.rs to check. An async operation ("ticket") answers
+a ticket (jobId, status); the client then calls Get{Operation}Result, which
+the published WSDL declares, until the status is DONE, and checks the rules
+on the original response element inside its result.
 rules.tsv beside it holds the response rules (see tests/clients/real_clients.rs).
 
 Each sample's Body payload is deserialized by zeep against the WSDL's own
@@ -394,6 +396,46 @@ def expect_fault(what, want_code, version, call):
     report(False, what, f"no Fault; the call returned {result!r}")
 
 
+def read_line(service, op, version, kind, label, tree):
+    """What zeep read, for tests/clients/real_clients.rs to check against the
+    contract's rules."""
+    print("\t".join(["read", service, op, version, kind, label, json.dumps(tree, default=str)]), flush=True)
+
+
+def expect_declared(what, service, op_name, version, expect, call, client):
+    """A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS): a
+    zeep Fault with the SOAP code, whose detail element zeep parses with the
+    fault message's own element; what zeep read goes out on a read line."""
+    _, name, code, local, ns = expect.split(":", 4)
+    want_soap = code if version == "1.1" else {"Client": "Sender", "Server": "Receiver"}[code]
+    try:
+        result = call()
+    except Fault as fault:
+        soap_code = (fault.code or "").split(":")[-1]
+        if soap_code != want_soap:
+            report(False, what, f"SOAP fault code {fault.code!r}, expected {want_soap} ({fault.message})")
+            return
+        detail = fault.detail
+        el = detail.find(f"{{{ns}}}{local}") if detail is not None else None
+        if el is None:
+            shown = etree.tostring(detail).decode() if detail is not None else None
+            report(False, what, f"no {{{ns}}}{local} in the fault's detail: {shown}")
+            return
+        try:
+            value = client.get_element(f"{{{ns}}}{local}").parse(el, client.wsdl.types)
+        except Exception as e:
+            report(False, what, f"zeep cannot parse the detail: {type(e).__name__}: {e}")
+            return
+        read_line(service, op_name, version, "fault",
+                  f"{what}: declared fault {name} as zeep Fault {fault.code}: {fault.message}", plain(value))
+        return
+    except Exception as e:
+        report(False, what, f"{type(e).__name__} instead of a Fault: {e}")
+        traceback.print_exc(file=sys.stdout)
+        return
+    report(False, what, f"no Fault; the call returned {result!r}")
+
+
 def break_arguments(value, kwargs):
     """Arguments that zeep still sends but that break the schema: a required
     child left out, else a typed child given text that is not of its type.
@@ -501,6 +543,10 @@ def main():
                         continue
                     spec = rules.get(op["name"], [])
                     expect_ticket(f"{what}: sample request", spec, call, proxy[poll_name])
+                elif op["expect"].startswith("declared:"):
+                    expect_declared(f"{what}: sample request", service_name, op["name"], version,
+                                    op["expect"], call, client)
+                    continue
                 else:
                     expect_fault(f"{what}: sample request", op["expect"], version, call)
                     continue

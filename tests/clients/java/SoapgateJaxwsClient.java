@@ -6,10 +6,13 @@
 // from the sample request. What each call must get comes from the manifest:
 // a response, read through the JAXB beans' fields (return value and Holder
 // out-parameters) and checked against the field rules derived from the
-// contract (rules.tsv beside the manifest); a @Oneway call that returns; or
-// a SOAPFaultException whose detail carries the given soapgate code. Per
-// port, one call of an answering operation with a required field set to
-// null must fail with INVALID_REQUEST.
+// contract (rules.tsv beside the manifest); a @Oneway call that returns; a
+// SOAPFaultException whose detail carries the given soapgate code; or, for
+// a fault the WSDL declares, the exception class wsimport generated for it,
+// whose getFaultInfo() bean is printed as JSON on a `read` line for
+// tests/clients/real_clients.rs to check. Per port, one call of an
+// answering operation with a required field set to null must fail with
+// INVALID_REQUEST.
 //
 // Usage: java SoapgateJaxwsClient BASE_URL MANIFEST SERVICE PACKAGE CLASSES_DIR
 // MANIFEST: see tests/clients/real_clients.rs. CLASSES_DIR holds the compiled
@@ -86,6 +89,8 @@ public final class SoapgateJaxwsClient {
     static final java.util.logging.Logger SAAJ_LOG = java.util.logging.Logger.getLogger("javax.xml.soap");
 
     static int failures = 0;
+    // The service under test, for `read` lines.
+    static String SERVICE = "";
 
     static void report(boolean ok, String what, String detail) {
         if (!ok) {
@@ -112,6 +117,7 @@ public final class SoapgateJaxwsClient {
         SAAJ_LOG.setLevel(java.util.logging.Level.SEVERE);
         String base = args[0];
         String service = args[2];
+        SERVICE = service;
         String pkg = args[3];
         File classesDir = new File(args[4]);
         List<Op> ops = readManifest(args[1], service);
@@ -245,6 +251,8 @@ public final class SoapgateJaxwsClient {
             if (op.expect().equals("response") || op.expect().equals("accepted") || op.expect().equals("ticket")) {
                 report(false, sample, "expected " + op.expect() + ", got " + describe(e.getCause()));
                 e.getCause().printStackTrace(System.out);
+            } else if (op.expect().startsWith("declared:")) {
+                checkDeclared(sample, version, op, e.getCause());
             } else {
                 checkFault(sample, version, e.getCause(), op.expect());
             }
@@ -783,6 +791,86 @@ public final class SoapgateJaxwsClient {
         } else {
             report(false, what, String.join("; ", problems));
         }
+    }
+
+    // A fault the WSDL declares (expect: declared:NAME:CODE:LOCAL:NS) must
+    // arrive as the exception class wsimport generated for it (annotated
+    // @WebFault with the detail element's name), whose getFaultInfo() is the
+    // detail's JAXB bean; what it holds goes out on a `read` line for
+    // tests/clients/real_clients.rs to check against the contract's rules.
+    static void checkDeclared(String what, String version, Op op, Throwable t) {
+        String[] want = op.expect().split(":", 5);
+        String name = want[1];
+        String local = want[3];
+        String ns = want[4];
+        javax.xml.ws.WebFault wf = t.getClass().getAnnotation(javax.xml.ws.WebFault.class);
+        if (wf == null) {
+            report(false, what, "expected the exception class generated for " + name + ", got " + describe(t));
+            t.printStackTrace(System.out);
+            return;
+        }
+        if (!wf.name().equals(local) || !wf.targetNamespace().equals(ns)) {
+            report(false, what, t.getClass().getName() + " is @WebFault(" + wf.targetNamespace() + " " + wf.name()
+                    + "), expected {" + ns + "}" + local);
+            return;
+        }
+        Object info;
+        try {
+            info = plain(t.getClass().getMethod("getFaultInfo").invoke(t));
+        } catch (Exception e) {
+            report(false, what, "reading " + t.getClass().getName() + ".getFaultInfo(): " + describe(e));
+            return;
+        }
+        if (t.getMessage() == null || t.getMessage().isEmpty()) {
+            report(false, what, t.getClass().getName() + " without a message (the fault string)");
+            return;
+        }
+        System.out.println(String.join("\t", "read", SERVICE, op.name(), version, "fault",
+                what + ": declared fault " + name + " as " + t.getClass().getName() + ": " + t.getMessage(),
+                json(info)));
+        System.out.flush();
+    }
+
+    // Plain data (maps, lists, strings, numbers, booleans) as JSON.
+    static String json(Object v) {
+        if (v == null) {
+            return "null";
+        }
+        if (v instanceof Boolean || v instanceof Number) {
+            return v.toString();
+        }
+        if (v instanceof Map<?, ?> m) {
+            List<String> items = new ArrayList<>();
+            for (Map.Entry<?, ?> e : m.entrySet()) {
+                items.add(json(String.valueOf(e.getKey())) + ":" + json(e.getValue()));
+            }
+            return "{" + String.join(",", items) + "}";
+        }
+        if (v instanceof Collection<?> c) {
+            List<String> items = new ArrayList<>();
+            for (Object o : c) {
+                items.add(json(o));
+            }
+            return "[" + String.join(",", items) + "]";
+        }
+        StringBuilder sb = new StringBuilder("\"");
+        for (char ch : v.toString().toCharArray()) {
+            switch (ch) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                default -> {
+                    if (ch < 0x20) {
+                        sb.append(String.format("\\u%04x", (int) ch));
+                    } else {
+                        sb.append(ch);
+                    }
+                }
+            }
+        }
+        return sb.append('"').toString();
     }
 
     static String soapgateCode(Detail detail) {
