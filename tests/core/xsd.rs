@@ -1181,3 +1181,104 @@ fn attribute_type_declared_later_in_the_schema() {
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(bad[0].starts_with("/Doc/@source"), "{bad:?}");
 }
+
+// ---------------------------------------------------------------------------
+// What the differential test (differential.rs) found soapgate accepting and
+// both reference validators refusing.
+
+/// A nil element keeps its attributes, and its type still governs them: an
+/// element of simple type takes none (but `xsi:`'s), nil or not.
+#[test]
+fn a_nil_element_of_simple_type_takes_no_attributes() {
+    let schema = parse(
+        r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:nil">
+             <xs:element name="Code" type="xs:token" nillable="true"/>
+           </xs:schema>"#,
+    );
+    let mut b = SchemaSetBuilder::new();
+    b.add_schema(Path::new("nil.xsd"), &schema, &NsScope::new());
+    let (set, _) = b
+        .finish(&MemFiles(HashMap::new()))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    let x = r#"xmlns="urn:nil" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:o="urn:other""#;
+    assert!(
+        check(
+            &set,
+            &format!(r#"<Code {x} xsi:nil="true"/>"#),
+            "urn:nil",
+            "Code"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check(
+            &set,
+            &format!(r#"<Code {x} xsi:nil="true" o:extra="1" plain="2"/>"#),
+            "urn:nil",
+            "Code"
+        ),
+        [
+            "/Code/@extra: unexpected attribute {urn:other}extra",
+            "/Code/@plain: unexpected attribute plain",
+        ]
+    );
+}
+
+/// XSD 1.0 writes positive infinity `INF`; `+INF` is XSD 1.1's.
+#[test]
+fn positive_infinity_has_no_sign_in_xsd_1_0() {
+    let set = SchemaSet::default();
+    for b in [Builtin::Float, Builtin::Double] {
+        let ty = soapgate::contract::xsd::builtin_id(b);
+        assert_eq!(set.check_simple_value(ty, "INF"), Ok(()));
+        assert_eq!(set.check_simple_value(ty, "-INF"), Ok(()));
+        assert_eq!(
+            set.check_simple_value(ty, "+INF"),
+            Err(format!("not a valid xsd:{}: \"+INF\"", b.name()))
+        );
+    }
+}
+
+/// xs:NOTATION validates no value by itself: a value names one of the
+/// schema's notations, which only an enumeration can list.
+#[test]
+fn notation_itself_takes_no_value() {
+    let set = SchemaSet::default();
+    let ty = soapgate::contract::xsd::builtin_id(Builtin::Notation);
+    assert_eq!(
+        set.check_simple_value(ty, "gif"),
+        Err(
+            "xs:NOTATION takes a value only through an enumeration of notations (got \"gif\")"
+                .to_string()
+        )
+    );
+}
+
+/// An element a lax (or strict) wildcard takes, with no declaration of its
+/// own but an `xsi:type`, is assessed against that type (Schema-Validity
+/// Assessment (Element) 1.2): its content and attributes must fit it.
+#[test]
+fn an_undeclared_element_with_xsi_type_is_assessed_against_that_type() {
+    let set = load(&["features.xsd"]);
+    let x = r#"xmlns:f="urn:x:features" xmlns:o="urn:other" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
+    // `Free` is of xs:anyType: any children, taken laxly.
+    let free = |child: &str| check(&set, &format!("<f:Free {x}>{child}</f:Free>"), F, "Free");
+    assert!(free("<o:Extra>text</o:Extra>").is_empty());
+    assert!(
+        free(r#"<o:Extra xsi:type="f:Address"><Street>Main</Street><Zip>12345</Zip></o:Extra>"#)
+            .is_empty()
+    );
+    assert_eq!(
+        free(r#"<o:Extra xsi:type="f:Address">text</o:Extra>"#),
+        [
+            "/Free/Extra: text not allowed in element-only content (got \"text\")",
+            "/Free/Extra: required element Street missing",
+        ]
+    );
+    assert_eq!(
+        free(
+            r#"<o:Extra xsi:type="xs:int" xmlns:xs="http://www.w3.org/2001/XMLSchema">x</o:Extra>"#
+        ),
+        ["/Free/Extra: not a valid xsd:int: \"x\""]
+    );
+}

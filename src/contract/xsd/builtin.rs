@@ -325,7 +325,8 @@ fn digits(s: &str) -> bool {
 }
 
 fn is_float(v: &str) -> bool {
-    if matches!(v, "INF" | "-INF" | "+INF" | "NaN") {
+    // XSD 1.0 writes positive infinity INF only (`+INF` is XSD 1.1's).
+    if matches!(v, "INF" | "-INF" | "NaN") {
         return true;
     }
     let (mantissa, exp) = match v.find(['e', 'E']) {

@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 
-use super::builtin::normalize_ws;
+use super::builtin::{Builtin, normalize_ws};
 use super::exact::{Claim, Exact, Matched, emptiable, term_emptiable};
 use super::facets::{check_atomic, check_enumeration, check_length, check_patterns, quote};
 use super::model::*;
@@ -280,8 +280,12 @@ impl<'a> Validator<'a> {
                             "an element with xsi:nil=\"true\" must be empty".into(),
                         );
                     }
-                    if let Some(TypeDef::Complex(ct)) = set.type_def(ty) {
-                        self.attributes(el, ct);
+                    // A nil element keeps its attributes, which its type
+                    // still governs: a simple type allows none.
+                    match set.type_def(ty) {
+                        Some(TypeDef::Complex(ct)) => self.attributes(el, ct),
+                        Some(TypeDef::Simple(_)) => self.no_attributes(el),
+                        None => {}
                     }
                     return;
                 }
@@ -295,9 +299,7 @@ impl<'a> Validator<'a> {
         match set.type_def(ty) {
             None => {}
             Some(TypeDef::Simple(_)) => {
-                for a in el.attrs.iter().filter(|a| a.name.ns != XSI_NS) {
-                    self.violate(Some(&a.name), format!("unexpected attribute {}", a.name));
-                }
+                self.no_attributes(el);
                 self.simple_content(el, ty, decl);
             }
             Some(TypeDef::Complex(ct)) => {
@@ -387,6 +389,16 @@ impl<'a> Validator<'a> {
         match &st.variety {
             Variety::Atomic(b) => {
                 let v = normalize_ws(raw, f.white_space);
+                // NOTATION names a notation of the schema, and no value
+                // can without an enumeration listing them (XSD 1.0,
+                // 3.2.19): xs:NOTATION itself validates nothing.
+                if *b == Builtin::Notation && f.enumeration.is_none() {
+                    return Err(format!(
+                        "xs:NOTATION takes a value only through an enumeration of notations \
+                         (got {})",
+                        quote(&v)
+                    ));
+                }
                 if !b.check(&v, &self.scope) {
                     return Err(format!("not a valid xsd:{}: {}", b.name(), quote(&v)));
                 }
@@ -424,6 +436,13 @@ impl<'a> Validator<'a> {
     }
 
     // ---- attributes ----------------------------------------------------
+
+    /// An element of simple type takes no attributes but `xsi:`'s.
+    fn no_attributes(&mut self, el: &Element) {
+        for a in el.attrs.iter().filter(|a| a.name.ns != XSI_NS) {
+            self.violate(Some(&a.name), format!("unexpected attribute {}", a.name));
+        }
+    }
 
     fn attributes(&mut self, el: &'a Element, ct: &ComplexType) {
         let set = self.set;
@@ -686,6 +705,23 @@ impl<'a> Validator<'a> {
         }
         match self.set.element(&c.name) {
             Some((_, d)) => self.element(c, d),
+            // No declaration, but an `xsi:type`: the element is assessed
+            // against that type, strictly or laxly alike (XSD 1.0,
+            // Schema-Validity Assessment (Element) 1.2), whose content
+            // rules then apply as they would under a declaration.
+            None if c.attr_ns(XSI_NS, "type").is_some() => {
+                let decl = ElementDecl {
+                    name: c.name.clone(),
+                    type_id: super::ANY_TYPE,
+                    nillable: true,
+                    default: None,
+                    fixed: None,
+                    is_abstract: false,
+                    global: false,
+                    substitutes: Vec::new(),
+                };
+                self.element(c, &decl);
+            }
             None if w.process == ProcessContents::Strict => {
                 self.violate_at(
                     c,
