@@ -55,6 +55,12 @@ impl Rng {
 const SHALLOW_DEPTH: usize = 8;
 /// Past this depth generation gives up with `null`.
 const MAX_DEPTH: usize = 24;
+/// Past this many schema nodes visited, the rest of the value is as small
+/// as the schema allows (required properties, minimum items), as past
+/// [`SHALLOW_DEPTH`]: a UBL invoice has some thirty optional parts per
+/// aggregate, and every one of them filled, level after level, would run
+/// into [`MAX_STEPS`] and answer `null`s the schema refuses.
+const SOFT_STEPS: usize = 4_000;
 /// Schema nodes visited per value at most: `allOf` of several `$ref`s to
 /// the root would otherwise branch exponentially before the depth cap.
 const MAX_STEPS: usize = 20_000;
@@ -86,6 +92,11 @@ struct Generator<'a> {
 }
 
 impl Generator<'_> {
+    /// Whether only what the schema requires is generated from here on.
+    fn shallow(&self, depth: usize) -> bool {
+        depth >= SHALLOW_DEPTH || self.steps >= SOFT_STEPS
+    }
+
     fn value(&mut self, schema: &Value, depth: usize) -> Value {
         self.steps += 1;
         if depth > MAX_DEPTH || self.steps > MAX_STEPS {
@@ -159,7 +170,7 @@ impl Generator<'_> {
         let mut out = Map::new();
         if let Some(Value::Object(properties)) = schema.get("properties") {
             for (name, property) in properties {
-                if depth >= SHALLOW_DEPTH && !required.contains(&name.as_str()) {
+                if self.shallow(depth) && !required.contains(&name.as_str()) {
                     continue;
                 }
                 let value = self.value(property, depth + 1);
@@ -195,7 +206,7 @@ impl Generator<'_> {
         let min = usize_of(schema, "minItems").unwrap_or(0).min(MAX_ITEMS);
         let max = usize_of(schema, "maxItems");
         let mut count = (1 + self.rng.below(3)).max(min);
-        if depth >= SHALLOW_DEPTH {
+        if self.shallow(depth) {
             count = min;
         }
         if let Some(max) = max {
@@ -649,6 +660,35 @@ mod tests {
             assert_valid(&schema, seed);
         }
         assert_eq!(sample(&schema, 0)["n"], json!(1));
+    }
+
+    /// A schema as wide and deep as UBL's: every level has thirty optional
+    /// parts of the next. Filling them all would take millions of values;
+    /// the answer still satisfies the schema, smaller past a budget.
+    #[test]
+    fn wide_deep_schemas_get_valid_answers_not_nulls() {
+        let mut defs = Map::new();
+        for level in 0..8 {
+            let mut properties = Map::new();
+            properties.insert("id".into(), json!({"type": "string", "minLength": 1}));
+            if level < 7 {
+                for part in 0..30 {
+                    properties.insert(
+                        format!("part{part}"),
+                        json!({"$ref": format!("#/$defs/L{}", level + 1)}),
+                    );
+                }
+            }
+            defs.insert(
+                format!("L{level}"),
+                json!({"type": "object", "properties": properties, "required": ["id"],
+                       "additionalProperties": false}),
+            );
+        }
+        let schema = json!({"$defs": defs, "$ref": "#/$defs/L0"});
+        for seed in 0..4 {
+            assert_valid(&schema, seed);
+        }
     }
 
     #[test]
