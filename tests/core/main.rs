@@ -2,8 +2,9 @@
 //! validation, mapping compilation and rendering, hostile input, reload.
 //! They need nothing but the code, except where the core is compared with
 //! references: the W3C XML conformance suite (`conformance`, installed by
-//! `.ci/run`) and Python's xmlschema and lxml (`content_models`), each
-//! required under `SOAPGATE_REQUIRE_PEERS=1`.
+//! `.ci/run`), Python's xmlschema and lxml (`content_models`), and those
+//! with libxml2's xmllint (`differential`, `ubl`), each required under
+//! `SOAPGATE_REQUIRE_PEERS=1`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -14,10 +15,12 @@ mod conformance;
 mod content_models;
 mod contracts;
 mod declared_faults;
+mod differential;
 mod hardening;
 mod hostile;
 mod mapping;
 mod reload;
 mod tool_schema;
+mod ubl;
 mod xml_safety;
 mod xsd;
