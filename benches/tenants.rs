@@ -4,8 +4,9 @@
 //! - `off`: no tenants (anonymous, nothing recorded);
 //! - `text`: a UsernameToken with PasswordText checked against an
 //!   Argon2id hash (remembered after the first call), the tenant's rate
-//!   limiter, a budget read before the call, and the usage row, budget
-//!   charge and audit row written after it (SQLite file, WAL);
+//!   limiter, a budget hold taken before the call, and the usage row,
+//!   budget charge (settling the hold) and audit row written after it
+//!   (SQLite file, WAL);
 //! - `digest`: the same with PasswordDigest and a fresh nonce per call
 //!   (SHA-1 digest, Created window, nonce cache insert).
 //!
@@ -13,7 +14,8 @@
 //! client, answering at once; the router is called in process (no socket
 //! on the SOAP side), so the difference between the variants is the
 //! tenant work. `tenant_steps` times each step alone (authentication,
-//! allow list and rate, the budget read, the usage and audit write) to say
+//! allow list and rate, the budget read, the budget hold, the usage and
+//! audit write) to say
 //! where the difference goes. Reproduce: `cargo bench --bench tenants`.
 
 use std::sync::Arc;
@@ -227,6 +229,31 @@ fn bench(c: &mut Criterion) {
         result: soapgate::pipeline::AttemptEnd::Answered,
     }];
     let sha = soapgate::tenants::sha256_hex(plain.as_bytes());
+    parts.bench_function("reserve_budget", |b| {
+        // Each hold is settled (without usage) before the next, as calls
+        // settle theirs, so the tenant's live holds stay few.
+        b.iter(|| {
+            let hold = rt
+                .block_on(tenants.reserve_budget(Some(&store), "acme", 10_000))
+                .expect("a budget that fits");
+            let call = CallRecord {
+                tenant: Some("acme"),
+                principal: None,
+                source: soapgate::tenants::CallSource::Http,
+                service: "SupportDesk",
+                operation: Some("TriageTicket"),
+                correlation_id: "urn:uuid:bench-hold",
+                job_id: None,
+                outcome: "ok",
+                payload_sha256: None,
+                request: None,
+                response: None,
+                attempts: &[],
+                hold: hold.as_deref(),
+            };
+            rt.block_on(tenants.record(Some(&store), &call));
+        })
+    });
     parts.bench_function("record_usage_and_audit", |b| {
         b.iter(|| {
             let call = CallRecord {
@@ -242,6 +269,7 @@ fn bench(c: &mut Criterion) {
                 request: None,
                 response: None,
                 attempts: &attempts,
+                hold: None,
             };
             rt.block_on(tenants.record(Some(&store), &call))
         })

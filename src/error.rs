@@ -108,7 +108,9 @@ pub enum GatewayError {
     /// was cut for reading too slowly. The detail is for the log.
     #[error("the request body did not arrive whole: {0}")]
     RequestIncomplete(String),
-    #[error("tenant {tenant} has used up its {period} token budget")]
+    #[error(
+        "tenant {tenant}'s {period} token budget cannot hold this call: the most it can use does not fit in what is left"
+    )]
     BudgetExhausted {
         tenant: String,
         /// `day` or `month`.

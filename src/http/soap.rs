@@ -196,6 +196,7 @@ async fn record(
         request: seen.request.as_deref(),
         response: response.as_deref(),
         attempts: &outcome.attempts,
+        hold: outcome.budget_hold.as_deref(),
     };
     tenants.record(state.store.get(), &call).await;
 }

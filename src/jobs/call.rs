@@ -1,8 +1,8 @@
 //! What a prepared call gets, whatever transport took it from outside: a
 //! poll is answered from its job, an async or one-way call is queued as a
 //! job (a ticket, or nothing, goes back at once), and any other call runs
-//! now through the pipeline. Tenants' budgets are checked before anything
-//! that costs tokens. The transport only turns bytes into a prepared call
+//! now through the pipeline. A tenant's budgets are checked before a call
+//! is queued, and hold what a call can use before it runs. The transport only turns bytes into a prepared call
 //! and the [`Answer`] into its response.
 
 use tokio::sync::Notify;
@@ -59,12 +59,13 @@ pub async fn answer(
             job: None,
         });
     }
-    // Polls aside, everything from here costs tokens: a tenant over its
-    // budget stops here, before the model and the queue.
-    if let (Some(tenants), Some(tenant)) = (with.tenants, &ctx.tenant) {
-        Box::pin(tenants.check_budget(with.store, tenant)).await?;
-    }
+    let tenant = with.tenants.zip(ctx.tenant.as_deref());
     if operation.is_ticketed() || operation.is_one_way() {
+        // A tenant over its budget stops here, before the queue; the job
+        // holds what it needs when a worker runs it.
+        if let Some((tenants, tenant)) = tenant {
+            Box::pin(tenants.check_budget(with.store, tenant)).await?;
+        }
         // Queued, never run here: a worker runs the job.
         let service = &prepared.service().name;
         let Some(plan) = with.mappings.plan(service, &operation.name) else {
@@ -105,6 +106,18 @@ pub async fn answer(
             reply,
             job: Some(job.id),
         });
+    }
+    // Everything from here costs tokens: the call holds the most it can
+    // use before the model sees it.
+    if let Some((tenants, tenant)) = tenant {
+        let service = &prepared.service().name;
+        let ceiling = with
+            .mappings
+            .plan(service, &operation.name)
+            .map_or(0, |plan| {
+                plan.token_ceiling(crate::mapping::request_bytes(&prepared.envelope.body))
+            });
+        outcome.budget_hold = Box::pin(tenants.reserve_budget(with.store, tenant, ceiling)).await?;
     }
     let reply = pipeline::run(
         prepared,

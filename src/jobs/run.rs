@@ -191,8 +191,14 @@ async fn run_job(
 
 /// Whether a job may run for its tenant: a known tenant (polling-table rows
 /// name theirs; an HTTP job carries its caller's), allowed the operation,
-/// within its budgets.
-async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), GatewayError> {
+/// and its budgets able to hold what the run can use; the budget hold, if
+/// the tenant has budgets.
+async fn gate_job(
+    tenants: &Tenants,
+    store: &Store,
+    snapshot: &Snapshot,
+    job: &Job,
+) -> Result<Option<String>, GatewayError> {
     let Some(tenant) = job.tenant.as_deref().filter(|t| tenants.knows(t)) else {
         return Err(GatewayError::Unauthenticated(format!(
             "job {} names no configured tenant ({:?})",
@@ -200,11 +206,21 @@ async fn gate_job(tenants: &Tenants, store: &Store, job: &Job) -> Result<(), Gat
         )));
     };
     tenants.authorize(tenant, &job.service, &job.operation, None)?;
-    tenants.check_budget(Some(store), tenant).await
+    let ceiling = snapshot
+        .mappings
+        .plan(&job.service, &job.operation)
+        .map_or(0, |plan| plan.token_ceiling(job.payload.len()));
+    tenants.reserve_budget(Some(store), tenant, ceiling).await
 }
 
 /// The usage and audit rows of one run of a job, under its tenant.
-async fn record_job(tenants: &Tenants, store: &Store, job: &Job, outcome: &Run) {
+async fn record_job(
+    tenants: &Tenants,
+    store: &Store,
+    job: &Job,
+    outcome: &Run,
+    hold: Option<&str>,
+) {
     let (code, attempts, response) = match outcome {
         Ok((result, o)) => ("ok", &o.attempts, Some(result.payload.as_str())),
         Err((f, o)) => (f.outcome(), &o.attempts, None),
@@ -223,6 +239,7 @@ async fn record_job(tenants: &Tenants, store: &Store, job: &Job, outcome: &Run) 
         request: Some(&job.payload),
         response,
         attempts,
+        hold,
     };
     tenants.record(Some(store), &call).await;
 }
@@ -320,18 +337,19 @@ impl JobRunner {
             tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
         }
         let gate = match &self.tenants {
-            Some(tenants) => gate_job(tenants, &self.store, job).await,
-            None => Ok(()),
+            Some(tenants) => gate_job(tenants, &self.store, &snapshot, job).await,
+            None => Ok(None),
         };
+        let hold = gate.as_ref().ok().cloned().flatten();
         let outcome = match gate {
-            Ok(()) => execute(&snapshot, self.model.as_deref(), &self.limits, job, tries).await,
+            Ok(_) => execute(&snapshot, self.model.as_deref(), &self.limits, job, tries).await,
             Err(e) => Err((
                 RunFailure::from_error(&e, &job.correlation_id),
                 Outcome::default(),
             )),
         };
         if let Some(tenants) = &self.tenants {
-            record_job(tenants, &self.store, job, &outcome).await;
+            record_job(tenants, &self.store, job, &outcome, hold.as_deref()).await;
         }
         outcome
     }

@@ -282,7 +282,49 @@ pub struct OperationPlan {
     pub(crate) on_failure: FailurePolicy,
     pub(crate) call_policy: CallPolicy,
     pub(crate) result_columns: Vec<ResultColumn>,
+    /// What every call sends whatever the request: the templates' text and
+    /// the tool schema, in bytes ([`OperationPlan::token_ceiling`]).
+    pub(crate) static_input_bytes: usize,
 }
+
+/// About the size of `payload` written as XML without namespace
+/// declarations: text, attribute values and names, tag names. What a call
+/// can send of its request is no larger (for
+/// [`OperationPlan::token_ceiling`]); a stored job's payload is measured
+/// by its own length instead.
+pub fn request_bytes(payload: &[Element]) -> usize {
+    fn size(el: &Element) -> usize {
+        let tag = el.name.local.len() + el.prefix.as_ref().map_or(0, |p| p.len() + 1);
+        let attrs: usize = el
+            .attrs
+            .iter()
+            .map(|a| {
+                a.name.local.len()
+                    + a.prefix.as_ref().map_or(0, |p| p.len() + 1)
+                    + a.value.len()
+                    + 4
+            })
+            .sum();
+        let children: usize = el
+            .children
+            .iter()
+            .map(|c| match c {
+                crate::xml::Node::Element(e) => size(e),
+                crate::xml::Node::Text(t) => t.len(),
+            })
+            .sum();
+        2 * tag + 5 + attrs + children
+    }
+    payload.iter().map(size).sum()
+}
+
+/// Output tokens a call is counted for when its mapping sets no
+/// `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u32 = 4_096;
+
+/// What a repair request adds beyond the model's earlier answer: the list
+/// of violations, at most.
+const REPAIR_NOTE_BYTES: u64 = 4_096;
 
 /// A flat column of `soapgate_results` a mapping declares: its name and
 /// where its value is in the response payload.
@@ -422,6 +464,31 @@ impl OperationPlan {
     /// The flat result columns the mapping declares (`results.columns`).
     pub fn result_columns(&self) -> &[ResultColumn] {
         &self.result_columns
+    }
+
+    /// The most tokens one call of this operation can use, for budget
+    /// holds: each model call it may make (the first and every repair)
+    /// answers with at most `max_tokens`, and reads at most one token per
+    /// byte of what it sends — the request's text (`request_bytes`), the
+    /// templates and tool schema, and for a repair the earlier answers and
+    /// their violations. A template that repeats request values, and
+    /// images (whose tokens follow their pixels), can go beyond it.
+    pub fn token_ceiling(&self, request_bytes: usize) -> u64 {
+        let out = u64::from(
+            self.inference
+                .as_ref()
+                .and_then(|c| c.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+        );
+        let input = u64::try_from(request_bytes.saturating_add(self.static_input_bytes))
+            .unwrap_or(u64::MAX);
+        (0..=u64::from(self.repair_attempts)).fold(0u64, |total, k| {
+            let resent = k.saturating_mul(out.saturating_add(REPAIR_NOTE_BYTES));
+            total
+                .saturating_add(input)
+                .saturating_add(resent)
+                .saturating_add(out)
+        })
     }
 
     /// The response tool of a structured operation (name, description and

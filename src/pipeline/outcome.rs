@@ -32,6 +32,8 @@ pub struct Outcome {
     pub degraded: Option<Degraded>,
     /// Every model call made, in order: for usage records and metrics.
     pub attempts: Vec<Attempt>,
+    /// The tenant's budget hold for this call, settled with its usage.
+    pub budget_hold: Option<String>,
 }
 
 /// An answer that is not the model's own: the failure policy that gave it

@@ -50,7 +50,7 @@ pub use outbox::{JobClaim, OutboxEntry, ReplyEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
 pub use slot::{SlotState, StoreSlot};
 pub use stats::JobStats;
-pub use tenants::{AuditRow, Charge, UsageRow, UsageTotal};
+pub use tenants::{AuditRow, BudgetHold, BudgetShort, Charge, UsageRow, UsageTotal};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -9,6 +9,16 @@
 //! a read-modify-write, so concurrent charges from many instances all
 //! count. A call's usage rows, its charge and its audit row are written in
 //! one transaction.
+//!
+//! Before its model calls a call holds the most tokens it can use
+//! (`soapgate_budget_holds`, [`Store::hold_budget`]): one transaction locks
+//! the tenant's day and month rows (an upsert that changes nothing: the
+//! same row lock a charge takes, so holds and charges of a tenant queue
+//! behind each other on every backend, always day before month), reads
+//! what is charged and held, and inserts the hold only if it fits. Its
+//! usage rows settle it: the same transaction that charges the tokens used
+//! deletes the hold. A hold whose call never settled stops counting when it
+//! expires.
 
 use super::{Result, Store, on_backend_read};
 
@@ -62,6 +72,33 @@ pub struct Charge {
     /// `YYYY-MM`.
     pub month: String,
     pub tokens: i64,
+    /// The call's [`BudgetHold`], settled by this charge.
+    pub hold: Option<String>,
+}
+
+/// Tokens set aside for one call, until its usage rows settle it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetHold {
+    pub id: String,
+    pub tenant: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub tokens: i64,
+    /// How long the hold counts if its call never settles it.
+    pub ttl_ms: i64,
+}
+
+/// Why a hold did not fit: the period, its limit, and what is charged and
+/// held against it already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetShort {
+    /// `day` or `month`.
+    pub period: &'static str,
+    pub limit: i64,
+    pub charged: i64,
+    pub held: i64,
 }
 
 /// `soapgate usage`: totals per tenant and model.
@@ -110,8 +147,151 @@ impl Store {
             .collect())
     }
 
+    /// Holds `hold.tokens` against the tenant's day and month budgets
+    /// (`limits`: day, month; `None` is no limit) if they fit beside what is
+    /// charged and held already: `Ok(Err(short))` names the period they do
+    /// not fit. Expired holds of the tenant are deleted on the way.
+    pub async fn hold_budget(
+        &self,
+        hold: &BudgetHold,
+        limits: [Option<i64>; 2],
+    ) -> Result<std::result::Result<(), BudgetShort>> {
+        let now = self.now_ms();
+        // The upsert changes nothing but takes the row's write lock (and
+        // creates the row for a tenant's first call of the period).
+        const TOUCH_DOLLAR: &str = "INSERT INTO soapgate_budgets (tenant, period, tokens, \
+             updated_at_ms) VALUES ($1, $2, 0, $3) ON CONFLICT (tenant, period) DO UPDATE \
+             SET tokens = soapgate_budgets.tokens";
+        const TOUCH_QMARK: &str = "INSERT INTO soapgate_budgets (tenant, period, tokens, \
+             updated_at_ms) VALUES (?, ?, 0, ?) ON DUPLICATE KEY UPDATE tokens = tokens";
+        macro_rules! hold_in {
+            ($tx:expr, $dollar:expr, $touch:expr) => {{
+                let periods = [("day", hold.day.as_str()), ("month", hold.month.as_str())];
+                let mut short = None;
+                for ((name, period), limit) in periods.into_iter().zip(limits) {
+                    sqlx::query($touch)
+                        .bind(hold.tenant.as_str())
+                        .bind(period)
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                    let Some(limit) = limit else { continue };
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        "SELECT tokens FROM soapgate_budgets WHERE tenant = ? AND period = ?",
+                    );
+                    let charged: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(hold.tenant.as_str())
+                        .bind(period)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    // `day` and `month` are column names too.
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        &format!(
+                            "SELECT CAST(COALESCE(SUM(tokens), 0) AS {}) FROM \
+                             soapgate_budget_holds WHERE tenant = ? AND {name} = ? \
+                             AND expires_at_ms > ?",
+                            if $dollar { "BIGINT" } else { "SIGNED" }
+                        ),
+                    );
+                    let held: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .bind(hold.tenant.as_str())
+                        .bind(period)
+                        .bind(now)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    if charged.saturating_add(held).saturating_add(hold.tokens) > limit {
+                        short = Some(BudgetShort {
+                            period: name,
+                            limit,
+                            charged,
+                            held,
+                        });
+                        break;
+                    }
+                }
+                if short.is_none() {
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        "DELETE FROM soapgate_budget_holds WHERE tenant = ? AND expires_at_ms <= ?",
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(hold.tenant.as_str())
+                        .bind(now)
+                        .execute(&mut *$tx)
+                        .await?;
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        "INSERT INTO soapgate_budget_holds (id, tenant, day, month, tokens, \
+                         expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(hold.id.as_str())
+                        .bind(hold.tenant.as_str())
+                        .bind(hold.day.as_str())
+                        .bind(hold.month.as_str())
+                        .bind(hold.tokens)
+                        .bind(now.saturating_add(hold.ttl_ms))
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                short
+            }};
+        }
+        // A refused hold rolls back (its touch included) when `tx` drops.
+        let short = match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let short = hold_in!(tx, true, TOUCH_DOLLAR);
+                if short.is_none() {
+                    tx.commit().await?;
+                }
+                short
+            }
+            super::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let short = hold_in!(tx, true, TOUCH_DOLLAR);
+                if short.is_none() {
+                    tx.commit().await?;
+                }
+                short
+            }
+            super::Pool::MySql(pool) => {
+                let mut tx = pool.begin().await?;
+                let short = hold_in!(tx, false, TOUCH_QMARK);
+                if short.is_none() {
+                    tx.commit().await?;
+                }
+                short
+            }
+        };
+        Ok(short.map_or(Ok(()), Err))
+    }
+
+    /// Tokens held for calls not settled yet, per period (tests and the
+    /// admin side read them).
+    pub async fn budget_held(&self, tenant: &str) -> Result<i64> {
+        let now = self.now_ms();
+        on_backend_read!(self, |pool, dollar| {
+            let sql = super::jobs::numbered(
+                dollar,
+                &format!(
+                    "SELECT CAST(COALESCE(SUM(tokens), 0) AS {}) FROM soapgate_budget_holds \
+                     WHERE tenant = ? AND expires_at_ms > ?",
+                    if dollar { "BIGINT" } else { "SIGNED" }
+                ),
+            );
+            Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(tenant)
+                .bind(now)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
+
     /// Writes a call's usage rows, its budget charge and its audit row, in
-    /// one transaction.
+    /// one transaction; the charge settles the call's hold, if it had one.
     pub async fn record_call(
         &self,
         usage: &[UsageRow],
@@ -140,6 +320,16 @@ impl Store {
                         .bind(u.latency_ms)
                         .bind(u.outcome.as_str())
                         .bind(u.correlation_id.as_str())
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                if let Some(id) = charge.and_then(|c| c.hold.as_deref()) {
+                    let sql = super::jobs::numbered(
+                        $dollar,
+                        "DELETE FROM soapgate_budget_holds WHERE id = ?",
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(id)
                         .execute(&mut *$tx)
                         .await?;
                 }

@@ -7,9 +7,12 @@
 //! tenants have quotas of their own. The set of tenants is fixed at start,
 //! so the map never grows.
 //!
-//! Budgets are checked before a call and charged after it with the tokens
-//! the model reported. Calls admitted at the same moment can together
-//! overshoot a budget by what they use; nothing is reserved up front.
+//! Budgets are reserved, not overshot: before its model calls a call holds
+//! the most tokens it can use against the tenant's day and month budgets
+//! in the database (`Store::hold_budget`), and is refused when they do not
+//! fit beside what is charged and held already; its usage rows settle the
+//! hold with the tokens used. Calls admitted at the same moment, on any
+//! number of instances, together never hold more than a budget.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use time::OffsetDateTime;
 
 use super::Tenants;
 use crate::error::GatewayError;
-use crate::store::Store;
+use crate::store::{BudgetHold, Store};
 
 pub(super) struct Limiter {
     limiter: DefaultDirectRateLimiter,
@@ -108,6 +111,66 @@ impl Tenants {
             });
         }
         Ok(())
+    }
+}
+
+impl Tenants {
+    /// Holds `tokens` (the most the call can use) against the tenant's
+    /// budgets until [`Tenants::record`] settles them; refuses the call
+    /// when they do not fit. `None`: the tenant has no budget, nothing is
+    /// held (and nothing read).
+    pub async fn reserve_budget(
+        &self,
+        store: Option<&Store>,
+        tenant: &str,
+        tokens: u64,
+    ) -> Result<Option<String>, GatewayError> {
+        let Some(t) = self.by_name.get(tenant).map(|ix| &self.tenants[*ix]) else {
+            return Ok(None);
+        };
+        if t.tokens_per_day.is_none() && t.tokens_per_month.is_none() {
+            return Ok(None);
+        }
+        let Some(store) = store else {
+            return Err(GatewayError::Internal(format!(
+                "tenant {tenant} has a token budget but no database is configured"
+            )));
+        };
+        let (day, month) = periods(OffsetDateTime::now_utc());
+        let hold = BudgetHold {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant: tenant.to_string(),
+            day,
+            month,
+            tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
+            ttl_ms: i64::try_from(self.settings.budget_hold_secs.saturating_mul(1_000))
+                .unwrap_or(i64::MAX),
+        };
+        let limit = |l: Option<u64>| l.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        match store
+            .hold_budget(&hold, [limit(t.tokens_per_day), limit(t.tokens_per_month)])
+            .await
+        {
+            Ok(Ok(())) => Ok(Some(hold.id)),
+            Ok(Err(short)) => {
+                tracing::info!(
+                    tenant,
+                    period = short.period,
+                    limit = short.limit,
+                    charged = short.charged,
+                    held = short.held,
+                    wanted = hold.tokens,
+                    "budget cannot hold the call"
+                );
+                Err(GatewayError::BudgetExhausted {
+                    tenant: tenant.to_string(),
+                    period: short.period,
+                })
+            }
+            Err(e) => Err(GatewayError::Internal(format!(
+                "reserving the budget of {tenant}: {e}"
+            ))),
+        }
     }
 }
 

@@ -8,10 +8,12 @@
 //! address in `throttle.rs`, Argon2 on the blocking pool, each user's
 //! nonces in a window of its own, `nonces.rs`), [`Tenants::authorize`] (the tenant's allow list),
 //! [`Tenants::admit`] (its request rate, governor) and
-//! [`Tenants::check_budget`] (its day and month token budgets, in the
-//! database); only then may it reach the model or the queue. Afterwards
+//! its day and month token budgets, in the database
+//! ([`Tenants::reserve_budget`] holds the most a call can use before it
+//! runs; [`Tenants::check_budget`] refuses a used-up budget before a job is
+//! queued); only then may it reach the model or the queue. Afterwards
 //! [`Tenants::record`] writes a usage row per model call, charges the
-//! budgets and appends the audit row (`usage.rs`).
+//! budgets, settles the hold and appends the audit row (`usage.rs`).
 //!
 //! Knows the store's API and the pipeline's `Outcome`, never SQL or HTTP:
 //! the HTTP edge hands in the credentials it found in headers.

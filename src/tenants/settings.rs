@@ -117,6 +117,9 @@ pub struct TenancySettings {
     /// Keep each call's request and response payloads in the audit trail
     /// (they may hold personal data: off by default).
     pub audit_payloads: bool,
+    /// How long a call's budget hold counts when the call never settles it
+    /// (its instance died): longer than any call or job run takes.
+    pub budget_hold_secs: u64,
     /// Price per million tokens by model id, for the usage rows' cost.
     pub prices: BTreeMap<String, Price>,
 }
@@ -134,6 +137,7 @@ impl Default for TenancySettings {
             password_checks_at_once: None,
             password_check_wait_ms: 2000,
             audit_payloads: false,
+            budget_hold_secs: 900,
             prices: BTreeMap::new(),
         }
     }

@@ -56,6 +56,8 @@ pub struct CallRecord<'a> {
     pub response: Option<&'a str>,
     /// Every model call made.
     pub attempts: &'a [Attempt],
+    /// The call's budget hold ([`Tenants::reserve_budget`]), settled here.
+    pub hold: Option<&'a str>,
 }
 
 impl Tenants {
@@ -109,6 +111,7 @@ impl Tenants {
                 day,
                 month,
                 tokens,
+                hold: call.hold.map(str::to_owned),
             }
         });
         let keep = self.settings.audit_payloads;

@@ -51,6 +51,16 @@ impl Gateway {
         tenancy: TenancySettings,
         db_url: &str,
     ) -> Gateway {
+        Gateway::start_scripted(tenants, tenancy, db_url, None).await
+    }
+
+    /// [`Gateway::start`] with an emulator script (delays, answers).
+    pub(crate) async fn start_scripted(
+        tenants: Vec<TenantSettings>,
+        tenancy: TenancySettings,
+        db_url: &str,
+        script: Option<soapgate::emulator::Script>,
+    ) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -66,7 +76,7 @@ impl Gateway {
         settings.database.url = db_url.to_string();
         // Tests run jobs with pools of their own.
         settings.worker.enabled = false;
-        let emulator = soapgate::emulator::spawn(None).await.expect("emulator");
+        let emulator = soapgate::emulator::spawn(script).await.expect("emulator");
         let client = BedrockClient::for_endpoint(emulator.base_url(), &BedrockSettings::default());
         let parts = Parts {
             model: Some(Arc::new(client)),
@@ -90,6 +100,21 @@ impl Gateway {
 
     pub(crate) fn endpoint(&self, service: &str) -> String {
         format!("{}/soap/{service}", self.base_url)
+    }
+
+    /// The most tokens one call of `service.operation` with this envelope
+    /// can use: what a budget must hold for it.
+    pub(crate) fn token_ceiling(&self, service: &str, operation: &str, envelope: &str) -> u64 {
+        let doc = soapgate::xml::read(envelope.as_bytes(), None, &soapgate::xml::Limits::default())
+            .expect("envelope XML");
+        let env = soapgate::soap::parse_envelope(doc.root).expect("envelope");
+        self.state
+            .live
+            .snapshot()
+            .mappings
+            .plan(service, operation)
+            .expect("mapped")
+            .token_ceiling(soapgate::mapping::request_bytes(&env.body))
     }
 
     /// Argon2 password verifications this facade has performed.

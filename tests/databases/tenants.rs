@@ -241,12 +241,14 @@ async fn budget_holds_across_instances(kind: Kind, test: &str) {
     let Some(db) = TestDb::create(kind, test).await else {
         return;
     };
+    let envelope = with_header(&triage(), &text_token("erp", "pw"));
+    let probe = Gateway::start(Vec::new(), TenancySettings::default(), "sqlite::memory:").await;
+    let ceiling = probe.token_ceiling("SupportDesk", "TriageTicket", &envelope);
     let mut t = tenant("acme", &["SupportDesk.*"], vec![token_user("erp", "pw")]);
-    // Any one call uses it up.
-    t.tokens_per_day = Some(1);
+    // Room for what one call can use, so any one call uses it up.
+    t.tokens_per_day = Some(ceiling);
     let first = Gateway::start(vec![t.clone()], TenancySettings::default(), &db.url).await;
     let second = Gateway::start(vec![t], TenancySettings::default(), &db.url).await;
-    let envelope = with_header(&triage(), &text_token("erp", "pw"));
     let a = post(&first.endpoint("SupportDesk"), &envelope, &[]).await;
     assert!(a.ok(), "{kind:?}: {a:?}");
     let b = post(&second.endpoint("SupportDesk"), &envelope, &[]).await;
@@ -270,6 +272,181 @@ async fn budget_holds_across_instances(kind: Kind, test: &str) {
         .await
         .expect("budget");
     assert!(used[0] > 0 && used[0] == used[1], "{kind:?}: {used:?}");
+}
+
+/// Fifty calls at once, on two instances, against a day budget that can
+/// hold ten: exactly ten reach the model (each slowed so all fifty are in
+/// flight together), the other forty are refused before it, and once all
+/// are answered every hold is settled and what was charged is within the
+/// budget. Checked before spending, fifty would have run.
+async fn concurrent_calls_never_hold_more_than_the_budget(kind: Kind, test: &str) {
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let envelope = with_header(&triage(), &text_token("erp", "pw"));
+    let slow = || {
+        Some(
+            soapgate::emulator::Script::parse("rules:\n  - delay_ms: 1500\n", "slow.yaml")
+                .expect("script"),
+        )
+    };
+    let probe = Gateway::start(Vec::new(), TenancySettings::default(), "sqlite::memory:").await;
+    let ceiling = probe.token_ceiling("SupportDesk", "TriageTicket", &envelope);
+    let mut t = tenant("acme", &["SupportDesk.*"], vec![token_user("erp", "pw")]);
+    let budget = 10 * ceiling + ceiling / 2;
+    t.tokens_per_day = Some(budget);
+    let one =
+        Gateway::start_scripted(vec![t.clone()], TenancySettings::default(), &db.url, slow()).await;
+    let two = Gateway::start_scripted(vec![t], TenancySettings::default(), &db.url, slow()).await;
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                one.endpoint("SupportDesk")
+            } else {
+                two.endpoint("SupportDesk")
+            };
+            let envelope = envelope.clone();
+            async move { post(&url, &envelope, &[]).await }
+        })
+        .collect();
+    let answers = futures_join(calls).await;
+    let answered = answers.iter().filter(|a| a.ok()).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.code().as_deref() == Some("BUDGET_EXHAUSTED"))
+        .count();
+    assert_eq!((answered, refused), (10, 40), "{kind:?}: {answers:?}");
+    assert_eq!(
+        one.model_calls().await + two.model_calls().await,
+        10,
+        "{kind:?}"
+    );
+    assert_eq!(
+        one.store.budget_held("acme").await.expect("held"),
+        0,
+        "{kind:?}"
+    );
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    let used = one
+        .store
+        .budget_used("acme", &[&day])
+        .await
+        .expect("budget");
+    assert!(
+        used[0] > 0 && u64::try_from(used[0]).unwrap_or(u64::MAX) <= budget,
+        "{kind:?}: charged {used:?} of {budget}"
+    );
+}
+
+/// A hold whose call never settles it (its instance was killed) stops
+/// counting when it expires, and the next hold of its tenant deletes it.
+async fn holds_of_a_dead_instance_expire(kind: Kind, test: &str) {
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let store = soapgate::store::Store::connect(&db.url)
+        .await
+        .expect("store");
+    let hold = |id: &str, ttl_ms: i64| soapgate::store::BudgetHold {
+        id: id.into(),
+        tenant: "acme".into(),
+        day: "2026-01-02".into(),
+        month: "2026-01".into(),
+        tokens: 60,
+        ttl_ms,
+    };
+    let limits = [Some(100), None];
+    store
+        .hold_budget(&hold("dead", 300), limits)
+        .await
+        .expect("hold")
+        .expect("60 of 100 fit");
+    let short = store
+        .hold_budget(&hold("next", 60_000), limits)
+        .await
+        .expect("hold")
+        .expect_err("60 more do not fit while the first counts");
+    assert_eq!((short.period, short.held), ("day", 60), "{kind:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store
+        .hold_budget(&hold("next", 60_000), limits)
+        .await
+        .expect("hold")
+        .expect("the dead call's hold has expired");
+    assert_eq!(
+        store.budget_held("acme").await.expect("held"),
+        60,
+        "{kind:?}"
+    );
+    // Settling charges what was used and drops the hold.
+    let usage = Vec::new();
+    let audit = soapgate::store::AuditRow {
+        at_ms: 0,
+        tenant: Some("acme".into()),
+        principal: None,
+        source: "http".into(),
+        service: "S".into(),
+        operation: None,
+        correlation_id: "c".into(),
+        job_id: None,
+        outcome: "ok".into(),
+        payload_sha256: None,
+        request_text: None,
+        response_text: None,
+    };
+    let charge = soapgate::store::Charge {
+        tenant: "acme".into(),
+        day: "2026-01-02".into(),
+        month: "2026-01".into(),
+        tokens: 7,
+        hold: Some("next".into()),
+    };
+    store
+        .record_call(&usage, Some(&charge), &audit)
+        .await
+        .expect("settle");
+    assert_eq!(
+        store.budget_held("acme").await.expect("held"),
+        0,
+        "{kind:?}"
+    );
+    let used = store
+        .budget_used("acme", &["2026-01-02"])
+        .await
+        .expect("used");
+    assert_eq!(used, [7], "{kind:?}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_of_a_dead_instance_expire_sqlite() {
+    holds_of_a_dead_instance_expire(Kind::Sqlite, "expired holds (sqlite)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_of_a_dead_instance_expire_postgres() {
+    holds_of_a_dead_instance_expire(Kind::Postgres, "expired holds (postgres)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_of_a_dead_instance_expire_mariadb() {
+    holds_of_a_dead_instance_expire(Kind::MariaDb, "expired holds (mariadb)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_never_hold_more_than_the_budget_sqlite() {
+    concurrent_calls_never_hold_more_than_the_budget(Kind::Sqlite, "budget holds (sqlite)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_never_hold_more_than_the_budget_postgres() {
+    concurrent_calls_never_hold_more_than_the_budget(Kind::Postgres, "budget holds (postgres)")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_never_hold_more_than_the_budget_mariadb() {
+    concurrent_calls_never_hold_more_than_the_budget(Kind::MariaDb, "budget holds (mariadb)").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,6 +628,7 @@ async fn accounting_works_on(kind: Kind, test: &str) {
         day: "2026-01-02".into(),
         month: "2026-01".into(),
         tokens: 7,
+        hold: None,
     };
     // Concurrent charges all count: the upsert adds in the database.
     let mut tasks = Vec::new();

@@ -81,6 +81,7 @@ async fn usage_prints_totals_per_tenant_and_model_since_a_date() {
         day: "2026-03-02".into(),
         month: "2026-03".into(),
         tokens: 1,
+        hold: None,
     };
     store
         .record_call(&rows, Some(&charge), &audit)

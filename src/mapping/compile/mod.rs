@@ -345,6 +345,24 @@ impl Cx<'_> {
             .collect();
         let needs_payload_json = used.contains("payload");
         let needs_payload_xml = used.contains("payload_xml");
+        // Every call sends its templates' text and the tools it offers.
+        let tool_bytes =
+            |tool: &crate::converse::ToolSpec| serde_json::to_string(tool).map_or(0, |t| t.len());
+        let static_input_bytes = env
+            .templates()
+            .map(|(_, t)| t.source().len())
+            .sum::<usize>()
+            + match &output {
+                crate::mapping::output::OutputPlan::Structured { tool } => tool_bytes(tool),
+                _ => 0,
+            }
+            + faults
+                .iter()
+                .map(|f| match &f.answer {
+                    crate::mapping::output::FaultAnswer::Tool(tool) => tool_bytes(tool),
+                    crate::mapping::output::FaultAnswer::Text { .. } => 0,
+                })
+                .sum::<usize>();
         Some(OperationPlan {
             service: service.to_string(),
             operation: op.name.clone(),
@@ -371,6 +389,7 @@ impl Cx<'_> {
             on_failure,
             call_policy,
             result_columns,
+            static_input_bytes,
         })
     }
 }

@@ -1,0 +1,16 @@
+-- Budget holds: before its model calls, a call reserves the most tokens it
+-- can use against its tenant's day and month budgets, in one transaction
+-- that locks the two budget rows, so concurrent calls on any number of
+-- instances never reserve past a budget. The call's usage rows settle it:
+-- the hold is deleted and the tokens used are charged. A hold whose call
+-- never settled (its instance died) stops counting at expires_at_ms and is
+-- deleted by the next reservation of its tenant.
+CREATE TABLE soapgate_budget_holds (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    tenant        TEXT    NOT NULL,
+    day           TEXT    NOT NULL,
+    month         TEXT    NOT NULL,
+    tokens        INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX soapgate_budget_holds_tenant ON soapgate_budget_holds (tenant, expires_at_ms);
