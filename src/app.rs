@@ -24,6 +24,7 @@ use crate::emulator::EmulatorHandle;
 use crate::http::{AppState, ParseBudget};
 use crate::jobs::sqs::{self, Consumer, SqsQueue};
 use crate::jobs::{JobRunner, WorkerPool};
+use crate::listen::Tls;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::models::Models;
@@ -67,6 +68,8 @@ impl std::fmt::Debug for Parts {
 pub struct App {
     state: AppState,
     listener: Option<TcpListener>,
+    /// `Some` when HTTP is served over TLS (`[tls]`).
+    tls: Option<Tls>,
     workers: Option<Workers>,
     emulator: Option<EmulatorHandle>,
 }
@@ -113,7 +116,12 @@ impl App {
             settings.worker.enabled = true;
         }
         let live = Arc::new(load_live(&settings)?);
+        settings.check_tls().context("invalid settings")?;
         let tenants = tenants_of(&settings)?;
+        let tls = match (&settings.tls, role) {
+            (Some(s), Role::Serve) => Some(Tls::load(s).context("invalid [tls] settings")?),
+            _ => None,
+        };
         let listener = match (role, parts.listener) {
             (Role::Worker, _) => None,
             (Role::Serve, Some(listener)) => Some(listener),
@@ -162,6 +170,7 @@ impl App {
         Ok(App {
             state,
             listener,
+            tls,
             workers,
             emulator,
         })
@@ -186,10 +195,14 @@ impl App {
         let App {
             state,
             listener,
+            tls,
             workers,
             emulator,
         } = self;
         let watcher = tokio::spawn(state.live.clone().watch(shutdown.wait()));
+        let tls_watcher = tls
+            .clone()
+            .map(|tls| tokio::spawn(tls.watch(shutdown.wait())));
         let connector = (state.store.get().is_none()).then(|| {
             tokio::spawn(keep_connecting(
                 state.settings.clone(),
@@ -201,8 +214,13 @@ impl App {
         let served = match listener {
             Some(listener) => {
                 let addr = listener.local_addr()?;
-                tracing::info!(%addr, "soapgate listening");
-                crate::http::serve(listener, state, shutdown.wait())
+                match &tls {
+                    Some(t) => {
+                        tracing::info!(%addr, client_auth = ?t.client_auth(), "soapgate listening (HTTPS)")
+                    }
+                    None => tracing::info!(%addr, "soapgate listening"),
+                }
+                crate::http::serve_with(listener, state, tls, shutdown.wait())
                     .await
                     .context("serving HTTP")
             }
@@ -217,6 +235,9 @@ impl App {
             None => Ok(()),
         };
         let _ = watcher.await;
+        if let Some(tls_watcher) = tls_watcher {
+            let _ = tls_watcher.await;
+        }
         if let Some(connector) = connector {
             let _ = connector.await;
         }

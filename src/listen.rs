@@ -15,6 +15,13 @@
 //! arrive, head and body. A failing `accept` (out of file descriptors, say)
 //! is retried after a pause that doubles from 100 ms to 1 s, and logged at
 //! most once per [`LOG_EVERY`].
+//!
+//! [`serve_tls`] serves the same over TLS ([`tls`]): each connection's
+//! handshake runs in its own task under a timeout, counts against the
+//! connection limit, and is an idle connection for the limits until it is
+//! done; HTTP/2 is chosen by ALPN.
+
+pub mod tls;
 
 use std::future::Future;
 use std::io;
@@ -40,6 +47,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, lookup_host};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep, sleep_until};
+
+pub use tls::{ClientAuth, ClientCertificate, Tls, TlsSettings};
 
 /// hyper's floor for an HTTP/1.1 connection's read buffer, which bounds the
 /// request head it can parse.
@@ -191,6 +200,32 @@ pub async fn serve_with_limits(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_connections(listener, router, settings, limits, None, shutdown).await
+}
+
+/// [`serve_with_limits`] over TLS: each connection is a TLS handshake
+/// (within `tls`'s handshake timeout, in the connection's task) and then
+/// HTTP/2 when ALPN chose it, else HTTP/1.1; the client's certificate, if
+/// it presented one, is in each request as a [`ClientCertificate`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    settings: ConnSettings,
+    limits: ConnLimits,
+    tls: Tls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_connections(listener, router, settings, limits, Some(tls), shutdown).await
+}
+
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    settings: ConnSettings,
+    limits: ConnLimits,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -206,7 +241,10 @@ pub async fn serve_with_limits(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.max_concurrent_streams);
-    let router = if limits.timed() {
+    // Over TLS every connection has a watch, which carries its client's
+    // certificate to the requests.
+    let watched = limits.timed() || tls.is_some();
+    let router = if watched {
         // HTTP/1.1 connections' watches, found in their task.
         router.layer(from_fn_with_state(None, watch_request))
     } else {
@@ -242,6 +280,7 @@ pub async fn serve_with_limits(
                 peer,
                 &router,
                 limits,
+                tls.as_ref(),
                 &stopping,
             );
             if connections.len() >= max_connections
@@ -321,25 +360,36 @@ fn spawn_connection(
     peer: SocketAddr,
     router: &Router,
     limits: ConnLimits,
+    tls: Option<&Tls>,
     stopping: &watch::Receiver<()>,
 ) {
-    let watch = limits
-        .timed()
-        .then(|| Arc::new(Watch::new(&limits, Some(peer))));
+    let watch =
+        (limits.timed() || tls.is_some()).then(|| Arc::new(Watch::new(&limits, Some(peer))));
     if let Some(w) = &watch {
         if watches.len() >= 2 * limits.max_connections.min(1 << 20) {
             watches.retain(|w| w.strong_count() > 0);
         }
         watches.push(Arc::downgrade(w));
     }
-    connections.spawn(serve_connection(
-        builder.clone(),
-        stream,
-        watch,
-        router.clone(),
-        limits,
-        stopping.clone(),
-    ));
+    match tls {
+        Some(tls) => connections.spawn(serve_tls_connection(
+            builder.clone(),
+            stream,
+            watch,
+            router.clone(),
+            limits,
+            tls.clone(),
+            stopping.clone(),
+        )),
+        None => connections.spawn(serve_connection(
+            builder.clone(),
+            stream,
+            watch,
+            router.clone(),
+            limits,
+            stopping.clone(),
+        )),
+    };
 }
 
 /// How long a connection must have been idle before it may be closed to
@@ -416,14 +466,91 @@ async fn serve_connection(
     }
 }
 
-async fn run_connection(
+/// Serves one TLS connection: the handshake (ended by the handshake
+/// timeout, the connection's watch — idle for the limits meanwhile, so it
+/// may be closed to make room — or shutdown), then HTTP/2 if ALPN chose
+/// it, else HTTP/1.1, as [`serve_connection`] does.
+async fn serve_tls_connection(
     builder: Builder<TokioExecutor>,
     stream: TcpStream,
+    watch: Option<Arc<Watch>>,
+    router: Router,
+    limits: ConnLimits,
+    tls: Tls,
+    mut stopping: watch::Receiver<()>,
+) {
+    let timeout = tls.handshake_timeout();
+    let handshake = tokio::time::timeout(timeout, tls.acceptor().accept(stream).into_fallible());
+    let expired = async {
+        match &watch {
+            Some(w) => w.expired().await,
+            None => std::future::pending().await,
+        }
+    };
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err((e, stream))) => {
+                // The client's doing (a wrong certificate, garbage, a
+                // client that gave up): debug, as other client errors.
+                tracing::debug!(error = %e, "TLS handshake failed");
+                return linger(stream).await;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    handshake_timeout_ms = timeout.as_millis(),
+                    "connection closed: TLS handshake not finished in time"
+                );
+                return;
+            }
+        },
+        why = expired => return log_expired(why, &limits),
+        _ = stopping.changed() => return,
+    };
+    let (_, session) = stream.get_ref();
+    let http2 = session.alpn_protocol() == Some(b"h2".as_slice());
+    if let (Some(w), Some(cert)) = (&watch, session.peer_certificates().and_then(|c| c.first())) {
+        let _ = w
+            .certificate
+            .set(ClientCertificate(Arc::new(cert.clone().into_owned())));
+    }
+    if http2 {
+        let router = match &watch {
+            Some(w) => router.layer(from_fn_with_state(Some(w.clone()), watch_request)),
+            None => router,
+        };
+        run_connection(
+            builder.http2_only(),
+            stream,
+            router,
+            watch,
+            limits,
+            stopping,
+        )
+        .await;
+    } else {
+        let builder = builder.http1_only();
+        match watch {
+            Some(w) => {
+                let serve =
+                    run_connection(builder, stream, router, Some(w.clone()), limits, stopping);
+                CONNECTION.scope(w, serve).await;
+            }
+            None => run_connection(builder, stream, router, None, limits, stopping).await,
+        }
+    }
+}
+
+async fn run_connection<S>(
+    builder: Builder<TokioExecutor>,
+    stream: S,
     router: Router,
     watch: Option<Arc<Watch>>,
     limits: ConnLimits,
     mut stopping: watch::Receiver<()>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let io = TokioIo::new(WatchedIo {
         io: stream,
         watch: watch.clone(),
@@ -447,6 +574,35 @@ async fn run_connection(
         result = connection => log_end(result),
         why = expired => log_expired(why, &limits),
     }
+}
+
+/// How long a connection whose handshake failed is read from, at most,
+/// before it is closed ([`linger`]).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Closes a connection whose TLS handshake failed so that the alert
+/// rustls wrote reaches the client: our side is shut down, and what the
+/// client still sends (its request, sent before it read the alert) is
+/// read and dropped until it closes too, for [`LINGER`] and 64 KiB at
+/// most. Closed at once with unread bytes, the socket would send a reset,
+/// and the client would see "connection reset" instead of "certificate
+/// required" or "unknown CA".
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left = 64 * 1024usize;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Whether the client's first bytes are HTTP/2's preface (`PRI * HTTP/2.0`),
@@ -586,6 +742,9 @@ struct Watch {
     /// The client's address: handed to each request as
     /// `ConnectInfo<SocketAddr>` (per-address throttles read it).
     peer: Option<SocketAddr>,
+    /// The client's certificate once a TLS handshake verified it: handed to
+    /// each request as a [`ClientCertificate`].
+    certificate: std::sync::OnceLock<ClientCertificate>,
     idle_timeout: Option<Duration>,
     request_read_timeout: Option<Duration>,
     state: Mutex<WatchState>,
@@ -616,6 +775,7 @@ impl Watch {
     fn new(limits: &ConnLimits, peer: Option<SocketAddr>) -> Watch {
         Watch {
             peer,
+            certificate: std::sync::OnceLock::new(),
             idle_timeout: limits.idle_timeout,
             request_read_timeout: limits.request_read_timeout,
             state: Mutex::new(WatchState {
@@ -783,6 +943,9 @@ async fn watch_request(
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
     }
+    if let Some(cert) = watch.certificate.get() {
+        request.extensions_mut().insert(cert.clone());
+    }
     let h2 = request.version() == Version::HTTP_2;
     let has_body = !http_body::Body::is_end_stream(request.body());
     let (in_flight, body) = watch.request_started(h2, has_body);
@@ -886,14 +1049,15 @@ impl http_body::Body for WrittenBody {
     }
 }
 
-/// The connection's socket, telling its watch (if any) when bytes arrive.
+/// The connection's socket (or its TLS stream: the bytes counted are the
+/// decrypted ones), telling its watch (if any) when bytes arrive.
 #[derive(Debug)]
-struct WatchedIo {
-    io: TcpStream,
+struct WatchedIo<S> {
+    io: S,
     watch: Option<Arc<Watch>>,
 }
 
-impl AsyncRead for WatchedIo {
+impl<S: AsyncRead + Unpin> AsyncRead for WatchedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -911,7 +1075,7 @@ impl AsyncRead for WatchedIo {
     }
 }
 
-impl AsyncWrite for WatchedIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::bedrock::BedrockSettings;
+use crate::listen::TlsSettings;
 use crate::live::Sources;
 use crate::tenants::{TenancySettings, TenantSettings};
 use crate::xml::Limits;
@@ -59,6 +60,10 @@ pub struct Settings {
     /// total rather than per read, so a client dripping a byte at a time is
     /// cut off too (see [`crate::listen::DEFAULT_REQUEST_READ_TIMEOUT`]).
     pub request_read_timeout_ms: u64,
+    /// `[tls]`: serve HTTPS, with client certificates if asked
+    /// (docs/tls.md). Unset: plain HTTP, for a load balancer that
+    /// terminates TLS in front.
+    pub tls: Option<TlsSettings>,
     /// Caps on the structure of request documents.
     pub xml: Limits,
     /// The memory budget for request bodies being parsed at once, in body
@@ -139,6 +144,7 @@ impl Default for Settings {
             max_connections: crate::listen::DEFAULT_MAX_CONNECTIONS,
             idle_timeout_ms: millis(crate::listen::DEFAULT_IDLE_TIMEOUT),
             request_read_timeout_ms: millis(crate::listen::DEFAULT_REQUEST_READ_TIMEOUT),
+            tls: None,
             xml: Limits::default(),
             max_parsing_bytes: 64 * 1024 * 1024,
             log_format: LogFormat::Text,
@@ -167,6 +173,7 @@ const KEYS: &[&str] = &[
     "max_connections",
     "idle_timeout_ms",
     "request_read_timeout_ms",
+    "tls",
     "xml",
     "max_parsing_bytes",
     "log_format",
@@ -257,12 +264,38 @@ impl Settings {
         if s.queue.kind == QueueKind::Sqs {
             s.queue.sqs.validate().context("invalid settings")?;
         }
+        s.check_tls().context("invalid settings")?;
         if let Some(url) = &mut s.public_url {
             while url.ends_with('/') {
                 url.pop();
             }
         }
         Ok(s)
+    }
+
+    /// `[tls]` consistent in itself and with the tenants: a tenant known by
+    /// its client certificate needs `tls.client_auth` to ask for one.
+    /// (The files are read when the listener is made.)
+    pub fn check_tls(&self) -> anyhow::Result<()> {
+        if let Some(tls) = &self.tls {
+            tls.check()?;
+        }
+        let asks = self
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_auth != crate::listen::ClientAuth::None);
+        if !asks
+            && let Some(t) = self
+                .tenants
+                .iter()
+                .find(|t| t.credentials.iter().any(|c| c.is_certificate()))
+        {
+            bail!(
+                "tenant {}: a certificate credential needs [tls] with client_auth = \"optional\" or \"required\" (client certificates are only seen when soapgate terminates TLS itself)",
+                t.name
+            );
+        }
+        Ok(())
     }
 
     /// Where the contracts and mappings are read from.
@@ -386,6 +419,7 @@ mod tests {
             "worker",
             "tenants",
             "tenancy",
+            "tls",
         ] {
             assert!(
                 KEYS.contains(&key),
@@ -434,6 +468,37 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_tls_example_parses_once_uncommented() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let text = std::fs::read_to_string(&file).expect("soapgate.toml");
+        let block = |from: &str, lines: usize| -> String {
+            let start = text.find(from).expect(from);
+            text[start..]
+                .lines()
+                .take(lines)
+                .map(|l| l.strip_prefix("# ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let s: Settings = Figment::new()
+            .merge(Toml::string(&block("# [tls]", 6)))
+            .extract()
+            .expect("the [tls] example is valid settings");
+        let tls = s.tls.expect("[tls]");
+        assert_eq!(tls.client_auth, crate::listen::ClientAuth::Optional);
+        assert!(tls.check().is_ok());
+        let tenant = format!(
+            "[[tenants]]\nname = \"acme\"\n{}",
+            block("# [[tenants.credentials]]\n# scheme = \"certificate\"", 5)
+        );
+        let s: Settings = Figment::new()
+            .merge(Toml::string(&tenant))
+            .extract()
+            .expect("the certificate credential example is valid settings");
+        assert!(s.tenants[0].credentials[0].is_certificate());
+    }
+
+    #[test]
     fn connection_limits_default_sanely_and_zero_is_refused() {
         let s = Settings::default();
         assert_eq!(s.max_connections, 512);
@@ -454,6 +519,54 @@ mod tests {
             let key = line.split(' ').next().unwrap_or_default();
             assert!(err.contains(key), "{line}: {err}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_load_with_the_key_named() {
+        let dir = tempfile_dir("tls");
+        let file = dir.join("soapgate.toml");
+        for (toml, says) in [
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_auth = \"required\"\n",
+                "tls.client_ca must name",
+            ),
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n",
+                "tls.client_ca is set but tls.client_auth is \"none\"",
+            ),
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nhandshake_timeout_ms = 0\n",
+                "tls.handshake_timeout_ms",
+            ),
+            ("[tls]\ncert = \"c.pem\"\n", "key"),
+            (
+                "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_auth = \"maybe\"\n",
+                "client_auth",
+            ),
+            (
+                "[[tenants]]\nname = \"acme\"\n[[tenants.credentials]]\nscheme = \"certificate\"\nsha256 = \"ab\"\n",
+                "tenant acme: a certificate credential needs [tls] with client_auth",
+            ),
+        ] {
+            std::fs::write(&file, toml).expect("write");
+            let err = format!(
+                "{:#}",
+                Settings::load(Some(&file), Overrides::default()).expect_err(toml)
+            );
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+        std::fs::write(
+            &file,
+            "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\nclient_auth = \"optional\"\n\
+             [[tenants]]\nname = \"acme\"\n[[tenants.credentials]]\nscheme = \"certificate\"\n\
+             subject = \"CN=erp\"\nwith_username_token = \"erp\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), Overrides::default()).expect("valid");
+        let tls = s.tls.expect("[tls]");
+        assert_eq!(tls.client_auth, crate::listen::ClientAuth::Optional);
+        assert_eq!(tls.handshake_timeout_ms, 10_000);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -25,7 +25,7 @@ pub(crate) use self::budget::ParseBudget;
 use crate::config::Settings;
 use crate::contract::ContractSet;
 use crate::converse::ModelClient;
-use crate::listen::{self, ConnLimits, ConnSettings};
+use crate::listen::{self, ConnLimits, ConnSettings, Tls};
 use crate::live::Live;
 use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
@@ -156,6 +156,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (the same limits apply; the
+/// handshake is within them).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let s = &state.settings;
     let settings = ConnSettings {
         max_head_bytes: s.max_header_bytes,
@@ -167,5 +178,12 @@ pub async fn serve(
         idle_timeout: Some(Duration::from_millis(s.idle_timeout_ms)),
         request_read_timeout: Some(Duration::from_millis(s.request_read_timeout_ms)),
     };
-    listen::serve_with_limits(listener, router(state), settings, limits, shutdown).await
+    match tls {
+        Some(tls) => {
+            listen::serve_tls(listener, router(state), settings, limits, tls, shutdown).await
+        }
+        None => {
+            listen::serve_with_limits(listener, router(state), settings, limits, shutdown).await
+        }
+    }
 }

@@ -60,7 +60,12 @@ fn soap_base(state: &AppState, headers: &HeaderMap) -> String {
                 .get(HOST)
                 .and_then(|h| h.to_str().ok())
                 .unwrap_or(&state.settings.listen);
-            format!("http://{host}/soap")
+            let scheme = if state.settings.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}/soap")
         }
     }
 }

@@ -20,6 +20,7 @@ use super::budget::{Charge, ParseBudget};
 use super::media::{ContentType, soap_action};
 use crate::error::GatewayError;
 use crate::jobs::call;
+use crate::listen::ClientCertificate;
 use crate::pipeline::{self, CallContext, Inbound, Outcome, Prepared, Reply};
 use crate::soap::wsse::{self, WSSE_NS};
 use crate::soap::{Envelope, ErrorCode, Fault, FaultCode, SoapVersion, response};
@@ -32,6 +33,8 @@ pub(crate) async fn post_call(
     headers: HeaderMap,
     // Present when the listener puts the peer's address in each request.
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    // Present over TLS when the client presented a certificate.
+    certificate: Option<Extension<ClientCertificate>>,
     body: Body,
 ) -> Response {
     let started = Instant::now();
@@ -56,6 +59,7 @@ pub(crate) async fn post_call(
         &state,
         headers,
         peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+        certificate.as_ref().map(|Extension(c)| c.der()),
         &content_type,
         body,
         &mut ctx,
@@ -231,6 +235,7 @@ async fn prepare_for_tenant(
     contracts: &crate::contract::ContractSet,
     headers: &HeaderMap,
     source: Option<IpAddr>,
+    certificate: Option<&[u8]>,
     inbound: &Inbound<'_>,
     envelope: Envelope,
     ctx: &mut CallContext,
@@ -248,6 +253,7 @@ async fn prepare_for_tenant(
             basic: basic.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
             api_key,
             source,
+            certificate,
         })
         .await?;
     seen.principal = Some(principal.who);
@@ -269,6 +275,7 @@ async fn call(
     state: &AppState,
     headers: HeaderMap,
     source: Option<IpAddr>,
+    certificate: Option<&[u8]>,
     content_type: &ContentType,
     body: Body,
     ctx: &mut CallContext,
@@ -347,6 +354,7 @@ async fn call(
                     &snapshot.contracts,
                     &headers,
                     source,
+                    certificate,
                     &inbound,
                     envelope?,
                     ctx,

@@ -1,8 +1,9 @@
 //! The credential tables and their checks: UsernameToken (PasswordText
 //! against an Argon2id hash or the clear password; PasswordDigest against
 //! the clear password, with the Created window and the nonce replay
-//! windows), HTTP Basic (Argon2id hash) and API keys (SHA-256, looked up by
-//! hash).
+//! windows), HTTP Basic (Argon2id hash), API keys (SHA-256, looked up by
+//! hash) and client certificates (`certificate.rs`), alone or bound to a
+//! UsernameToken user.
 //!
 //! Guessing is made slow and cheap for us, in this order:
 //! - a password that checked out is remembered for `verified_cache_secs`
@@ -36,6 +37,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
+use super::certificate::{CertMatch, PeerIdentity};
 use super::nonces::{Seen, Window};
 use super::secret;
 use super::settings::{CredentialSettings, TenancySettings};
@@ -56,6 +58,8 @@ pub struct Presented<'a> {
     /// The client's address, when the transport knows it: failed attempts
     /// are throttled per address as well as per user name.
     pub source: Option<IpAddr>,
+    /// The DER of the client certificate the TLS handshake verified.
+    pub certificate: Option<&'a [u8]>,
 }
 
 /// An authenticated caller.
@@ -74,6 +78,17 @@ struct TokenUser {
     clear: Option<Arc<str>>,
     /// The nonces this user sent within the Created window.
     nonces: Window,
+    /// Named by a certificate credential's `with_username_token`: accepted
+    /// only together with a certificate of such a credential.
+    certificate_bound: bool,
+}
+
+/// A `certificate` credential.
+struct CertCredential {
+    tenant: usize,
+    matcher: CertMatch,
+    /// The UsernameToken user the certificate must come with.
+    with_token: Option<String>,
 }
 
 /// What a password is checked against.
@@ -100,6 +115,7 @@ pub(super) struct Credentials {
     token_users: HashMap<String, TokenUser>,
     basic_users: HashMap<String, (usize, Arc<str>)>,
     api_keys: HashMap<String, usize>,
+    certificates: Vec<CertCredential>,
     /// Keyed hashes of (scheme, user, password, stored secret) that
     /// checked out.
     verified: Option<moka::sync::Cache<[u8; 32], ()>>,
@@ -157,6 +173,7 @@ impl Credentials {
             token_users: HashMap::new(),
             basic_users: HashMap::new(),
             api_keys: HashMap::new(),
+            certificates: Vec::new(),
             verified: (s.verified_cache_secs > 0).then(|| {
                 moka::sync::Cache::builder()
                     .max_capacity(10_000)
@@ -209,6 +226,7 @@ impl Credentials {
                     hash: password_hash.as_deref().map(Arc::from),
                     clear: clear.map(Arc::from),
                     nonces: Window::new(self.nonce_ttl, self.nonce_capacity),
+                    certificate_bound: false,
                 };
                 if self.token_users.insert(username.clone(), user).is_some() {
                     bail!("UsernameToken user {username} is declared twice");
@@ -244,6 +262,23 @@ impl Credentials {
                     bail!("an API key is declared twice");
                 }
             }
+            CredentialSettings::Certificate {
+                subject,
+                san,
+                sha256,
+                with_username_token,
+            } => {
+                let matcher =
+                    CertMatch::new(subject.as_deref(), san.as_deref(), sha256.as_deref())?;
+                if self.certificates.iter().any(|c| c.matcher == matcher) {
+                    bail!("a certificate credential is declared twice");
+                }
+                self.certificates.push(CertCredential {
+                    tenant,
+                    matcher,
+                    with_token: with_username_token.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -251,7 +286,18 @@ impl Credentials {
     /// Once every credential is added: makes the dummy hash, with the
     /// parameters most of the configured hashes have (the defaults when
     /// there are none). One Argon2 hash, at start.
+    /// Also binds the UsernameToken users certificate credentials name to
+    /// them (each must be a user of the credential's tenant).
     pub(super) fn seal(&mut self) -> anyhow::Result<()> {
+        for c in &self.certificates {
+            let Some(user) = &c.with_token else { continue };
+            match self.token_users.get_mut(user) {
+                Some(u) if u.tenant == c.tenant => u.certificate_bound = true,
+                _ => bail!(
+                    "a certificate credential's with_username_token = {user:?} names no username_token credential of its tenant"
+                ),
+            }
+        }
         let mut by_params: HashMap<String, (usize, &str)> = HashMap::new();
         let hashes = self
             .token_users
@@ -279,19 +325,115 @@ impl Credentials {
         Ok(())
     }
 
-    /// The tenant index and principal name of the presented credentials.
+    /// The tenant index and principal name of the presented credentials:
+    /// the scheme that decides (UsernameToken, else Basic, else API key),
+    /// and the client certificate, which must agree with it; without
+    /// those, the certificate alone.
     pub(super) async fn authenticate(
         &self,
         p: &Presented<'_>,
         now: OffsetDateTime,
     ) -> Result<(usize, String), GatewayError> {
+        let peer = p.certificate.map(PeerIdentity::from_der);
+        let matched: Vec<&CertCredential> = peer.as_ref().map_or_else(Vec::new, |id| {
+            self.certificates
+                .iter()
+                .filter(|c| c.matcher.matches(id))
+                .collect()
+        });
+        let short = peer
+            .as_ref()
+            .map_or_else(|| "none".to_string(), PeerIdentity::short);
+        if let Some(first) = matched.first()
+            && matched.iter().any(|c| c.tenant != first.tenant)
+        {
+            return Err(GatewayError::Unauthenticated(format!(
+                "client certificate {short} matches certificate credentials of more than one tenant"
+            )));
+        }
+        let user = p.token.map(|t| t.username.as_str());
+        match self.by_scheme(p, now).await {
+            Some(Ok((ix, who))) => {
+                self.certificate_agrees(ix, user, &short, &matched)?;
+                Ok((ix, who))
+            }
+            Some(Err(e)) => Err(e),
+            None => match (
+                matched.iter().find(|c| c.with_token.is_none()),
+                matched.first(),
+            ) {
+                (Some(c), _) => Ok((c.tenant, short)),
+                (None, Some(c)) => Err(GatewayError::Unauthenticated(format!(
+                    "client certificate {short} needs the UsernameToken of {:?} with it",
+                    c.with_token.as_deref().unwrap_or_default()
+                ))),
+                (None, None) if peer.is_some() => Err(GatewayError::Unauthenticated(format!(
+                    "no credentials (client certificate {short} is no tenant's; no UsernameToken, HTTP Basic or API key)"
+                ))),
+                (None, None) => Err(GatewayError::Unauthenticated(
+                    "no credentials (no UsernameToken, HTTP Basic, API key or client certificate)"
+                        .into(),
+                )),
+            },
+        }
+    }
+
+    /// Whether the client certificate (`short`, the `matched` credentials)
+    /// agrees with the scheme that found tenant `ix` (a UsernameToken of
+    /// `user`, or another): a certificate-bound user needs its
+    /// certificate, and a certificate that names a tenant must name this
+    /// one, alone or with this user.
+    fn certificate_agrees(
+        &self,
+        ix: usize,
+        user: Option<&str>,
+        short: &str,
+        matched: &[&CertCredential],
+    ) -> Result<(), GatewayError> {
+        if let Some(u) = user
+            && self.token_users.get(u).is_some_and(|t| t.certificate_bound)
+            && !matched.iter().any(|c| c.with_token.as_deref() == Some(u))
+        {
+            return Err(GatewayError::Unauthenticated(format!(
+                "UsernameToken user {u:?} is accepted only with its client certificate (presented: {short})"
+            )));
+        }
+        let Some(first) = matched.first() else {
+            return Ok(());
+        };
+        if first.tenant != ix {
+            return Err(GatewayError::Unauthenticated(format!(
+                "client certificate {short} is another tenant's than the credentials presented with it"
+            )));
+        }
+        if !matched
+            .iter()
+            .any(|c| c.with_token.is_none() || c.with_token.as_deref() == user)
+        {
+            return Err(GatewayError::Unauthenticated(format!(
+                "client certificate {short} needs the UsernameToken of {:?} with it",
+                first.with_token.as_deref().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The tenant index and principal name of the scheme that decides:
+    /// the UsernameToken, else HTTP Basic, else the API key; `None` when
+    /// the call presents none of them.
+    async fn by_scheme(
+        &self,
+        p: &Presented<'_>,
+        now: OffsetDateTime,
+    ) -> Option<Result<(usize, String), GatewayError>> {
         if let Some(token) = p.token {
             let user = &token.username;
-            return self
-                .token(token, p.source, now)
-                .await
-                .map(|ix| (ix, user.clone()))
-                .map_err(|r| self.refused(&format!("UsernameToken of {user:?}"), r));
+            return Some(
+                self.token(token, p.source, now)
+                    .await
+                    .map(|ix| (ix, user.clone()))
+                    .map_err(|r| self.refused(&format!("UsernameToken of {user:?}"), r)),
+            );
         }
         if let Some((user, password)) = p.basic {
             let known = self.basic_users.get(user);
@@ -299,28 +441,28 @@ impl Credentials {
             let checked = self
                 .check_password("basic", user, password, against, p.source)
                 .await;
-            return match (known, checked) {
-                (Some((ix, _)), Ok(())) => Ok((*ix, user.to_string())),
-                (None, Ok(()) | Err(Refusal::Token(_))) => {
-                    Err(Refusal::Token(TokenError::UnknownUser))
+            return Some(
+                match (known, checked) {
+                    (Some((ix, _)), Ok(())) => Ok((*ix, user.to_string())),
+                    (None, Ok(()) | Err(Refusal::Token(_))) => {
+                        Err(Refusal::Token(TokenError::UnknownUser))
+                    }
+                    (_, Err(r)) => Err(r),
                 }
-                (_, Err(r)) => Err(r),
-            }
-            .map_err(|r| self.refused(&format!("HTTP Basic user {user:?}"), r));
+                .map_err(|r| self.refused(&format!("HTTP Basic user {user:?}"), r)),
+            );
         }
         if let Some(key) = p.api_key {
             let hash = secret::hash_api_key(key.trim());
             let short = format!("api-key:{}", &hash["sha256:".len().."sha256:".len() + 12]);
-            return match self.api_keys.get(&hash) {
+            return Some(match self.api_keys.get(&hash) {
                 Some(ix) => Ok((*ix, short)),
                 None => Err(GatewayError::Unauthenticated(format!(
                     "unknown API key ({short})"
                 ))),
-            };
+            });
         }
-        Err(GatewayError::Unauthenticated(
-            "no credentials (no UsernameToken, HTTP Basic or API key)".into(),
-        ))
+        None
     }
 
     /// The error of a refusal; `who` names the scheme and user, for the log.
@@ -982,5 +1124,212 @@ mod tests {
         ] {
             assert!(Credentials::new(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A self-signed certificate for `cn` (its DER), with `cn` as its DNS
+    /// subjectAltName.
+    fn cert(cn: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    fn certificate(san: &str, with_token: Option<&str>) -> CredentialSettings {
+        CredentialSettings::Certificate {
+            subject: None,
+            san: Some(san.into()),
+            sha256: None,
+            with_username_token: with_token.map(str::to_string),
+        }
+    }
+
+    fn clear_user(user: &str) -> CredentialSettings {
+        CredentialSettings::UsernameToken {
+            username: user.into(),
+            password_hash: None,
+            password_env: None,
+            password: Some(super::super::Secret::new("pw")),
+        }
+    }
+
+    /// Tenant `a`: certificate `a.example` alone, UsernameToken user `ann`;
+    /// tenant `b`: certificate `b.example` only with user `bea`, and user
+    /// `bob`; tenant `c`: user `cat`, no certificate.
+    fn cert_tenants() -> Tenants {
+        let list = vec![
+            tenant("a", vec![certificate("a.example", None), clear_user("ann")]),
+            tenant(
+                "b",
+                vec![
+                    clear_user("bea"),
+                    certificate("b.example", Some("bea")),
+                    clear_user("bob"),
+                ],
+            ),
+            tenant("c", vec![clear_user("cat")]),
+        ];
+        Tenants::from_settings(&list, &TenancySettings::default())
+            .expect("valid")
+            .expect("some")
+    }
+
+    async fn who(
+        t: &Tenants,
+        cert: Option<&[u8]>,
+        user: Option<&str>,
+    ) -> Result<crate::tenants::Principal, GatewayError> {
+        let token = user.map(|u| text(u, "pw"));
+        t.authenticate(&Presented {
+            token: token.as_ref(),
+            certificate: cert,
+            ..Presented::default()
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_certificate_alone_names_its_tenant() {
+        let t = cert_tenants();
+        let a = cert("a.example");
+        let p = who(&t, Some(&a), None).await.expect("certificate alone");
+        assert_eq!(p.tenant, "a");
+        assert!(p.who.starts_with("cert:"), "{}", p.who);
+        // With a UsernameToken of the same tenant: both check out.
+        let p = who(&t, Some(&a), Some("ann")).await.expect("both");
+        assert_eq!((p.tenant.as_str(), p.who.as_str()), ("a", "ann"));
+        // With another tenant's: refused, whoever decides.
+        assert_eq!(
+            code(&who(&t, Some(&a), Some("cat")).await),
+            "AUTHENTICATION_FAILED"
+        );
+        // A certificate no credential names is no credential...
+        let other = cert("other.example");
+        assert_eq!(
+            code(&who(&t, Some(&other), None).await),
+            "AUTHENTICATION_FAILED"
+        );
+        // ...and does not stand in the way of one.
+        assert_eq!(
+            who(&t, Some(&other), Some("cat"))
+                .await
+                .expect("token")
+                .tenant,
+            "c"
+        );
+        // A wrong password is not made good by a certificate.
+        let token = text("ann", "wrong");
+        let r = t
+            .authenticate(&Presented {
+                token: Some(&token),
+                certificate: Some(&a),
+                ..Presented::default()
+            })
+            .await;
+        assert_eq!(code(&r), "AUTHENTICATION_FAILED");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_bound_to_a_user_needs_that_users_token_and_the_user_needs_it() {
+        let t = cert_tenants();
+        let b = cert("b.example");
+        assert_eq!(
+            who(&t, Some(&b), Some("bea")).await.expect("both").tenant,
+            "b"
+        );
+        // The certificate alone, or with another user of its tenant: no.
+        assert_eq!(
+            code(&who(&t, Some(&b), None).await),
+            "AUTHENTICATION_FAILED"
+        );
+        assert_eq!(
+            code(&who(&t, Some(&b), Some("bob")).await),
+            "AUTHENTICATION_FAILED"
+        );
+        // The user alone, or with another certificate: no.
+        assert_eq!(
+            code(&who(&t, None, Some("bea")).await),
+            "AUTHENTICATION_FAILED"
+        );
+        let a = cert("a.example");
+        assert_eq!(
+            code(&who(&t, Some(&a), Some("bea")).await),
+            "AUTHENTICATION_FAILED"
+        );
+        let other = cert("other.example");
+        assert_eq!(
+            code(&who(&t, Some(&other), Some("bea")).await),
+            "AUTHENTICATION_FAILED"
+        );
+        // Users not bound to a certificate are as before.
+        assert_eq!(who(&t, None, Some("bob")).await.expect("bob").tenant, "b");
+    }
+
+    #[tokio::test]
+    async fn a_certificate_two_tenants_name_is_refused() {
+        let list = vec![
+            tenant(
+                "a",
+                vec![CredentialSettings::Certificate {
+                    subject: Some("CN=shared.example".into()),
+                    san: None,
+                    sha256: None,
+                    with_username_token: None,
+                }],
+            ),
+            tenant("b", vec![certificate("shared.example", None)]),
+        ];
+        let t = Tenants::from_settings(&list, &TenancySettings::default())
+            .expect("valid")
+            .expect("some");
+        let shared = cert("shared.example");
+        assert_eq!(
+            code(&who(&t, Some(&shared), None).await),
+            "AUTHENTICATION_FAILED"
+        );
+    }
+
+    #[test]
+    fn certificate_credentials_are_checked_at_start() {
+        let build = |list: Vec<TenantSettings>| {
+            Tenants::from_settings(&list, &TenancySettings::default())
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        };
+        let err = build(vec![tenant(
+            "a",
+            vec![certificate("x.example", Some("nobody"))],
+        )])
+        .expect_err("unknown user");
+        assert!(err.contains("with_username_token = \"nobody\""), "{err}");
+        let err = build(vec![
+            tenant("a", vec![clear_user("ann")]),
+            tenant("b", vec![certificate("x.example", Some("ann"))]),
+        ])
+        .expect_err("another tenant's user");
+        assert!(err.contains("\"ann\""), "{err}");
+        let err = build(vec![
+            tenant("a", vec![certificate("x.example", None)]),
+            tenant("b", vec![certificate("X.example", None)]),
+        ])
+        .expect_err("twice");
+        assert!(
+            err.contains("tenant b") && err.contains("declared twice"),
+            "{err}"
+        );
+        let err = build(vec![tenant(
+            "a",
+            vec![CredentialSettings::Certificate {
+                subject: None,
+                san: None,
+                sha256: Some("12:34".into()),
+                with_username_token: None,
+            }],
+        )])
+        .expect_err("short fingerprint");
+        assert!(err.contains("tenant a") && err.contains("sha256"), "{err}");
     }
 }

@@ -19,6 +19,7 @@
 //! the HTTP edge hands in the credentials it found in headers.
 
 mod auth;
+mod certificate;
 mod limits;
 mod nonces;
 pub mod secret;
@@ -183,7 +184,11 @@ impl Tenants {
 
     /// The tenant the presented credentials belong to. Exactly one scheme
     /// decides: the UsernameToken when there is one, else HTTP Basic, else
-    /// the API key; a failing credential is never passed over for another.
+    /// the API key, else the client certificate; a failing credential is
+    /// never passed over for another. A client certificate that a
+    /// `certificate` credential names must agree with the scheme that
+    /// decided (same tenant; its `with_username_token` user, if it names
+    /// one); one that none names is not a credential.
     ///
     /// A password that is not remembered from an earlier call is checked
     /// on the blocking pool, a bounded number at once; failed attempts are

@@ -78,6 +78,37 @@ pub enum CredentialSettings {
     /// An API key in the `tenancy.api_key_header` HTTP header; the hash is
     /// `soapgate hash-secret --api-key`'s.
     ApiKey { key_hash: String },
+    /// A client certificate presented in the TLS handshake (which verified
+    /// it against `tls.client_ca`), named by its subject, a
+    /// subjectAltName or its SHA-256 fingerprint: every one given must
+    /// match (docs/tls.md).
+    Certificate {
+        /// The whole subject, in RFC 4514 form (`CN=erp.acme.example,O=Acme`,
+        /// as `openssl x509 -noout -subject -nameopt RFC2253` prints it) or
+        /// OpenSSL's `CN = erp.acme.example, O = Acme`: the same
+        /// attributes, in any order, values compared without regard to
+        /// case.
+        subject: Option<String>,
+        /// One of the certificate's subjectAltNames: a DNS name, an e-mail
+        /// address, a URI or an IP address, optionally with OpenSSL's
+        /// prefix (`DNS:`, `email:`, `URI:`, `IP Address:` or `IP:`).
+        san: Option<String>,
+        /// The SHA-256 fingerprint of the certificate (of its DER bytes),
+        /// hex, colons allowed (`openssl x509 -noout -fingerprint -sha256`).
+        sha256: Option<String>,
+        /// Set: the certificate alone is not enough, the call must also
+        /// carry this user's UsernameToken (a `username_token` credential
+        /// of the same tenant), and that user is accepted only with this
+        /// certificate.
+        with_username_token: Option<String>,
+    },
+}
+
+impl CredentialSettings {
+    /// Whether this credential is a client certificate.
+    pub fn is_certificate(&self) -> bool {
+        matches!(self, CredentialSettings::Certificate { .. })
+    }
 }
 
 /// `[tenancy]`: how tenants are checked and what is recorded about them.

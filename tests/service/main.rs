@@ -21,4 +21,5 @@ mod listen;
 mod otlp;
 mod resilience;
 mod startup;
+mod tls;
 mod usage_cli;
