@@ -4,15 +4,18 @@
 //! addresses; client certificates are verified in the handshake (a
 //! certificate of another CA, or none when required, is refused with a TLS
 //! alert) and name tenants, alone or together with a UsernameToken (both
-//! must match, else the AUTHENTICATION_FAILED fault); zeep and curl call
-//! with a client certificate (HTTP/1.1 and, for curl, HTTP/2 by ALPN); new
+//! must match, else the AUTHENTICATION_FAILED fault); zeep, curl (HTTP/1.1
+//! and HTTP/2 by ALPN) and JAX-WS (a Dispatch on the Service made from the
+//! WSDL over HTTPS, with a PKCS#12 keystore) call with a client
+//! certificate; new
 //! certificates, keys and client CAs are taken without a restart (a
 //! change in their folder, or SIGHUP for what the watch cannot see, in the
 //! real binary) and a broken file keeps the previous set serving;
 //! handshakes of garbage or of clients that stall neither panic nor keep
 //! other callers waiting, and the connection limits hold over TLS.
 //!
-//! zeep and curl are peers no one here wrote: missing, they fail under
+//! zeep, curl, Java with JAX-WS and openssl (for the PKCS#12 keystore) are
+//! peers no one here wrote: missing, they fail under
 //! `SOAPGATE_REQUIRE_PEERS=1` and are skipped otherwise.
 
 use std::io::Read as _;
@@ -690,6 +693,111 @@ async fn zeep_calls_with_a_client_certificate() {
         4,
         "{out}"
     );
+}
+
+#[tokio::test]
+async fn jaxws_calls_with_a_client_certificate() {
+    let test = "jaxws_calls_with_a_client_certificate";
+    let jaxws = [
+        "/usr/share/java/jaxws-rt.jar",
+        "/usr/share/java/javax.activation.jar",
+    ];
+    for (program, args) in [
+        ("java", &["-version"][..]),
+        ("keytool", &["-help"][..]),
+        ("openssl", &["version"][..]),
+    ] {
+        if !command_works(program, args) {
+            return peer_missing(
+                test,
+                &format!("{program} (apt-get install default-jdk openssl)"),
+            );
+        }
+    }
+    if !Path::new(jaxws[0]).is_file() {
+        return peer_missing(
+            test,
+            "/usr/share/java/jaxws-rt.jar (apt-get install libjaxws-java)",
+        );
+    }
+    let pki = Pki::new();
+    let server = Server::start(pki.settings(ClientAuth::Required), tenants(&pki)).await;
+    // The legacy Java way: a PKCS#12 keystore with the client's key and
+    // certificate, and a truststore with the server's CA.
+    let trust = pki.path("trust.p12");
+    let mut keytool = Command::new("keytool");
+    keytool
+        .args([
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-storetype",
+            "PKCS12",
+        ])
+        .args(["-storepass", "changeit", "-file"])
+        .arg(pki.path("server-ca.pem"))
+        .arg("-keystore")
+        .arg(&trust);
+    let out = run(keytool).await;
+    assert!(out.success(), "{out}");
+    let requests = [
+        ("alone.xml", triage("")),
+        ("with-token.xml", triage(&text_token("batch", "b4tch"))),
+    ];
+    for (name, envelope) in &requests {
+        std::fs::write(pki.path(name), envelope).expect("request");
+    }
+    for (identity, cases) in [
+        ("erp", vec![("alone.xml", "ok")]),
+        (
+            "batch",
+            vec![
+                ("with-token.xml", "ok"),
+                ("alone.xml", "AUTHENTICATION_FAILED"),
+            ],
+        ),
+    ] {
+        let keystore = pki.path(&format!("{identity}.p12"));
+        let mut openssl = Command::new("openssl");
+        openssl
+            .args(["pkcs12", "-export", "-passout", "pass:changeit", "-in"])
+            .arg(pki.path(&format!("{identity}.pem")))
+            .arg("-inkey")
+            .arg(pki.path(&format!("{identity}-key.pem")))
+            .arg("-out")
+            .arg(&keystore);
+        let out = run(openssl).await;
+        assert!(out.success(), "{out}");
+        let mut java = Command::new("java");
+        java.arg(format!("-Djavax.net.ssl.keyStore={}", keystore.display()))
+            .args([
+                "-Djavax.net.ssl.keyStoreType=PKCS12",
+                "-Djavax.net.ssl.keyStorePassword=changeit",
+            ])
+            .arg(format!("-Djavax.net.ssl.trustStore={}", trust.display()))
+            .args([
+                "-Djavax.net.ssl.trustStoreType=PKCS12",
+                "-Djavax.net.ssl.trustStorePassword=changeit",
+                "-cp",
+            ])
+            .arg(jaxws.join(":"))
+            .arg(repo_root().join("tests/service/JaxwsTls.java"))
+            .arg(format!("{}/soap/SupportDesk?wsdl", server.base()))
+            .args(
+                cases
+                    .iter()
+                    .map(|(file, expect)| format!("{}:{expect}", pki.path(file).display())),
+            );
+        let out = run(java).await;
+        println!("{out}");
+        assert!(out.success(), "{identity}: {out}");
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+            cases.len(),
+            "{identity}: {out}"
+        );
+    }
 }
 
 /// Runs a client program off the runtime (the server runs on it), with a
