@@ -4,12 +4,15 @@
 //! Covers the subset soapgate's XSD-derived schemas and hand-written tool
 //! schemas use: `type` (also as an array, for nullable values), `properties`,
 //! `required`, `additionalProperties`, `enum`, `const`, string lengths,
-//! `pattern`, `format` (date, date-time, time, email, uri, uuid; a format's
-//! everyday value is preferred when the pattern takes it too), numeric
-//! ranges (inclusive and exclusive, draft 4 and 2020 styles), `multipleOf`,
+//! `pattern`, `format` (date, date-time, time, duration, email, uri, uuid;
+//! a format's everyday value is preferred when the patterns take it too),
+//! numeric ranges (inclusive and exclusive, draft 4 and 2020 styles),
+//! `multipleOf`,
 //! array `items`/`prefixItems`, `minItems`/`maxItems`/`uniqueItems`,
-//! `allOf` (merged), `anyOf`/`oneOf` (first branch), and local `$ref`s into
-//! `$defs`/`definitions`. Generation is deterministic for a seed.
+//! `allOf` (merged; every pattern of every part must match), `anyOf`/`oneOf`
+//! (one branch, the seed's pick, so seeds between them take every branch),
+//! and local `$ref`s into `$defs`/`definitions`. Generation is
+//! deterministic for a seed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -116,6 +119,11 @@ impl Generator<'_> {
         {
             return options[self.rng.below(options.len())].clone();
         }
+        // A nullable value (`type: [.., "null"]`, a nillable element) is
+        // null one time in eight, as an `anyOf` with a null branch is.
+        if nullable(&schema) && self.rng.below(8) == 0 {
+            return Value::Null;
+        }
         match type_of(&schema) {
             "object" => self.object(&schema, depth),
             "array" => self.array(&schema, depth),
@@ -127,8 +135,12 @@ impl Generator<'_> {
         }
     }
 
-    /// Resolves `$ref` and merges `allOf` and the first `anyOf`/`oneOf`
-    /// branch into one schema, so the rest of generation sees plain keywords.
+    /// Resolves `$ref` and merges `allOf` and one `anyOf`/`oneOf` branch
+    /// into one schema, so the rest of generation sees plain keywords. The
+    /// branch is the seed's pick, so answers across seeds take every
+    /// branch (a choice's elements, a union's members, each padding of a
+    /// base64 length); a `null` branch (a nillable element) only one time
+    /// in eight.
     fn flatten(&mut self, schema: &Map<String, Value>, depth: usize) -> Map<String, Value> {
         let mut base = schema.clone();
         self.steps += 1;
@@ -148,9 +160,9 @@ impl Generator<'_> {
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(Value::Array(branches)) = base.remove(key)
-                && let Some(first) = branches.into_iter().next()
+                && let Some(branch) = self.branch(branches)
             {
-                parts.push(first);
+                parts.push(branch);
             }
         }
         for part in parts {
@@ -160,6 +172,20 @@ impl Generator<'_> {
             }
         }
         base
+    }
+
+    /// One of `anyOf`/`oneOf`'s branches, `null` rarely (see
+    /// [`flatten`](Self::flatten)).
+    fn branch(&mut self, mut branches: Vec<Value>) -> Option<Value> {
+        let is_null = |b: &Value| *b == json!({"type": "null"});
+        if branches.len() > 1 && branches.iter().any(is_null) && self.rng.below(8) != 0 {
+            branches.retain(|b| !is_null(b));
+        }
+        if branches.is_empty() {
+            return None;
+        }
+        let pick = self.rng.below(branches.len());
+        Some(branches.swap_remove(pick))
     }
 
     fn object(&mut self, schema: &Map<String, Value>, depth: usize) -> Value {
@@ -335,23 +361,30 @@ impl Generator<'_> {
     fn string(&mut self, schema: &Map<String, Value>) -> Value {
         let min = usize_of(schema, "minLength").unwrap_or(0).min(MAX_STRING);
         let max = usize_of(schema, "maxLength");
-        let pattern = schema.get("pattern").and_then(Value::as_str);
-        // A format's everyday value first (2024-05-17T13:45:00Z), when the
-        // pattern takes it too: a pattern spelling out a format's whole
-        // lexical space would otherwise give years such as -48213.
-        if let Some(pattern) = pattern
-            && let Some(Value::String(s)) = self.formatted(schema, min, max)
-            && pattern_matches(pattern, &s)
-        {
-            return Value::String(s);
+        // Every pattern must match: the type's own, those of the types it
+        // restricts, and its format's lexical form (`allOf` parts).
+        let patterns = patterns_of(schema);
+        let fits_all = |s: &str| patterns.iter().all(|p| pattern_matches(p, s));
+        // A format's everyday values first (2024-05-17T13:45:00Z, with or
+        // without a zone), when the patterns take one: a pattern spelling
+        // out a format's whole lexical space would otherwise give years
+        // such as -48213.
+        let formatted = self.formatted(schema, min, max);
+        if let Some(s) = formatted.iter().find(|s| fits_all(s)) {
+            return Value::String(s.clone());
         }
-        if let Some(pattern) = pattern
-            && let Some(s) = matching_string(pattern, min, max, &mut self.rng)
-        {
-            return Value::String(s);
+        // Then strings of each pattern in turn until one suits them all.
+        for _ in 0..16 {
+            for source in &patterns {
+                if let Some(s) = matching_string(source, min, max, &mut self.rng)
+                    && fits_all(&s)
+                {
+                    return Value::String(s);
+                }
+            }
         }
-        if let Some(s) = self.formatted(schema, min, max) {
-            return s;
+        if let Some(s) = formatted.into_iter().next() {
+            return Value::String(s);
         }
         let target = (8 + self.rng.below(16))
             .max(min)
@@ -372,42 +405,75 @@ impl Generator<'_> {
         Value::String(text)
     }
 
-    /// A value of the schema's `format`, if it names one we know and the
-    /// value fits the lengths.
+    /// Values of the schema's `format`, if it names one we know, that fit
+    /// the lengths: everyday ones, in the forms a pattern may narrow the
+    /// format to (a date-time with `Z`, an offset or no zone).
     fn formatted(
         &mut self,
         schema: &Map<String, Value>,
         min: usize,
         max: Option<usize>,
-    ) -> Option<Value> {
-        let formatted = match schema.get("format").and_then(Value::as_str) {
-            Some("date") => Some(format!(
-                "2024-{:02}-{:02}",
-                1 + self.rng.below(12),
-                1 + self.rng.below(28)
-            )),
-            Some("date-time") => Some(format!(
-                "2024-{:02}-{:02}T{:02}:{:02}:00Z",
-                1 + self.rng.below(12),
-                1 + self.rng.below(28),
-                self.rng.below(24),
-                self.rng.below(60)
-            )),
-            Some("time") => Some(format!(
-                "{:02}:{:02}:00Z",
-                self.rng.below(24),
-                self.rng.below(60)
-            )),
-            Some("email") => Some("someone@example.com".to_string()),
-            Some("uri") => Some("https://example.com/resource".to_string()),
-            Some("uuid") => Some("6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b".to_string()),
-            _ => None,
+    ) -> Vec<String> {
+        let (month, day) = (1 + self.rng.below(12), 1 + self.rng.below(28));
+        let (hour, minute) = (self.rng.below(24), self.rng.below(60));
+        let date = format!("2024-{month:02}-{day:02}");
+        let time = format!("{hour:02}:{minute:02}:00");
+        let zones = ["Z", "", "+01:00"];
+        let formatted: Vec<String> = match schema.get("format").and_then(Value::as_str) {
+            Some("date") => zones.iter().map(|z| format!("{date}{z}")).collect(),
+            Some("date-time") => zones.iter().map(|z| format!("{date}T{time}{z}")).collect(),
+            Some("time") => zones.iter().map(|z| format!("{time}{z}")).collect(),
+            // ISO 8601 durations that RFC 3339 (its appendix A) and
+            // xs:duration both take: units in order, none skipped.
+            Some("duration") => {
+                let (n, m) = (1 + self.rng.below(30), 1 + self.rng.below(59));
+                vec![
+                    format!("P{n}D"),
+                    format!("PT{n}H{m}M"),
+                    format!("P{n}DT{m}H"),
+                    format!("P{n}Y{}M", m % 12),
+                    format!("PT{m}M{n}S"),
+                    format!("P{}M{n}D", m % 12),
+                ]
+                .into_iter()
+                .cycle()
+                .skip(self.rng.below(6))
+                .take(6)
+                .collect()
+            }
+            Some("email") => vec!["someone@example.com".to_string()],
+            Some("uri") => vec!["https://example.com/resource".to_string()],
+            Some("uuid") => vec!["6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b".to_string()],
+            _ => Vec::new(),
         };
-        let s = formatted?;
-        let n = s.chars().count();
-        (n >= min && max.is_none_or(|m| n <= m)).then_some(Value::String(s))
+        formatted
+            .into_iter()
+            .filter(|s| {
+                let n = s.chars().count();
+                n >= min && max.is_none_or(|m| n <= m)
+            })
+            .collect()
     }
 }
+
+/// Every pattern a (flattened) string schema holds: `pattern`, and those
+/// merged from `allOf` parts (see [`merge_into`]).
+fn patterns_of(schema: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = schema
+        .get("pattern")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    if let Some(Value::Array(more)) = schema.get(MORE_PATTERNS) {
+        out.extend(more.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    out
+}
+
+/// Where [`merge_into`] keeps the patterns beyond the first: a key no
+/// schema has, in the generator's own copy.
+const MORE_PATTERNS: &str = "\u{0}patterns";
 
 /// Whether `s` matches the JSON Schema pattern `pattern` (unanchored, as
 /// JSON Schema reads it); false when the pattern does not compile. Each
@@ -441,10 +507,38 @@ fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
 }
 
 /// Adds `extra`'s keywords to `base`: properties and required lists are
-/// unioned, other keywords are kept from `base` when both set them.
+/// unioned, patterns kept side by side, the tighter of two length or count
+/// bounds kept; other keywords are kept from `base` when both set them.
 fn merge_into(base: &mut Map<String, Value>, extra: &Map<String, Value>) {
     for (key, value) in extra {
         match (key.as_str(), base.get_mut(key), value) {
+            // Both patterns must match: keep the second beside the first.
+            ("pattern", Some(mine), theirs) if mine != theirs => {
+                let theirs = theirs.clone();
+                match base.get_mut(MORE_PATTERNS) {
+                    Some(Value::Array(more)) => more.push(theirs),
+                    _ => {
+                        base.insert(MORE_PATTERNS.into(), json!([theirs]));
+                    }
+                }
+            }
+            (MORE_PATTERNS, Some(Value::Array(mine)), Value::Array(theirs)) => {
+                mine.extend(theirs.iter().cloned());
+            }
+            // Lengths and counts: the tighter bound holds.
+            ("minLength" | "minItems", Some(mine), theirs) => {
+                if theirs.as_u64() > mine.as_u64() {
+                    *mine = theirs.clone();
+                }
+            }
+            ("maxLength" | "maxItems", Some(mine), theirs) => {
+                if theirs
+                    .as_u64()
+                    .is_some_and(|t| mine.as_u64().is_none_or(|m| t < m))
+                {
+                    *mine = theirs.clone();
+                }
+            }
             ("properties", Some(Value::Object(mine)), Value::Object(theirs)) => {
                 for (k, v) in theirs {
                     mine.entry(k.clone()).or_insert_with(|| v.clone());
@@ -462,6 +556,16 @@ fn merge_into(base: &mut Map<String, Value>, extra: &Map<String, Value>) {
                 base.insert(key.clone(), value.clone());
             }
         }
+    }
+}
+
+/// Whether `type` lists `null` beside another type.
+fn nullable(schema: &Map<String, Value>) -> bool {
+    match schema.get("type") {
+        Some(Value::Array(types)) => {
+            types.iter().any(|t| t == "null") && types.iter().any(|t| t != "null")
+        }
+        _ => false,
     }
 }
 

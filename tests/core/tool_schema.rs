@@ -379,15 +379,20 @@ fn abstract_types_and_heads_in_a_response_are_left_out_or_refused_where_they_are
 /// A schema `urn:facets` whose global element `Doc` holds `content` (a
 /// sequence's particles), with `types` beside it; its JSON Schema.
 fn doc_schema(content: &str, types: &str) -> (SchemaSet, QName, Value) {
-    let set = load(&[&format!(
+    let set = load(&[&doc_schema_text(content, types)]);
+    let name = QName::new("urn:facets", "Doc");
+    let schema = json_schema::for_element(&set, &name);
+    (set, name, schema)
+}
+
+/// The text of [`doc_schema`]'s schema.
+fn doc_schema_text(content: &str, types: &str) -> String {
+    format!(
         "<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:t=\"urn:facets\" \
          targetNamespace=\"urn:facets\" elementFormDefault=\"qualified\">\
          <xs:element name=\"Doc\"><xs:complexType><xs:sequence>{content}</xs:sequence>\
          </xs:complexType></xs:element>{types}</xs:schema>"
-    )]);
-    let name = QName::new("urn:facets", "Doc");
-    let schema = json_schema::for_element(&set, &name);
-    (set, name, schema)
+    )
 }
 
 /// Whether `value` is valid for the JSON Schema `schema`.
@@ -718,6 +723,160 @@ fn xsd_only_pattern_syntax_is_translated() {
                 xml_accepts(&set, &name, &v),
                 "{pattern} on {sample:?}: {schema}"
             );
+        }
+    }
+}
+
+/// The emulator's answers (what `serve --emulator` gives a forced tool)
+/// cover what the tool schema expresses, across seeds: durations, patterns
+/// combined across derivation steps and translated from XSD syntax, a
+/// dateTime narrowed by a pattern, list enumerations, binary lengths,
+/// totalDigits' branches, unions' members, nil, and every branch of every
+/// choice (`oneOf`), the empty one of an optional choice included. Each
+/// answer is valid for the schema and becomes XML that soapgate accepts,
+/// and so do xmlschema and xmllint.
+#[test]
+fn emulated_answers_cover_every_form_the_tool_schema_expresses() {
+    let test = "emulated_answers_cover_every_form_the_tool_schema_expresses";
+    let restricted = |name: &str, base: &str, facets: &str| {
+        format!(
+            "<xs:element name=\"{name}\"><xs:simpleType><xs:restriction base=\"{base}\">\
+             {facets}</xs:restriction></xs:simpleType></xs:element>"
+        )
+    };
+    let content = [
+        "<xs:element name=\"wait\" type=\"xs:duration\"/>".to_string(),
+        restricted("term", "xs:duration", "<xs:pattern value=\"P\\d{1,3}D\"/>"),
+        "<xs:element name=\"code\" type=\"t:ShortCode\"/>".to_string(),
+        restricted(
+            "name",
+            "xs:string",
+            "<xs:pattern value=\"\\i\\c*\"/><xs:maxLength value=\"12\"/>",
+        ),
+        restricted(
+            "word",
+            "xs:string",
+            "<xs:pattern value=\"[\\w-[_\\d]]{3,8}\"/>",
+        ),
+        restricted(
+            "stamp",
+            "xs:dateTime",
+            "<xs:pattern value=\"\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\"/>",
+        ),
+        "<xs:element name=\"at\" type=\"xs:dateTime\"/>".to_string(),
+        "<xs:element name=\"clock\" type=\"xs:time\"/>".to_string(),
+        "<xs:element name=\"sizes\" type=\"t:Sizes\"/>".to_string(),
+        restricted("hash", "xs:hexBinary", "<xs:length value=\"4\"/>"),
+        restricted(
+            "blob",
+            "xs:base64Binary",
+            "<xs:minLength value=\"1\"/><xs:maxLength value=\"5\"/>",
+        ),
+        restricted("amount", "xs:decimal", "<xs:totalDigits value=\"5\"/>"),
+        "<xs:element name=\"either\" type=\"t:IntOrDate\"/>".to_string(),
+        "<xs:element name=\"note\" type=\"xs:string\" nillable=\"true\"/>".to_string(),
+        "<xs:choice><xs:element name=\"byPost\" type=\"t:Address\"/>\
+         <xs:element name=\"byMail\" type=\"xs:string\"/>\
+         <xs:sequence><xs:element name=\"pickupAt\" type=\"xs:date\"/>\
+         <xs:element name=\"pickupBy\" type=\"xs:string\" minOccurs=\"0\"/></xs:sequence>\
+         </xs:choice>"
+            .to_string(),
+        "<xs:choice minOccurs=\"0\"><xs:element name=\"urgent\" type=\"xs:boolean\"/>\
+         <xs:element name=\"deferred\" type=\"xs:date\"/></xs:choice>"
+            .to_string(),
+    ]
+    .concat();
+    let types = "<xs:simpleType name=\"Code\"><xs:restriction base=\"xs:token\">\
+         <xs:pattern value=\"[A-Z]{2}\\d+\"/></xs:restriction></xs:simpleType>\
+         <xs:simpleType name=\"ShortCode\"><xs:restriction base=\"t:Code\">\
+         <xs:pattern value=\".{3,4}\"/></xs:restriction></xs:simpleType>\
+         <xs:simpleType name=\"IntList\"><xs:list itemType=\"xs:int\"/></xs:simpleType>\
+         <xs:simpleType name=\"Sizes\"><xs:restriction base=\"t:IntList\">\
+         <xs:enumeration value=\"1 2 3\"/><xs:enumeration value=\"4\"/></xs:restriction></xs:simpleType>\
+         <xs:simpleType name=\"IntOrDate\"><xs:union memberTypes=\"xs:int xs:date\"/></xs:simpleType>\
+         <xs:complexType name=\"Address\"><xs:sequence><xs:element name=\"street\" type=\"xs:string\"/>\
+         <xs:element name=\"zip\" type=\"t:Code\"/></xs:sequence></xs:complexType>";
+    let (set, name, schema) = doc_schema(&content, types);
+    let mut seen: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut texts = Vec::new();
+    for seed in 0..64 {
+        let value = soapgate::emulator::schema::sample(&schema, seed);
+        assert!(
+            json_accepts(&schema, &value),
+            "seed {seed}: {value} breaks {schema}"
+        );
+        let el = soapgate::mapping::json_to_xml(&set, &name, &value)
+            .unwrap_or_else(|e| panic!("seed {seed}: {value} does not convert: {e:?}"));
+        let violations = set.validate_element(&el, &name);
+        let text = xml::write_element(&el);
+        assert!(
+            violations.is_empty(),
+            "seed {seed}: {text} breaks {violations:?}"
+        );
+        for branch in ["byPost", "byMail", "pickupAt", "urgent", "deferred"] {
+            if value.get(branch).is_some() {
+                seen.insert(branch.to_string());
+            }
+        }
+        if value.get("urgent").is_none() && value.get("deferred").is_none() {
+            seen.insert("neither".into());
+        }
+        match &value["either"] {
+            Value::Number(_) => seen.insert("either: int".into()),
+            Value::String(_) => seen.insert("either: date".into()),
+            other => panic!("either: {other}"),
+        };
+        seen.insert(match &value["note"] {
+            Value::Null => "note: nil".into(),
+            _ => "note: text".into(),
+        });
+        let blob = value["blob"].as_str().unwrap_or_default();
+        seen.insert(format!("blob: {} padding", blob.matches('=').count()));
+        let amount = value["amount"].to_string();
+        let fraction = amount.split_once('.').map_or(0, |(_, f)| f.len());
+        seen.insert(format!("amount: {fraction} fraction digits"));
+        texts.push(text);
+    }
+    for want in [
+        "byPost",
+        "byMail",
+        "pickupAt",
+        "urgent",
+        "deferred",
+        "neither",
+        "either: int",
+        "either: date",
+        "note: nil",
+        "note: text",
+        "blob: 0 padding",
+        "blob: 1 padding",
+        "blob: 2 padding",
+    ] {
+        assert!(seen.contains(want), "no answer has {want}: {seen:?}");
+    }
+    let fractions = seen.iter().filter(|s| s.starts_with("amount:")).count();
+    assert!(fractions >= 3, "{seen:?}");
+
+    // The references read the XML as soapgate does.
+    let Some(use_xmllint) = crate::differential::reference_peers(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let xsd = dir.path().join("facets.xsd");
+    std::fs::write(&xsd, doc_schema_text(&content, types)).expect("schema file");
+    let source = crate::differential::Source::Xsd(vec![xsd]);
+    let sets = [crate::differential::RefSet {
+        name: "facets",
+        source: &source,
+        typed: Vec::new(),
+    }];
+    let instances: Vec<(usize, &str)> = texts.iter().map(|t| (0, t.as_str())).collect();
+    let out = crate::differential::references(&sets, &instances, use_xmllint);
+    assert_eq!(out.sets, [None]);
+    for (text, (xs, lint, xs_why, lint_why)) in texts.iter().zip(&out.verdicts) {
+        assert_eq!(*xs, Some(true), "xmlschema: {xs_why}\n{text}");
+        if use_xmllint {
+            assert_eq!(*lint, Some(true), "xmllint: {lint_why}\n{text}");
         }
     }
 }
