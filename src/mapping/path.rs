@@ -57,6 +57,19 @@ impl Path {
     pub(crate) fn is_list(&self) -> bool {
         self.steps.iter().any(|s| s.each)
     }
+
+    /// True when the path ends at text: an attribute, or an element of
+    /// simple type.
+    pub(crate) fn ends_at_simple_value(&self, set: &SchemaSet) -> bool {
+        match self.target() {
+            Some(Target::Attribute(_)) => true,
+            Some(Target::Element(ty)) => matches!(
+                crate::contract::xsd::shape::shape(set, ty),
+                crate::contract::xsd::shape::Shape::Simple(_)
+            ),
+            None => false,
+        }
+    }
 }
 
 /// Resolve `text` starting from `top` (the root's child elements or the

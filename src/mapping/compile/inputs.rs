@@ -3,7 +3,6 @@
 //! or file attachment with its format and name).
 
 use super::Cx;
-use crate::contract::xsd::shape::{Shape, shape};
 use crate::contract::xsd::{SchemaSet, TypeId};
 use crate::mapping::path::{self, Target};
 use crate::mapping::payload::PayloadShape;
@@ -81,11 +80,7 @@ impl Cx<'_> {
         resolve: &dyn Fn(&str) -> Result<path::Path, String>,
     ) -> Option<InputKind> {
         let as_ = f.as_.as_ref().map(|a| a.value.as_str()).unwrap_or("value");
-        let simple_leaf = |set: &SchemaSet| match p.target() {
-            Some(Target::Attribute(_)) => true,
-            Some(Target::Element(ty)) => matches!(shape(set, ty), Shape::Simple(_)),
-            None => false,
-        };
+        let simple_leaf = |set: &SchemaSet| p.ends_at_simple_value(set);
         let at = f.as_.as_ref().map_or(f.path.referenced, |a| a.referenced);
         let what = match as_ {
             "value" => return self.no_attachment_keys(f).then_some(InputKind::Value),
@@ -289,11 +284,7 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let simple = match resolved.target() {
-            Some(Target::Attribute(_)) => true,
-            Some(Target::Element(ty)) => matches!(shape(set, ty), Shape::Simple(_)),
-            None => false,
-        };
+        let simple = resolved.ends_at_simple_value(set);
         if !simple {
             self.error(
                 &from.referenced,

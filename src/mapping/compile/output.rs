@@ -230,13 +230,7 @@ impl Cx<'_> {
                         return None;
                     }
                 };
-                let simple = match target.target() {
-                    Some(Target::Attribute(_)) => true,
-                    Some(Target::Element(ty)) => {
-                        matches!(shape::shape(set, ty), Shape::Simple(_))
-                    }
-                    None => false,
-                };
+                let simple = target.ends_at_simple_value(set);
                 if !simple {
                     self.error(
                         &t.referenced,

@@ -5,8 +5,7 @@
 use super::Cx;
 use crate::contract::Operation;
 use crate::contract::xsd::SchemaSet;
-use crate::contract::xsd::shape::{self, Shape, shape};
-use crate::mapping::path::{self, Target};
+use crate::mapping::path;
 use crate::mapping::payload::PayloadShape;
 use crate::mapping::spec::{OperationSpec, ResultsSpec};
 use crate::mapping::{Mode, RESULT_CONTRACT_COLUMNS, ResultColumn, is_result_column_name};
@@ -66,13 +65,7 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            let simple = match resolved.target() {
-                Some(Target::Attribute(_)) => true,
-                Some(Target::Element(ty)) => {
-                    matches!(shape::shape(set, ty), Shape::Simple(_))
-                }
-                None => false,
-            };
+            let simple = resolved.ends_at_simple_value(set);
             if !simple {
                 self.error(
                     &path_text.referenced,
@@ -124,11 +117,7 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let simple = match resolved.target() {
-            Some(Target::Attribute(_)) => true,
-            Some(Target::Element(ty)) => matches!(shape(set, ty), Shape::Simple(_)),
-            None => false,
-        };
+        let simple = resolved.ends_at_simple_value(set);
         if !simple {
             self.error(
                 &key.referenced,
