@@ -14,6 +14,20 @@ use super::schema::Rng;
 /// Characters preferred when a class allows them: a negated class such as
 /// `[^,]` spans most of Unicode, and answers should still look like text.
 const NICE: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+/// Next best, for classes of no letter or digit (XSD's `\W`, `[^a-zA-Z0-9]`).
+/// No `_`: XSD's `\W` has it (a connector punctuation), and Python's
+/// xmlschema, reading `\w` as Python does, refuses it there.
+const PUNCTUATION: &str = " .,-:;!?()/+*#@&=~'%";
+
+/// Whether `c` may stand in an answer: a character XML 1.0 can carry (the
+/// answer becomes XML), and no control or private-use character (the C0
+/// and C1 controls, noncharacters, surrogates, private use areas).
+fn writable(c: char) -> bool {
+    let u = u32::from(c);
+    matches!(c, '\t' | '\n' | '\r')
+        || (matches!(u, 0x20..=0x7E | 0xA0..=0xD7FF | 0xF900..=0xFDCF | 0xFDF0..=0xFFFD | 0x1_0000..=0xE_FFFF)
+            && (u & 0xFFFE) != 0xFFFE)
+}
 
 /// How many compiled patterns the emulator keeps; a forced tool's schema
 /// has a handful, and a script rarely more than a few dozen.
@@ -108,18 +122,27 @@ fn generate(hir: &Hir, rng: &mut Rng, slack: u32, out: &mut String) {
         HirKind::Literal(lit) => out.push_str(&String::from_utf8_lossy(&lit.0)),
         HirKind::Class(Class::Unicode(class)) => {
             let ranges = class.ranges();
-            let nice: Vec<char> = NICE
-                .chars()
-                .filter(|c| ranges.iter().any(|r| r.start() <= *c && *c <= r.end()))
-                .collect();
+            let within = |c: &char| ranges.iter().any(|r| r.start() <= *c && *c <= r.end());
+            let nice: Vec<char> = NICE.chars().filter(within).collect();
+            let punctuation: Vec<char> = PUNCTUATION.chars().filter(within).collect();
             if !nice.is_empty() {
                 out.push(nice[rng.below(nice.len())]);
+            } else if !punctuation.is_empty() {
+                out.push(punctuation[rng.below(punctuation.len())]);
             } else if !ranges.is_empty() {
-                let r = &ranges[rng.below(ranges.len())];
-                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
-                let span = usize::try_from(hi - lo).unwrap_or(0);
-                let pick = lo + u32::try_from(rng.below(span + 1)).unwrap_or(0);
-                out.push(char::from_u32(pick).unwrap_or(r.start()));
+                // Anything of the class XML can carry; when a few draws
+                // find nothing, the candidate fails the matcher and is
+                // drawn again.
+                for _ in 0..16 {
+                    let r = &ranges[rng.below(ranges.len())];
+                    let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+                    let span = usize::try_from(hi - lo).unwrap_or(0);
+                    let pick = lo + u32::try_from(rng.below(span + 1)).unwrap_or(0);
+                    if let Some(c) = char::from_u32(pick).filter(|c| writable(*c)) {
+                        out.push(c);
+                        break;
+                    }
+                }
             }
         }
         HirKind::Class(Class::Bytes(class)) => {
@@ -182,6 +205,30 @@ mod tests {
                 regex::Regex::new(pattern).unwrap().is_match(&s),
                 "{pattern}: {s}"
             );
+        }
+    }
+
+    /// A class of no letter or digit (XSD's `\W`, translated) gives
+    /// punctuation, never a control character XML cannot carry (`\u{1f}`
+    /// came out of `[^a-zA-Z0-9]`).
+    #[test]
+    fn classes_without_letters_give_characters_xml_can_carry() {
+        let patterns = [
+            r"^(?:[^a-zA-Z0-9]{3})$",
+            r"^(?:[^\p{L}\p{M}\p{N}\p{S}]+)$",
+            r"^(?:[^\p{L}\p{N}\p{P}\p{Zs}]{2})$",
+        ];
+        for pattern in patterns {
+            for seed in 0..32 {
+                let mut rng = Rng::new(seed);
+                let s = matching_string(pattern, 0, None, &mut rng).expect(pattern);
+                assert!(s.chars().all(writable), "{pattern}: {s:?}");
+                assert!(
+                    s.chars()
+                        .all(|c| !c.is_control() && !(0xE000..=0xF8FF).contains(&u32::from(c))),
+                    "{pattern}: {s:?}"
+                );
+            }
         }
     }
 

@@ -729,9 +729,10 @@ fn xsd_only_pattern_syntax_is_translated() {
 
 /// The emulator's answers (what `serve --emulator` gives a forced tool)
 /// cover what the tool schema expresses, across seeds: durations, patterns
-/// combined across derivation steps and translated from XSD syntax, a
-/// dateTime narrowed by a pattern, list enumerations, binary lengths,
-/// totalDigits' branches, unions' members, nil, and every branch of every
+/// combined across derivation steps and translated from XSD syntax (`\W`
+/// too, whose characters must be ones XML can carry), a dateTime narrowed
+/// by a pattern, list enumerations, binary lengths, totalDigits'
+/// branches, unions' members, nil, and every branch of every
 /// choice (`oneOf`), the empty one of an optional choice included. Each
 /// answer is valid for the schema and becomes XML that soapgate accepts,
 /// and so do xmlschema and xmllint.
@@ -753,6 +754,7 @@ fn emulated_answers_cover_every_form_the_tool_schema_expresses() {
             "xs:string",
             "<xs:pattern value=\"\\i\\c*\"/><xs:maxLength value=\"12\"/>",
         ),
+        restricted("punct", "xs:string", "<xs:pattern value=\"\\W{2,4}\"/>"),
         restricted(
             "word",
             "xs:string",
