@@ -59,7 +59,7 @@ pub(crate) fn respond(
     answer: &Answer,
     latency_ms: u64,
 ) -> Result<Response, ScriptedError> {
-    let seed = fnv1a(model_id.as_bytes()) ^ fnv1a(request.prompt_text().as_bytes());
+    let seed = request_seed(model_id, request);
     let (content, stop_reason) = match answer {
         Answer::Error(e) => return Err(e.clone()),
         Answer::Text(text) => limit_text(request, text.clone()),
@@ -239,6 +239,22 @@ fn image_tokens(request: &Request) -> u32 {
     u32::try_from(images * IMAGE_TOKENS).unwrap_or(u32::MAX)
 }
 
+/// The seed of a request's default answer: a hash of the model id and the
+/// whole request as JSON (tool schemas, documents, earlier turns and
+/// inference settings included, not only its text), so the same request
+/// always gets the same answer and replaying a recorded request against
+/// the emulator reproduces it. serde_json's maps are ordered by key here
+/// (no `preserve_order`), so the JSON does not depend on the wire's key
+/// order.
+fn request_seed(model_id: &str, request: &Request) -> u64 {
+    let json = serde_json::to_vec(request).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(model_id.len() + 1 + json.len());
+    bytes.extend_from_slice(model_id.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(&json);
+    fnv1a(&bytes)
+}
+
 /// FNV-1a: a stable hash, so the same request always gets the same answer
 /// (std's hasher makes no such promise across releases).
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -355,6 +371,50 @@ mod tests {
         let err = respond("m", &request, &missing, 0).unwrap_err();
         assert_eq!(err.kind, ServiceErrorKind::Validation);
         assert!(err.message.contains("Nope"), "{}", err.message);
+    }
+
+    fn forced(schema: Value) -> Request {
+        let mut request = Request::user_text("classify");
+        request.tool_config = Some(ToolConfig::forced(ToolSpec::new("classify", None, schema)));
+        request
+    }
+
+    #[test]
+    fn default_answers_are_a_function_of_the_whole_request() {
+        let schema = json!({"type": "object", "required": ["n"],
+            "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 1000000}}});
+        let answer = |request: &Request| {
+            let tool = respond("m", request, &Answer::Default, 0).unwrap();
+            let used = tool.first_tool_use().unwrap().clone();
+            (used.tool_use_id, used.input)
+        };
+        // The same request (parsed again from its wire form, keys in another
+        // order) gets the same answer, every time.
+        let request = forced(schema.clone());
+        let rewired: Request =
+            serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
+        assert_eq!(answer(&request), answer(&rewired));
+        let mut reordered = schema.clone();
+        reordered["properties"]["n"] = json!({"maximum": 1000000, "minimum": 0, "type": "integer"});
+        assert_eq!(answer(&request), answer(&forced(reordered)));
+        // Requests with the same text that differ elsewhere (a tool's
+        // description, an inference setting) are different requests.
+        let mut described = forced(schema.clone());
+        if let Some(crate::converse::Tool::ToolSpec(spec)) = described
+            .tool_config
+            .as_mut()
+            .and_then(|c| c.tools.first_mut())
+        {
+            spec.description = Some("Classify the ticket.".into());
+        }
+        let mut tuned = forced(schema);
+        tuned.inference_config = Some(InferenceConfig {
+            temperature: Some(0.5),
+            ..InferenceConfig::default()
+        });
+        assert_ne!(answer(&request).0, answer(&described).0);
+        assert_ne!(answer(&request).0, answer(&tuned).0);
+        assert_ne!(answer(&described).0, answer(&tuned).0);
     }
 
     #[test]
