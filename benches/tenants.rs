@@ -8,15 +8,24 @@
 //!   budget charge (settling the hold) and audit row written after it
 //!   (SQLite file, WAL);
 //! - `digest`: the same with PasswordDigest and a fresh nonce per call
-//!   (SHA-1 digest, Created window, nonce cache insert).
+//!   (SHA-1 digest, Created window, nonce cache insert);
+//! - `text_redis`, `digest_redis`: the same with the limits shared through
+//!   Redis (`[cluster] redis_url`, the machine's Redis on loopback): the
+//!   request rate (and, for `digest_redis`, the nonce) is one script run
+//!   on Redis per call.
 //!
 //! The model is the in-process Converse emulator behind the real SDK
 //! client, answering at once; the router is called in process (no socket
 //! on the SOAP side), so the difference between the variants is the
 //! tenant work. `tenant_steps` times each step alone (authentication,
 //! allow list and rate, the budget read, the budget hold, the usage and
-//! audit write) to say
-//! where the difference goes. Reproduce: `cargo bench --bench tenants`.
+//! audit write) to say where the difference goes; `admit_local` and
+//! `admit_redis` time the rate check alone, against `redis_ping`, one bare
+//! Redis round trip (PING) on a connection of the same client, in the same
+//! run: the cost of the shared limiter per call in round trips. Without a
+//! Redis at `SOAPGATE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/0`)
+//! the Redis variants are left out, and said so. Reproduce: `cargo bench
+//! --bench tenants`.
 
 use std::sync::Arc;
 
@@ -28,7 +37,8 @@ use soapgate::http::AppState;
 use soapgate::soap::wsse::{Password, UsernameToken};
 use soapgate::store::Store;
 use soapgate::tenants::{
-    CallRecord, CredentialSettings, Presented, TenancySettings, TenantSettings, Tenants, secret,
+    CallRecord, ClusterSettings, CredentialSettings, Presented, Secret, TenancySettings,
+    TenantSettings, Tenants, secret,
 };
 use tower::ServiceExt;
 
@@ -103,6 +113,7 @@ fn tenants() -> Vec<TenantSettings> {
         // High enough never to refuse here: the limiter is still consulted.
         requests_per_minute: Some(100_000_000),
         burst: Some(1_000_000),
+        tokens_per_minute: None,
         tokens_per_day: Some(u64::MAX / 2),
         tokens_per_month: Some(u64::MAX / 2),
     }]
@@ -119,7 +130,7 @@ fn bench(c: &mut Criterion) {
     let mappings =
         soapgate::files::load_mappings(&root().join("mappings"), &contracts).expect("mappings");
     let contracts = soapgate::files::publish_contracts(contracts, &mappings).expect("published");
-    let (emulator, state_off, state_on) = rt.block_on(async {
+    let (emulator, state_off, state_on, state_shared, redis) = rt.block_on(async {
         let emulator = soapgate::emulator::spawn(None).await.expect("emulator");
         let client = Arc::new(BedrockClient::for_endpoint(
             emulator.base_url(),
@@ -134,7 +145,30 @@ fn bench(c: &mut Criterion) {
             .expect("settings")
             .expect("tenants");
         let on = off.clone().with_tenants(Arc::new(tenants));
-        (emulator, off, on)
+        let redis = redis_url().await.map(|url| {
+            let cluster = ClusterSettings {
+                redis_url: Some(Secret::new(url.clone())),
+                key_prefix: format!("soapgate-bench-{}:", uuid::Uuid::new_v4().simple()),
+                ..ClusterSettings::default()
+            };
+            (url, cluster)
+        });
+        let shared = match &redis {
+            Some((url, cluster)) => {
+                let shared =
+                    Tenants::with_cluster(&self::tenants(), &TenancySettings::default(), cluster)
+                        .await
+                        .expect("settings")
+                        .expect("tenants");
+                assert!(
+                    shared.cluster_health().is_some_and(|h| h.state == "up"),
+                    "Redis at {url} answers"
+                );
+                Some(off.clone().with_tenants(Arc::new(shared)))
+            }
+            None => None,
+        };
+        (emulator, off, on, shared, redis.map(|(url, _)| url))
     });
     let call = |state: &AppState, envelope: String| {
         let router = soapgate::http::router(state.clone());
@@ -157,6 +191,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("digest", |b| {
         b.iter(|| call(&state_on, with_header(&plain, &digest_header())))
     });
+    if let Some(shared) = &state_shared {
+        group.bench_function("text_redis", |b| b.iter(|| call(shared, text.clone())));
+        group.bench_function("digest_redis", |b| {
+            b.iter(|| call(shared, with_header(&plain, &digest_header())))
+        });
+    }
     group.finish();
 
     // Where the difference goes: the tenant steps alone, on the same
@@ -211,9 +251,31 @@ fn bench(c: &mut Criterion) {
             tenants
                 .authorize("acme", "SupportDesk", "TriageTicket", None)
                 .is_ok()
-                && tenants.admit("acme").is_ok()
+                && rt.block_on(tenants.admit("acme")).is_ok()
         })
     });
+    parts.bench_function("admit_local", |b| {
+        b.iter(|| rt.block_on(tenants.admit("acme")).is_ok())
+    });
+    if let (Some(shared), Some(url)) = (&state_shared, &redis) {
+        let shared = shared.tenants.clone().expect("tenants");
+        parts.bench_function("admit_redis", |b| {
+            b.iter(|| rt.block_on(shared.admit("acme")).is_ok())
+        });
+        let mut conn = rt.block_on(async {
+            redis::Client::open(url.as_str())
+                .expect("url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connection")
+        });
+        parts.bench_function("redis_ping", |b| {
+            b.iter(|| {
+                rt.block_on(redis::cmd("PING").query_async::<String>(&mut conn))
+                    .expect("PONG")
+            })
+        });
+    }
     parts.bench_function("check_budget", |b| {
         b.iter(|| {
             rt.block_on(tenants.check_budget(Some(&store), "acme"))
@@ -276,6 +338,31 @@ fn bench(c: &mut Criterion) {
     });
     parts.finish();
     drop(emulator);
+}
+
+/// The machine's Redis URL when it answers; the Redis variants are left
+/// out (and said so) when it does not.
+async fn redis_url() -> Option<String> {
+    let url = std::env::var("SOAPGATE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    let ping = async {
+        let mut conn = redis::Client::open(url.as_str())
+            .ok()?
+            .get_multiplexed_async_connection()
+            .await
+            .ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(1), ping).await {
+        Ok(Some(_)) => Some(url),
+        _ => {
+            eprintln!("no Redis answers at {url}: the shared-limit variants are left out");
+            None
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -117,7 +117,7 @@ impl App {
         }
         let live = Arc::new(load_live(&settings)?);
         settings.check_tls().context("invalid settings")?;
-        let tenants = tenants_of(&settings)?;
+        let tenants = tenants_of(&settings).await?;
         let tls = match (&settings.tls, role) {
             (Some(s), Role::Serve) => Some(Tls::load(s).context("invalid [tls] settings")?),
             _ => None,
@@ -441,11 +441,20 @@ fn load_live(settings: &Settings) -> anyhow::Result<Live> {
 }
 
 /// The configured tenants, checked; `None` without `[[tenants]]`.
-fn tenants_of(settings: &Settings) -> anyhow::Result<Option<Arc<Tenants>>> {
-    let tenants = Tenants::from_settings(&settings.tenants, &settings.tenancy)
-        .context("invalid [[tenants]] settings")?;
-    if let Some(t) = &tenants {
-        tracing::info!(tenants = ?t, "tenants configured: every call must authenticate");
+async fn tenants_of(settings: &Settings) -> anyhow::Result<Option<Arc<Tenants>>> {
+    let tenants = Tenants::with_cluster(&settings.tenants, &settings.tenancy, &settings.cluster)
+        .await
+        .context("invalid [[tenants]] or [cluster] settings")?;
+    match &tenants {
+        Some(t) => tracing::info!(
+            tenants = ?t,
+            shared = t.cluster_health().is_some(),
+            "tenants configured: every call must authenticate"
+        ),
+        None if settings.cluster.redis_url.is_some() => tracing::warn!(
+            "cluster.redis_url is set but no tenant is configured: nothing is kept in Redis"
+        ),
+        None => {}
     }
     Ok(tenants.map(Arc::new))
 }

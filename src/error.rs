@@ -95,6 +95,15 @@ pub enum GatewayError {
         tenant: String,
         retry_after: std::time::Duration,
     },
+    #[error("tenant {tenant} has used its tokens per minute")]
+    TokenRateLimited {
+        tenant: String,
+        retry_after: std::time::Duration,
+    },
+    /// A limit kept across instances could not be checked (Redis does not
+    /// answer) and is configured to refuse; `limit` names it for the log.
+    #[error("the shared {limit} limit cannot be checked now")]
+    LimitsUnavailable { limit: &'static str },
     /// Authentication refused before checking any password: too many
     /// failed attempts from this user name or source address, no password
     /// check free in time, or a user's nonce window full. The detail is for
@@ -162,9 +171,10 @@ impl GatewayError {
             }
             GatewayError::Unauthenticated(_) => ErrorCode::AuthenticationFailed,
             GatewayError::NotAuthorised { .. } => ErrorCode::NotAuthorised,
-            GatewayError::RateLimited { .. } | GatewayError::AuthThrottled { .. } => {
-                ErrorCode::RateLimited
-            }
+            GatewayError::RateLimited { .. }
+            | GatewayError::TokenRateLimited { .. }
+            | GatewayError::AuthThrottled { .. } => ErrorCode::RateLimited,
+            GatewayError::LimitsUnavailable { .. } => ErrorCode::LimitsUnavailable,
             GatewayError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
             GatewayError::RequestIncomplete(_) => ErrorCode::RequestIncomplete,
             GatewayError::IdempotencyMismatch { .. } => ErrorCode::IdempotencyMismatch,
@@ -216,6 +226,14 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => {
                 "Request rate limit exceeded; retry later".to_string()
             }
+            GatewayError::TokenRateLimited { .. } => {
+                "Tokens-per-minute limit reached; retry later".to_string()
+            }
+            // Which limit, and why, is the operator's.
+            GatewayError::LimitsUnavailable { .. } => {
+                "The facade cannot check its limits right now; nothing was done, retry later"
+                    .to_string()
+            }
             // Says neither who nor why: that would help a guesser.
             GatewayError::AuthThrottled { .. } => {
                 "Too many authentication attempts; retry later".to_string()
@@ -257,6 +275,7 @@ impl GatewayError {
         if let GatewayError::Overloaded { retry_after }
         | GatewayError::ParsingFull { retry_after }
         | GatewayError::RateLimited { retry_after, .. }
+        | GatewayError::TokenRateLimited { retry_after, .. }
         | GatewayError::AuthThrottled { retry_after, .. } = self
         {
             // Whole seconds, rounded up: retrying sooner is refused again.
@@ -482,6 +501,11 @@ mod tests {
                 tenant: "t".into(),
                 retry_after: Duration::from_secs(2),
             },
+            GatewayError::TokenRateLimited {
+                tenant: "t".into(),
+                retry_after: Duration::from_secs(2),
+            },
+            GatewayError::LimitsUnavailable { limit: "nonces" },
             GatewayError::AuthThrottled {
                 detail: "detail".into(),
                 retry_after: Duration::from_secs(2),

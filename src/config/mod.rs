@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::bedrock::BedrockSettings;
 use crate::listen::TlsSettings;
 use crate::live::Sources;
-use crate::tenants::{TenancySettings, TenantSettings};
+use crate::tenants::{ClusterSettings, TenancySettings, TenantSettings};
 use crate::xml::Limits;
 
 mod jobs;
@@ -100,6 +100,10 @@ pub struct Settings {
     pub tenants: Vec<TenantSettings>,
     /// `[tenancy]`: how tenant credentials are checked, prices, audit.
     pub tenancy: TenancySettings,
+    /// `[cluster]`: where tenants' request rates, tokens per minute,
+    /// nonces and failed logins are kept — this process (the default) or
+    /// a Redis every instance shares (docs/scale-out.md).
+    pub cluster: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -156,6 +160,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             tenants: Vec::new(),
             tenancy: TenancySettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -185,6 +190,7 @@ const KEYS: &[&str] = &[
     "worker",
     "tenants",
     "tenancy",
+    "cluster",
 ];
 
 /// Command-line values that override the file and the environment.
@@ -420,6 +426,7 @@ mod tests {
             "tenants",
             "tenancy",
             "tls",
+            "cluster",
         ] {
             assert!(
                 KEYS.contains(&key),
@@ -458,6 +465,15 @@ mod tests {
         assert_eq!(s.tenants[0].requests_per_minute, Some(600));
         assert_eq!(s.tenancy.prices.len(), 1);
         assert_eq!(s.tenancy.created_max_age_secs, 300);
+        // The [cluster] example states the defaults, with a URL.
+        assert!(s.cluster.redis_url.is_some());
+        assert_eq!(
+            crate::tenants::ClusterSettings {
+                redis_url: None,
+                ..s.cluster.clone()
+            },
+            crate::tenants::ClusterSettings::default()
+        );
         let unknown = Figment::new()
             .merge(Toml::string(
                 "[[tenants]]\nname = \"a\"\n[[tenants.credentials]]\nscheme = \"basic\"\n\

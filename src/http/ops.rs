@@ -1,6 +1,6 @@
 //! Operations endpoints: `/readyz` (is this instance able to serve: the
-//! database is connected and answers; each target's breaker state, for
-//! information) and
+//! database is connected and answers; each target's breaker state and the
+//! shared tenant limits' Redis, for information) and
 //! `/metrics` (Prometheus text exposition of [`crate::metrics`], with the
 //! scrape-time gauges filled first).
 
@@ -32,13 +32,19 @@ struct Readiness {
     /// Calls doing model work now, and the cap (`bedrock.max_in_flight`).
     model_calls_in_flight: usize,
     max_in_flight: usize,
+    /// With `[cluster] redis_url`: whether Redis answers, and what decides
+    /// each limit meanwhile (`shared`, `local` or `refuse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<crate::tenants::ClusterHealth>,
 }
 
 /// 200 when the database answers (or none is configured), 503 while it is
 /// connecting or down. Open breakers do not make the instance unready: every
 /// instance calls the same models, so taking this one out of a load balancer
 /// would not help, and fallbacks and failure policies still answer; they are
-/// reported so an operator sees them.
+/// reported so an operator sees them. Nor does Redis (the shared tenant
+/// limits): every instance shares it, and while it is away each limit
+/// falls back as configured; its state is reported.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let (database, database_error) = match state.store.state() {
         SlotState::None => ("none", None),
@@ -66,6 +72,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
             .model
             .as_ref()
             .map_or(0, |m| m.settings().max_in_flight),
+        cluster: state.tenants.as_ref().and_then(|t| t.cluster_health()),
     };
     let status = if ready {
         StatusCode::OK

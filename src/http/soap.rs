@@ -266,7 +266,7 @@ async fn prepare_for_tenant(
         &op.name,
         op.result_of.as_deref(),
     )?;
-    tenants.admit(&principal.tenant)?;
+    tenants.admit(&principal.tenant).await?;
     Ok(prepared)
 }
 

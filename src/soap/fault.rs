@@ -96,8 +96,14 @@ pub enum ErrorCode {
     AuthenticationFailed,
     /// The authenticated tenant may not call this operation.
     NotAuthorised,
-    /// The tenant is over its request rate; the detail carries a retry hint.
+    /// The tenant is over its request rate or tokens per minute; the
+    /// detail carries a retry hint.
     RateLimited,
+    /// A limit kept across instances (request rate, tokens per minute,
+    /// nonces, failed logins) could not be checked, its shared store not
+    /// answering, and it is configured to refuse rather than fall back.
+    /// Nothing reached the model.
+    LimitsUnavailable,
     /// The tenant's token budget for the day or month is used up.
     BudgetExhausted,
     /// The request body did not arrive whole: the client hung up, or sent
@@ -145,6 +151,7 @@ impl ErrorCode {
             ErrorCode::AuthenticationFailed => "AUTHENTICATION_FAILED",
             ErrorCode::NotAuthorised => "NOT_AUTHORISED",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::LimitsUnavailable => "LIMITS_UNAVAILABLE",
             ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
             ErrorCode::RequestIncomplete => "REQUEST_INCOMPLETE",
             ErrorCode::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
@@ -157,7 +164,7 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    const ALL: [ErrorCode; 32] = [
+    const ALL: [ErrorCode; 33] = [
         ErrorCode::InvalidRequest,
         ErrorCode::MalformedXml,
         ErrorCode::InvalidEncoding,
@@ -186,6 +193,7 @@ impl ErrorCode {
         ErrorCode::AuthenticationFailed,
         ErrorCode::NotAuthorised,
         ErrorCode::RateLimited,
+        ErrorCode::LimitsUnavailable,
         ErrorCode::BudgetExhausted,
         ErrorCode::RequestIncomplete,
         ErrorCode::IdempotencyMismatch,
@@ -202,6 +210,7 @@ impl ErrorCode {
             | ErrorCode::InternalError
             | ErrorCode::TemplateError
             | ErrorCode::QueueUnavailable
+            | ErrorCode::LimitsUnavailable
             | ErrorCode::Overloaded
             | ErrorCode::ModelRejectedRequest
             | ErrorCode::ModelAccessDenied

@@ -11,8 +11,9 @@
 //!   process), so a client pays the slow hash once per period, and a
 //!   client whose password is remembered is never throttled;
 //! - failed attempts are counted per user name and per source address
-//!   (`throttle.rs`); past `failed_auth_burst`, attempts are refused before
-//!   any password is checked;
+//!   (`throttle.rs`, or shared by every instance: `cluster/`); past
+//!   `failed_auth_burst`, attempts are refused before any password is
+//!   checked;
 //! - Argon2 runs on tokio's blocking pool, at most
 //!   `password_checks_at_once` at a time; a call waits up to
 //!   `password_check_wait_ms` for a turn, then is refused;
@@ -38,10 +39,11 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
 use super::certificate::{CertMatch, PeerIdentity};
-use super::nonces::{Seen, Window};
+use super::cluster::{SharedState, Unavailable};
+use super::nonces::Seen;
 use super::secret;
 use super::settings::{CredentialSettings, TenancySettings};
-use super::throttle::{Key, Throttle};
+use super::throttle::Key;
 use super::username_token::{self, TokenError};
 use crate::error::GatewayError;
 use crate::soap::wsse::{Password, UsernameToken};
@@ -76,8 +78,6 @@ struct TokenUser {
     tenant: usize,
     hash: Option<Arc<str>>,
     clear: Option<Arc<str>>,
-    /// The nonces this user sent within the Created window.
-    nonces: Window,
     /// Named by a certificate credential's `with_username_token`: accepted
     /// only together with a certificate of such a credential.
     certificate_bound: bool,
@@ -109,6 +109,8 @@ enum Refusal {
     Busy,
     /// The user's nonce window is full until the wait has passed.
     NoncesFull(Duration),
+    /// The shared state is unreachable and this check fails closed.
+    Unavailable(Unavailable),
 }
 
 pub(super) struct Credentials {
@@ -120,7 +122,9 @@ pub(super) struct Credentials {
     /// checked out.
     verified: Option<moka::sync::Cache<[u8; 32], ()>>,
     verified_key: [u8; 16],
-    throttle: Throttle,
+    /// Failed logins and nonce windows: this process's, or every
+    /// instance's.
+    shared: Arc<dyn SharedState>,
     /// Turns at Argon2.
     checks: Arc<Semaphore>,
     check_wait: Duration,
@@ -131,7 +135,6 @@ pub(super) struct Credentials {
     dummy_clear: String,
     /// Argon2 verifications performed (real and dummy).
     pub(super) verifications: Arc<AtomicU64>,
-    nonce_ttl: Duration,
     nonce_capacity: u64,
     max_age: Duration,
     max_future: Duration,
@@ -140,7 +143,7 @@ pub(super) struct Credentials {
 /// Records a failed attempt when dropped armed: a check whose caller went
 /// away (the client hung up) still counts once the hash ran.
 struct Failure<'a> {
-    throttle: &'a Throttle,
+    shared: &'a dyn SharedState,
     user: &'a str,
     source: Option<IpAddr>,
     armed: bool,
@@ -149,13 +152,16 @@ struct Failure<'a> {
 impl Drop for Failure<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.throttle.failed(self.user, self.source);
+            self.shared.login_failed(self.user, self.source);
         }
     }
 }
 
 impl Credentials {
-    pub(super) fn new(s: &TenancySettings) -> anyhow::Result<Credentials> {
+    pub(super) fn new(
+        s: &TenancySettings,
+        shared: Arc<dyn SharedState>,
+    ) -> anyhow::Result<Credentials> {
         if s.failed_auth_burst == 0 {
             bail!("tenancy.failed_auth_burst must be at least 1");
         }
@@ -181,15 +187,12 @@ impl Credentials {
                     .build()
             }),
             verified_key: *uuid::Uuid::new_v4().as_bytes(),
-            throttle: Throttle::new(s.failed_auth_burst, s.failed_auth_per_minute),
+            shared,
             checks: Arc::new(Semaphore::new(checks)),
             check_wait: Duration::from_millis(s.password_check_wait_ms),
             dummy_hash: Arc::from(""),
             dummy_clear: uuid::Uuid::new_v4().to_string(),
             verifications: Arc::new(AtomicU64::new(0)),
-            // A nonce must be remembered as long as its Created is
-            // acceptable: from max_future ahead to max_age behind.
-            nonce_ttl: max_age + max_future,
             nonce_capacity: s.nonce_cache_capacity,
             max_age,
             max_future,
@@ -225,13 +228,11 @@ impl Credentials {
                     tenant,
                     hash: password_hash.as_deref().map(Arc::from),
                     clear: clear.map(Arc::from),
-                    nonces: Window::new(self.nonce_ttl, self.nonce_capacity),
                     certificate_bound: false,
                 };
                 if self.token_users.insert(username.clone(), user).is_some() {
                     bail!("UsernameToken user {username} is declared twice");
                 }
-                self.throttle.add_user(username);
             }
             CredentialSettings::Basic {
                 username,
@@ -249,7 +250,6 @@ impl Credentials {
                 {
                     bail!("Basic user {username} is declared twice");
                 }
-                self.throttle.add_user(username);
             }
             CredentialSettings::ApiKey { key_hash } => {
                 secret::check_api_key_hash(key_hash)
@@ -480,6 +480,9 @@ impl Credentials {
                 ),
                 retry_after: Duration::from_secs(1),
             },
+            Refusal::Unavailable(Unavailable(limit)) => GatewayError::LimitsUnavailable {
+                limit: limit.as_str(),
+            },
             Refusal::NoncesFull(wait) => GatewayError::AuthThrottled {
                 detail: format!(
                     "{who}: {} nonces within the Created window already",
@@ -507,7 +510,7 @@ impl Credentials {
         match &token.password {
             None => return Err(Refusal::Token(TokenError::NoPassword)),
             Some(Password::Digest(_)) => {
-                self.throttled(name, source)?;
+                self.throttled(name, source).await?;
                 // The same SHA-1 whoever the user is.
                 let clear = user.and_then(|u| u.clear.as_deref());
                 let matches =
@@ -518,7 +521,7 @@ impl Credentials {
                     (Some(_), Some(_)) => matches,
                 };
                 if let Err(e) = checked {
-                    self.throttle.failed(name, source);
+                    self.shared.login_failed(name, source);
                     return Err(Refusal::Token(e));
                 }
             }
@@ -547,7 +550,12 @@ impl Credentials {
         // the window; in the user's own window, so nobody else's tokens
         // can push it out.
         if let Some(nonce) = &token.nonce {
-            match user.nonces.remember(nonce) {
+            match self
+                .shared
+                .remember_nonce(name, nonce)
+                .await
+                .map_err(Refusal::Unavailable)?
+            {
                 Seen::Fresh => {}
                 Seen::Replay => return Err(Refusal::Token(TokenError::Replay)),
                 Seen::Full(wait) => return Err(Refusal::NoncesFull(wait)),
@@ -556,8 +564,13 @@ impl Credentials {
         Ok(user.tenant)
     }
 
-    fn throttled(&self, user: &str, source: Option<IpAddr>) -> Result<(), Refusal> {
-        match self.throttle.refused(user, source) {
+    async fn throttled(&self, user: &str, source: Option<IpAddr>) -> Result<(), Refusal> {
+        match self
+            .shared
+            .login_refused(user, source)
+            .await
+            .map_err(Refusal::Unavailable)?
+        {
             Some((key, wait)) => Err(Refusal::Throttled(key, wait)),
             None => Ok(()),
         }
@@ -600,7 +613,7 @@ impl Credentials {
         if self.remembered(key.as_ref()) {
             return Ok(());
         }
-        self.throttled(user, source)?;
+        self.throttled(user, source).await?;
         let permit = tokio::time::timeout(self.check_wait, self.checks.clone().acquire_owned())
             .await
             .map_err(|_| Refusal::Busy)?
@@ -610,10 +623,10 @@ impl Credentials {
         if self.remembered(key.as_ref()) {
             return Ok(());
         }
-        self.throttled(user, source)?;
+        self.throttled(user, source).await?;
         debug_assert!(!self.dummy_hash.is_empty(), "Credentials::seal not called");
         let mut failure = Failure {
-            throttle: &self.throttle,
+            shared: self.shared.as_ref(),
             user,
             source,
             armed: true,
@@ -680,6 +693,7 @@ mod tests {
             allow: vec!["*".into()],
             requests_per_minute: None,
             burst: None,
+            tokens_per_minute: None,
             tokens_per_day: None,
             tokens_per_month: None,
         }
@@ -1122,7 +1136,8 @@ mod tests {
                 ..TenancySettings::default()
             },
         ] {
-            assert!(Credentials::new(&bad).is_err(), "{bad:?}");
+            let local = super::super::cluster::Local::new(&[], &[], Duration::ZERO, 1, 1, 1);
+            assert!(Credentials::new(&bad, Arc::new(local)).is_err(), "{bad:?}");
         }
     }
 

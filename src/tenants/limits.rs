@@ -1,11 +1,13 @@
-//! Per-tenant limits: the request rate (governor, in this process) and the
-//! token budgets per UTC day and month (in the database, so every instance
-//! sees the same counts).
+//! Per-tenant limits: the request rate and tokens per minute (checked
+//! here, kept by the tenant state of `cluster/`: this process's governor
+//! limiters, or Redis shared by every instance) and the token budgets per
+//! UTC day and month (in the database, so every instance sees the same
+//! counts).
 //!
-//! Each tenant has its own direct governor limiter rather than one keyed
-//! limiter: a keyed limiter applies a single quota to every key, and
-//! tenants have quotas of their own. The set of tenants is fixed at start,
-//! so the map never grows.
+//! In this process, each tenant has its own direct governor limiter rather
+//! than one keyed limiter: a keyed limiter applies a single quota to every
+//! key, and tenants have quotas of their own. The set of tenants is fixed
+//! at start, so the map never grows.
 //!
 //! Budgets are reserved, not overshot: before its model calls a call holds
 //! the most tokens it can use against the tenant's day and month budgets
@@ -31,28 +33,52 @@ pub(super) struct Limiter {
     clock: DefaultClock,
 }
 
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").finish_non_exhaustive()
+    }
+}
+
+/// A tenant's request rate as configured: (per minute, burst), checked;
+/// `None` when no rate is set.
+pub(super) fn request_quota(
+    per_minute: Option<u32>,
+    burst: Option<u32>,
+) -> anyhow::Result<Option<(u32, u32)>> {
+    let Some(per_minute) = per_minute else {
+        if burst.is_some() {
+            bail!("burst is set without requests_per_minute");
+        }
+        return Ok(None);
+    };
+    if per_minute == 0 {
+        bail!("requests_per_minute must be at least 1 (leave it out for no limit)");
+    }
+    // Default burst: one second's worth, at least one request.
+    let burst = burst.unwrap_or(per_minute.div_ceil(60));
+    if burst == 0 {
+        bail!("burst must be at least 1");
+    }
+    Ok(Some((per_minute, burst)))
+}
+
+/// A tenant's tokens per minute as configured, checked.
+pub(super) fn tokens_quota(per_minute: Option<u64>) -> anyhow::Result<Option<u64>> {
+    if per_minute == Some(0) {
+        bail!("tokens_per_minute must be at least 1 (leave it out for no limit)");
+    }
+    Ok(per_minute)
+}
+
 impl Limiter {
-    /// `None` when no rate is set.
-    pub(super) fn new(per_minute: Option<u32>, burst: Option<u32>) -> anyhow::Result<Option<Self>> {
-        let Some(per_minute) = per_minute else {
-            if burst.is_some() {
-                bail!("burst is set without requests_per_minute");
-            }
-            return Ok(None);
-        };
-        let Some(rate) = NonZeroU32::new(per_minute) else {
-            bail!("requests_per_minute must be at least 1 (leave it out for no limit)");
-        };
-        // Default burst: one second's worth, at least one request.
-        let burst = burst.unwrap_or(per_minute.div_ceil(60));
-        let Some(burst) = NonZeroU32::new(burst) else {
-            bail!("burst must be at least 1");
-        };
-        let quota = Quota::per_minute(rate).allow_burst(burst);
-        Ok(Some(Limiter {
-            limiter: RateLimiter::direct(quota),
+    /// A limiter of a quota [`request_quota`] checked (0 counts as 1).
+    pub(super) fn new(per_minute: u32, burst: u32) -> Limiter {
+        let rate = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        Limiter {
+            limiter: RateLimiter::direct(Quota::per_minute(rate).allow_burst(burst)),
             clock: DefaultClock::default(),
-        }))
+        }
     }
 
     /// Ok, or how long until a request would be let through.
@@ -190,9 +216,10 @@ mod tests {
 
     #[test]
     fn a_burst_is_let_through_then_refused_with_a_wait() {
-        let l = Limiter::new(Some(60), Some(3))
+        let (per_minute, burst) = request_quota(Some(60), Some(3))
             .expect("valid")
             .expect("some");
+        let l = Limiter::new(per_minute, burst);
         for _ in 0..3 {
             assert!(l.check().is_ok());
         }
@@ -201,7 +228,13 @@ mod tests {
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
-        assert!(Limiter::new(Some(0), None).is_err());
-        assert!(Limiter::new(None, None).expect("none").is_none());
+        assert!(request_quota(Some(0), None).is_err());
+        assert!(request_quota(None, Some(2)).is_err());
+        assert_eq!(
+            request_quota(Some(600), None).expect("valid"),
+            Some((600, 10))
+        );
+        assert!(request_quota(None, None).expect("none").is_none());
+        assert!(tokens_quota(Some(0)).is_err());
     }
 }

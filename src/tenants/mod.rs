@@ -7,7 +7,7 @@
 //! `username_token.rs`; failed logins counted per user name and source
 //! address in `throttle.rs`, Argon2 on the blocking pool, each user's
 //! nonces in a window of its own, `nonces.rs`), [`Tenants::authorize`] (the tenant's allow list),
-//! [`Tenants::admit`] (its request rate, governor) and
+//! [`Tenants::admit`] (its request rate and tokens per minute) and
 //! its day and month token budgets, in the database
 //! ([`Tenants::reserve_budget`] holds the most a call can use before it
 //! runs; [`Tenants::check_budget`] refuses a used-up budget before a job is
@@ -15,11 +15,16 @@
 //! [`Tenants::record`] writes a usage row per model call, charges the
 //! budgets, settles the hold and appends the audit row (`usage.rs`).
 //!
+//! Request rates, tokens per minute, nonces and failed logins are kept
+//! behind one trait (`cluster/`): in this process (the default), or in
+//! Redis, shared by every instance (`[cluster] redis_url`).
+//!
 //! Knows the store's API and the pipeline's `Outcome`, never SQL or HTTP:
 //! the HTTP edge hands in the credentials it found in headers.
 
 mod auth;
 mod certificate;
+mod cluster;
 mod limits;
 mod nonces;
 pub mod secret;
@@ -29,11 +34,13 @@ mod usage;
 pub mod username_token;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 pub use auth::{Presented, Principal};
+pub use cluster::{ClusterHealth, ClusterSettings, Fallback, Limit, WhenUnavailable};
 pub use settings::{CredentialSettings, Price, Secret, TenancySettings, TenantSettings};
 pub use usage::{CallRecord, CallSource, sha256_hex};
 
@@ -45,7 +52,9 @@ pub struct Tenants {
     tenants: Vec<Tenant>,
     by_name: HashMap<String, usize>,
     auth: auth::Credentials,
-    limiters: Vec<Option<limits::Limiter>>,
+    /// Request rates, tokens per minute, nonces, failed logins: this
+    /// process's or every instance's.
+    shared: Arc<dyn cluster::SharedState>,
     settings: TenancySettings,
 }
 
@@ -63,6 +72,8 @@ impl std::fmt::Debug for Tenants {
 struct Tenant {
     name: String,
     allow: Vec<Allow>,
+    /// Its request rate and tokens per minute, if any.
+    quotas: cluster::Quotas,
     tokens_per_day: Option<u64>,
     tokens_per_month: Option<u64>,
 }
@@ -101,22 +112,67 @@ impl Allow {
 }
 
 impl Tenants {
-    /// The tenants of the settings; `None` when none are configured.
-    /// Refuses duplicate names or users, malformed hashes, unknown
-    /// environment variables and malformed allow entries, naming the
-    /// tenant (never a secret).
+    /// The tenants of the settings, their limits kept in this process;
+    /// `None` when none are configured. Refuses duplicate names or users,
+    /// malformed hashes, unknown environment variables and malformed allow
+    /// entries, naming the tenant (never a secret).
     pub fn from_settings(
         list: &[TenantSettings],
         tenancy: &TenancySettings,
     ) -> anyhow::Result<Option<Tenants>> {
-        if list.is_empty() {
+        let Some(plan) = Plan::of(list, tenancy)? else {
             return Ok(None);
+        };
+        let local = plan.local(tenancy);
+        Tenants::build(list, tenancy, plan, Arc::new(local)).map(Some)
+    }
+
+    /// [`Tenants::from_settings`], with request rates, tokens per minute,
+    /// nonces and failed logins in the Redis of `cluster.redis_url` when it
+    /// is set (shared by every instance that names it), each limit falling
+    /// back as `cluster.when_unavailable` says while Redis does not answer.
+    /// Waits for Redis at most `cluster.connect_timeout_ms`, then serves
+    /// without it until it answers. Must run inside a tokio runtime.
+    pub async fn with_cluster(
+        list: &[TenantSettings],
+        tenancy: &TenancySettings,
+        cluster: &ClusterSettings,
+    ) -> anyhow::Result<Option<Tenants>> {
+        if cluster.redis_url.is_none() {
+            return Tenants::from_settings(list, tenancy);
         }
+        let Some(plan) = Plan::of(list, tenancy)? else {
+            return Ok(None);
+        };
+        let local = plan.local(tenancy);
+        let names: Vec<String> = list.iter().map(|t| t.name.trim().to_string()).collect();
+        let redis = Arc::new(cluster::RedisState::new(
+            cluster::RedisParts {
+                settings: cluster,
+                names: &names,
+                quotas: &plan.quotas,
+                nonce_ttl: plan.nonce_ttl,
+                nonce_capacity: tenancy.nonce_cache_capacity,
+                failed_auth_burst: tenancy.failed_auth_burst,
+                failed_auth_per_minute: tenancy.failed_auth_per_minute,
+            },
+            local,
+        )?);
+        let tenants = Tenants::build(list, tenancy, plan, redis.clone())?;
+        redis.first_contact().await;
+        Ok(Some(tenants))
+    }
+
+    fn build(
+        list: &[TenantSettings],
+        tenancy: &TenancySettings,
+        plan: Plan,
+        shared: Arc<dyn cluster::SharedState>,
+    ) -> anyhow::Result<Tenants> {
         let mut tenants = Vec::new();
         let mut by_name = HashMap::new();
-        let mut limiters = Vec::new();
-        let mut auth = auth::Credentials::new(tenancy)?;
-        for (ix, t) in list.iter().enumerate() {
+        let mut auth = auth::Credentials::new(tenancy, shared.clone())?;
+        for ((ix, t), quotas) in list.iter().enumerate().zip(plan.quotas) {
             let name = t.name.trim();
             if name.is_empty() {
                 bail!("tenants[{ix}]: name is empty");
@@ -138,25 +194,22 @@ impl Tenants {
             for c in &t.credentials {
                 auth.add(ix, c).with_context(|| format!("tenant {name}"))?;
             }
-            limiters.push(
-                limits::Limiter::new(t.requests_per_minute, t.burst)
-                    .with_context(|| format!("tenant {name}"))?,
-            );
             tenants.push(Tenant {
                 name: name.to_string(),
                 allow,
+                quotas,
                 tokens_per_day: t.tokens_per_day,
                 tokens_per_month: t.tokens_per_month,
             });
         }
         auth.seal()?;
-        Ok(Some(Tenants {
+        Ok(Tenants {
             tenants,
             by_name,
             auth,
-            limiters,
+            shared,
             settings: tenancy.clone(),
-        }))
+        })
     }
 
     /// The HTTP header that carries API keys (lower case).
@@ -231,22 +284,126 @@ impl Tenants {
         }
     }
 
-    /// Takes one request from the tenant's rate; over it, `RateLimited`
-    /// with the wait until the next request would be let through.
-    pub fn admit(&self, tenant: &str) -> Result<(), GatewayError> {
-        let Some(limiter) = self
+    /// Takes one request from the tenant's rate, when its request rate
+    /// has room and its tokens per minute are not spent; otherwise
+    /// `RateLimited` or `TokenRateLimited` with the wait until a request
+    /// would be let through, or `LimitsUnavailable` when the shared state
+    /// does not answer and the limit is configured to refuse. A tenant
+    /// without either limit passes without a look.
+    pub async fn admit(&self, tenant: &str) -> Result<(), GatewayError> {
+        let Some(ix) = self
             .by_name
             .get(tenant)
-            .and_then(|ix| self.limiters[*ix].as_ref())
+            .copied()
+            .filter(|ix| self.tenants[*ix].quotas.any())
         else {
             return Ok(());
         };
-        limiter
-            .check()
-            .map_err(|retry_after: Duration| GatewayError::RateLimited {
-                tenant: tenant.to_string(),
-                retry_after,
+        self.shared
+            .admit(ix)
+            .await
+            .map_err(|refusal| match refusal {
+                cluster::Refusal::Requests(retry_after) => GatewayError::RateLimited {
+                    tenant: tenant.to_string(),
+                    retry_after,
+                },
+                cluster::Refusal::Tokens(retry_after) => GatewayError::TokenRateLimited {
+                    tenant: tenant.to_string(),
+                    retry_after,
+                },
+                cluster::Refusal::Unavailable(limit) => GatewayError::LimitsUnavailable {
+                    limit: limit.as_str(),
+                },
             })
+    }
+
+    /// Counts the tokens a call reported using (every model call of it)
+    /// against its tenant's tokens per minute, with or without a database.
+    /// Returns at once.
+    pub fn count_tokens(&self, call: &CallRecord<'_>) {
+        let Some(ix) = call
+            .tenant
+            .and_then(|t| self.by_name.get(t))
+            .copied()
+            .filter(|ix| self.tenants[*ix].quotas.tokens_per_minute.is_some())
+        else {
+            return;
+        };
+        let tokens = call.attempts.iter().fold(0u64, |sum, a| {
+            sum.saturating_add(a.input_tokens)
+                .saturating_add(a.output_tokens)
+        });
+        if tokens > 0 {
+            self.shared.charge_tokens(ix, tokens);
+        }
+    }
+
+    /// The shared state's backend, as `/readyz` shows it; `None` when the
+    /// limits are this process's own.
+    pub fn cluster_health(&self) -> Option<ClusterHealth> {
+        self.shared.health()
+    }
+}
+
+/// What the tenant state is built from, read from the settings before the
+/// credentials: each tenant's quotas (checked) and every user name.
+struct Plan {
+    quotas: Vec<cluster::Quotas>,
+    users: Vec<(String, cluster::UserKind)>,
+    nonce_ttl: Duration,
+}
+
+impl Plan {
+    fn of(list: &[TenantSettings], tenancy: &TenancySettings) -> anyhow::Result<Option<Plan>> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let mut quotas = Vec::new();
+        let mut users = Vec::new();
+        for t in list {
+            let name = t.name.trim();
+            quotas.push(cluster::Quotas {
+                requests: limits::request_quota(t.requests_per_minute, t.burst)
+                    .with_context(|| format!("tenant {name}"))?,
+                tokens_per_minute: limits::tokens_quota(t.tokens_per_minute)
+                    .with_context(|| format!("tenant {name}"))?,
+            });
+            for c in &t.credentials {
+                match c {
+                    CredentialSettings::UsernameToken { username, .. } => {
+                        users.push((username.clone(), cluster::UserKind::Token));
+                    }
+                    CredentialSettings::Basic { username, .. } => {
+                        users.push((username.clone(), cluster::UserKind::Basic));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // A nonce must be remembered as long as its Created is acceptable:
+        // from max_future ahead to max_age behind.
+        let nonce_ttl = Duration::from_secs(
+            tenancy
+                .created_max_age_secs
+                .saturating_add(tenancy.created_max_future_secs),
+        );
+        Ok(Some(Plan {
+            quotas,
+            users,
+            nonce_ttl,
+        }))
+    }
+
+    /// This process's own limiters, windows and throttle.
+    fn local(&self, tenancy: &TenancySettings) -> cluster::Local {
+        cluster::Local::new(
+            &self.quotas,
+            &self.users,
+            self.nonce_ttl,
+            tenancy.nonce_cache_capacity,
+            tenancy.failed_auth_burst,
+            tenancy.failed_auth_per_minute,
+        )
     }
 }
 
@@ -263,6 +420,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             requests_per_minute: None,
             burst: None,
+            tokens_per_minute: None,
             tokens_per_day: None,
             tokens_per_month: None,
         }];
@@ -297,6 +455,7 @@ mod tests {
             allow: vec![],
             requests_per_minute: None,
             burst: None,
+            tokens_per_minute: None,
             tokens_per_day: None,
             tokens_per_month: None,
         }];

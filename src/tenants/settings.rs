@@ -50,6 +50,11 @@ pub struct TenantSettings {
     /// Requests that may arrive at once; default: one second's worth (at
     /// least 1).
     pub burst: Option<u32>,
+    /// Input plus output tokens per minute, counted from the usage each
+    /// call reports: a call is let in while the last minute's tokens are
+    /// under it (a minute's worth may be used at once); unset: unlimited.
+    /// With `[cluster] redis_url`, counted across every instance.
+    pub tokens_per_minute: Option<u64>,
     /// Input plus output tokens per UTC day; unset: unlimited.
     pub tokens_per_day: Option<u64>,
     /// Input plus output tokens per UTC month; unset: unlimited.

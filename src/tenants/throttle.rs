@@ -161,7 +161,7 @@ fn name_key(user: &str) -> [u8; 32] {
 
 /// An IPv4 address as it is (IPv4-mapped IPv6 too); an IPv6 address by
 /// its /64.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(super) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -77,6 +77,7 @@ impl Tenants {
     /// appends its audit row, in one transaction. A failure is logged,
     /// not returned: the call has been answered already.
     pub async fn record(&self, store: Option<&Store>, call: &CallRecord<'_>) {
+        self.count_tokens(call);
         let Some(store) = store else {
             return;
         };

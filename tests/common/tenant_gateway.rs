@@ -151,6 +151,7 @@ pub(crate) fn tenant(
         allow: allow.iter().map(|s| s.to_string()).collect(),
         requests_per_minute: None,
         burst: None,
+        tokens_per_minute: None,
         tokens_per_day: None,
         tokens_per_month: None,
     }

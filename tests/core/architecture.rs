@@ -65,6 +65,7 @@ const ONLY_IN: &[(&str, &[&str])] = &[
     ("sqlx", &["store"]),
     ("aws_sdk_bedrockruntime", &["bedrock"]),
     ("aws_sdk_sqs", &["jobs::sqs"]),
+    ("redis", &["tenants::cluster::redis_state"]),
     ("axum", &["http", "emulator", "listen"]),
 ];
 

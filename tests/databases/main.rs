@@ -1,10 +1,12 @@
 //! The store, the job queue, the workers and tenants on SQLite, PostgreSQL
 //! and MariaDB (a fresh database per test; a missing server skips, or fails
-//! under `SOAPGATE_REQUIRE_PEERS=1`), crashes of worker processes included.
+//! under `SOAPGATE_REQUIRE_PEERS=1`), crashes of worker processes included,
+//! and tenant limits shared by several instances through Redis.
 
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cluster;
 mod deadlock;
 mod store;
 mod tenants;
