@@ -21,6 +21,8 @@ use prometheus_client::registry::Registry;
 struct RequestLabels {
     service: String,
     operation: String,
+    /// `primary` for the operation's own settings, else the variant's name.
+    variant: String,
     outcome: String,
 }
 
@@ -28,6 +30,15 @@ struct RequestLabels {
 struct OperationLabels {
     service: String,
     operation: String,
+    variant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabels {
+    service: String,
+    operation: String,
+    variant: String,
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +89,7 @@ pub struct Metrics {
     overloaded: Counter,
     in_flight: Gauge,
     tokens: Family<TokenLabels, Counter>,
+    shadow_calls: Family<ShadowLabels, Counter>,
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
 }
@@ -179,6 +191,14 @@ impl Metrics {
             "Model tokens by tenant (- when none), model and direction (input, output)",
             tokens.clone(),
         );
+        let shadow_calls = Family::<ShadowLabels, Counter>::default();
+        registry.register(
+            "shadow_calls",
+            "Shadow runs of a variant beside served calls, by service, operation, variant and result: \
+             agree or differ (its answer against the served one), failed (no valid answer), \
+             skipped (no model permit free)",
+            shadow_calls.clone(),
+        );
         let jobs = Family::<StatusLabels, Gauge>::default();
         registry.register(
             "jobs",
@@ -203,17 +223,27 @@ impl Metrics {
             overloaded,
             in_flight,
             tokens,
+            shadow_calls,
             jobs,
             queue_depth,
         }
     }
 
-    /// One call answered.
-    pub fn request(&self, service: &str, operation: &str, outcome: &str, elapsed: Duration) {
+    /// One call answered, by the operation's own settings (`variant`
+    /// `primary`) or a variant.
+    pub fn request(
+        &self,
+        service: &str,
+        operation: &str,
+        variant: &str,
+        outcome: &str,
+        elapsed: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
                 service: service.to_string(),
                 operation: operation.to_string(),
+                variant: variant.to_string(),
                 outcome: outcome.to_string(),
             })
             .inc();
@@ -221,8 +251,21 @@ impl Metrics {
             .get_or_create(&OperationLabels {
                 service: service.to_string(),
                 operation: operation.to_string(),
+                variant: variant.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One shadow run ended: `agree`, `differ`, `failed` or `skipped`.
+    pub fn shadow(&self, service: &str, operation: &str, variant: &str, result: &str) {
+        self.shadow_calls
+            .get_or_create(&ShadowLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                variant: variant.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// One model call.

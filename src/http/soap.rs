@@ -370,7 +370,7 @@ async fn call(
     drop(headers);
     let with = call::Services {
         mappings: &snapshot.mappings,
-        model: state.model.as_deref(),
+        model: state.model.as_ref(),
         store: state.store.get(),
         tenants: state.tenants.as_deref(),
         waker: state.job_waker.as_deref(),

@@ -5,6 +5,8 @@
 //! is queued, and hold what a call can use before it runs. The transport only turns bytes into a prepared call
 //! and the [`Answer`] into its response.
 
+use std::sync::Arc;
+
 use tokio::sync::Notify;
 
 use super::tickets;
@@ -21,7 +23,7 @@ pub struct Services<'a> {
     /// The mappings of the snapshot the call was prepared against.
     pub mappings: &'a MappingSet,
     /// `None`: mapped operations fault with MODEL_UNAVAILABLE.
-    pub model: Option<&'a Models>,
+    pub model: Option<&'a Arc<Models>>,
     /// `None`: async and one-way calls fault with QUEUE_UNAVAILABLE.
     pub store: Option<&'a Store>,
     /// When tenants are configured: budgets are checked per call.

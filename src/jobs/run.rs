@@ -83,7 +83,7 @@ impl RunFailure {
 /// failure policy. The dispatched operation must be the job's `operation`.
 pub async fn execute(
     snapshot: &Snapshot,
-    model: Option<&Models>,
+    model: Option<&Arc<Models>>,
     limits: &Limits,
     job: &Job,
     tries: Tries,
@@ -123,7 +123,7 @@ pub async fn execute(
 
 async fn run_job(
     snapshot: &Snapshot,
-    model: Option<&Models>,
+    model: Option<&Arc<Models>>,
     limits: &Limits,
     job: &Job,
     tries: Tries,
@@ -342,7 +342,7 @@ impl JobRunner {
         };
         let hold = gate.as_ref().ok().cloned().flatten();
         let outcome = match gate {
-            Ok(_) => execute(&snapshot, self.model.as_deref(), &self.limits, job, tries).await,
+            Ok(_) => execute(&snapshot, self.model.as_ref(), &self.limits, job, tries).await,
             Err(e) => Err((
                 RunFailure::from_error(&e, &job.correlation_id),
                 Outcome::default(),

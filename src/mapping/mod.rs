@@ -29,6 +29,7 @@ mod path;
 mod payload;
 mod render;
 mod spec;
+mod variants;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +44,7 @@ use crate::xml::{Element, QName};
 
 pub use json_xml::{JsonViolations, json_to_xml, payload_from_json, payload_to_json, xml_to_json};
 pub use shape::{ATTR_PREFIX, TEXT_KEY};
+pub use variants::Variant;
 
 /// A problem in a mapping file, displayed as `path:line:col: message`
 /// (1-based; a problem with no better position points at 1:1).
@@ -285,6 +287,8 @@ pub struct OperationPlan {
     /// What every call sends whatever the request: the templates' text and
     /// the tool schema, in bytes ([`OperationPlan::token_ceiling`]).
     pub(crate) static_input_bytes: usize,
+    /// Other settings serving a share of the calls, or run beside them.
+    pub(crate) variants: variants::Variants,
 }
 
 /// About the size of `payload` written as XML without namespace
@@ -391,6 +395,7 @@ impl fmt::Debug for OperationPlan {
             .field("targets", &self.targets)
             .field("output", &self.output)
             .field("repair_attempts", &self.repair_attempts)
+            .field("variants", &self.variants)
             .finish_non_exhaustive()
     }
 }
@@ -417,9 +422,14 @@ impl OperationPlan {
     /// payload (trimmed; `None` when the mapping declares none or the
     /// request leaves it out or empty).
     pub fn idempotency_key(&self, payload: &[Element]) -> Option<String> {
-        let key = self.idempotency_key.as_ref()?;
+        self.simple_value(self.idempotency_key.as_ref()?, payload)
+    }
+
+    /// The trimmed text at a path to one simple value of the request
+    /// (`None` when absent or empty).
+    fn simple_value(&self, at: &path::Path, payload: &[Element]) -> Option<String> {
         let (root, top) = self.roots(payload);
-        let value = match path::find(key, root, &top) {
+        let value = match path::find(at, root, &top) {
             path::Found::One(Some(path::Reached::Element(_, el))) => el.text(),
             path::Found::One(Some(path::Reached::Attribute(_, v))) => v.to_string(),
             _ => return None,

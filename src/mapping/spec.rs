@@ -14,7 +14,7 @@ use serde_saphyr::{Location, Spanned};
 
 /// A YAML mapping read in source order with each key's position (a
 /// `BTreeMap` would lose both).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entries<V>(pub(crate) Vec<(Spanned<String>, V)>);
 
 impl<V> Default for Entries<V> {
@@ -44,7 +44,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
 }
 
 /// One mapping file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MappingFile {
     /// The `wsdl:service` name.
@@ -62,7 +62,7 @@ pub(crate) enum ModeSpec {
     Async,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OperationSpec {
     #[serde(default)]
@@ -95,6 +95,47 @@ pub(crate) struct OperationSpec {
     /// by name.
     #[serde(default)]
     pub(crate) faults: Entries<Spanned<FaultSpec>>,
+    /// Other settings of the operation that serve a share of its calls
+    /// (canary) or run beside them (shadow), by name.
+    #[serde(default)]
+    pub(crate) variants: Entries<Spanned<VariantSpec>>,
+    /// A request path whose value picks the variant: equal values always
+    /// get the same one.
+    #[serde(default)]
+    pub(crate) sticky_by: Option<Spanned<String>>,
+    /// `shadow: { sample, variant }`: run a variant in the background on a
+    /// sample of the calls and compare its answer with the served one.
+    #[serde(default)]
+    pub(crate) shadow: Option<Spanned<ShadowSpec>>,
+}
+
+/// One variant of an operation: its share of the calls and the settings
+/// that replace the operation's own (each whole, not merged).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VariantSpec {
+    /// Percent of the calls it serves (0 to 100; default 0: shadow only).
+    #[serde(default)]
+    pub(crate) weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(crate) model: Option<Spanned<ModelSpec>>,
+    #[serde(default)]
+    pub(crate) system: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) prompt: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) output: Option<Spanned<OutputSpec>>,
+    #[serde(default)]
+    pub(crate) repair_attempts: Option<Spanned<u32>>,
+}
+
+/// `shadow: { sample: 0.2, variant: name }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShadowSpec {
+    /// The share of calls (0 to 1) the variant also runs on.
+    pub(crate) sample: Spanned<f64>,
+    pub(crate) variant: Spanned<String>,
 }
 
 /// Whose fault a declared fault is: `client` (`soap:Client`, `env:Sender`)
@@ -108,7 +149,7 @@ pub(crate) enum FaultSideSpec {
 
 /// One declared fault the model may answer: with structured output a tool
 /// of its own, with text output a rule on the answer.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FaultSpec {
     /// Default `client`.
@@ -138,7 +179,7 @@ pub(crate) struct FaultSpec {
 
 /// `results: { columns: { name: path } }`: flat result columns, each a
 /// path into the response payload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResultsSpec {
     #[serde(default)]
@@ -146,13 +187,13 @@ pub(crate) struct ResultsSpec {
 }
 
 /// `cache: { ttl_secs: N }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CacheSpec {
     pub(crate) ttl_secs: Spanned<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelSpec {
     pub(crate) targets: Spanned<Vec<Spanned<TargetSpec>>>,
@@ -178,7 +219,7 @@ pub(crate) struct ModelSpec {
     pub(crate) additional_fields: Option<Spanned<serde_json::Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TargetSpec {
     pub(crate) model: Spanned<String>,
@@ -186,7 +227,7 @@ pub(crate) struct TargetSpec {
     pub(crate) region: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GuardrailSpec {
     pub(crate) id: Spanned<String>,
@@ -196,13 +237,13 @@ pub(crate) struct GuardrailSpec {
 }
 
 /// `var: path` or `var: {path, as, format, name}`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum InputSpec {
     Path(String),
     Full(Box<FullInput>),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FullInput {
     pub(crate) path: Spanned<String>,
@@ -246,7 +287,7 @@ impl<'de> Deserialize<'de> for InputSpec {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OutputSpec {
     #[serde(default)]
@@ -264,7 +305,7 @@ pub(crate) struct OutputSpec {
 }
 
 /// `on_failure: fault`, `on_failure: cache` or `on_failure: {static: ...}`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum FailureSpec {
     Fault,
     Cache,

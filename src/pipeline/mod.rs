@@ -5,8 +5,9 @@
 //! - [`prepare`] (`prepare.rs`) reads, dispatches and validates; as its two
 //!   halves [`read_envelope`] and [`dispatch`], between which HTTP
 //!   authenticates a tenant.
-//! - [`run`] (`run.rs`) executes the operation: render, cache, the target
-//!   chain under the deadline, repair, failure policy.
+//! - [`run`] (`run.rs`) executes the operation: choose the variant, render,
+//!   cache, the target chain under the deadline, repair, failure policy;
+//!   `shadow.rs` runs a sampled call's shadow variant in the background.
 //! - [`call_chain`] (`chain.rs`) is one request down the mapping's targets.
 //! - [`Outcome`] (`outcome.rs`) is what went into the answer, for the log
 //!   line, the metrics and usage records.
@@ -18,6 +19,7 @@ mod chain;
 mod outcome;
 mod prepare;
 mod run;
+mod shadow;
 
 pub use chain::{ChainPolicy, call_chain};
 pub use outcome::{

@@ -34,6 +34,9 @@ pub struct Outcome {
     pub attempts: Vec<Attempt>,
     /// The tenant's budget hold for this call, settled with its usage.
     pub budget_hold: Option<String>,
+    /// The variant of the operation that served the call; `None`: the
+    /// operation's own settings (`primary`).
+    pub variant: Option<String>,
 }
 
 /// An answer that is not the model's own: the failure policy that gave it
@@ -109,6 +112,12 @@ impl Outcome {
     pub fn stop_reason_label(&self) -> &str {
         self.stop_reason.as_ref().map_or("-", |r| r.as_str())
     }
+
+    /// The variant that served the call, `primary` for the operation's own
+    /// settings: the `variant` label of the request metrics.
+    pub fn variant_label(&self) -> &str {
+        self.variant.as_deref().unwrap_or("primary")
+    }
 }
 
 /// The `outcome` label of a finished call for `/metrics`: `ok`,
@@ -121,8 +130,9 @@ pub fn outcome_label(outcome: &Outcome, fault: Option<&str>) -> String {
     }
 }
 
-/// Counts a finished call (HTTP or job) and the tokens its model calls
-/// used, by tenant (`-` when none) and model.
+/// Counts a finished call (HTTP or job), by the variant that served it,
+/// and the tokens its model calls used, by tenant (`-` when none) and
+/// model.
 pub fn record_metrics(
     metrics: &crate::metrics::Metrics,
     service: &str,
@@ -132,7 +142,13 @@ pub fn record_metrics(
     outcome: &Outcome,
     elapsed: Duration,
 ) {
-    metrics.request(service, operation, outcome_label, elapsed);
+    metrics.request(
+        service,
+        operation,
+        outcome.variant_label(),
+        outcome_label,
+        elapsed,
+    );
     for a in &outcome.attempts {
         if a.input_tokens + a.output_tokens > 0 {
             metrics.tokens(tenant, &a.model, a.input_tokens, a.output_tokens);

@@ -2,7 +2,10 @@
 //! cache, call the target chain under the operation's deadline, repair
 //! invalid answers, and apply the failure policy. A valid answer is the
 //! response or one of the operation's declared faults; the fault ends the
-//! call as [`GatewayError::Declared`], cached like a response.
+//! call as [`GatewayError::Declared`], cached like a response. The call is
+//! served by the operation's own plan or the variant chosen for it; a call
+//! sampled for the shadow variant starts it in the background once its own
+//! answer is in (`shadow.rs`).
 
 use std::sync::Arc;
 
@@ -11,6 +14,7 @@ use tokio::time::Instant;
 use super::chain::{ChainPolicy, call_chain};
 use super::outcome::{Degraded, DegradedBy, Outcome, Reply};
 use super::prepare::Prepared;
+use super::shadow::Shadow;
 use crate::converse::{ModelError, Request};
 use crate::error::GatewayError;
 use crate::mapping::{
@@ -29,7 +33,7 @@ use crate::models::{Models, cache};
 pub async fn run(
     prepared: Prepared,
     mappings: &MappingSet,
-    model: Option<&Models>,
+    model: Option<&Arc<Models>>,
     correlation_id: &str,
     outcome: &mut Outcome,
     tries: Tries,
@@ -53,6 +57,11 @@ pub async fn run(
             message: "no model client configured".into(),
         }));
     };
+    // The variant serving the call; everything after uses its plan.
+    let variant = plan.choose_variant(&envelope.body);
+    outcome.variant = variant.map(|v| v.name().to_string());
+    let shadow_of = plan.shadow_for(variant);
+    let plan: &OperationPlan = variant.map_or(plan, |v| v.plan());
     let meta = CallMeta {
         service: &service.name,
         operation: &op.name,
@@ -64,6 +73,9 @@ pub async fn run(
             RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
             RenderError::Template { .. } => GatewayError::Template(e.to_string()),
         })?;
+    // A sampled call renders the shadow variant's request now, while the
+    // request tree is here.
+    let shadow = shadow_of.map(|v| Shadow::render(v, &envelope.body, &meta));
     // Memory per call in flight matters: the request tree is not needed
     // while the model thinks.
     drop(envelope);
@@ -84,6 +96,9 @@ pub async fn run(
                 models.metrics().cache_lookup(CacheLookup::Hit);
                 outcome.model = Some(target.model.clone());
                 tracing::info!(correlation_id, model = %target.model, "answered from the response cache");
+                if let Some(shadow) = shadow {
+                    shadow.spawn(models, &answer);
+                }
                 return reply(Arc::unwrap_or_clone(answer));
             }
         }
@@ -128,6 +143,9 @@ pub async fn run(
                 if remember_last_good {
                     Box::pin(models.cache.put_last_good(digest.key(None), answer.clone())).await;
                 }
+            }
+            if let Some(shadow) = shadow {
+                shadow.spawn(models, &answer);
             }
             reply(Arc::unwrap_or_clone(answer))
         }
@@ -178,7 +196,7 @@ pub(super) fn deadline_passed() -> ModelError {
 /// The valid answer — the response payload or a declared fault — and the
 /// target that gave it, repairing invalid answers up to the mapping's
 /// limit.
-async fn answer(
+pub(super) async fn answer(
     plan: &OperationPlan,
     call: &RenderedCall,
     models: &Models,

@@ -501,7 +501,7 @@ pub(crate) async fn run_one_job(
     let snapshot = state.live.snapshot();
     let ran = soapgate::jobs::execute(
         &snapshot,
-        state.model.as_deref(),
+        state.model.as_ref(),
         &state.settings.xml,
         job,
         soapgate::pipeline::Tries::Last,

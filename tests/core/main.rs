@@ -22,5 +22,6 @@ mod mapping;
 mod reload;
 mod tool_schema;
 mod ubl;
+mod variants;
 mod xml_safety;
 mod xsd;

@@ -10,6 +10,7 @@ mod common;
 mod async_soap;
 mod bedrock_emulator;
 mod bedrock_env;
+mod canary;
 mod cli;
 mod declared_faults;
 mod e2e;

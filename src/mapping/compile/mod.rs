@@ -12,8 +12,9 @@
 //! ([`settings`]), request inputs and attachments ([`inputs`]), templates
 //! and their variables ([`templates`]), structured or text output
 //! ([`output`]), the declared faults the model may answer ([`faults`]),
-//! paths that must lead to one simple value ([`paths`]), and static
-//! fallback responses ([`fallback`]).
+//! paths that must lead to one simple value ([`paths`]), static
+//! fallback responses ([`fallback`]), and the variants of an operation,
+//! each compiled as an operation of its own ([`variants`]).
 
 mod fallback;
 mod faults;
@@ -22,6 +23,7 @@ mod output;
 mod paths;
 mod settings;
 mod templates;
+mod variants;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -363,6 +365,11 @@ impl Cx<'_> {
                     crate::mapping::output::FaultAnswer::Text { .. } => 0,
                 })
                 .sum::<usize>();
+        // Last: compiling a variant reuses this context's templates.
+        let variants = self.variants(contract, service, op, spec, &request_shape);
+        if self.errors.len() > before {
+            return None;
+        }
         Some(OperationPlan {
             service: service.to_string(),
             operation: op.name.clone(),
@@ -390,6 +397,7 @@ impl Cx<'_> {
             call_policy,
             result_columns,
             static_input_bytes,
+            variants,
         })
     }
 }
