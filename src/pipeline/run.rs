@@ -106,7 +106,7 @@ pub async fn run(
     }
 
     // Held until the answer is in: the cap counts calls doing model work.
-    let _permit = models.try_enter().map_err(|o| {
+    let permit = models.try_enter().map_err(|o| {
         models.metrics().overloaded();
         GatewayError::Overloaded {
             retry_after: o.retry_after,
@@ -130,6 +130,8 @@ pub async fn run(
         tracing::warn!(correlation_id, "model work cut at the operation's deadline");
         Err(GatewayError::Model(deadline_passed()))
     });
+    // The model work is done; freed before a shadow run may want one.
+    drop(permit);
     match answered {
         // Run by a worker: nothing goes back, the answer stays with the job.
         Ok((answer, _)) if one_way => reply(answer),

@@ -296,3 +296,53 @@ async fn an_identical_shadow_agrees_and_an_unsampled_call_runs_none() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(gateway.total_calls().await, 10, "no shadow at sample 0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_finding_no_free_model_permit_is_skipped_not_waited_for() {
+    // One model permit. A call answered from the response cache needs none,
+    // but its shadow does: while a slow call holds the only permit, the
+    // shadow of a cached answer is skipped at once.
+    let script = "rules:\n  - prompt: \"Slow Vendor\"\n    delay_ms: 3000\n";
+    let dir = mappings(
+        "    cache: { ttl_secs: 300 }
+    variants:
+      same: { weight: 0 }
+    shadow: { sample: 1.0, variant: same }
+",
+    );
+    let bedrock = soapgate::bedrock::BedrockSettings {
+        max_in_flight: 1,
+        ..e2e_support::bedrock_settings()
+    };
+    let gateway = Gateway::start_full(Some(script), dir.path(), bedrock).await;
+    let fast = envelope("Fast Vendor");
+    let first = call_all(&gateway, vec![fast.clone()], 1).await;
+    assert_eq!(first[0].status, 200, "{}", first[0].text());
+    // Its shadow ran once the call had given its permit back.
+    assert_eq!(
+        shadow_runs(&gateway, "same", 1.0).await,
+        (1.0, 0.0, 0.0, 0.0)
+    );
+
+    let (http, url) = (gateway.http().clone(), gateway.endpoint("InvoiceService"));
+    let slow = tokio::spawn(async move {
+        post_soap(
+            &http,
+            &url,
+            Version::V11,
+            ACTION,
+            envelope("Slow Vendor").as_bytes(),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let cached = call_all(&gateway, vec![fast], 1).await;
+    assert_eq!(cached[0].status, 200, "{}", cached[0].text());
+    assert!(started.elapsed() < Duration::from_millis(1_500));
+    let (_, _, _, skipped) = shadow_runs(&gateway, "same", 2.0).await;
+    assert_eq!(skipped, 1.0, "the cached answer's shadow found no permit");
+    assert!(!slow.is_finished(), "the slow call still held the permit");
+    let slow = slow.await.expect("slow call");
+    assert_eq!(slow.status, 200, "{}", slow.text());
+}
