@@ -23,6 +23,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod record;
 pub mod shutdown;
 pub mod soap;
 pub mod store;

@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["xml", "listen", "live", "models", "bedrock", "tenants"],
     ),
     ("telemetry", &["config"]),
+    ("record", &["xml"]),
     (
         "jobs",
         &[
