@@ -28,6 +28,7 @@ use crate::listen::Tls;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::models::Models;
+use crate::record::{RecordWriter, Recorder};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, StoreSlot};
 use crate::tenants::Tenants;
@@ -72,6 +73,8 @@ pub struct App {
     tls: Option<Tls>,
     workers: Option<Workers>,
     emulator: Option<EmulatorHandle>,
+    /// Writes the calls operations record (`record:`) once the store is up.
+    recordings: RecordWriter,
 }
 
 /// The job workers of the configured queue, everything but the store made;
@@ -132,7 +135,8 @@ impl App {
             ),
         };
         let metrics = Arc::new(Metrics::new());
-        let (models, emulator) = model_layer(&settings, parts.model, &metrics).await?;
+        let (recorder, recordings) = Recorder::new(&settings.record, metrics.clone());
+        let (models, emulator) = model_layer(&settings, parts.model, &metrics, recorder).await?;
         // HTTP does not wait for the database: sync calls need none, and
         // while it does not answer async and one-way calls fault with
         // QUEUE_UNAVAILABLE, `/readyz` says why, and the workers wait.
@@ -173,6 +177,7 @@ impl App {
             tls,
             workers,
             emulator,
+            recordings,
         })
     }
 
@@ -198,7 +203,12 @@ impl App {
             tls,
             workers,
             emulator,
+            recordings,
         } = self;
+        // Stops after HTTP and the workers, so their last calls' rows are
+        // written.
+        let recordings_stop = Shutdown::new();
+        let recorder = tokio::spawn(recordings.run(state.store.clone(), recordings_stop.wait()));
         let watcher = tokio::spawn(state.live.clone().watch(shutdown.wait()));
         let tls_watcher = tls
             .clone()
@@ -241,6 +251,8 @@ impl App {
         if let Some(connector) = connector {
             let _ = connector.await;
         }
+        recordings_stop.trigger();
+        let _ = recorder.await;
         if let Some(emulator) = emulator {
             let _ = emulator.stop().await;
         }
@@ -478,13 +490,13 @@ async fn model_layer(
     settings: &Settings,
     model: Option<Arc<dyn ModelClient>>,
     metrics: &Arc<Metrics>,
+    recorder: Recorder,
 ) -> anyhow::Result<(Option<Arc<Models>>, Option<EmulatorHandle>)> {
     let layer = |client: Arc<dyn ModelClient>, bedrock: BedrockSettings| {
-        Some(Arc::new(Models::with_metrics(
-            client,
-            bedrock.model_settings(),
-            metrics.clone(),
-        )))
+        Some(Arc::new(
+            Models::with_metrics(client, bedrock.model_settings(), metrics.clone())
+                .with_recorder(recorder),
+        ))
     };
     if let Some(client) = model {
         return Ok((layer(client, settings.bedrock.clone()), None));

@@ -65,6 +65,11 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: String,
 }
@@ -92,6 +97,7 @@ pub struct Metrics {
     shadow_calls: Family<ShadowLabels, Counter>,
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
+    recordings: Family<ResultLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -211,6 +217,12 @@ impl Metrics {
             "Jobs waiting to run: QUEUED jobs plus unclaimed polling-table requests (at scrape time)",
             queue_depth.clone(),
         );
+        let recordings = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "recordings",
+            "Recorded calls (record: in the mapping) by result: written, dropped (the writer was behind), failed (the database refused)",
+            recordings.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -226,7 +238,17 @@ impl Metrics {
             shadow_calls,
             jobs,
             queue_depth,
+            recordings,
         }
+    }
+
+    /// `n` recordings written, dropped or failed.
+    pub fn recording(&self, result: &str, n: u64) {
+        self.recordings
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// One call answered, by the operation's own settings (`variant`

@@ -104,6 +104,9 @@ pub struct Settings {
     /// nonces and failed logins are kept — this process (the default) or
     /// a Redis every instance shares (docs/scale-out.md).
     pub cluster: ClusterSettings,
+    /// `[record]`: how long recorded calls are kept and how many
+    /// (operations choose to record with `record:` in their mapping).
+    pub record: crate::record::RecordSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -161,6 +164,7 @@ impl Default for Settings {
             tenants: Vec::new(),
             tenancy: TenancySettings::default(),
             cluster: ClusterSettings::default(),
+            record: crate::record::RecordSettings::default(),
         }
     }
 }
@@ -191,6 +195,7 @@ const KEYS: &[&str] = &[
     "tenants",
     "tenancy",
     "cluster",
+    "record",
 ];
 
 /// Command-line values that override the file and the environment.
@@ -474,6 +479,8 @@ mod tests {
             },
             crate::tenants::ClusterSettings::default()
         );
+        // So does the [record] example, without a URL.
+        assert_eq!(s.record, crate::record::RecordSettings::default());
         let unknown = Figment::new()
             .merge(Toml::string(
                 "[[tenants]]\nname = \"a\"\n[[tenants.credentials]]\nscheme = \"basic\"\n\

@@ -287,8 +287,22 @@ pub struct OperationPlan {
     /// What every call sends whatever the request: the templates' text and
     /// the tool schema, in bytes ([`OperationPlan::token_ceiling`]).
     pub(crate) static_input_bytes: usize,
+    /// `record:`: which calls are kept for replay, and what of them not.
+    pub(crate) record: Option<RecordPlan>,
+    /// Hex SHA-256 of the mapping file's text: which version of the
+    /// mapping served a recorded call.
+    pub(crate) mapping_sha256: Arc<str>,
     /// Other settings serving a share of the calls, or run beside them.
     pub(crate) variants: variants::Variants,
+}
+
+/// An operation's `record:` setting.
+#[derive(Debug, Clone)]
+pub struct RecordPlan {
+    /// The share of calls recorded, 0 to 1.
+    pub sample: f64,
+    /// Request paths whose values are replaced before anything is kept.
+    pub(crate) redact: Vec<path::Path>,
 }
 
 /// About the size of `payload` written as XML without namespace
@@ -436,6 +450,57 @@ impl OperationPlan {
         };
         let value = value.trim();
         (!value.is_empty()).then(|| value.to_string())
+    }
+
+    /// The operation's `record:` setting, when it records.
+    pub fn record(&self) -> Option<&RecordPlan> {
+        self.record.as_ref()
+    }
+
+    /// Hex SHA-256 of the mapping file this plan was loaded from.
+    pub fn mapping_sha256(&self) -> &str {
+        &self.mapping_sha256
+    }
+
+    /// Every value the `record: redact` paths reach in this request: the
+    /// attribute values, and each piece of text in a reached element's
+    /// subtree (trimmed, non-empty).
+    pub fn redacted_values(&self, payload: &[Element]) -> Vec<String> {
+        fn texts(el: &Element, out: &mut Vec<String>) {
+            for n in &el.children {
+                match n {
+                    crate::xml::Node::Element(child) => texts(child, out),
+                    crate::xml::Node::Text(t) => {
+                        let t = t.trim();
+                        if !t.is_empty() {
+                            out.push(t.to_string());
+                        }
+                    }
+                }
+            }
+            for a in &el.attrs {
+                if !a.value.trim().is_empty() {
+                    out.push(a.value.trim().to_string());
+                }
+            }
+        }
+        let Some(record) = &self.record else {
+            return Vec::new();
+        };
+        let (root, top) = self.roots(payload);
+        let mut out = Vec::new();
+        for p in &record.redact {
+            for reached in path::find(p, root, &top).leaves() {
+                match reached {
+                    path::Reached::Element(_, el) => texts(el, &mut out),
+                    path::Reached::Attribute(_, v) if !v.trim().is_empty() => {
+                        out.push(v.trim().to_string());
+                    }
+                    path::Reached::Attribute(..) => {}
+                }
+            }
+        }
+        out
     }
 
     /// The fallback chain, first choice first (never empty).

@@ -107,6 +107,21 @@ pub(crate) struct OperationSpec {
     /// sample of the calls and compare its answer with the served one.
     #[serde(default)]
     pub(crate) shadow: Option<Spanned<ShadowSpec>>,
+    /// `record: { sample, redact }`: keep a sample of calls for replay.
+    #[serde(default)]
+    pub(crate) record: Option<Spanned<RecordSpec>>,
+}
+
+/// `record: { sample: 0.1, redact: [paths] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordSpec {
+    /// The share of calls recorded, 0 to 1. Default 1 (every call).
+    #[serde(default)]
+    pub(crate) sample: Option<Spanned<f64>>,
+    /// Request paths whose values never reach a recording.
+    #[serde(default)]
+    pub(crate) redact: Vec<Spanned<String>>,
 }
 
 /// One variant of an operation: its share of the calls and the settings

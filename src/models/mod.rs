@@ -49,6 +49,9 @@ pub struct Models {
     in_flight: Arc<Semaphore>,
     settings: ModelSettings,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Where calls of operations that record go (`record:`); none in
+    /// `soapgate replay`, which must not record what it replays.
+    recorder: Option<crate::record::Recorder>,
 }
 
 impl fmt::Debug for Models {
@@ -87,7 +90,19 @@ impl Models {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             settings,
             metrics,
+            recorder: None,
         }
+    }
+
+    /// The same layer, handing recorded calls to `recorder`.
+    pub fn with_recorder(mut self, recorder: crate::record::Recorder) -> Models {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Where recorded calls go, when this layer records.
+    pub fn recorder(&self) -> Option<&crate::record::Recorder> {
+        self.recorder.as_ref()
     }
 
     pub fn settings(&self) -> &ModelSettings {

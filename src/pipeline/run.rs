@@ -8,6 +8,7 @@
 //! answer is in (`shadow.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::mapping::{
 };
 use crate::metrics::CacheLookup;
 use crate::models::{Models, cache};
+use crate::record::{Capture, Ended};
 
 /// Execute a prepared call: render the Converse request from the mapping,
 /// answer from the response cache when the operation has one, call the
@@ -30,6 +32,9 @@ use crate::models::{Models, cache};
 /// not), turn the answer into the response payload, repair invalid answers
 /// by telling the model what was wrong, and apply the mapping's failure
 /// policy when nothing valid comes back before the deadline.
+///
+/// A call of an operation that records (`record:`) and is picked by its
+/// sample is handed to the recorder once answered, whatever the answer.
 pub async fn run(
     prepared: Prepared,
     mappings: &MappingSet,
@@ -37,6 +42,58 @@ pub async fn run(
     correlation_id: &str,
     outcome: &mut Outcome,
     tries: Tries,
+) -> Result<Reply, GatewayError> {
+    let started = Instant::now();
+    let mut capture = None;
+    let result = execute(
+        prepared,
+        mappings,
+        model,
+        correlation_id,
+        outcome,
+        tries,
+        &mut capture,
+    )
+    .await;
+    // A job with tries left records its last try only.
+    let retried = matches!(&result, Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable());
+    if let Some(capture) = capture.filter(|_| !retried) {
+        capture.finish(ended(&result, outcome, started.elapsed()));
+    }
+    result
+}
+
+/// How the call ended, as a recording keeps it.
+fn ended(result: &Result<Reply, GatewayError>, outcome: &Outcome, latency: Duration) -> Ended {
+    let (response_xml, fault_code) = match result {
+        Ok(Reply::Payload(payload)) => (Some(crate::record::payload_xml(payload)), None),
+        Ok(Reply::Accepted) => (None, None),
+        // A declared fault keeps its detail, to compare on replay.
+        Err(e @ GatewayError::Declared(fault)) => (
+            Some(crate::xml::write_element(&fault.detail)),
+            Some(format!("{}:{}", e.code().as_str(), fault.name)),
+        ),
+        Err(e) => (None, Some(e.code().as_str().to_string())),
+    };
+    Ended {
+        response_xml,
+        fault_code,
+        variant: outcome.variant.clone(),
+        model: outcome.model.clone(),
+        input_tokens: outcome.input_tokens,
+        output_tokens: outcome.output_tokens,
+        latency,
+    }
+}
+
+async fn execute(
+    prepared: Prepared,
+    mappings: &MappingSet,
+    model: Option<&Arc<Models>>,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+    tries: Tries,
+    capture: &mut Option<Capture>,
 ) -> Result<Reply, GatewayError> {
     let Prepared {
         contract,
@@ -73,6 +130,13 @@ pub async fn run(
             RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
             RenderError::Template { .. } => GatewayError::Template(e.to_string()),
         })?;
+    *capture = Capture::start(
+        models.recorder(),
+        plan,
+        &envelope.body,
+        &call.request,
+        correlation_id,
+    );
     // A sampled call renders the shadow variant's request now, while the
     // request tree is here.
     let shadow = shadow_of.map(|v| Shadow::render(v, &envelope.body, &meta));
@@ -123,7 +187,15 @@ pub async fn run(
     };
     let answered = tokio::time::timeout_at(
         deadline,
-        answer(plan, &call, models, &chain, correlation_id, outcome),
+        answer(
+            plan,
+            &call,
+            models,
+            &chain,
+            correlation_id,
+            outcome,
+            capture.as_mut(),
+        ),
     )
     .await
     .unwrap_or_else(|_| {
@@ -205,6 +277,7 @@ pub(super) async fn answer(
     chain: &ChainPolicy,
     correlation_id: &str,
     outcome: &mut Outcome,
+    mut capture: Option<&mut Capture>,
 ) -> Result<(Answer, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
@@ -220,6 +293,9 @@ pub(super) async fn answer(
             outcome,
         )
         .await?;
+        if let Some(capture) = capture.as_deref_mut() {
+            capture.answered(&response);
+        }
         let error = match plan.answer_from(call, &response) {
             Ok(answer) => return Ok((answer, target.clone())),
             Err(e) => e,

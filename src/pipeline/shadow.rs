@@ -129,6 +129,7 @@ impl Shadow {
                 &chain,
                 &self.correlation_id,
                 &mut outcome,
+                None,
             ),
         )
         .await;

@@ -18,12 +18,14 @@
 //!
 //! This module knows nothing of SOAP, mappings or workers: it stores and
 //! hands out strings. `jobs` holds the queue, `polling` the legacy tables,
-//! `tenants` the budgets, usage rows and audit trail.
+//! `tenants` the budgets, usage rows and audit trail, `recordings` the
+//! calls kept for replay.
 
 mod jobs;
 pub mod keys;
 mod outbox;
 mod polling;
+mod recordings;
 mod slot;
 mod stats;
 mod tenants;
@@ -48,6 +50,7 @@ pub use jobs::{
 };
 pub use outbox::{JobClaim, OutboxEntry, ReplyEntry};
 pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatus};
+pub use recordings::{KIND_SERVED, KIND_SHADOW, NewRecording, Recording, RecordingQuery};
 pub use slot::{SlotState, StoreSlot};
 pub use stats::JobStats;
 pub use tenants::{AuditRow, BudgetHold, BudgetShort, Charge, UsageRow, UsageTotal};
@@ -371,7 +374,8 @@ impl Store {
         }
     }
 
-    fn now_ms(&self) -> i64 {
+    /// Now, by the store's clock (epoch milliseconds).
+    pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 }

@@ -550,6 +550,7 @@ impl Fixture {
                     max_attempts: 1,
                     ..BedrockSettings::default()
                 },
+                ..EmulatedModel::default()
             },
         );
         let throttled_ops: Vec<ExampleOp> = ops

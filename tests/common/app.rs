@@ -48,6 +48,8 @@ pub(crate) struct TestApp {
 pub(crate) struct EmulatedModel {
     pub(crate) script: Option<Script>,
     pub(crate) bedrock: BedrockSettings,
+    /// The store's URL; default an in-memory SQLite database.
+    pub(crate) database_url: Option<String>,
 }
 
 impl TestApp {
@@ -93,7 +95,10 @@ impl TestApp {
         // tests read and complete its jobs through `state.store`. A mapped
         // app runs its queued jobs with soapgate's own workers, as `serve`
         // does.
-        settings.database.url = "sqlite::memory:".into();
+        settings.database.url = model
+            .as_ref()
+            .and_then(|m| m.database_url.clone())
+            .unwrap_or_else(|| "sqlite::memory:".into());
         settings.worker.enabled = model.is_some();
         // Built here so the emulator can be started on it before the server
         // thread takes it over; both then run on the runtime's workers.

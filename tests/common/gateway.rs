@@ -110,6 +110,16 @@ impl Gateway {
         mappings_dir: &Path,
         bedrock: BedrockSettings,
     ) -> Gateway {
+        Gateway::start_on(script, mappings_dir, bedrock, "sqlite::memory:").await
+    }
+
+    /// [`Gateway::start_full`] with its store at `database_url`.
+    pub(crate) async fn start_on(
+        script: Option<&str>,
+        mappings_dir: &Path,
+        bedrock: BedrockSettings,
+        database_url: &str,
+    ) -> Gateway {
         let script = script.map(|s| Script::parse(s, "e2e-script.yaml").expect("test script"));
         let emulator = emulator::spawn(script)
             .await
@@ -125,9 +135,9 @@ impl Gateway {
             bedrock,
             ..Settings::default()
         };
-        // Jobs wait in an in-memory store until a test runs them
-        // (`run_next_job`): no workers.
-        settings.database.url = "sqlite::memory:".into();
+        // Jobs wait in the store (in memory unless told) until a test runs
+        // them (`run_next_job`): no workers.
+        settings.database.url = database_url.into();
         settings.worker.enabled = false;
         let model = Arc::new(Recording {
             inner: BedrockClient::for_endpoint(emulator.base_url(), &settings.bedrock),
@@ -230,6 +240,18 @@ impl Gateway {
             .expect("resetting the emulator")
             .status();
         assert_eq!(status.as_u16(), 204);
+    }
+}
+
+impl Gateway {
+    /// Stops the facade as a signal would, and waits until it has (its
+    /// background writers flushed).
+    pub(crate) async fn stop(mut self) {
+        self.stop.trigger();
+        if let Some(task) = self.task.take() {
+            let stopped = task.await.expect("the facade's task");
+            stopped.expect("the facade stops cleanly");
+        }
     }
 }
 

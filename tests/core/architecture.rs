@@ -28,22 +28,30 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("live", &["xml", "contract", "mapping", "files"]),
     ("metrics", &[]),
     ("emulator", &["converse", "listen"]),
-    ("models", &["xml", "converse", "mapping", "metrics"]),
+    (
+        "record",
+        &["xml", "converse", "mapping", "metrics", "store"],
+    ),
+    (
+        "models",
+        &["xml", "converse", "mapping", "metrics", "record"],
+    ),
     ("bedrock", &["converse", "models"]),
     (
         "pipeline",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "metrics", "backoff",
-            "models",
+            "models", "record",
         ],
     ),
     ("tenants", &["xml", "soap", "error", "store", "pipeline"]),
     (
         "config",
-        &["xml", "listen", "live", "models", "bedrock", "tenants"],
+        &[
+            "xml", "listen", "live", "models", "bedrock", "tenants", "record",
+        ],
     ),
     ("telemetry", &["config"]),
-    ("record", &["xml"]),
     (
         "jobs",
         &[

@@ -734,7 +734,7 @@ fn load_error_unknown_field() {
         vec![
             "m.yaml:6:5: unknown field `promt`, expected one of mode, idempotency_key, model, \
              input, system, prompt, output, repair_attempts, on_failure, cache, results, faults, \
-             variants, sticky_by, shadow"
+             variants, sticky_by, shadow, record"
         ]
     );
 }
@@ -1222,4 +1222,73 @@ operations:
         .to_string();
     assert!(system.contains("ClassifyInvoice"), "{system}");
     assert!(system.contains("Nordlicht Rechenzentrum GmbH"), "{system}");
+}
+
+#[test]
+fn load_error_record_sample_out_of_range_and_unknown_redact_path() {
+    let yaml = format!(
+        "{GOOD_HEAD}    prompt: x
+    output: {{ structured: true }}
+    record: {{ sample: 1.5 }}
+  DraftReply:
+    model: {{ targets: [ {{ model: m }} ] }}
+    prompt: x
+    output:
+      text: DraftReplyResult/Body
+      fill: {{ DraftReplyResult/Subject: x, DraftReplyResult/NeedsAgentReview: true }}
+    record:
+      redact: [CustomerName, Customer/Name]
+"
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:8:23: record: sample must be between 0 and 1",
+            "m.yaml:16:30: record: redact: no element Customer at the payload root (expected \
+             one of: TicketId, CustomerName, Subject, CustomerMessage, AgentNotes, Tone, Language)",
+        ]
+    );
+}
+
+#[test]
+fn record_redacts_every_value_under_a_path_and_defaults_to_every_call() {
+    let yaml = "service: SupportDesk
+operations:
+  TriageTicket:
+    model: { targets: [ { model: m } ] }
+    prompt: x
+    output: { structured: true }
+    record: { redact: [Ticket/Subject, Ticket/Body] }
+  DraftReply:
+    model: { targets: [ { model: m } ] }
+    prompt: x
+    output:
+      text: DraftReplyResult/Body
+      fill: { DraftReplyResult/Subject: x, DraftReplyResult/NeedsAgentReview: true }
+";
+    let set = MappingSet::load(&[(PathBuf::from("t.yaml"), yaml.to_string())], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let triage = set.plan("SupportDesk", "TriageTicket").expect("plan");
+    assert_eq!(triage.record().map(|r| r.sample), Some(1.0));
+    let values = triage.redacted_values(&example("SupportDesk", "TriageTicket"));
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert!(
+        values[0].starts_with("Payroll export failing"),
+        "{values:?}"
+    );
+    assert!(
+        values[1].ends_with("Maria Jensen, HR operations"),
+        "{values:?}"
+    );
+    assert_eq!(
+        triage.mapping_sha256(),
+        soapgate::tenants::sha256_hex(yaml.as_bytes())
+    );
+    let draft = set.plan("SupportDesk", "DraftReply").expect("plan");
+    assert!(draft.record().is_none());
+    assert!(
+        draft
+            .redacted_values(&example("SupportDesk", "DraftReply"))
+            .is_empty()
+    );
 }

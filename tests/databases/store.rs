@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soapgate::store::{
-    JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource, JobStatus, ManualClock, NewJob,
-    NewRequest, ResultRow, ResultStatus, Store, StoreError,
+    JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource, JobStatus, KIND_SERVED,
+    KIND_SHADOW, ManualClock, NewJob, NewRecording, NewRequest, RecordingQuery, ResultRow,
+    ResultStatus, Store, StoreError,
 };
 use sqlx::{Connection, Executor};
 
@@ -172,6 +173,7 @@ on_every_backend!(
     finish_all_fences_each_end_and_isolates_a_bad_one,
     a_final_end_writes_its_reply_row_with_the_result,
     a_declared_fault_ends_failed_with_its_fault_kept,
+    recordings_are_kept_read_back_and_pruned_by_age_and_count,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -1091,4 +1093,102 @@ async fn a_final_end_writes_its_reply_row_with_the_result(ctx: Ctx) {
     }
     assert_eq!(rows, [1, 1, 0, 1], "reply rows per job");
     assert_eq!(ctx.store.reply_outbox_len().await.expect("len"), 3);
+}
+
+fn recording(n: i64, at_ms: i64, operation: &str) -> NewRecording {
+    NewRecording {
+        at_ms,
+        service: "SupportDesk".into(),
+        operation: operation.into(),
+        kind: KIND_SERVED,
+        variant: (n % 2 == 1).then(|| "concise".to_string()),
+        correlation_id: format!("c-{n}"),
+        mapping_sha256: "ab".repeat(32),
+        request_xml: format!("<DraftReply><TicketId>INC{n}</TicketId></DraftReply>"),
+        converse_request: format!(r#"{{"messages":[{{"n":{n}}}]}}"#),
+        model_answer: Some("{}".into()),
+        response_xml: (n != 3).then(|| format!("<R>{n}</R>")),
+        fault_code: (n == 3).then(|| "MODEL_TIMEOUT".to_string()),
+        model: Some("m".into()),
+        input_tokens: 10 + n,
+        output_tokens: 20 + n,
+        latency_ms: 30 + n,
+        agreement: (n == 4).then_some(0.75),
+    }
+}
+
+async fn recordings_are_kept_read_back_and_pruned_by_age_and_count(ctx: Ctx) {
+    let rows: Vec<NewRecording> = (0..6)
+        .map(|n| recording(n, START_MS + n * 1000, "DraftReply"))
+        .chain([recording(9, START_MS, "TriageTicket")])
+        .collect();
+    ctx.store.insert_recordings(&rows).await.expect("insert");
+    let query = |since_ms, limit| RecordingQuery {
+        service: "SupportDesk".into(),
+        operation: "DraftReply".into(),
+        kind: KIND_SERVED,
+        since_ms,
+        limit,
+    };
+    let all = ctx
+        .store
+        .recordings(&query(None, None))
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 6, "one operation's rows only");
+    for (got, want) in all.iter().zip(&rows) {
+        assert_eq!(got.at_ms, want.at_ms);
+        assert_eq!(got.variant, want.variant);
+        assert_eq!(got.request_xml, want.request_xml);
+        assert_eq!(got.converse_request, want.converse_request);
+        assert_eq!(got.response_xml, want.response_xml);
+        assert_eq!(got.fault_code, want.fault_code);
+        assert_eq!(
+            (got.input_tokens, got.output_tokens, got.latency_ms),
+            (want.input_tokens, want.output_tokens, want.latency_ms)
+        );
+        assert_eq!(got.agreement, want.agreement);
+        assert_eq!(got.mapping_sha256, want.mapping_sha256);
+    }
+    let later = ctx
+        .store
+        .recordings(&query(Some(START_MS + 2000), Some(2)))
+        .await
+        .expect("read since");
+    let at: Vec<i64> = later.iter().map(|r| r.at_ms - START_MS).collect();
+    assert_eq!(at, [2000, 3000], "since and limit, oldest first");
+    let shadow = RecordingQuery {
+        kind: KIND_SHADOW,
+        ..query(None, None)
+    };
+    assert!(
+        ctx.store
+            .recordings(&shadow)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    // By age: the rows before START_MS + 1000 (two) go.
+    let gone = ctx
+        .store
+        .prune_recordings(START_MS + 1000, 100)
+        .await
+        .expect("prune by age");
+    assert_eq!(gone, 2);
+    // By count: of the five left, the newest three stay.
+    let gone = ctx
+        .store
+        .prune_recordings(0, 3)
+        .await
+        .expect("prune by count");
+    assert_eq!(gone, 2);
+    let left = ctx
+        .store
+        .recordings(&query(None, None))
+        .await
+        .expect("read");
+    let at: Vec<i64> = left.iter().map(|r| r.at_ms - START_MS).collect();
+    assert_eq!(at, [3000, 4000, 5000]);
+    assert_eq!(ctx.store.prune_recordings(0, 3).await.expect("again"), 0);
 }

@@ -20,6 +20,7 @@ mod exact_numbers;
 mod http_soap;
 mod listen;
 mod otlp;
+mod record;
 mod resilience;
 mod startup;
 mod tls;

@@ -52,6 +52,7 @@ pub(super) fn load(
         let mut cx = Cx {
             path,
             text,
+            sha256: sha256_hex(text.as_bytes()).into(),
             errors: Vec::new(),
             templates: Vec::new(),
         };
@@ -151,10 +152,21 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
 struct Cx<'a> {
     path: &'a PathBuf,
     text: &'a str,
+    /// Hex SHA-256 of `text`.
+    sha256: Arc<str>,
     errors: Vec<MappingError>,
     /// The templates of the operation being checked, by name, with their
     /// source.
     templates: Vec<(String, Spanned<String>)>,
+}
+
+/// Lower-case hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn to_u32(v: u64) -> u32 {
@@ -326,6 +338,7 @@ impl Cx<'_> {
         };
 
         let call_policy = self.call_policy(spec);
+        let record = self.record(set, &request_shape, spec);
 
         if self.errors.len() > before {
             return None;
@@ -398,6 +411,8 @@ impl Cx<'_> {
             result_columns,
             static_input_bytes,
             variants,
+            record,
+            mapping_sha256: self.sha256.clone(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Paths that must lead to one simple value (text or an attribute): the
 //! `idempotency_key` in the request of an async operation, and the flat
-//! result columns taken from the response.
+//! result columns taken from the response; and the request paths `record:`
+//! redacts, which may reach anything.
 
 use super::Cx;
 use crate::contract::Operation;
@@ -8,7 +9,9 @@ use crate::contract::xsd::SchemaSet;
 use crate::mapping::path;
 use crate::mapping::payload::PayloadShape;
 use crate::mapping::spec::{OperationSpec, ResultsSpec};
-use crate::mapping::{Mode, RESULT_CONTRACT_COLUMNS, ResultColumn, is_result_column_name};
+use crate::mapping::{
+    Mode, RESULT_CONTRACT_COLUMNS, RecordPlan, ResultColumn, is_result_column_name,
+};
 
 impl Cx<'_> {
     /// Flat result columns: a name the store accepts and a path to a simple
@@ -129,5 +132,40 @@ impl Cx<'_> {
             return None;
         }
         Some(resolved)
+    }
+}
+
+impl Cx<'_> {
+    /// `record:`: the sample share (0 to 1) and the redacted paths, each of
+    /// which may reach any element (its whole subtree is redacted), an
+    /// attribute, or with `[]` every occurrence.
+    pub(super) fn record(
+        &mut self,
+        set: &SchemaSet,
+        request: &PayloadShape,
+        spec: &OperationSpec,
+    ) -> Option<RecordPlan> {
+        let record = &spec.record.as_ref()?.value;
+        let sample = match &record.sample {
+            Some(s) if !(0.0..=1.0).contains(&s.value) => {
+                self.error(&s.referenced, "record: sample must be between 0 and 1");
+                return None;
+            }
+            Some(s) => s.value,
+            None => 1.0,
+        };
+        let top = request.top_fields(set);
+        let root_type = match request {
+            PayloadShape::Element(f) => Some(f.type_id),
+            PayloadShape::Fields { .. } => None,
+        };
+        let mut redact = Vec::new();
+        for p in &record.redact {
+            match path::resolve(set, top, root_type, &p.value, true) {
+                Ok(resolved) => redact.push(resolved),
+                Err(msg) => self.error(&p.referenced, format!("record: redact: {msg}")),
+            }
+        }
+        Some(RecordPlan { sample, redact })
     }
 }
