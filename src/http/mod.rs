@@ -87,6 +87,23 @@ impl AppState {
         self
     }
 
+    /// [`AppState::with_model`], handing the calls of operations that
+    /// record (`record:`) to `recorder`.
+    pub fn with_recorded_model(
+        mut self,
+        model: Arc<dyn ModelClient>,
+        recorder: crate::record::Recorder,
+    ) -> AppState {
+        let models = Models::with_metrics(
+            model,
+            self.settings.bedrock.model_settings(),
+            self.metrics.clone(),
+        )
+        .with_recorder(recorder);
+        self.model = Some(Arc::new(models));
+        self
+    }
+
     /// The same state, authenticating, limiting and recording calls per
     /// tenant.
     pub fn with_tenants(mut self, tenants: Arc<Tenants>) -> AppState {

@@ -63,7 +63,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "http",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "store", "listen", "live",
-            "metrics", "models", "pipeline", "tenants", "config", "jobs",
+            "metrics", "models", "pipeline", "tenants", "config", "jobs", "record",
         ],
     ),
 ];
