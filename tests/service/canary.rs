@@ -346,3 +346,24 @@ async fn a_shadow_finding_no_free_model_permit_is_skipped_not_waited_for() {
     let slow = slow.await.expect("slow call");
     assert_eq!(slow.status, 200, "{}", slow.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_whose_model_fails_counts_failed_and_the_call_is_answered() {
+    let script = "rules:\n  - model: broken-model\n    error: { kind: access_denied }\n";
+    let dir = mappings(
+        "    variants:
+      broken:
+        model: { targets: [ { model: broken-model } ], max_tokens: 512 }
+    shadow: { sample: 1.0, variant: broken }
+",
+    );
+    let gateway = Gateway::start_with(Some(script), dir.path()).await;
+    let vendors: Vec<String> = (0..5).map(|i| format!("Vendor {i}")).collect();
+    for reply in call_all(&gateway, vendors.iter().map(|v| envelope(v)).collect(), 2).await {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(
+        shadow_runs(&gateway, "broken", 5.0).await,
+        (0.0, 0.0, 5.0, 0.0)
+    );
+}
