@@ -4,7 +4,9 @@
 //! with the variant's plan and compares the two answers. The served call
 //! never waits for it: the task takes a model permit of its own without
 //! waiting (none free: the run is skipped), keeps its own deadline, and
-//! neither reads nor fills the response cache. Each run ends in
+//! neither reads nor fills the response cache. The two answers are
+//! compared field by field as replay compares them (`record::compare`).
+//! Each run ends in
 //! `soapgate_shadow_calls_total{result}`: `agree`, `differ`, `failed` or
 //! `skipped`.
 
@@ -16,14 +18,16 @@ use super::chain::ChainPolicy;
 use super::outcome::Outcome;
 use crate::mapping::{Answer, CallMeta, OperationPlan, RenderError, RenderedCall, Variant};
 use crate::models::Models;
+use crate::record::compare::{self, Comparison, Tolerances};
+use crate::soap::ErrorCode;
 use crate::xml::Element;
 
 /// How a shadow run ended: the `result` label of its metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ShadowResult {
-    /// The variant answered the same response.
+    /// The variant's response agrees with the served one field by field.
     Agree,
-    /// It answered another response, or a declared fault.
+    /// A field differs, or the variant answered a declared fault.
     Differ,
     /// No valid answer: the request did not render, the model failed, the
     /// answer stayed invalid, or the deadline passed.
@@ -133,27 +137,70 @@ impl Shadow {
             ),
         )
         .await;
-        match answered {
-            Ok(Ok((Answer::Response(payload), _))) => {
-                if agreement(served, &payload) >= 1.0 {
-                    ShadowResult::Agree
-                } else {
-                    ShadowResult::Differ
-                }
-            }
-            Ok(Ok((Answer::Fault(_), _))) => ShadowResult::Differ,
-            Ok(Err(_)) | Err(_) => ShadowResult::Failed,
+        let shadow = match answered {
+            Ok(Ok((answer, _))) => answer,
+            Ok(Err(_)) | Err(_) => return ShadowResult::Failed,
+        };
+        if agreement(served, &shadow).agrees() {
+            ShadowResult::Agree
+        } else {
+            ShadowResult::Differ
         }
     }
 }
 
-/// How far two response payloads agree, 0 to 1: 1 when they are the same
-/// document.
-fn agreement(served: &[Element], shadow: &[Element]) -> f64 {
-    let same = served.len() == shadow.len()
-        && served
-            .iter()
-            .zip(shadow)
-            .all(|(a, b)| crate::xml::write_element(a) == crate::xml::write_element(b));
-    if same { 1.0 } else { 0.0 }
+/// The shadow's answer against the served response, field by field
+/// (`record::compare`, as replay compares; numbers by value, exact
+/// otherwise); a declared fault disagrees as its code.
+fn agreement(served: &[Element], shadow: &Answer) -> Comparison {
+    let tolerances = Tolerances::new();
+    match shadow {
+        Answer::Response(payload) => compare::compare_payloads(served, payload, &tolerances),
+        Answer::Fault(fault) => {
+            let code = format!("{}:{}", ErrorCode::DeclaredFault.as_str(), fault.name);
+            compare::compare(
+                compare::Answer::Response(served),
+                compare::Answer::Fault {
+                    code: &code,
+                    detail: Some(&fault.detail),
+                },
+                &tolerances,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soap::{DeclaredFault, FaultCode};
+    use crate::xml::{self, Limits};
+
+    fn payload(text: &str) -> Vec<Element> {
+        vec![
+            xml::read(text.as_bytes(), None, &Limits::default())
+                .expect("XML")
+                .root,
+        ]
+    }
+
+    #[test]
+    fn answers_agree_field_by_field_not_as_text() {
+        let served = payload("<r xmlns='urn:x'><amount>1.50</amount><code>A</code></r>");
+        // Another prefix and another spelling of the same number agree.
+        let same = payload("<p:r xmlns:p='urn:x'><amount>1.5</amount><code>A</code></p:r>");
+        assert!(agreement(&served, &Answer::Response(same)).agrees());
+        let other = payload("<r xmlns='urn:x'><amount>1.5</amount><code>B</code></r>");
+        let comparison = agreement(&served, &Answer::Response(other));
+        assert!(!comparison.agrees());
+        assert_eq!(comparison.ratio(), 0.5);
+        // A declared fault never agrees with a response.
+        let fault = Answer::Fault(DeclaredFault {
+            name: "Rejected".into(),
+            code: FaultCode::Client,
+            reason: "no".into(),
+            detail: payload("<d xmlns='urn:x'/>").remove(0),
+        });
+        assert!(!agreement(&served, &fault).agrees());
+    }
 }
