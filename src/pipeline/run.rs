@@ -83,6 +83,7 @@ fn ended(result: &Result<Reply, GatewayError>, outcome: &Outcome, latency: Durat
         input_tokens: outcome.input_tokens,
         output_tokens: outcome.output_tokens,
         latency,
+        agreement: None,
     }
 }
 
@@ -139,7 +140,7 @@ async fn execute(
     );
     // A sampled call renders the shadow variant's request now, while the
     // request tree is here.
-    let shadow = shadow_of.map(|v| Shadow::render(v, &envelope.body, &meta));
+    let shadow = shadow_of.map(|v| Shadow::render(v, &envelope.body, &meta, models.recorder()));
     // Memory per call in flight matters: the request tree is not needed
     // while the model thinks.
     drop(envelope);

@@ -6,7 +6,10 @@
 //! waiting (none free: the run is skipped), keeps its own deadline, and
 //! neither reads nor fills the response cache. The two answers are
 //! compared field by field as replay compares them (`record::compare`).
-//! Each run ends in
+//! When the operation records (`record:`), every shadow run that asked its
+//! model is kept as a `shadow` recording — the variant's request, answer,
+//! response or fault, tokens, latency and agreement (the share of fields
+//! agreeing) — redacted as the served call's. Each run ends in
 //! `soapgate_shadow_calls_total{result}`: `agree`, `differ`, `failed` or
 //! `skipped`.
 
@@ -16,10 +19,12 @@ use tokio::time::Instant;
 
 use super::chain::ChainPolicy;
 use super::outcome::Outcome;
+use crate::error::GatewayError;
 use crate::mapping::{Answer, CallMeta, OperationPlan, RenderError, RenderedCall, Variant};
 use crate::models::Models;
 use crate::record::compare::{self, Comparison, Tolerances};
-use crate::soap::ErrorCode;
+use crate::record::{Capture, Ended, Recorder, payload_xml};
+use crate::soap::{DeclaredFault, ErrorCode};
 use crate::xml::Element;
 
 /// How a shadow run ended: the `result` label of its metric.
@@ -56,18 +61,33 @@ pub(super) struct Shadow {
     correlation_id: String,
     plan: Arc<OperationPlan>,
     call: Result<RenderedCall, RenderError>,
+    /// The run's recording, when the operation records.
+    capture: Option<Capture>,
 }
 
 impl Shadow {
-    /// Render the variant's request from the call's payload.
-    pub(super) fn render(variant: &Variant, payload: &[Element], meta: &CallMeta<'_>) -> Shadow {
+    /// Render the variant's request from the call's payload, and start
+    /// its recording when the operation records (redacted as the served
+    /// call's).
+    pub(super) fn render(
+        variant: &Variant,
+        payload: &[Element],
+        meta: &CallMeta<'_>,
+        recorder: Option<&Recorder>,
+    ) -> Shadow {
+        let plan = variant.plan();
+        let call = plan.render_request(payload, meta);
+        let capture = call.as_ref().ok().and_then(|call| {
+            Capture::start_shadow(recorder, plan, payload, &call.request, meta.correlation_id)
+        });
         Shadow {
             service: meta.service.to_string(),
             operation: meta.operation.to_string(),
             variant: variant.name().to_string(),
             correlation_id: meta.correlation_id.to_string(),
-            plan: variant.plan().clone(),
-            call: variant.plan().render_request(payload, meta),
+            plan: plan.clone(),
+            call,
+            capture,
         }
     }
 
@@ -80,25 +100,26 @@ impl Shadow {
         let models = models.clone();
         let served = served.clone();
         tokio::spawn(async move {
-            let result = self.run(&models, &served).await;
+            let mut shadow = self;
+            let result = shadow.run(&models, &served).await;
             tracing::info!(
-                correlation_id = %self.correlation_id,
-                service = %self.service,
-                operation = %self.operation,
-                variant = %self.variant,
+                correlation_id = %shadow.correlation_id,
+                service = %shadow.service,
+                operation = %shadow.operation,
+                variant = %shadow.variant,
                 result = result.as_str(),
                 "shadow run"
             );
             models.metrics().shadow(
-                &self.service,
-                &self.operation,
-                &self.variant,
+                &shadow.service,
+                &shadow.operation,
+                &shadow.variant,
                 result.as_str(),
             );
         });
     }
 
-    async fn run(&self, models: &Models, served: &Answer) -> ShadowResult {
+    async fn run(&mut self, models: &Models, served: &Answer) -> ShadowResult {
         let Answer::Response(served) = served else {
             return ShadowResult::Skipped;
         };
@@ -124,6 +145,7 @@ impl Shadow {
             deadline,
         };
         let mut outcome = Outcome::default();
+        let started = Instant::now();
         let answered = tokio::time::timeout_at(
             deadline,
             super::run::answer(
@@ -133,20 +155,51 @@ impl Shadow {
                 &chain,
                 &self.correlation_id,
                 &mut outcome,
-                None,
+                self.capture.as_mut(),
             ),
         )
-        .await;
-        let shadow = match answered {
-            Ok(Ok((answer, _))) => answer,
-            Ok(Err(_)) | Err(_) => return ShadowResult::Failed,
+        .await
+        .unwrap_or_else(|_| Err(GatewayError::Model(super::run::deadline_passed())));
+        let mut ended = Ended {
+            variant: Some(self.variant.clone()),
+            model: outcome.model.clone(),
+            input_tokens: outcome.input_tokens,
+            output_tokens: outcome.output_tokens,
+            latency: started.elapsed(),
+            ..Ended::default()
         };
-        if agreement(served, &shadow).agrees() {
-            ShadowResult::Agree
-        } else {
-            ShadowResult::Differ
+        let result = match &answered {
+            Ok((answer, _)) => {
+                let comparison = agreement(served, answer);
+                ended.agreement = Some(comparison.ratio());
+                match answer {
+                    Answer::Response(payload) => ended.response_xml = Some(payload_xml(payload)),
+                    Answer::Fault(fault) => {
+                        ended.response_xml = Some(crate::xml::write_element(&fault.detail));
+                        ended.fault_code = Some(declared_code(fault));
+                    }
+                }
+                if comparison.agrees() {
+                    ShadowResult::Agree
+                } else {
+                    ShadowResult::Differ
+                }
+            }
+            Err(e) => {
+                ended.fault_code = Some(e.code().as_str().to_string());
+                ShadowResult::Failed
+            }
+        };
+        if let Some(capture) = self.capture.take() {
+            capture.finish(ended);
         }
+        result
     }
+}
+
+/// A declared fault's code as recordings and comparisons name it.
+fn declared_code(fault: &DeclaredFault) -> String {
+    format!("{}:{}", ErrorCode::DeclaredFault.as_str(), fault.name)
 }
 
 /// The shadow's answer against the served response, field by field
@@ -157,7 +210,7 @@ fn agreement(served: &[Element], shadow: &Answer) -> Comparison {
     match shadow {
         Answer::Response(payload) => compare::compare_payloads(served, payload, &tolerances),
         Answer::Fault(fault) => {
-            let code = format!("{}:{}", ErrorCode::DeclaredFault.as_str(), fault.name);
+            let code = declared_code(fault);
             compare::compare(
                 compare::Answer::Response(served),
                 compare::Answer::Fault {
@@ -173,7 +226,7 @@ fn agreement(served: &[Element], shadow: &Answer) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soap::{DeclaredFault, FaultCode};
+    use crate::soap::FaultCode;
     use crate::xml::{self, Limits};
 
     fn payload(text: &str) -> Vec<Element> {

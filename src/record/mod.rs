@@ -170,6 +170,9 @@ impl RecordWriter {
 #[derive(Debug)]
 pub struct Capture {
     recorder: Recorder,
+    /// [`KIND_SERVED`](crate::store::KIND_SERVED) or
+    /// [`KIND_SHADOW`](crate::store::KIND_SHADOW).
+    kind: &'static str,
     service: String,
     operation: String,
     correlation_id: String,
@@ -192,13 +195,52 @@ impl Capture {
         correlation_id: &str,
     ) -> Option<Capture> {
         let record = plan.record()?;
-        let recorder = recorder?;
         if record.sample < 1.0 && fastrand::f64() >= record.sample {
             return None;
         }
+        Capture::begin(
+            crate::store::KIND_SERVED,
+            recorder?,
+            plan,
+            payload,
+            request,
+            correlation_id,
+        )
+    }
+
+    /// Starts the recording of a shadow run (a variant run beside a served
+    /// call, `plan` being the variant's) when the operation records: every
+    /// shadow run is kept, the shadow's own sample having picked it.
+    pub fn start_shadow(
+        recorder: Option<&Recorder>,
+        plan: &crate::mapping::OperationPlan,
+        payload: &[Element],
+        request: &crate::converse::Request,
+        correlation_id: &str,
+    ) -> Option<Capture> {
+        plan.record()?;
+        Capture::begin(
+            crate::store::KIND_SHADOW,
+            recorder?,
+            plan,
+            payload,
+            request,
+            correlation_id,
+        )
+    }
+
+    fn begin(
+        kind: &'static str,
+        recorder: &Recorder,
+        plan: &crate::mapping::OperationPlan,
+        payload: &[Element],
+        request: &crate::converse::Request,
+        correlation_id: &str,
+    ) -> Option<Capture> {
         let forms = redaction_forms(&plan.redacted_values(payload));
         Some(Capture {
             recorder: recorder.clone(),
+            kind,
             service: plan.service().to_string(),
             operation: plan.operation().to_string(),
             correlation_id: correlation_id.to_string(),
@@ -225,7 +267,7 @@ impl Capture {
             at_ms: now,
             service: self.service,
             operation: self.operation,
-            kind: crate::store::KIND_SERVED,
+            kind: self.kind,
             variant: ended.variant,
             correlation_id: self.correlation_id,
             mapping_sha256: self.mapping_sha256,
@@ -238,7 +280,7 @@ impl Capture {
             input_tokens: i64::try_from(ended.input_tokens).unwrap_or(i64::MAX),
             output_tokens: i64::try_from(ended.output_tokens).unwrap_or(i64::MAX),
             latency_ms: i64::try_from(ended.latency.as_millis()).unwrap_or(i64::MAX),
-            agreement: None,
+            agreement: ended.agreement,
         });
     }
 }
@@ -256,6 +298,9 @@ pub struct Ended {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub latency: Duration,
+    /// A shadow run: the share of its fields agreeing with the served
+    /// answer (`None` when it has no answer to compare).
+    pub agreement: Option<f64>,
 }
 
 /// The texts a call's redacted values may appear as, longest first: each

@@ -10,6 +10,7 @@ use crate::common::gateway as e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{Gateway, SoapReply, Version, post_soap, repo_root};
+use soapgate::store::{KIND_SERVED, KIND_SHADOW, Recording, RecordingQuery};
 
 const ACTION: &str = "http://erp.example.com/ap/invoice/v1/ClassifyInvoice";
 const PRIMARY: &str = "primary-model";
@@ -366,4 +367,112 @@ async fn a_shadow_whose_model_fails_counts_failed_and_the_call_is_answered() {
         shadow_runs(&gateway, "broken", 5.0).await,
         (0.0, 0.0, 5.0, 0.0)
     );
+}
+
+/// The recordings of ClassifyInvoice of this kind, once `want` are in (or
+/// after 10 s).
+async fn recordings(gateway: &Gateway, kind: &'static str, want: usize) -> Vec<Recording> {
+    let query = RecordingQuery {
+        service: "InvoiceService".into(),
+        operation: "ClassifyInvoice".into(),
+        kind,
+        since_ms: None,
+        limit: None,
+    };
+    let started = Instant::now();
+    loop {
+        let rows = gateway
+            .store
+            .recordings(&query)
+            .await
+            .expect("reading recordings");
+        if rows.len() >= want || started.elapsed() > Duration::from_secs(10) {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_operation_keeps_each_shadow_run_with_its_agreement() {
+    let script = format!(
+        "rules:\n  - model: {PRIMARY}\n    tool: {}\n  - model: shadow-model\n    tool: {}\n",
+        classification("IT_HARDWARE"),
+        classification("TRAVEL"),
+    );
+    let dir = mappings(
+        "    record: { sample: 1.0, redact: [invoice/vendor/vatId] }
+    variants:
+      other:
+        model: { targets: [ { model: shadow-model } ], max_tokens: 512 }
+    shadow: { sample: 1.0, variant: other }
+",
+    );
+    let gateway = Gateway::start_with(Some(&script), dir.path()).await;
+    let vendors: Vec<String> = (0..3).map(|i| format!("Vendor {i}")).collect();
+    let replies = call_all(&gateway, vendors.iter().map(|v| envelope(v)).collect(), 1).await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let served = recordings(&gateway, KIND_SERVED, 3).await;
+    let shadows = recordings(&gateway, KIND_SHADOW, 3).await;
+    assert_eq!((served.len(), shadows.len()), (3, 3));
+    for row in &served {
+        assert_eq!((row.variant.as_deref(), row.agreement), (None, None));
+        assert!(
+            row.response_xml
+                .as_deref()
+                .unwrap_or("")
+                .contains("IT_HARDWARE")
+        );
+    }
+    for row in &shadows {
+        assert_eq!(row.variant.as_deref(), Some("other"));
+        assert_eq!(row.model.as_deref(), Some("shadow-model"));
+        assert!(
+            served
+                .iter()
+                .any(|s| s.correlation_id == row.correlation_id),
+            "a shadow row names its served call"
+        );
+        let response = row.response_xml.as_deref().expect("the shadow's response");
+        assert!(response.contains("TRAVEL"), "{response}");
+        assert!(
+            row.converse_request
+                .contains("Classify the invoice from Vendor")
+        );
+        // Redacted as the served call's.
+        assert!(
+            !row.request_xml.contains("DE287451906"),
+            "{}",
+            row.request_xml
+        );
+        assert!(row.request_xml.contains("[redacted]"));
+        // Only the category differs of the answer's leaves.
+        let agreement = row.agreement.expect("an agreement");
+        assert!(agreement > 0.5 && agreement < 1.0, "agreement {agreement}");
+        assert!(row.output_tokens > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_served_by_a_variant_is_recorded_with_its_name() {
+    let dir = mappings(&format!(
+        "    record: {{ sample: 1.0 }}
+    variants:
+      canary:
+        weight: 100
+        model: {{ targets: [ {{ model: {CANARY} }} ], max_tokens: 512 }}
+"
+    ));
+    let gateway = Gateway::start_with(None, dir.path()).await;
+    for reply in call_all(&gateway, vec![envelope("Nordlicht"); 2], 1).await {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let rows = recordings(&gateway, KIND_SERVED, 2).await;
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row.variant.as_deref(), Some("canary"));
+        assert_eq!(row.model.as_deref(), Some(CANARY));
+    }
 }
