@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::backoff;
 use crate::bedrock::{BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings};
+use crate::contract::ContractSet;
 use crate::converse::ModelClient;
 use crate::emulator::EmulatorHandle;
 use crate::http::{AppState, ParseBudget};
@@ -26,6 +27,7 @@ use crate::jobs::sqs::{self, Consumer, SqsQueue};
 use crate::jobs::{JobRunner, WorkerPool};
 use crate::listen::Tls;
 use crate::live::Live;
+use crate::mapping::MappingSet;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::record::{RecordWriter, Recorder};
@@ -136,7 +138,8 @@ impl App {
         };
         let metrics = Arc::new(Metrics::new());
         let (recorder, recordings) = Recorder::new(&settings.record, metrics.clone());
-        let (models, emulator) = model_layer(&settings, parts.model, &metrics, recorder).await?;
+        let (models, emulator) =
+            model_layer(&settings, parts.model, &metrics, Some(recorder)).await?;
         // HTTP does not wait for the database: sync calls need none, and
         // while it does not answer async and one-way calls fault with
         // QUEUE_UNAVAILABLE, `/readyz` says why, and the workers wait.
@@ -422,19 +425,24 @@ async fn keep_connecting(settings: Arc<Settings>, slot: StoreSlot, shutdown: Shu
 
 /// The contracts and mappings of the settings' folders, or every error.
 fn load_live(settings: &Settings) -> anyhow::Result<Live> {
+    let (contracts, mappings) = load_set(settings)?;
+    for (contract, service) in contracts.services() {
+        tracing::info!(
+            service = %service.name,
+            operations = service.operations.len(),
+            wsdl = %contract.path.display(),
+            "serving"
+        );
+    }
+    Ok(Live::from_set(contracts, mappings, settings.sources()))
+}
+
+/// The contracts and mappings of the settings' folders, checked as a
+/// process checks them at start, or every error at its `path:line:col`.
+pub fn load_set(settings: &Settings) -> anyhow::Result<(ContractSet, MappingSet)> {
     let sources = settings.sources();
-    match sources.check_folders().and_then(|()| Live::load(sources)) {
-        Ok(live) => {
-            for (contract, service) in live.snapshot().contracts.services() {
-                tracing::info!(
-                    service = %service.name,
-                    operations = service.operations.len(),
-                    wsdl = %contract.path.display(),
-                    "serving"
-                );
-            }
-            Ok(live)
-        }
+    match sources.check_folders().and_then(|()| sources.load()) {
+        Ok(set) => Ok(set),
         Err(errors) => {
             // The errors may be in either folder: name both, then each error
             // at its `path:line:col`.
@@ -450,6 +458,16 @@ fn load_live(settings: &Settings) -> anyhow::Result<Live> {
             anyhow::bail!(text);
         }
     }
+}
+
+/// The model layer `settings` describe, on its own, for a command that
+/// calls models without serving (`soapgate replay`): Amazon Bedrock, or the
+/// emulator in process with `emulator = true` (stop it with its handle).
+/// Nothing is recorded through it.
+pub async fn model_layer_only(
+    settings: &Settings,
+) -> anyhow::Result<(Option<Arc<Models>>, Option<EmulatorHandle>)> {
+    model_layer(settings, None, &Arc::new(Metrics::new()), None).await
 }
 
 /// The configured tenants, checked; `None` without `[[tenants]]`.
@@ -484,19 +502,21 @@ async fn connect_store(settings: &Settings) -> Result<Store, StoreError> {
 
 /// The instance's model layer: over `model` when the caller brings one,
 /// the in-process emulator with `emulator = true`, else Amazon Bedrock
-/// through the standard AWS chain. Without AWS configuration the facade
+/// through the standard AWS chain; recording through `recorder` when
+/// given. Without AWS configuration the facade
 /// still serves contracts; mapped calls then fault.
 async fn model_layer(
     settings: &Settings,
     model: Option<Arc<dyn ModelClient>>,
     metrics: &Arc<Metrics>,
-    recorder: Recorder,
+    recorder: Option<Recorder>,
 ) -> anyhow::Result<(Option<Arc<Models>>, Option<EmulatorHandle>)> {
     let layer = |client: Arc<dyn ModelClient>, bedrock: BedrockSettings| {
-        Some(Arc::new(
-            Models::with_metrics(client, bedrock.model_settings(), metrics.clone())
-                .with_recorder(recorder),
-        ))
+        let models = Models::with_metrics(client, bedrock.model_settings(), metrics.clone());
+        Some(Arc::new(match recorder {
+            Some(recorder) => models.with_recorder(recorder),
+            None => models,
+        }))
     };
     if let Some(client) = model {
         return Ok((layer(client, settings.bedrock.clone()), None));

@@ -45,6 +45,9 @@ enum Command {
     HashSecret(cli::hash_secret::Args),
     /// Print token usage and cost per tenant and model since a date.
     Usage(cli::usage::Args),
+    /// Run an operation's recorded calls again through the current (or
+    /// given) mappings and model, and report how far the answers agree.
+    Replay(cli::replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Emulator(args) => cli::emulator::run(args),
         Command::HashSecret(args) => cli::hash_secret::run(args),
         Command::Usage(args) => cli::usage::run(args),
+        Command::Replay(args) => cli::replay::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub(crate) mod emulator;
 pub(crate) mod hash_secret;
 pub(crate) mod migrate;
 pub(crate) mod render;
+pub(crate) mod replay;
 pub(crate) mod serve;
 pub(crate) mod usage;
 pub(crate) mod worker;
@@ -80,4 +81,23 @@ pub(crate) fn run_app(
         tracing::info!("soapgate stopped");
         Ok(std::process::ExitCode::SUCCESS)
     })
+}
+
+/// `--since`: a UTC day `YYYY-MM-DD` (from its midnight) or an RFC 3339
+/// time, as epoch milliseconds.
+pub(crate) fn since_ms(since: &str) -> anyhow::Result<i64> {
+    use time::format_description::well_known::Rfc3339;
+    let at = match time::OffsetDateTime::parse(since, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(since, &format)
+                .map_err(|_| {
+                    anyhow::anyhow!("--since {since:?}: expected YYYY-MM-DD or an RFC 3339 time")
+                })?
+                .midnight()
+                .assume_utc()
+        }
+    };
+    Ok(i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
 }

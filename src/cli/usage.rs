@@ -27,23 +27,7 @@ pub(crate) struct Args {
 /// `soapgate usage --since DATE [--tenant T]`: one line per tenant and
 /// model, then a total.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
-    use time::format_description::well_known::Rfc3339;
-    let since = match time::OffsetDateTime::parse(&args.since, &Rfc3339) {
-        Ok(t) => t,
-        Err(_) => {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(&args.since, &format)
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "--since {:?}: expected YYYY-MM-DD or an RFC 3339 time",
-                        args.since
-                    )
-                })?
-                .midnight()
-                .assume_utc()
-        }
-    };
-    let since_ms = i64::try_from(since.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let since_ms = super::since_ms(&args.since)?;
     let overrides = Overrides {
         database_url: args.database.url,
         ..Overrides::default()

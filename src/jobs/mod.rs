@@ -35,5 +35,5 @@ pub mod writer;
 
 pub use executor::{Admission, Execution, JobExecutor, Route};
 pub use pool::WorkerPool;
-pub use run::{JobRunner, Run, RunFailure, execute};
+pub use run::{JobRunner, Run, RunFailure, StoredCall, execute, run_stored};
 pub use writer::ResultWriter;

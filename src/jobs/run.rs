@@ -129,53 +129,18 @@ async fn run_job(
     tries: Tries,
     outcome: &mut Outcome,
 ) -> Result<JobResult, GatewayError> {
-    // The named operation must exist before its payload is looked at, so a
-    // typo in the operation column reads as such, not as a schema error.
-    let Some((_, service)) = snapshot.contracts.service(&job.service) else {
-        return Err(GatewayError::UnknownService(job.service.clone()));
-    };
-    if !service.operations.iter().any(|o| o.name == job.operation) {
-        return Err(GatewayError::NoSuchOperation {
-            service: job.service.clone(),
-            operation: job.operation.clone(),
-        });
-    }
-    let bytes = as_envelope(&job.payload, limits)?;
-    let mut ctx = CallContext::new(&job.service, None);
-    ctx.correlation_id.clone_from(&job.correlation_id);
-    // The payload is stored as text, so it is UTF-8 whatever an XML
-    // declaration in it says.
-    let inbound = Inbound {
-        charset: Some("utf-8"),
-        version: None,
-        action: None,
-    };
-    let prepared = pipeline::prepare(&snapshot.contracts, &inbound, &bytes, limits, &mut ctx)?;
-    let dispatched = prepared.operation().name.clone();
-    if dispatched != job.operation {
-        return Err(GatewayError::OperationMismatch {
-            named: job.operation.clone(),
-            dispatched,
-        });
-    }
     let columns = snapshot
         .mappings
         .plan(&job.service, &job.operation)
         .map(|plan| plan.result_columns().to_vec())
         .unwrap_or_default();
-    let reply = pipeline::run(
-        prepared,
-        &snapshot.mappings,
-        model,
-        &job.correlation_id,
-        outcome,
-        tries,
-    )
-    .await?;
-    let payload = match reply {
-        Reply::Payload(elements) => elements,
-        Reply::Accepted => Vec::new(),
+    let call = StoredCall {
+        service: &job.service,
+        operation: &job.operation,
+        correlation_id: &job.correlation_id,
+        payload: &job.payload,
     };
+    let payload = run_stored(snapshot, model, limits, &call, tries, outcome).await?;
     let values = columns
         .iter()
         .map(|c| (c.name.clone(), c.value_in(&payload)))
@@ -186,6 +151,73 @@ async fn run_job(
         input_tokens: i64::try_from(outcome.input_tokens).ok(),
         output_tokens: i64::try_from(outcome.output_tokens).ok(),
         columns: values,
+    })
+}
+
+/// A stored request: the payload text (an envelope, or a bare payload)
+/// of a call to `service`'s `operation`.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredCall<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub correlation_id: &'a str,
+    pub payload: &'a str,
+}
+
+/// Runs a stored request through the pipeline as an HTTP call runs (read
+/// under `limits`, dispatch, validate, render, model, repair, failure
+/// policy) and answers its response payload (empty for a one-way
+/// operation). The request must dispatch to the operation it names. What
+/// a job runs, and what `soapgate replay` runs each recorded call with.
+pub async fn run_stored(
+    snapshot: &Snapshot,
+    model: Option<&Arc<Models>>,
+    limits: &Limits,
+    call: &StoredCall<'_>,
+    tries: Tries,
+    outcome: &mut Outcome,
+) -> Result<Vec<xml::Element>, GatewayError> {
+    // The named operation must exist before its payload is looked at, so a
+    // typo in the operation column reads as such, not as a schema error.
+    let Some((_, service)) = snapshot.contracts.service(call.service) else {
+        return Err(GatewayError::UnknownService(call.service.to_owned()));
+    };
+    if !service.operations.iter().any(|o| o.name == call.operation) {
+        return Err(GatewayError::NoSuchOperation {
+            service: call.service.to_owned(),
+            operation: call.operation.to_owned(),
+        });
+    }
+    let bytes = as_envelope(call.payload, limits)?;
+    let mut ctx = CallContext::new(call.service, None);
+    ctx.correlation_id = call.correlation_id.to_owned();
+    // The payload is stored as text, so it is UTF-8 whatever an XML
+    // declaration in it says.
+    let inbound = Inbound {
+        charset: Some("utf-8"),
+        version: None,
+        action: None,
+    };
+    let prepared = pipeline::prepare(&snapshot.contracts, &inbound, &bytes, limits, &mut ctx)?;
+    let dispatched = prepared.operation().name.clone();
+    if dispatched != call.operation {
+        return Err(GatewayError::OperationMismatch {
+            named: call.operation.to_owned(),
+            dispatched,
+        });
+    }
+    let reply = pipeline::run(
+        prepared,
+        &snapshot.mappings,
+        model,
+        call.correlation_id,
+        outcome,
+        tries,
+    )
+    .await?;
+    Ok(match reply {
+        Reply::Payload(elements) => elements,
+        Reply::Accepted => Vec::new(),
     })
 }
 

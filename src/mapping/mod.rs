@@ -79,6 +79,61 @@ impl MappingSet {
             .get(&(service.to_string(), operation.to_string()))
     }
 
+    /// Serves every call of one operation with its own settings (`None`)
+    /// or with one of its variants, without a draw and without a shadow:
+    /// what `soapgate replay` runs. An error names what is not there.
+    pub fn pin_variant(
+        &mut self,
+        service: &str,
+        operation: &str,
+        variant: Option<&str>,
+    ) -> Result<(), String> {
+        let key = (service.to_string(), operation.to_string());
+        let Some(plan) = self.plans.get_mut(&key) else {
+            return Err(format!("{service}.{operation} is not mapped"));
+        };
+        let mut variants = std::mem::take(&mut plan.variants);
+        let Some(name) = variant else {
+            return Ok(());
+        };
+        let Some(at) = variants.list.iter().position(|v| v.name == name) else {
+            let known: Vec<&str> = variants.list.iter().map(|v| v.name.as_str()).collect();
+            let known = if known.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("it has {}", known.join(", "))
+            };
+            plan.variants = variants;
+            return Err(format!(
+                "{service}.{operation} has no variant {name:?} ({known})"
+            ));
+        };
+        let chosen = variants.list.swap_remove(at);
+        // The variant's plan is shared only with the list just taken apart.
+        drop(variants);
+        let mut pinned = Arc::try_unwrap(chosen.plan)
+            .map_err(|_| format!("{service}.{operation}: variant {name:?} is in use elsewhere"))?;
+        pinned.variants = variants::Variants::default();
+        self.plans.insert(key, pinned);
+        Ok(())
+    }
+
+    /// Sends one operation's calls to `target` alone instead of its
+    /// mapping's chain (`soapgate replay --target`); false when the
+    /// operation is not mapped.
+    pub fn retarget(&mut self, service: &str, operation: &str, target: ModelTarget) -> bool {
+        match self
+            .plans
+            .get_mut(&(service.to_string(), operation.to_string()))
+        {
+            Some(plan) => {
+                plan.targets = vec![target];
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every plan, sorted by service then operation.
     pub fn plans(&self) -> impl Iterator<Item = &OperationPlan> {
         self.plans.values()

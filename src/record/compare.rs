@@ -22,7 +22,7 @@ use crate::xml::{Element, XSI_NS};
 pub enum Answer<'a> {
     /// The response payload: the SOAP Body's children.
     Response(&'a [Element]),
-    /// A fault: its code (a declared fault's is `DECLARED:<name>`) and, for
+    /// A fault: its code (a declared fault's is `DECLARED_FAULT:<name>`) and, for
     /// a declared fault, its detail element.
     Fault {
         code: &'a str,
@@ -821,16 +821,16 @@ mod tests {
         let t = Tolerances::new();
 
         let same = compare(
-            f("DECLARED:NotFound", detail),
-            f("DECLARED:NotFound", detail),
+            f("DECLARED_FAULT:NotFound", detail),
+            f("DECLARED_FAULT:NotFound", detail),
             &t,
         );
         assert!(same.agrees());
         assert_eq!(same.fields.len(), 2, "{same:?}");
 
         let changed = compare(
-            f("DECLARED:NotFound", detail),
-            f("DECLARED:NotFound", other),
+            f("DECLARED_FAULT:NotFound", detail),
+            f("DECLARED_FAULT:NotFound", other),
             &t,
         );
         assert_eq!(differing(&changed), ["fault/detail/NotFound/Id"]);
@@ -854,7 +854,7 @@ mod tests {
     fn a_declared_fault_against_a_response_disagrees() {
         let response = payload("<R><A>1</A></R>");
         let fault = Answer::Fault {
-            code: "DECLARED:NotFound",
+            code: "DECLARED_FAULT:NotFound",
             detail: None,
         };
         let t = Tolerances::new();
@@ -864,7 +864,7 @@ mod tests {
             vec![Field {
                 path: "fault/code".into(),
                 status: FieldStatus::Extra {
-                    candidate: "DECLARED:NotFound".into()
+                    candidate: "DECLARED_FAULT:NotFound".into()
                 }
             }]
         );

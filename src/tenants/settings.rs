@@ -186,3 +186,14 @@ pub struct Price {
     pub input_per_million: f64,
     pub output_per_million: f64,
 }
+
+impl Price {
+    /// The cost of `input_tokens` and `output_tokens` in millionths of the
+    /// price unit.
+    pub fn cost_micros(&self, input_tokens: u64, output_tokens: u64) -> i64 {
+        // price per million tokens x tokens = millionths of the unit.
+        let micros = self.input_per_million * input_tokens as f64
+            + self.output_per_million * output_tokens as f64;
+        micros.round() as i64
+    }
+}

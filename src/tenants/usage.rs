@@ -64,13 +64,10 @@ impl Tenants {
     /// The cost of a model call in millionths of the price unit; 0 for a
     /// model without a price.
     pub fn cost_micros(&self, model: &str, input_tokens: u64, output_tokens: u64) -> i64 {
-        let Some(p) = self.settings.prices.get(model) else {
-            return 0;
-        };
-        // price per million tokens x tokens = millionths of the unit.
-        let micros =
-            p.input_per_million * input_tokens as f64 + p.output_per_million * output_tokens as f64;
-        micros.round() as i64
+        self.settings
+            .prices
+            .get(model)
+            .map_or(0, |p| p.cost_micros(input_tokens, output_tokens))
     }
 
     /// Writes the call's usage rows, charges its tenant's budgets and

@@ -11,6 +11,8 @@
 //! - [`db`]: a fresh database per test on SQLite, PostgreSQL or MariaDB.
 //! - [`mappings`]: the example mappings with one edit.
 //! - [`worker_process`]: `soapgate worker` as a child process.
+//! - [`replay`]: calls recorded into a database, and `soapgate replay` run
+//!   against it.
 //! - [`redis_peer`]: the machine's Redis, and a `redis-server` of a test's
 //!   own to stop and restart.
 #![allow(dead_code, unused_imports)]
@@ -20,5 +22,6 @@ pub(crate) mod db;
 pub(crate) mod gateway;
 pub(crate) mod mappings;
 pub(crate) mod redis_peer;
+pub(crate) mod replay;
 pub(crate) mod tenant_gateway;
 pub(crate) mod worker_process;

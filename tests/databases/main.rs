@@ -8,6 +8,7 @@ mod common;
 
 mod cluster;
 mod deadlock;
+mod replay;
 mod store;
 mod tenants;
 mod worker;

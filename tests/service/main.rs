@@ -21,6 +21,7 @@ mod http_soap;
 mod listen;
 mod otlp;
 mod record;
+mod replay;
 mod resilience;
 mod startup;
 mod tls;
