@@ -724,10 +724,11 @@ fn print_table(report: &Report, out: &mut impl Write) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{}.{}: {} recordings, {} agree ({:.1}%, minimum {:.1}%): {}",
+        "{}.{}: {} recording{}, {} agree ({:.1}%, minimum {:.1}%): {}",
         report.asked.service,
         report.asked.operation,
         report.recordings,
+        if report.recordings == 1 { "" } else { "s" },
         report.agreeing,
         report.agreement * 100.0,
         report.asked.min_agreement * 100.0,

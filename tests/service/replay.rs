@@ -319,6 +319,13 @@ async fn replay_against_the_built_in_emulator_agrees_with_its_own_answers() {
         "{}",
         run.stdout
     );
+    let run = replay(&url, None, &["--emulator", "--limit", "1"], dir.path()).await;
+    assert!(
+        run.stdout
+            .contains("TriageTicket: 1 recording, 1 agree (100.0%"),
+        "{}",
+        run.stdout
+    );
     let run = replay(
         &url,
         None,
