@@ -469,3 +469,41 @@ async fn the_progress_bar_runs_on_a_terminal() {
         "{text:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_bounds_the_calls_in_flight() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite://{}", dir.path().join("soapgate.db").display());
+    record(None, &SUBJECTS[..3], &url).await;
+    // Every call takes 300 ms at the model.
+    let slow = "rules:\n  - name: slow\n    delay_ms: 300\n";
+    let emulator = soapgate::emulator::spawn(Some(
+        soapgate::emulator::Script::parse(slow, "slow.yaml").expect("script"),
+    ))
+    .await
+    .expect("emulator");
+    let json = dir.path().join("report.json");
+    let started = std::time::Instant::now();
+    let run = replay(
+        &url,
+        Some(emulator.base_url()),
+        &["--concurrency", "1", "--json", json.to_str().expect("path")],
+        dir.path(),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let _ = emulator.stop().await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    // One at a time: three calls of 300 ms take 900 ms at least.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "{elapsed:?}"
+    );
+    let report = json_of(&json);
+    for r in report["results"].as_array().expect("results") {
+        assert!(
+            r["after"]["latency_ms"].as_i64().expect("ms") >= 300,
+            "{r:#}"
+        );
+    }
+}
