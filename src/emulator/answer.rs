@@ -84,7 +84,8 @@ pub(crate) fn respond(
                 StopReason::ToolUse,
             )
         }
-        Answer::Default => match request.forced_tool() {
+        // A job-failing rule only fails batch jobs; a call is answered.
+        Answer::Default | Answer::FailJob(_) => match request.forced_tool() {
             Some(spec) => {
                 let input = sample(spec.schema(), seed);
                 (

@@ -9,10 +9,15 @@
 //! [`Script`] changes answers per model and prompt (`script.rs`). Calls are
 //! counted per model id: `GET /_emulator/calls`, `POST /_emulator/reset`.
 //!
+//! It also speaks Bedrock's batch-inference control plane (`batch/`):
+//! model-invocation jobs that read JSONL records from S3 and write their
+//! answers back there.
+//!
 //! It has its own axum router and never imports `bedrock`: the two meet
 //! only on the wire.
 
 mod answer;
+mod batch;
 mod delay;
 mod pattern;
 pub mod schema;
@@ -38,7 +43,7 @@ use tokio::task::JoinHandle;
 
 use crate::converse::{Request, ServiceErrorKind};
 use crate::listen::{self, ConnSettings};
-use script::{Answer, ScriptedError};
+use script::{Answer, BatchScript, ScriptedError};
 pub use script::{Script, ScriptError};
 
 /// Bedrock accepts documents of several MB each; so must the emulator.
@@ -49,6 +54,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 struct Emulator {
     script: Option<Script>,
     counters: Mutex<Counters>,
+    batches: batch::Batches,
 }
 
 #[derive(Debug, Default)]
@@ -69,14 +75,40 @@ struct CallCounts<'a> {
     protocols: &'a BTreeMap<&'static str, u64>,
 }
 
+/// What an emulator is started with.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub script: Option<Script>,
+    /// The S3 that batch jobs read and write, with static test keys
+    /// (moto's server in tests). `None`: the standard AWS chain
+    /// (`AWS_ENDPOINT_URL_S3`, the usual keys and region).
+    pub s3_endpoint_url: Option<String>,
+}
+
 /// The emulator's routes, for embedding or for serving with [`serve`].
 pub fn router(script: Option<Script>) -> Router {
-    let state = Arc::new(Emulator {
+    router_with(Options {
         script,
+        s3_endpoint_url: None,
+    })
+}
+
+/// The emulator's routes, with every option.
+pub fn router_with(options: Options) -> Router {
+    let state = Arc::new(Emulator {
+        script: options.script,
         counters: Mutex::new(Counters::default()),
+        batches: batch::Batches::new(options.s3_endpoint_url),
     });
     Router::new()
         .route("/model/{model_id}/converse", post(converse))
+        .route("/model-invocation-job", post(batch::create))
+        .route("/model-invocation-job/{job_identifier}", get(batch::get))
+        .route(
+            "/model-invocation-job/{job_identifier}/stop",
+            post(batch::stop),
+        )
+        .route("/model-invocation-jobs", get(batch::list))
         .route("/_emulator/calls", get(calls))
         .route("/_emulator/reset", post(reset))
         .fallback(unknown_operation)
@@ -97,11 +129,28 @@ pub async fn serve(
     script: Option<Script>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    serve_with(
+        listener,
+        Options {
+            script,
+            s3_endpoint_url: None,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with every option.
+pub async fn serve_with(
+    listener: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let settings = ConnSettings {
         max_head_bytes: 64 * 1024,
         max_concurrent_streams: MAX_CONCURRENT_STREAMS,
     };
-    listen::serve(listener, router(script), settings, shutdown).await
+    listen::serve(listener, router_with(options), settings, shutdown).await
 }
 
 /// A running in-process emulator. Dropping it stops the server.
@@ -146,10 +195,19 @@ impl Drop for EmulatorHandle {
 /// Binds 127.0.0.1 on a free port and runs the emulator on the current
 /// tokio runtime: what `serve --emulator` and tests use.
 pub async fn spawn(script: Option<Script>) -> io::Result<EmulatorHandle> {
+    spawn_with(Options {
+        script,
+        s3_endpoint_url: None,
+    })
+    .await
+}
+
+/// [`spawn`] with every option.
+pub async fn spawn_with(options: Options) -> io::Result<EmulatorHandle> {
     let listener = crate::listen::bind("127.0.0.1:0", crate::listen::DEFAULT_BACKLOG).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, script, async move {
+    let task = tokio::spawn(serve_with(listener, options, async move {
         // A dropped sender also means stop.
         let _ = stopped.await;
     }));
@@ -169,6 +227,7 @@ struct Plan {
 }
 
 impl Emulator {
+    /// The plan of a Converse call, counted as a call.
     fn plan(&self, model_id: &str, version: Version, request: &Request) -> Plan {
         let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
         *counters.calls.entry(model_id.to_string()).or_default() += 1;
@@ -178,6 +237,23 @@ impl Emulator {
             _ => "other",
         };
         *counters.protocols.entry(protocol).or_default() += 1;
+        self.choose(&mut counters, model_id, request)
+    }
+
+    /// The plan of one batch record: the rules decide as for a call, but
+    /// it is not a Converse call, so `/_emulator/calls` does not count it.
+    fn plan_record(&self, model_id: &str, request: &Request) -> Plan {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        self.choose(&mut counters, model_id, request)
+    }
+
+    fn batch_script(&self) -> BatchScript {
+        self.script
+            .as_ref()
+            .map_or_else(BatchScript::default, |s| s.batch.clone())
+    }
+
+    fn choose(&self, counters: &mut Counters, model_id: &str, request: &Request) -> Plan {
         let Some(script) = &self.script else {
             return Plan {
                 delay: None,

@@ -24,7 +24,15 @@
 //!   - model: "flaky-later"            # answers twice, then fails
 //!     after: 2
 //!     error: { kind: internal_server }
+//!   - prompt: "poison"                # a batch job with such a record
+//!     fail_job: "Internal error"      # ends Failed with this message
+//! batch:                              # batch inference (docs/emulator.md)
+//!   delay_ms: 200                     # Submitted → InProgress → ended
+//!   min_records: 100                  # fewer records: ValidationException
 //! ```
+//!
+//! In a batch job every record is one call for the rules: an `error`
+//! answer becomes that record's `error` line instead of a failed call.
 
 use std::fmt;
 use std::path::Path;
@@ -43,6 +51,30 @@ use crate::converse::ServiceErrorKind;
 #[derive(Debug, Clone)]
 pub struct Script {
     pub(crate) rules: Vec<Rule>,
+    pub(crate) batch: BatchScript,
+}
+
+/// The `batch:` section: how batch-inference jobs behave.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BatchScript {
+    /// From Submitted to InProgress, and again from InProgress to the end.
+    pub(crate) delay: Duration,
+    /// Fewer records in a job are refused, as Bedrock's quota refuses them.
+    pub(crate) min_records: usize,
+}
+
+/// Bedrock's quota "Minimum number of records per batch inference job".
+pub(crate) const DEFAULT_MIN_RECORDS: usize = 100;
+/// Long enough for a test to see a job Submitted and InProgress.
+pub(crate) const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(500);
+
+impl Default for BatchScript {
+    fn default() -> Self {
+        BatchScript {
+            delay: DEFAULT_BATCH_DELAY,
+            min_records: DEFAULT_MIN_RECORDS,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +105,9 @@ pub(crate) enum Answer {
         input: Option<Value>,
     },
     Error(ScriptedError),
+    /// A batch job with a record this rule matches ends Failed with this
+    /// message; a Converse call gets the default answer.
+    FailJob(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +153,16 @@ impl fmt::Display for ScriptError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScriptFile {
+    #[serde(default)]
     rules: Vec<Spanned<RuleFile>>,
+    batch: Option<BatchFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFile {
+    delay_ms: Option<u64>,
+    min_records: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +179,7 @@ struct RuleFile {
     delay_ms: Option<u64>,
     fail_first: Option<FailFirstFile>,
     after: Option<u64>,
+    fail_job: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -252,15 +297,18 @@ impl Script {
             };
             let answers = usize::from(rule.text.is_some())
                 + usize::from(rule.tool.is_some())
-                + usize::from(rule.error.is_some());
+                + usize::from(rule.error.is_some())
+                + usize::from(rule.fail_job.is_some());
             if answers > 1 {
                 return Err(at(
                     rule_at.line(),
                     rule_at.column(),
-                    format!("{name}: give at most one of `text`, `tool`, `error`"),
+                    format!("{name}: give at most one of `text`, `tool`, `error`, `fail_job`"),
                 ));
             }
-            let answer = if let Some(text) = rule.text {
+            let answer = if let Some(message) = rule.fail_job {
+                Answer::FailJob(message)
+            } else if let Some(text) = rule.text {
                 Answer::Text(text)
             } else if let Some(tool) = rule.tool {
                 // A string is the input as JSON text, for numbers YAML
@@ -306,7 +354,7 @@ impl Script {
                         t.referenced.line(),
                         t.referenced.column(),
                         format!(
-                            "{name}: `tool_name` goes with a tool answer, not `text` or `error`"
+                            "{name}: `tool_name` goes with a tool answer, not `text`, `error` or `fail_job`"
                         ),
                     ));
                 }
@@ -330,7 +378,12 @@ impl Script {
                 after: rule.after,
             });
         }
-        Ok(Script { rules })
+        let defaults = BatchScript::default();
+        let batch = file.batch.map_or(defaults.clone(), |b| BatchScript {
+            delay: b.delay_ms.map_or(defaults.delay, Duration::from_millis),
+            min_records: b.min_records.unwrap_or(defaults.min_records),
+        });
+        Ok(Script { rules, batch })
     }
 
     /// How many rules the script has.
@@ -524,6 +577,25 @@ rules:
         );
         let err = Script::parse("rules:\n  - tool: 'not json'\n", "s.yaml").unwrap_err();
         assert_eq!((err.line, err.column), (2, 11), "{err}");
+    }
+
+    #[test]
+    fn the_batch_section_and_job_failures_are_read() {
+        let script = Script::parse(
+            "rules:\n  - prompt: poison\n    fail_job: broken input\nbatch: { delay_ms: 20, min_records: 3 }\n",
+            "s.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            script.rules[0].answer,
+            Answer::FailJob("broken input".to_string())
+        );
+        assert_eq!(script.batch.delay, Duration::from_millis(20));
+        assert_eq!(script.batch.min_records, 3);
+        let defaults = Script::parse("rules: []\n", "s.yaml").unwrap();
+        assert_eq!(defaults.batch, BatchScript::default());
+        let both = Script::parse("rules:\n  - fail_job: x\n    text: y\n", "s.yaml").unwrap_err();
+        assert!(both.message.contains("at most one"), "{both}");
     }
 
     #[test]

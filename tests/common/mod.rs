@@ -10,6 +10,7 @@
 //! - [`tenant_gateway`]: the same with tenants and a store at a given URL.
 //! - [`db`]: a fresh database per test on SQLite, PostgreSQL or MariaDB.
 //! - [`mappings`]: the example mappings with one edit.
+//! - [`moto`]: moto's server (S3, SQS) of a test's own.
 //! - [`worker_process`]: `soapgate worker` as a child process.
 //! - [`replay`]: calls recorded into a database, and `soapgate replay` run
 //!   against it.
@@ -21,6 +22,7 @@ pub(crate) mod app;
 pub(crate) mod db;
 pub(crate) mod gateway;
 pub(crate) mod mappings;
+pub(crate) mod moto;
 pub(crate) mod redis_peer;
 pub(crate) mod replay;
 pub(crate) mod tenant_gateway;

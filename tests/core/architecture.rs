@@ -74,6 +74,10 @@ const ONLY_IN: &[(&str, &[&str])] = &[
     ("sqlx", &["store"]),
     ("aws_sdk_bedrockruntime", &["bedrock"]),
     ("aws_sdk_sqs", &["jobs::sqs"]),
+    // The emulator's batch jobs read and write S3; its control plane is
+    // wire JSON, never the SDK's types.
+    ("aws_sdk_s3", &["emulator::batch"]),
+    ("aws_sdk_bedrock", &["bedrock"]),
     ("redis", &["tenants::cluster::redis_state"]),
     ("axum", &["http", "emulator", "listen"]),
 ];
@@ -93,6 +97,8 @@ const IMPURE_ROOTS: &[&str] = &[
     "aws_config",
     "aws_sdk_bedrockruntime",
     "aws_sdk_sqs",
+    "aws_sdk_s3",
+    "aws_sdk_bedrock",
     "aws_smithy_runtime_api",
 ];
 const IMPURE_STD: &[&str] = &["std::fs", "std::net", "std::process", "std::thread"];

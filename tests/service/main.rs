@@ -2,12 +2,15 @@
 //! `soapgate` binary as a child process; the real aws-sdk-bedrockruntime
 //! client over HTTP. Responses are checked with Python xmlschema and
 //! xmllint where those are installed (required under
-//! `SOAPGATE_REQUIRE_PEERS=1`).
+//! `SOAPGATE_REQUIRE_PEERS=1`). The batch-inference control plane runs
+//! against moto's S3 and the real aws-sdk-bedrock client (moto required
+//! under the same rule).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod async_soap;
+mod batch_emulator;
 mod bedrock_emulator;
 mod bedrock_env;
 mod canary;

@@ -9,8 +9,8 @@
 use crate::common::app as support;
 use crate::common::db as db_support;
 use crate::common::mappings as mappings_support;
+use crate::common::moto::Moto;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,64 +30,7 @@ use soapgate::store::{
     ResultStatus, Store,
 };
 use soapgate::xml::Limits;
-use support::{peer_missing, repo_root};
-
-/// A moto server of this test's own; killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    /// Starts `moto_server` on a free port and waits until it answers.
-    /// `None` (after the missing-peer rule) when moto is not installed.
-    fn start(test: &str) -> Option<Moto> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                peer_missing(
-                    test,
-                    &format!("moto_server ({e}); pip install 'moto[server]'"),
-                );
-                return None;
-            }
-        };
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(moto);
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("{test}: moto_server exited at start: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{test}: moto_server did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::repo_root;
 
 fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
