@@ -13,7 +13,11 @@
 //! `crate::models`, which knows this client only as a [`ModelClient`].
 //! `[bedrock]` also carries that layer's settings
 //! ([`BedrockSettings::model_settings`]).
+//!
+//! [`batch`] converts between a Converse request or response and a line
+//! of a batch-inference job (plain JSON, no SDK).
 
+pub mod batch;
 mod convert;
 mod errors;
 mod h2c;

@@ -25,6 +25,10 @@ pub use breaker::{Breaker, BreakerSettings, BreakerState, Open, Permit};
 pub use cache::{CacheKey, ResponseCache};
 pub use settings::ModelSettings;
 
+/// The `max_tokens` a call without one is counted for (and a batch record
+/// without one is sent with, since Anthropic's native body requires it).
+pub use crate::mapping::DEFAULT_MAX_TOKENS;
+
 use crate::converse::{ModelClient, ModelError};
 use crate::mapping::ModelTarget;
 

@@ -11,6 +11,7 @@ mod common;
 
 mod architecture;
 mod attachments;
+mod batch_records;
 mod conformance;
 mod content_models;
 mod contracts;

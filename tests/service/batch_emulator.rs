@@ -25,11 +25,11 @@ use crate::common::moto::Moto;
 
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const ROLE: &str = "arn:aws:iam::123456789012:role/batch";
-const BUCKET: &str = "batch-test";
+pub(super) const BUCKET: &str = "batch-test";
 
 /// moto's S3 with a bucket, an emulator reading and writing it, and the two
 /// SDK clients a caller of Bedrock batch inference uses.
-struct Rig {
+pub(super) struct Rig {
     _moto: Moto,
     emulator: EmulatorHandle,
     s3: aws_sdk_s3::Client,
@@ -37,7 +37,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(test: &str, script: &str) -> Option<Rig> {
+    pub(super) async fn start(test: &str, script: &str) -> Option<Rig> {
         let moto = Moto::start(test)?;
         let script = Script::parse(script, "test script").expect("the script parses");
         let emulator = emulator::spawn_with(Options {
@@ -79,7 +79,7 @@ impl Rig {
         })
     }
 
-    async fn upload(&self, key: &str, lines: &[String]) {
+    pub(super) async fn upload(&self, key: &str, lines: &[String]) {
         let mut body = lines.join("\n");
         body.push('\n');
         self.s3
@@ -92,7 +92,7 @@ impl Rig {
             .expect("moto stores the input");
     }
 
-    async fn read(&self, key: &str) -> Option<String> {
+    pub(super) async fn read(&self, key: &str) -> Option<String> {
         let object = self
             .s3
             .get_object()
@@ -123,7 +123,7 @@ impl Rig {
 
     /// A CreateModelInvocationJob call reading `input` and writing under
     /// `s3://batch-test/out/`.
-    fn create(
+    pub(super) fn create(
         &self,
         name: &str,
         input: &str,
@@ -159,7 +159,10 @@ impl Rig {
     }
 
     /// Polls until the job has ended; every status seen on the way.
-    async fn until_ended(&self, arn: &str) -> (GetModelInvocationJobOutput, Vec<String>) {
+    pub(super) async fn until_ended(
+        &self,
+        arn: &str,
+    ) -> (GetModelInvocationJobOutput, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen: Vec<String> = Vec::new();
         loop {
@@ -232,7 +235,7 @@ fn records(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(record).collect()
 }
 
-fn job_id(arn: &str) -> &str {
+pub(super) fn job_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap()
 }
 

@@ -11,6 +11,7 @@ mod common;
 
 mod async_soap;
 mod batch_emulator;
+mod batch_records;
 mod bedrock_emulator;
 mod bedrock_env;
 mod canary;
