@@ -80,6 +80,29 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     if !faults.is_empty() {
                         line.push_str(&format!(", faults {}", faults.join("; ")));
                     }
+                    // Variants: name, share of calls, models.
+                    let variants: Vec<String> = plan
+                        .variants()
+                        .iter()
+                        .map(|v| {
+                            let models: Vec<&str> = v
+                                .plan()
+                                .targets()
+                                .iter()
+                                .map(|t| t.model.as_str())
+                                .collect();
+                            format!("{} {}% ({})", v.name(), v.weight(), models.join(" > "))
+                        })
+                        .collect();
+                    if !variants.is_empty() {
+                        line.push_str(&format!(", variants {}", variants.join("; ")));
+                    }
+                    if let Some(path) = plan.sticky_by() {
+                        line.push_str(&format!(", sticky by {path}"));
+                    }
+                    if let Some((sample, v)) = plan.shadow() {
+                        line.push_str(&format!(", shadow {} on {sample} of calls", v.name()));
+                    }
                     line
                 }
             };

@@ -84,6 +84,17 @@ impl OperationPlan {
         &self.variants.list
     }
 
+    /// The `sticky_by` path as written.
+    pub fn sticky_by(&self) -> Option<&str> {
+        self.variants.sticky_by.as_ref().map(|p| p.text.as_str())
+    }
+
+    /// The `shadow` setting: the share of calls sampled and the variant.
+    pub fn shadow(&self) -> Option<(f64, &Variant)> {
+        let (sample, index) = self.variants.shadow?;
+        Some((sample, self.variants.list.get(index)?))
+    }
+
     /// The variant that serves a call with this request payload (`None`:
     /// the operation's own settings). With `sticky_by` the value at that
     /// path decides, so equal values always get the same variant; a

@@ -227,3 +227,44 @@ fn migrate_refuses_an_unknown_scheme_without_echoing_the_url() {
     assert!(!out.status.success(), "{text}");
     assert!(!text.contains("tiger"), "no password in errors: {text}");
 }
+
+#[test]
+fn check_lists_an_operations_variants_sticky_path_and_shadow() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let wsdl = root.path().join("wsdl");
+    std::fs::create_dir_all(&wsdl).expect("wsdl/");
+    for name in ["InvoiceService.wsdl", "invoice-types.xsd"] {
+        std::fs::copy(data("wsdl").join(name), wsdl.join(name)).expect("copying the contract");
+    }
+    let mappings = root.path().join("mappings");
+    std::fs::create_dir_all(&mappings).expect("mappings/");
+    std::fs::write(
+        mappings.join("InvoiceService.yaml"),
+        "service: InvoiceService
+operations:
+  ClassifyInvoice:
+    model: { targets: [ { model: m1 } ] }
+    prompt: x
+    output: { structured: true }
+    variants:
+      canary: { weight: 10, model: { targets: [ { model: m2 } ] } }
+      quiet: { prompt: y }
+    sticky_by: invoice/vendor/vendorId
+    shadow: { sample: 0.2, variant: quiet }
+",
+    )
+    .expect("writing the mapping");
+    let (ok, text) = check(&wsdl);
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("InvoiceService.ClassifyInvoice"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with(
+            "models m1, variants canary 10% (m2); quiet 0% (m1), \
+             sticky by invoice/vendor/vendorId, shadow quiet on 0.2 of calls"
+        ),
+        "{line}"
+    );
+}
