@@ -8,6 +8,7 @@
 //! `emulator`; `bedrock` converts these types to the SDK's by hand and the
 //! emulator parses the wire JSON straight into them.
 
+mod batch;
 mod error;
 mod request;
 mod response;
@@ -16,6 +17,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use batch::{BatchClient, BatchError, BatchJobState, NewBatchJob, RecordAnswer};
 pub use error::{DEFAULT_RETRY_AFTER, ModelError, ServiceErrorKind, UnknownServiceError};
 pub use request::{
     ContentBlock, DocumentBlock, DocumentFormat, DocumentSource, EmptyObject, GuardrailConfig,

@@ -344,11 +344,37 @@ pub struct OperationPlan {
     pub(crate) static_input_bytes: usize,
     /// `record:`: which calls are kept for replay, and what of them not.
     pub(crate) record: Option<RecordPlan>,
+    /// `batch:`: jobs of this operation wait to go to the model together
+    /// in a batch-inference job.
+    pub(crate) batch: Option<BatchPlan>,
     /// Hex SHA-256 of the mapping file's text: which version of the
     /// mapping served a recorded call.
     pub(crate) mapping_sha256: Arc<str>,
     /// Other settings serving a share of the calls, or run beside them.
     pub(crate) variants: variants::Variants,
+}
+
+/// An operation's `batch:` setting: its jobs (async, one-way, polling
+/// table; never a synchronous call) wait to be sent together as one
+/// batch-inference job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    /// A batch is cut as soon as this many jobs wait (at least the
+    /// service's minimum per job).
+    pub min_records: usize,
+    /// At most this many jobs go in one batch.
+    pub max_records: usize,
+    /// How long a job waits for a batch; past it, it runs on demand.
+    pub max_wait: std::time::Duration,
+    /// The service role the batch job reads and writes S3 with.
+    pub role_arn: String,
+    /// `s3://bucket/prefix`: each batch writes its input under
+    /// `{s3_uri}/{batch}/` and the service its output under
+    /// `{s3_uri}/{batch}/out/`.
+    pub s3_uri: String,
+    /// The model (or inference profile) the batch job is created for; the
+    /// operation's first target when unset.
+    pub model: String,
 }
 
 /// An operation's `record:` setting.
@@ -510,6 +536,11 @@ impl OperationPlan {
     /// The operation's `record:` setting, when it records.
     pub fn record(&self) -> Option<&RecordPlan> {
         self.record.as_ref()
+    }
+
+    /// `batch:`, when jobs of this operation go to batch inference.
+    pub fn batch(&self) -> Option<&BatchPlan> {
+        self.batch.as_ref()
     }
 
     /// Hex SHA-256 of the mapping file this plan was loaded from.

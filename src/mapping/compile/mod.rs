@@ -412,6 +412,7 @@ impl Cx<'_> {
             static_input_bytes,
             variants,
             record,
+            batch: None,
             mapping_sha256: self.sha256.clone(),
         })
     }
