@@ -289,6 +289,7 @@ fn bench(c: &mut Criterion) {
         output_tokens: 40,
         latency: std::time::Duration::from_millis(3),
         result: soapgate::pipeline::AttemptEnd::Answered,
+        batch: false,
     }];
     let sha = soapgate::tenants::sha256_hex(plain.as_bytes());
     parts.bench_function("reserve_budget", |b| {

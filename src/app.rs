@@ -20,11 +20,11 @@ use crate::backoff;
 use crate::bedrock::{BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings};
 use crate::contract::ContractSet;
-use crate::converse::ModelClient;
+use crate::converse::{BatchClient, ModelClient};
 use crate::emulator::EmulatorHandle;
 use crate::http::{AppState, ParseBudget};
 use crate::jobs::sqs::{self, Consumer, SqsQueue};
-use crate::jobs::{JobRunner, WorkerPool};
+use crate::jobs::{BatchDriver, JobRunner, WorkerPool};
 use crate::listen::Tls;
 use crate::live::Live;
 use crate::mapping::MappingSet;
@@ -55,6 +55,9 @@ pub struct Parts {
     pub model: Option<Arc<dyn ModelClient>>,
     /// Serve HTTP on this listener instead of binding `settings.listen`.
     pub listener: Option<TcpListener>,
+    /// Batch inference through this client instead of S3 and Bedrock's
+    /// control plane from the settings.
+    pub batch: Option<Arc<dyn BatchClient>>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for Parts {
         f.debug_struct("Parts")
             .field("model", &self.model.is_some())
             .field("listener", &self.listener)
+            .field("batch", &self.batch.is_some())
             .finish()
     }
 }
@@ -91,13 +95,19 @@ struct Workers {
     queue: Option<SqsQueue>,
     /// Handed to HTTP now and to the database pool when it starts.
     waker: Arc<Notify>,
+    /// Batch inference, for operations with `batch:` (database queue only).
+    batch: Option<Arc<dyn BatchClient>>,
 }
 
 /// The job workers with their store, about to run.
 enum Running {
     /// `queue.kind = "database"`: the pool claims from the jobs table and
     /// takes in the polling table.
-    Database { pool: WorkerPool, store: Store },
+    Database {
+        pool: WorkerPool,
+        store: Store,
+        batch: Option<BatchDriver>,
+    },
     /// `queue.kind = "sqs"`: the outbox relay, the consumers, and the
     /// polling-table intake alone (whose jobs get outbox rows); nothing
     /// claims from the jobs table.
@@ -145,7 +155,7 @@ impl App {
         // QUEUE_UNAVAILABLE, `/readyz` says why, and the workers wait.
         // `run_until_stopped` keeps connecting. Only a wrong URL stops here.
         let store = StoreSlot::connecting();
-        match tokio::time::timeout(FIRST_CONNECT, connect_store(&settings)).await {
+        match tokio::time::timeout(FIRST_CONNECT, connect_store(&settings, &live)).await {
             Ok(Ok(connected)) => store.fill(connected),
             Ok(Err(e)) if e.is_permanent() => {
                 return Err(e).context("connecting to the database");
@@ -154,7 +164,11 @@ impl App {
             Err(_) => not_connected(&store, &format!("no answer within {FIRST_CONNECT:?}")),
         }
         let workers = if settings.worker.enabled {
-            Some(Workers::build(&settings, &live, &models, &tenants).await?)
+            let batch = match parts.batch {
+                Some(client) => Some(client),
+                None => batch_client(&settings, emulator.as_ref()).await,
+            };
+            Some(Workers::build(&settings, &live, &models, &tenants, batch).await?)
         } else {
             tracing::info!("job workers disabled in this process");
             None
@@ -219,6 +233,7 @@ impl App {
         let connector = (state.store.get().is_none()).then(|| {
             tokio::spawn(keep_connecting(
                 state.settings.clone(),
+                state.live.clone(),
                 state.store.clone(),
                 shutdown.clone(),
             ))
@@ -271,6 +286,7 @@ impl Workers {
         live: &Arc<Live>,
         models: &Option<Arc<Models>>,
         tenants: &Option<Arc<Tenants>>,
+        batch: Option<Arc<dyn BatchClient>>,
     ) -> anyhow::Result<Workers> {
         let queue = match settings.queue.kind {
             QueueKind::Database => None,
@@ -289,6 +305,7 @@ impl Workers {
             tenants: tenants.clone(),
             queue,
             waker: Arc::new(Notify::new()),
+            batch,
         })
     }
 
@@ -318,8 +335,26 @@ impl Workers {
             tenants,
             queue,
             waker,
+            batch,
         } = self;
         let Some(queue) = queue else {
+            let batch = batch.map(|client| {
+                let runner = JobRunner::new(
+                    store.clone(),
+                    live.clone(),
+                    models.clone(),
+                    settings.xml.clone(),
+                )
+                .with_tenants(tenants.clone());
+                BatchDriver::new(
+                    store.clone(),
+                    Arc::new(runner),
+                    client,
+                    settings.batch.clone(),
+                    process_name("batch"),
+                )
+                .with_waker(waker.clone())
+            });
             let pool = WorkerPool::new(
                 store.clone(),
                 live,
@@ -329,8 +364,19 @@ impl Workers {
             )
             .with_tenants(tenants)
             .with_waker(waker);
-            return Running::Database { pool, store };
+            return Running::Database { pool, store, batch };
         };
+        if batch.is_some()
+            && live
+                .snapshot()
+                .mappings
+                .plans()
+                .any(|p| p.batch().is_some())
+        {
+            tracing::warn!(
+                "batch: is not used with queue.kind = \"sqs\": every job runs on demand"
+            );
+        }
         let runner = JobRunner::new(store.clone(), live.clone(), models, settings.xml.clone())
             .with_tenants(tenants);
         let consumer = Arc::new(Consumer::new(
@@ -355,8 +401,16 @@ impl Workers {
 impl Running {
     async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
         match self {
-            Running::Database { pool, store } => {
+            Running::Database { pool, store, batch } => {
+                // The batch driver stops with the pool: on the process's
+                // shutdown, or when the pool fails.
+                let stop = Shutdown::new();
+                let driver = batch.map(|driver| tokio::spawn(driver.run(stop.clone())));
                 let result = pool.run(shutdown).await;
+                stop.trigger();
+                if let Some(driver) = driver {
+                    let _ = driver.await;
+                }
                 store.close().await;
                 Ok(result?)
             }
@@ -398,7 +452,12 @@ fn not_connected(slot: &StoreSlot, error: &str) {
 
 /// Connects until the store is in `slot` or `shutdown`, backing off from
 /// half a second to 30 s between attempts.
-async fn keep_connecting(settings: Arc<Settings>, slot: StoreSlot, shutdown: Shutdown) {
+async fn keep_connecting(
+    settings: Arc<Settings>,
+    live: Arc<Live>,
+    slot: StoreSlot,
+    shutdown: Shutdown,
+) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
     for retry in 0u32.. {
@@ -408,7 +467,7 @@ async fn keep_connecting(settings: Arc<Settings>, slot: StoreSlot, shutdown: Shu
             () = &mut stop => return,
         }
         let error = tokio::select! {
-            attempt = tokio::time::timeout(CONNECT_ATTEMPT, connect_store(&settings)) => match attempt {
+            attempt = tokio::time::timeout(CONNECT_ATTEMPT, connect_store(&settings, &live)) => match attempt {
                 Ok(Ok(store)) => {
                     slot.fill(store);
                     return;
@@ -491,10 +550,20 @@ async fn tenants_of(settings: &Settings) -> anyhow::Result<Option<Arc<Tenants>>>
 
 /// The store named by `database.url` (migrations applied); with SQS, every
 /// new job also gets an outbox row for the relay.
-async fn connect_store(settings: &Settings) -> Result<Store, StoreError> {
-    let store = Store::connect(&settings.database.url)
+async fn connect_store(settings: &Settings, live: &Arc<Live>) -> Result<Store, StoreError> {
+    let mut store = Store::connect(&settings.database.url)
         .await?
         .with_outbox(settings.queue.kind == QueueKind::Sqs);
+    if settings.queue.kind == QueueKind::Database {
+        // Jobs of operations with `batch:` wait for a batch, as the
+        // mappings in force when each is enqueued say.
+        let live = live.clone();
+        store = store.with_batch_holds(Arc::new(move |service: &str, operation: &str| {
+            let snapshot = live.snapshot();
+            let plan = snapshot.mappings.plan(service, operation)?;
+            plan.batch().map(|b| b.max_wait)
+        }));
+    }
     // The backend only: the URL may carry a password.
     tracing::info!(backend = ?store.backend(), "database connected");
     Ok(store)
@@ -551,6 +620,37 @@ async fn model_layer(
             Ok((None, None))
         }
     }
+}
+
+/// The batch-inference client: S3 and Bedrock's control plane from the
+/// standard AWS chain and `[batch]`, or the in-process emulator's control
+/// plane with `emulator = true` (and an S3 at `[batch] s3_endpoint_url`).
+async fn batch_client(
+    settings: &Settings,
+    emulator: Option<&EmulatorHandle>,
+) -> Option<Arc<dyn BatchClient>> {
+    if settings.queue.kind != QueueKind::Database {
+        return None;
+    }
+    let _ = emulator;
+    None
+}
+
+/// A name for this process's `role` in leases and logs:
+/// `host:pid:role:xxxx`.
+fn process_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "soapgate".to_owned());
+    format!(
+        "{host}:{}:{role}:{:04x}",
+        std::process::id(),
+        fastrand::u16(..)
+    )
 }
 
 /// A [`Shutdown`] triggered by Ctrl-C or SIGTERM.

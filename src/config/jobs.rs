@@ -271,3 +271,65 @@ mod tests {
         assert_eq!(off.reconcile_after(), None);
     }
 }
+
+/// `[batch]`: how jobs of operations with `batch:` reach Bedrock's batch
+/// inference (S3 and the control plane), and how often their batches are
+/// cut and looked after. Only with `queue.kind = "database"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSettings {
+    /// Overrides `AWS_ENDPOINT_URL_BEDROCK` (the control plane; with
+    /// `emulator = true`, the emulator serves it).
+    pub endpoint_url: Option<String>,
+    /// Overrides `AWS_ENDPOINT_URL_S3`; an S3 reached this way is addressed
+    /// path-style.
+    pub s3_endpoint_url: Option<String>,
+    /// How often waiting jobs are counted for a cut and batches whose next
+    /// step is due are taken.
+    pub tick_ms: u64,
+    /// First wait between two looks at a batch job in progress; doubled
+    /// after each, up to `poll_max_ms`.
+    pub poll_initial_ms: u64,
+    pub poll_max_ms: u64,
+    /// How long a batch step is one process's; a batch whose process died
+    /// is taken up by another after it.
+    pub lease_ms: u64,
+    /// The service's time limit for a batch job, 24 to 168 hours.
+    pub timeout_hours: u32,
+    /// Batch answers checked and written at the same time (repairs go on
+    /// demand).
+    pub concurrency: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            endpoint_url: None,
+            s3_endpoint_url: None,
+            tick_ms: 5_000,
+            poll_initial_ms: 30_000,
+            poll_max_ms: 300_000,
+            lease_ms: 120_000,
+            timeout_hours: 24,
+            concurrency: 16,
+        }
+    }
+}
+
+impl BatchSettings {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(1))
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.max(1))
+    }
+
+    /// The wait before the next look at a batch job looked at `polls`
+    /// times.
+    pub fn poll_after(&self, polls: i64) -> Duration {
+        let shift = u32::try_from(polls.clamp(0, 20)).unwrap_or(20);
+        let ms = self.poll_initial_ms.max(1).saturating_mul(1u64 << shift);
+        Duration::from_millis(ms.min(self.poll_max_ms.max(self.poll_initial_ms.max(1))))
+    }
+}

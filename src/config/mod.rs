@@ -18,7 +18,9 @@ use crate::xml::Limits;
 
 mod jobs;
 
-pub use jobs::{QueueKind, QueueSettings, SqsSettings, SqsSetupError, WorkerSettings};
+pub use jobs::{
+    BatchSettings, QueueKind, QueueSettings, SqsSettings, SqsSetupError, WorkerSettings,
+};
 
 pub const DEFAULT_CONFIG_FILE: &str = "soapgate.toml";
 
@@ -107,6 +109,8 @@ pub struct Settings {
     /// `[record]`: how long recorded calls are kept and how many
     /// (operations choose to record with `record:` in their mapping).
     pub record: crate::record::RecordSettings,
+    /// `[batch]`: how operations with `batch:` reach batch inference.
+    pub batch: BatchSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -165,6 +169,7 @@ impl Default for Settings {
             tenancy: TenancySettings::default(),
             cluster: ClusterSettings::default(),
             record: crate::record::RecordSettings::default(),
+            batch: BatchSettings::default(),
         }
     }
 }
@@ -195,6 +200,7 @@ const KEYS: &[&str] = &[
     "tenants",
     "tenancy",
     "cluster",
+    "batch",
     "record",
 ];
 

@@ -19,11 +19,15 @@
 //! - [`pool`]: `queue.kind = "database"` — the jobs table is the queue
 //!   ([`WorkerPool`]), and the polling-table intake.
 //! - [`sqs`]: `queue.kind = "sqs"` — the outbox relay and the consumers.
+//! - [`batch`]: jobs of operations with `batch:` cut into batches and
+//!   sent to batch inference ([`BatchDriver`]), with `queue.kind =
+//!   "database"`.
 //!
 //! The job layer's settings are `config::{QueueSettings, WorkerSettings,
 //! SqsSettings}`. It talks to the store, the live snapshot and the
 //! pipeline; it knows no SQL and no HTTP.
 
+pub mod batch;
 pub mod call;
 pub mod executor;
 pub mod payload;
@@ -33,7 +37,10 @@ pub mod sqs;
 pub mod tickets;
 pub mod writer;
 
+pub use batch::BatchDriver;
 pub use executor::{Admission, Execution, JobExecutor, Route};
 pub use pool::WorkerPool;
-pub use run::{JobRunner, Run, RunFailure, StoredCall, execute, run_stored};
+pub use run::{
+    BatchAnswer, JobRunner, Run, RunFailure, StoredCall, execute, render_stored, run_stored,
+};
 pub use writer::ResultWriter;

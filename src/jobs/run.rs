@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::payload::as_envelope;
+use crate::converse::{self, Response};
 use crate::error::GatewayError;
 use crate::live::{Live, Snapshot};
 use crate::models::Models;
@@ -88,6 +89,26 @@ pub async fn execute(
     job: &Job,
     tries: Tries,
 ) -> Run {
+    execute_with(snapshot, model, limits, job, tries, None).await
+}
+
+/// A batch job's answer to one record: the response and the model it was
+/// created for.
+#[derive(Debug, Clone)]
+pub struct BatchAnswer {
+    pub response: Response,
+    pub model: String,
+}
+
+/// [`execute`], with the first model answer given when `first` is set.
+async fn execute_with(
+    snapshot: &Snapshot,
+    model: Option<&Arc<Models>>,
+    limits: &Limits,
+    job: &Job,
+    tries: Tries,
+    first: Option<BatchAnswer>,
+) -> Run {
     let mut outcome = Outcome::default();
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
@@ -98,7 +119,7 @@ pub async fn execute(
         operation = %job.operation,
         tenant = job.tenant.as_deref().unwrap_or("-"),
     );
-    let run = run_job(snapshot, model, limits, job, tries, &mut outcome);
+    let run = run_job(snapshot, model, limits, job, tries, first, &mut outcome);
     let result = match tracing::Instrument::instrument(run, span).await {
         Ok(result) => Ok((result, outcome)),
         Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
@@ -127,6 +148,7 @@ async fn run_job(
     limits: &Limits,
     job: &Job,
     tries: Tries,
+    first: Option<BatchAnswer>,
     outcome: &mut Outcome,
 ) -> Result<JobResult, GatewayError> {
     let columns = snapshot
@@ -140,7 +162,7 @@ async fn run_job(
         correlation_id: &job.correlation_id,
         payload: &job.payload,
     };
-    let payload = run_stored(snapshot, model, limits, &call, tries, outcome).await?;
+    let payload = run_stored_with(snapshot, model, limits, &call, tries, first, outcome).await?;
     let values = columns
         .iter()
         .map(|c| (c.name.clone(), c.value_in(&payload)))
@@ -177,6 +199,20 @@ pub async fn run_stored(
     tries: Tries,
     outcome: &mut Outcome,
 ) -> Result<Vec<xml::Element>, GatewayError> {
+    run_stored_with(snapshot, model, limits, call, tries, None, outcome).await
+}
+
+/// [`run_stored`], with the first model answer given when `first` is set
+/// ([`pipeline::run_answered`]).
+async fn run_stored_with(
+    snapshot: &Snapshot,
+    model: Option<&Arc<Models>>,
+    limits: &Limits,
+    call: &StoredCall<'_>,
+    tries: Tries,
+    first: Option<BatchAnswer>,
+    outcome: &mut Outcome,
+) -> Result<Vec<xml::Element>, GatewayError> {
     // The named operation must exist before its payload is looked at, so a
     // typo in the operation column reads as such, not as a schema error.
     let Some((_, service)) = snapshot.contracts.service(call.service) else {
@@ -206,19 +242,77 @@ pub async fn run_stored(
             dispatched,
         });
     }
-    let reply = pipeline::run(
-        prepared,
-        &snapshot.mappings,
-        model,
-        call.correlation_id,
-        outcome,
-        tries,
-    )
-    .await?;
+    let reply = match (first, model) {
+        (Some(first), Some(models)) => {
+            Box::pin(pipeline::run_answered(
+                prepared,
+                &snapshot.mappings,
+                models,
+                call.correlation_id,
+                outcome,
+                tries,
+                first.response,
+                &first.model,
+            ))
+            .await?
+        }
+        _ => {
+            pipeline::run(
+                prepared,
+                &snapshot.mappings,
+                model,
+                call.correlation_id,
+                outcome,
+                tries,
+            )
+            .await?
+        }
+    };
     Ok(match reply {
         Reply::Payload(elements) => elements,
         Reply::Accepted => Vec::new(),
     })
+}
+
+/// The Converse request a stored call renders with its operation's own
+/// settings (no variant), read and checked as [`run_stored`] reads it: what
+/// a batch record asks. An error says why the call cannot be a record; run
+/// on demand, it gets the fault that error makes.
+pub fn render_stored(
+    snapshot: &Snapshot,
+    limits: &Limits,
+    call: &StoredCall<'_>,
+) -> Result<converse::Request, GatewayError> {
+    let bytes = as_envelope(call.payload, limits)?;
+    let mut ctx = CallContext::new(call.service, None);
+    ctx.correlation_id = call.correlation_id.to_owned();
+    let inbound = Inbound {
+        charset: Some("utf-8"),
+        version: None,
+        action: None,
+    };
+    let prepared = pipeline::prepare(&snapshot.contracts, &inbound, &bytes, limits, &mut ctx)?;
+    let dispatched = prepared.operation().name.clone();
+    if dispatched != call.operation || prepared.service().name != call.service {
+        return Err(GatewayError::OperationMismatch {
+            named: call.operation.to_owned(),
+            dispatched,
+        });
+    }
+    let Some(plan) = snapshot.mappings.plan(call.service, call.operation) else {
+        return Err(GatewayError::NotMapped {
+            service: call.service.to_owned(),
+            operation: call.operation.to_owned(),
+        });
+    };
+    let meta = crate::mapping::CallMeta {
+        service: call.service,
+        operation: call.operation,
+        correlation_id: call.correlation_id,
+    };
+    plan.render_request(&prepared.envelope.body, &meta)
+        .map(|rendered| rendered.request)
+        .map_err(|e| GatewayError::BadInput(e.to_string()))
 }
 
 /// Whether a job may run for its tenant: a known tenant (polling-table rows
@@ -364,6 +458,19 @@ impl JobRunner {
     /// snapshot, record usage (tenants). `tries` says whether the job has
     /// attempts left: the mapping's failure policy answers only on its last.
     pub async fn run(&self, job: &Job, tries: Tries) -> Run {
+        self.run_with(job, tries, None).await
+    }
+
+    /// A run of a job a batch answered: as [`JobRunner::run`] from the
+    /// answer on (checked, repaired on demand, failure policy), as a try
+    /// with more left: a failure another run may mend (throttled during a
+    /// repair) comes back retryable, and the batch gives the job back to
+    /// the on-demand queue.
+    pub async fn run_answered(&self, job: &Job, answer: BatchAnswer) -> Run {
+        self.run_with(job, Tries::MoreLeft, Some(answer)).await
+    }
+
+    async fn run_with(&self, job: &Job, tries: Tries, first: Option<BatchAnswer>) -> Run {
         let snapshot = self.live.snapshot();
         if let Err(e) = self.ensure_columns(&snapshot).await {
             tracing::warn!(error = %e, "adding result columns failed; retrying with the next job");
@@ -374,7 +481,17 @@ impl JobRunner {
         };
         let hold = gate.as_ref().ok().cloned().flatten();
         let outcome = match gate {
-            Ok(_) => execute(&snapshot, self.model.as_ref(), &self.limits, job, tries).await,
+            Ok(_) => {
+                execute_with(
+                    &snapshot,
+                    self.model.as_ref(),
+                    &self.limits,
+                    job,
+                    tries,
+                    first,
+                )
+                .await
+            }
             Err(e) => Err((
                 RunFailure::from_error(&e, &job.correlation_id),
                 Outcome::default(),

@@ -87,6 +87,7 @@ pub async fn call_chain<'t>(
                     .map_or(0, |r| u64::from(r.usage.output_tokens)),
                 latency,
                 result,
+                batch: false,
             });
             let e = match answer {
                 Ok(response) => {

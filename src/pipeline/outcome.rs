@@ -100,6 +100,8 @@ pub struct Attempt {
     pub output_tokens: u64,
     pub latency: std::time::Duration,
     pub result: AttemptEnd,
+    /// Answered by a batch-inference job, at its price.
+    pub batch: bool,
 }
 
 impl Outcome {

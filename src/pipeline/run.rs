@@ -13,10 +13,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::chain::{ChainPolicy, call_chain};
-use super::outcome::{Degraded, DegradedBy, Outcome, Reply};
+use super::outcome::{Attempt, AttemptEnd, Degraded, DegradedBy, Outcome, Reply};
 use super::prepare::Prepared;
 use super::shadow::Shadow;
-use crate::converse::{ModelError, Request};
+use crate::converse::{ModelError, Request, Response};
 use crate::error::GatewayError;
 use crate::mapping::{
     Answer, CallMeta, FailurePolicy, MappingSet, ModelTarget, OperationPlan, RenderError,
@@ -127,10 +127,7 @@ async fn execute(
     };
     let call = plan
         .render_request(&envelope.body, &meta)
-        .map_err(|e| match e {
-            RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
-            RenderError::Template { .. } => GatewayError::Template(e.to_string()),
-        })?;
+        .map_err(render_error)?;
     *capture = Capture::start(
         models.recorder(),
         plan,
@@ -196,6 +193,7 @@ async fn execute(
             correlation_id,
             outcome,
             capture.as_mut(),
+            None,
         ),
     )
     .await
@@ -241,6 +239,106 @@ async fn execute(
     }
 }
 
+/// A prepared call whose first answer is given — a batch job's answer to
+/// the request the operation's own settings render (no variant, no cache)
+/// — and which takes from there the path of an on-demand call: the answer
+/// checked, repairs called on demand through the target chain under the
+/// operation's deadline, the failure policy. The answer counts as an
+/// attempt of `model` at batch price.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_answered(
+    prepared: Prepared,
+    mappings: &MappingSet,
+    models: &Models,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+    tries: Tries,
+    first: Response,
+    model: &str,
+) -> Result<Reply, GatewayError> {
+    let Prepared {
+        contract,
+        service,
+        operation,
+        envelope,
+    } = prepared;
+    let service = &contract.services[service];
+    let op = &service.operations[operation];
+    let Some(plan) = mappings.plan(&service.name, &op.name) else {
+        return Err(GatewayError::NotMapped {
+            service: service.name.clone(),
+            operation: op.name.clone(),
+        });
+    };
+    let meta = CallMeta {
+        service: &service.name,
+        operation: &op.name,
+        correlation_id,
+    };
+    let call = plan
+        .render_request(&envelope.body, &meta)
+        .map_err(render_error)?;
+    drop(envelope);
+    let (input, output) = (first.usage.input_tokens, first.usage.output_tokens);
+    outcome.attempts.push(Attempt {
+        model: model.to_owned(),
+        region: models.client(None).region().map(str::to_owned),
+        input_tokens: u64::from(input),
+        output_tokens: u64::from(output),
+        latency: Duration::ZERO,
+        result: AttemptEnd::Answered,
+        batch: true,
+    });
+    outcome.input_tokens += u64::from(input);
+    outcome.output_tokens += u64::from(output);
+    outcome.model = Some(model.to_owned());
+    outcome.stop_reason = Some(first.stop_reason.clone());
+    let settings = models.settings();
+    let deadline = Instant::now()
+        + plan
+            .call_policy()
+            .deadline
+            .unwrap_or_else(|| settings.deadline());
+    let chain = ChainPolicy {
+        retry: plan.call_policy().retry,
+        attempts: settings.max_attempts.max(1),
+        base: settings.initial_backoff(),
+        cap: settings.max_backoff(),
+        deadline,
+    };
+    let answered = tokio::time::timeout_at(
+        deadline,
+        answer(
+            plan,
+            &call,
+            models,
+            &chain,
+            correlation_id,
+            outcome,
+            None,
+            Some(first),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| Err(GatewayError::Model(deadline_passed())));
+    match answered {
+        Ok((answer, _)) => reply(answer),
+        Err(GatewayError::Model(e)) if tries == Tries::MoreLeft && e.is_retryable() => {
+            Err(GatewayError::Model(e))
+        }
+        Err(error) => Box::pin(degrade(plan, models, None, error, correlation_id, outcome)).await,
+    }
+}
+
+/// A request that cannot be rendered: the caller's input, or the mapping's
+/// template.
+fn render_error(e: RenderError) -> GatewayError {
+    match e {
+        RenderError::Input { .. } => GatewayError::BadInput(e.to_string()),
+        RenderError::Template { .. } => GatewayError::Template(e.to_string()),
+    }
+}
+
 /// What a valid answer ends the call in: the response payload, or the
 /// declared fault.
 fn reply(answer: Answer) -> Result<Reply, GatewayError> {
@@ -261,6 +359,13 @@ pub enum Tries {
     MoreLeft,
 }
 
+/// A plan without targets (a mapping always has one).
+fn no_targets() -> GatewayError {
+    GatewayError::Model(ModelError::Other {
+        message: "no model targets".into(),
+    })
+}
+
 /// The error of a call cut at its deadline.
 pub(super) fn deadline_passed() -> ModelError {
     ModelError::Timeout {
@@ -271,6 +376,7 @@ pub(super) fn deadline_passed() -> ModelError {
 /// The valid answer — the response payload or a declared fault — and the
 /// target that gave it, repairing invalid answers up to the mapping's
 /// limit.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn answer(
     plan: &OperationPlan,
     call: &RenderedCall,
@@ -279,21 +385,29 @@ pub(super) async fn answer(
     correlation_id: &str,
     outcome: &mut Outcome,
     mut capture: Option<&mut Capture>,
+    mut first: Option<Response>,
 ) -> Result<(Answer, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
     let mut repairs = 0;
     loop {
         let request = repaired.as_ref().unwrap_or(&call.request);
-        let (response, target) = call_chain(
-            models,
-            &call.targets,
-            request,
-            chain,
-            correlation_id,
-            outcome,
-        )
-        .await?;
+        // A first answer given (a batch job's) stands for the first call;
+        // every repair is a call of the chain.
+        let (response, target) = match first.take() {
+            Some(response) => (response, call.targets.first().ok_or_else(no_targets)?),
+            None => {
+                call_chain(
+                    models,
+                    &call.targets,
+                    request,
+                    chain,
+                    correlation_id,
+                    outcome,
+                )
+                .await?
+            }
+        };
         if let Some(capture) = capture.as_deref_mut() {
             capture.answered(&response);
         }

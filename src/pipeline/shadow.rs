@@ -156,6 +156,7 @@ impl Shadow {
                 &self.correlation_id,
                 &mut outcome,
                 self.capture.as_mut(),
+                None,
             ),
         )
         .await

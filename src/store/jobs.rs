@@ -381,10 +381,10 @@ pub(super) const INSERT_JOB_QMARK: &str = "INSERT INTO soapgate_jobs \
       request_digest) \
      VALUES (?, ?, ?, ?, ?, ?, ?, 'QUEUED', 0, ?, 0, ?, ?, ?, ?)";
 
-/// Binds a `NewJob` to `INSERT_JOB_*` in column order, its payload's
-/// [`request_digest`] last.
+/// Binds a `NewJob` to `INSERT_JOB_*` in column order (due when
+/// [`Store::due_ms`] says), its payload's [`request_digest`] last.
 macro_rules! bind_new_job {
-    ($query:expr, $id:expr, $job:expr, $now:expr) => {
+    ($store:expr, $query:expr, $id:expr, $job:expr, $now:expr) => {
         $query
             .bind($id.as_str())
             .bind($job.idempotency_key.as_deref())
@@ -393,7 +393,7 @@ macro_rules! bind_new_job {
             .bind($job.operation.as_str())
             .bind($job.correlation_id.as_str())
             .bind($job.payload.as_str())
-            .bind($now)
+            .bind($store.due_ms(&$job, $now))
             .bind($now)
             .bind($now)
             .bind($job.tenant.as_deref())
@@ -417,7 +417,7 @@ impl Store {
             } else {
                 INSERT_JOB_QMARK
             };
-            bind_new_job!(sqlx::query(sql), id, job, now)
+            bind_new_job!(self, sqlx::query(sql), id, job, now)
                 .execute(pool)
                 .await
                 .map(|_| ())

@@ -21,6 +21,7 @@
 //! `tenants` the budgets, usage rows and audit trail, `recordings` the
 //! calls kept for replay.
 
+mod batches;
 mod jobs;
 pub mod keys;
 mod outbox;
@@ -44,6 +45,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use batches::{Batch, BatchCut, BatchStatus, BatchStep};
 pub use jobs::{
     ClaimedJob, Job, JobCounts, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
     JobStatus, NewJob, RESULT_CONTRACT_COLUMNS, is_valid_result_column, request_digest,
@@ -246,7 +248,14 @@ pub struct Store {
     /// `queue.kind = sqs`: every new job also gets an outbox row, in the
     /// same transaction (see `outbox.rs`).
     outbox: bool,
+    /// How long new jobs of an operation wait for a batch before they are
+    /// due on demand (`None`: they do not wait).
+    holds: Option<BatchHolds>,
 }
+
+/// How long new jobs of a (service, operation) wait for a batch; `None`
+/// for an operation that does not batch.
+pub type BatchHolds = Arc<dyn Fn(&str, &str) -> Option<Duration> + Send + Sync>;
 
 impl fmt::Debug for Store {
     // The pool's options hold the password; say only which backend this is.
@@ -339,9 +348,29 @@ impl Store {
             readers,
             clock,
             outbox: false,
+            holds: None,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The same store, enqueueing new jobs of the operations `holds`
+    /// names due only after their wait for a batch.
+    pub fn with_batch_holds(mut self, holds: BatchHolds) -> Store {
+        self.holds = Some(holds);
+        self
+    }
+
+    /// When a new job is due: now, or after its operation's batch wait.
+    fn due_ms(&self, job: &NewJob, now: i64) -> i64 {
+        match self
+            .holds
+            .as_ref()
+            .and_then(|h| h(&job.service, &job.operation))
+        {
+            Some(wait) => now.saturating_add(duration_ms(wait)),
+            None => now,
+        }
     }
 
     /// Applies any migrations not yet applied; a no-op when up to date.

@@ -247,7 +247,7 @@ impl Store {
                 } else {
                     (INSERT_JOB_QMARK, INSERT_OUTBOX_QMARK)
                 };
-                bind_new_job!(sqlx::query(insert_job), id, job, now)
+                bind_new_job!(self, sqlx::query(insert_job), id, job, now)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(insert_outbox)

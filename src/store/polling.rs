@@ -199,7 +199,7 @@ impl Store {
                 let request = row.as_ref().map(request_from_row).transpose()?;
                 if let Some(request) = &request {
                     let job = job_for(request);
-                    bind_new_job!(sqlx::query(INSERT_JOB_DOLLAR), job_id, job, now)
+                    bind_new_job!(self, sqlx::query(INSERT_JOB_DOLLAR), job_id, job, now)
                         .execute(&mut *tx)
                         .await?;
                     if self.outbox {
@@ -235,7 +235,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     let job = job_for(request);
-                    bind_new_job!(sqlx::query(INSERT_JOB_DOLLAR), job_id, job, now)
+                    bind_new_job!(self, sqlx::query(INSERT_JOB_DOLLAR), job_id, job, now)
                         .execute(&mut *tx)
                         .await?;
                     if self.outbox {
@@ -271,7 +271,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     let job = job_for(request);
-                    bind_new_job!(sqlx::query(INSERT_JOB_QMARK), job_id, job, now)
+                    bind_new_job!(self, sqlx::query(INSERT_JOB_QMARK), job_id, job, now)
                         .execute(&mut *tx)
                         .await?;
                     if self.outbox {

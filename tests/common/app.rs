@@ -127,6 +127,7 @@ impl TestApp {
                 let parts = Parts {
                     model: client,
                     listener: Some(listener),
+                    ..Parts::default()
                 };
                 App::build(settings, Role::Serve, parts).await
             })

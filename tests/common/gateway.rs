@@ -146,6 +146,7 @@ impl Gateway {
         let parts = Parts {
             model: Some(model.clone()),
             listener: Some(listener),
+            ..Parts::default()
         };
         let app = App::build(settings, Role::Serve, parts)
             .await

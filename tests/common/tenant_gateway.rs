@@ -81,6 +81,7 @@ impl Gateway {
         let parts = Parts {
             model: Some(Arc::new(client)),
             listener: Some(listener),
+            ..Parts::default()
         };
         let app = App::build(settings, Role::Serve, parts)
             .await

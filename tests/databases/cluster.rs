@@ -83,6 +83,7 @@ impl Instance {
         let parts = Parts {
             model: Some(Arc::new(client)),
             listener: Some(listener),
+            ..Parts::default()
         };
         let app = App::build(settings, Role::Serve, parts)
             .await

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soapgate::store::{
-    JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource, JobStatus, KIND_SERVED,
-    KIND_SHADOW, ManualClock, NewJob, NewRecording, NewRequest, RecordingQuery, ResultRow,
-    ResultStatus, Store, StoreError,
+    BatchCut, BatchStatus, BatchStep, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
+    JobStatus, KIND_SERVED, KIND_SHADOW, ManualClock, NewJob, NewRecording, NewRequest,
+    RecordingQuery, ResultRow, ResultStatus, Store, StoreError,
 };
 use sqlx::{Connection, Executor};
 
@@ -174,6 +174,7 @@ on_every_backend!(
     a_final_end_writes_its_reply_row_with_the_result,
     a_declared_fault_ends_failed_with_its_fault_kept,
     recordings_are_kept_read_back_and_pruned_by_age_and_count,
+    batches_lease_their_jobs_step_fenced_and_give_jobs_back,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -1191,4 +1192,167 @@ async fn recordings_are_kept_read_back_and_pruned_by_age_and_count(ctx: Ctx) {
     let at: Vec<i64> = left.iter().map(|r| r.at_ms - START_MS).collect();
     assert_eq!(at, [3000, 4000, 5000]);
     assert_eq!(ctx.store.prune_recordings(0, 3).await.expect("again"), 0);
+}
+
+async fn batches_lease_their_jobs_step_fenced_and_give_jobs_back(ctx: Ctx) {
+    // New jobs of ClassifyInvoice wait a minute for a batch.
+    let store = ctx
+        .store
+        .clone()
+        .with_batch_holds(Arc::new(|_: &str, operation: &str| {
+            (operation == "ClassifyInvoice").then_some(Duration::from_secs(60))
+        }));
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(store.enqueue(&new_job(n, None)).await.expect("enqueue"));
+    }
+    assert!(
+        store.claim("w", LEASE).await.expect("claim").is_none(),
+        "a job waiting for a batch is not due on demand"
+    );
+    let mut cut = BatchCut {
+        service: "InvoiceService",
+        operation: "ClassifyInvoice",
+        model: "anthropic.claude-3-haiku-20240307-v1:0",
+        min_records: 6,
+        max_records: 4,
+    };
+    assert!(
+        store
+            .cut_batch(&cut, "d1", LEASE)
+            .await
+            .expect("cut")
+            .is_none(),
+        "5 waiting, fewer than min_records"
+    );
+    assert_eq!(
+        store
+            .batch_waiting("InvoiceService", "ClassifyInvoice")
+            .await
+            .expect("waiting"),
+        5
+    );
+    cut.min_records = 3;
+    let batch = store
+        .cut_batch(&cut, "d1", LEASE)
+        .await
+        .expect("cut")
+        .expect("a batch of the 4 oldest");
+    assert_eq!(
+        (batch.status, batch.records, batch.fencing_token),
+        (BatchStatus::Cut, 4, 1)
+    );
+    let in_batch = store.batch_jobs(&batch.id).await.expect("batch jobs");
+    let got: Vec<&JobId> = in_batch.iter().map(|c| &c.job.id).collect();
+    assert_eq!(got, ids[..4].iter().collect::<Vec<_>>(), "oldest first");
+    assert!(
+        in_batch
+            .iter()
+            .all(|c| c.job.status == JobStatus::Running && c.job.attempts == 0)
+    );
+    assert!(
+        store
+            .cut_batch(&cut, "d1", LEASE)
+            .await
+            .expect("cut")
+            .is_none(),
+        "one job left waiting"
+    );
+    // Leased to d1: nobody else takes it, and a batch job never expires.
+    assert!(
+        store
+            .claim_batch("d2", LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    ctx.clock.advance(Duration::from_secs(3600));
+    let on_demand = store
+        .claim("w", LEASE)
+        .await
+        .expect("claim")
+        .expect("job 4");
+    assert_eq!(
+        on_demand.job.id, ids[4],
+        "the waiting job is due after its wait"
+    );
+
+    // d1 died: its lease ran out, d2 takes the batch, d1's writes are fenced.
+    let taken = store
+        .claim_batch("d2", LEASE)
+        .await
+        .expect("claim")
+        .expect("the expired batch");
+    assert_eq!(taken.fencing_token, 2);
+    let mut step = BatchStep::of(&taken);
+    step.status = BatchStatus::Uploaded;
+    step.input_uri = Some("s3://b/x/records.jsonl");
+    assert!(
+        !store
+            .advance_batch(&taken.id, 1, &step)
+            .await
+            .expect("stale")
+    );
+    assert!(
+        store
+            .advance_batch(&taken.id, 2, &step)
+            .await
+            .expect("step")
+    );
+    assert!(store.let_go_batch(&taken.id, 2).await.expect("let go"));
+    let again = store.batch(&taken.id).await.expect("read").expect("row");
+    assert_eq!(again.status, BatchStatus::Uploaded);
+    assert_eq!(again.input_uri.as_deref(), Some("s3://b/x/records.jsonl"));
+    let retaken = store
+        .claim_batch("d3", LEASE)
+        .await
+        .expect("claim")
+        .expect("let go, due");
+    assert_eq!(retaken.fencing_token, 3);
+
+    // Two jobs go back on demand (once), one is answered with its token.
+    let back = [ids[0].clone(), ids[1].clone()];
+    assert_eq!(
+        store
+            .return_batch_jobs(&batch.id, &back)
+            .await
+            .expect("return"),
+        2
+    );
+    assert_eq!(
+        store
+            .return_batch_jobs(&batch.id, &back)
+            .await
+            .expect("again"),
+        0
+    );
+    let answered = &in_batch[2];
+    let recorded = store
+        .finish_all(&[JobFinish {
+            id: answered.job.id.clone(),
+            token: answered.token,
+            end: JobEnd::Done(result("batch")),
+            reply_to: None,
+        }])
+        .await;
+    assert!(matches!(recorded[..], [Ok(true)]));
+    let left: Vec<JobId> = store
+        .batch_jobs(&batch.id)
+        .await
+        .expect("left")
+        .into_iter()
+        .map(|c| c.job.id)
+        .collect();
+    assert_eq!(left, [ids[3].clone()]);
+    let returned = get(&ctx, &ids[0]).await;
+    assert_eq!((returned.status, returned.attempts), (JobStatus::Queued, 0));
+    let claimed = store.claim_many("w", LEASE, 5).await.expect("claim");
+    let mut claimed: Vec<JobId> = claimed.into_iter().map(|c| c.job.id).collect();
+    claimed.sort();
+    let mut want = back.to_vec();
+    want.sort();
+    assert_eq!(
+        claimed, want,
+        "returned jobs run on demand; the batch keeps its own"
+    );
 }

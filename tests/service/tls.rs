@@ -224,6 +224,7 @@ impl Server {
         let parts = Parts {
             model: Some(Arc::new(client)),
             listener: Some(listener),
+            ..Parts::default()
         };
         let app = App::build(settings, Role::Serve, parts)
             .await
