@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::backoff;
-use crate::bedrock::{BedrockClient, BedrockSettings};
+use crate::bedrock::{BedrockBatch, BedrockClient, BedrockSettings};
 use crate::config::{QueueKind, Settings};
 use crate::contract::ContractSet;
 use crate::converse::{BatchClient, ModelClient};
@@ -632,8 +632,44 @@ async fn batch_client(
     if settings.queue.kind != QueueKind::Database {
         return None;
     }
-    let _ = emulator;
-    None
+    let batching = || {
+        load_set(settings)
+            .map(|(_, mappings)| mappings.plans().any(|p| p.batch().is_some()))
+            .unwrap_or(false)
+    };
+    if let Some(emulator) = emulator {
+        let Some(s3) = &settings.batch.s3_endpoint_url else {
+            if batching() {
+                tracing::warn!(
+                    "emulator mode without [batch] s3_endpoint_url: jobs of operations with batch: run on demand after their wait"
+                );
+            }
+            return None;
+        };
+        return Some(Arc::new(BedrockBatch::for_endpoints(
+            emulator.base_url(),
+            s3,
+        )));
+    }
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.bedrock.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let sdk_config = loader.load().await;
+    match BedrockBatch::from_sdk_config(
+        &sdk_config,
+        settings.bedrock.region.as_deref(),
+        settings.batch.endpoint_url.as_deref(),
+        settings.batch.s3_endpoint_url.as_deref(),
+    ) {
+        Ok(client) => Some(Arc::new(client)),
+        Err(e) => {
+            if batching() {
+                tracing::warn!(error = %e, "no batch-inference client: jobs of operations with batch: run on demand after their wait");
+            }
+            None
+        }
+    }
 }
 
 /// A name for this process's `role` in leases and logs:

@@ -15,9 +15,13 @@
 //! ([`BedrockSettings::model_settings`]).
 //!
 //! [`batch`] converts between a Converse request or response and a line
-//! of a batch-inference job (plain JSON, no SDK).
+//! of a batch-inference job (plain JSON, no SDK); [`control`] is the
+//! production [`crate::converse::BatchClient`], [`BedrockBatch`], running
+//! those jobs through aws-sdk-s3 and Bedrock's control plane
+//! (aws-sdk-bedrock).
 
 pub mod batch;
+pub mod control;
 mod convert;
 mod errors;
 mod h2c;
@@ -38,7 +42,9 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::{Deserialize, Serialize};
 
 use crate::converse::{BoxFuture, ModelClient, ModelError, Request, Response};
+
 use crate::models::{BreakerSettings, ModelSettings};
+pub use control::BedrockBatch;
 
 /// How to reach Bedrock. Everything is optional: unset values come from the
 /// standard AWS chain or the defaults below.

@@ -1,6 +1,7 @@
 //! `soapgate check`: load every contract and mapping and print the
 //! operations served, one line each (with the declared faults each mapping
-//! lets the model answer); errors as `path:line:col: message`.
+//! lets the model answer, its variants and its batch setting); errors as
+//! `path:line:col: message`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -102,6 +103,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                     if let Some((sample, v)) = plan.shadow() {
                         line.push_str(&format!(", shadow {} on {sample} of calls", v.name()));
+                    }
+                    if let Some(b) = plan.batch() {
+                        line.push_str(&format!(
+                            ", batch {} to {} records within {}s on {} via {}",
+                            b.min_records,
+                            b.max_records,
+                            b.max_wait.as_secs(),
+                            b.model,
+                            b.s3_uri
+                        ));
                     }
                     line
                 }

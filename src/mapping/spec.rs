@@ -110,6 +110,11 @@ pub(crate) struct OperationSpec {
     /// `record: { sample, redact }`: keep a sample of calls for replay.
     #[serde(default)]
     pub(crate) record: Option<Spanned<RecordSpec>>,
+    /// `batch: { min_records, max_records, max_wait_secs, role_arn, s3_uri,
+    /// model }`: jobs of the operation go to the model together in a
+    /// batch-inference job.
+    #[serde(default)]
+    pub(crate) batch: Option<Spanned<BatchSpec>>,
 }
 
 /// `record: { sample: 0.1, redact: [paths] }`.
@@ -122,6 +127,32 @@ pub(crate) struct RecordSpec {
     /// Request paths whose values never reach a recording.
     #[serde(default)]
     pub(crate) redact: Vec<Spanned<String>>,
+}
+
+/// `batch: { min_records: 100, max_records: 10000, max_wait_secs: 3600,
+/// role_arn: arn:..., s3_uri: s3://bucket/prefix, model: id }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchSpec {
+    /// A batch is cut as soon as this many jobs wait. Default 100, the
+    /// service's minimum records per batch-inference job.
+    #[serde(default)]
+    pub(crate) min_records: Option<Spanned<u64>>,
+    /// At most this many jobs in one batch. Default 10000.
+    #[serde(default)]
+    pub(crate) max_records: Option<Spanned<u64>>,
+    /// How long a job waits for a batch before it runs on demand. Default
+    /// 3600.
+    #[serde(default)]
+    pub(crate) max_wait_secs: Option<Spanned<u64>>,
+    /// The service role the batch job reads and writes S3 with.
+    pub(crate) role_arn: Spanned<String>,
+    /// `s3://bucket/prefix` under which batches are written.
+    pub(crate) s3_uri: Spanned<String>,
+    /// The model the batch job is created for; default: the operation's
+    /// first target.
+    #[serde(default)]
+    pub(crate) model: Option<Spanned<String>>,
 }
 
 /// One variant of an operation: its share of the calls and the settings

@@ -74,9 +74,10 @@ const ONLY_IN: &[(&str, &[&str])] = &[
     ("sqlx", &["store"]),
     ("aws_sdk_bedrockruntime", &["bedrock"]),
     ("aws_sdk_sqs", &["jobs::sqs"]),
-    // The emulator's batch jobs read and write S3; its control plane is
-    // wire JSON, never the SDK's types.
-    ("aws_sdk_s3", &["emulator::batch"]),
+    // The emulator's batch jobs read and write S3, as the production batch
+    // client does; the emulator's control plane is wire JSON, never the
+    // SDK's types.
+    ("aws_sdk_s3", &["emulator::batch", "bedrock"]),
     ("aws_sdk_bedrock", &["bedrock"]),
     ("redis", &["tenants::cluster::redis_state"]),
     ("axum", &["http", "emulator", "listen"]),

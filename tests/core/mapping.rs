@@ -734,7 +734,7 @@ fn load_error_unknown_field() {
         vec![
             "m.yaml:6:5: unknown field `promt`, expected one of mode, idempotency_key, model, \
              input, system, prompt, output, repair_attempts, on_failure, cache, results, faults, \
-             variants, sticky_by, shadow, record"
+             variants, sticky_by, shadow, record, batch"
         ]
     );
 }
@@ -1290,5 +1290,296 @@ operations:
         draft
             .redacted_values(&example("SupportDesk", "DraftReply"))
             .is_empty()
+    );
+}
+
+/// InvoiceService with ClassifyInvoice (sync, request-response) on
+/// Anthropic model `first`, then `rest` under the operation
+/// (four-space indent).
+fn classify_with(first: &str, rest: &str) -> String {
+    format!(
+        "service: InvoiceService
+operations:
+  ClassifyInvoice:
+    model: {{ targets: [ {{ model: {first} }}, {{ model: m2 }} ] }}
+    prompt: x
+    output: {{ structured: true }}
+{rest}"
+    )
+}
+
+const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+#[test]
+fn batch_setting_is_read_with_its_defaults_on_a_sync_operation() {
+    let full = classify_with(
+        "m",
+        "    batch:
+      min_records: 200
+      max_records: 50000
+      max_wait_secs: 600
+      role_arn: arn:aws:iam::123456789012:role/BedrockBatch
+      s3_uri: s3://bucket/soapgate/batches/
+      model: anthropic.claude-3-haiku-20240307-v1:0
+",
+    );
+    let set = MappingSet::load(&[(PathBuf::from("t.yaml"), full)], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = set.plan("InvoiceService", "ClassifyInvoice").expect("plan");
+    assert_eq!(
+        plan.batch(),
+        Some(&soapgate::mapping::BatchPlan {
+            min_records: 200,
+            max_records: 50_000,
+            max_wait: std::time::Duration::from_secs(600),
+            role_arn: "arn:aws:iam::123456789012:role/BedrockBatch".to_string(),
+            s3_uri: "s3://bucket/soapgate/batches".to_string(),
+            model: HAIKU.to_string(),
+        })
+    );
+
+    // Defaults, and the model is the operation's first target. Variants are
+    // allowed and have no batch of their own.
+    let defaults = classify_with(
+        HAIKU,
+        "    variants:
+      canary: { weight: 10, model: { targets: [ { model: m3 } ] } }
+    batch: { role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b\" }
+",
+    );
+    let set = MappingSet::load(&[(PathBuf::from("t.yaml"), defaults)], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = set.plan("InvoiceService", "ClassifyInvoice").expect("plan");
+    let batch = plan.batch().expect("batch");
+    assert_eq!(
+        (
+            batch.min_records,
+            batch.max_records,
+            batch.max_wait.as_secs()
+        ),
+        (100, 10_000, 3600)
+    );
+    assert_eq!(
+        (
+            batch.role_arn.as_str(),
+            batch.s3_uri.as_str(),
+            batch.model.as_str()
+        ),
+        ("arn:aws:iam::1:role/b", "s3://b", HAIKU)
+    );
+    assert_eq!(plan.variants().len(), 1);
+    assert!(plan.variants()[0].plan().batch().is_none());
+
+    // One-way (async) operations batch too; without `batch:` there is none.
+    let yaml = format!(
+        "service: InvoiceService
+operations:
+  SubmitInvoiceBatch:
+    model: {{ targets: [ {{ model: eu.{HAIKU} }} ] }}
+    prompt: x
+    batch: {{ role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b/p\" }}
+  ClassifyInvoice:
+    model: {{ targets: [ {{ model: {HAIKU} }} ] }}
+    prompt: x
+    output: {{ structured: true }}
+"
+    );
+    let set = MappingSet::load(&[(PathBuf::from("t.yaml"), yaml)], contracts())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let submit = set
+        .plan("InvoiceService", "SubmitInvoiceBatch")
+        .expect("plan");
+    assert_eq!(
+        submit.batch().map(|b| b.model.as_str()),
+        Some(format!("eu.{HAIKU}").as_str())
+    );
+    let classify = set.plan("InvoiceService", "ClassifyInvoice").expect("plan");
+    assert!(classify.batch().is_none());
+}
+
+#[test]
+fn load_error_batch_record_counts_and_wait() {
+    let yaml = classify_with(
+        HAIKU,
+        "    batch:
+      min_records: 99
+      max_records: 50001
+      max_wait_secs: 0
+      role_arn: arn:aws:iam::1:role/b
+      s3_uri: s3://b
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:8:20: batch: min_records must be at least 100 (Bedrock's minimum records \
+             per batch-inference job)",
+            "m.yaml:9:20: batch: max_records must be at most 50000 (Bedrock's most records \
+             per batch-inference job)",
+            "m.yaml:10:22: batch: max_wait_secs must be at least 1",
+        ]
+    );
+    let yaml = classify_with(
+        HAIKU,
+        "    batch: { min_records: 500, max_records: 499, role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b\" }
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec!["m.yaml:7:45: batch: max_records must be at least min_records (500)"]
+    );
+    let yaml = classify_with(
+        HAIKU,
+        "    batch: { min_records: 20000, role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b\" }
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:7:27: batch: min_records is above max_records (default 10000): \
+             set max_records too"
+        ]
+    );
+}
+
+#[test]
+fn load_error_batch_role_and_s3_location() {
+    let yaml = classify_with(
+        HAIKU,
+        "    batch:
+      role_arn: BedrockBatch
+      s3_uri: https://bucket/prefix
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:8:17: batch: role_arn \"BedrockBatch\" is not an IAM role ARN \
+             (arn:...:role/name)",
+            "m.yaml:9:15: batch: s3_uri \"https://bucket/prefix\" is not an S3 location \
+             (s3://bucket/prefix)",
+        ]
+    );
+    let yaml = classify_with(
+        HAIKU,
+        "    batch:
+      role_arn: arn:aws:iam::1:user/b
+      s3_uri: s3:///prefix
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:8:17: batch: role_arn \"arn:aws:iam::1:user/b\" is not an IAM role ARN \
+             (arn:...:role/name)",
+            "m.yaml:9:15: batch: s3_uri \"s3:///prefix\" is not an S3 location \
+             (s3://bucket/prefix)",
+        ]
+    );
+}
+
+#[test]
+fn load_error_batch_missing_and_unknown_keys() {
+    let yaml = classify_with(HAIKU, "    batch:\n      s3_uri: s3://b\n");
+    let errors = load_errors(&yaml);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("m.yaml:8:") && errors[0].contains("missing field `role_arn`"),
+        "{errors:?}"
+    );
+    let yaml = classify_with(HAIKU, "    batch:\n      role_arn: arn:aws:iam::1:role/b\n");
+    let errors = load_errors(&yaml);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("m.yaml:8:") && errors[0].contains("missing field `s3_uri`"),
+        "{errors:?}"
+    );
+    let yaml = classify_with(
+        HAIKU,
+        "    batch:
+      role_arn: arn:aws:iam::1:role/b
+      s3_uri: s3://b
+      max_wait_ms: 5
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:10:7: unknown field `max_wait_ms`, expected one of min_records, \
+             max_records, max_wait_secs, role_arn, s3_uri, model"
+        ]
+    );
+}
+
+#[test]
+fn load_error_batch_needs_an_anthropic_model_and_no_guardrail() {
+    // The first target decides when `batch: model` is not set.
+    let yaml = classify_with(
+        "m",
+        "    batch: { role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b\" }
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:7:12: batch: the operation's first target m is not an Anthropic model: \
+             batch records are built in Anthropic's native Messages format only \
+             (set batch: model)"
+        ]
+    );
+    let yaml = classify_with(
+        HAIKU,
+        "    batch:
+      role_arn: arn:aws:iam::1:role/b
+      s3_uri: s3://b
+      model: amazon.nova-lite-v1:0
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:10:14: batch: model amazon.nova-lite-v1:0 is not an Anthropic model: \
+             batch records are built in Anthropic's native Messages format only"
+        ]
+    );
+    let yaml = format!(
+        "service: InvoiceService
+operations:
+  ClassifyInvoice:
+    model:
+      targets: [ {{ model: {HAIKU} }} ]
+      guardrail: {{ id: g1, version: \"1\" }}
+    prompt: x
+    output: {{ structured: true }}
+    batch:
+      role_arn: arn:aws:iam::1:role/b
+      s3_uri: s3://b
+"
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:10:7: batch: the operation has a guardrail (line 6), and a batch record \
+             has no place for a guardrail"
+        ]
+    );
+}
+
+#[test]
+fn load_error_batch_in_a_variant() {
+    let yaml = classify_with(
+        HAIKU,
+        "    variants:
+      canary:
+        weight: 10
+        batch: { role_arn: \"arn:aws:iam::1:role/b\", s3_uri: \"s3://b\" }
+",
+    );
+    assert_eq!(
+        load_errors(&yaml),
+        vec![
+            "m.yaml:10:9: unknown field `batch`, expected one of weight, model, system, \
+             prompt, output, repair_attempts"
+        ]
     );
 }

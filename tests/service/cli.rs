@@ -229,7 +229,7 @@ fn migrate_refuses_an_unknown_scheme_without_echoing_the_url() {
 }
 
 #[test]
-fn check_lists_an_operations_variants_sticky_path_and_shadow() {
+fn check_lists_an_operations_variants_sticky_path_shadow_and_batch() {
     let root = tempfile::tempdir().expect("temp dir");
     let wsdl = root.path().join("wsdl");
     std::fs::create_dir_all(&wsdl).expect("wsdl/");
@@ -251,6 +251,11 @@ operations:
       quiet: { prompt: y }
     sticky_by: invoice/vendor/vendorId
     shadow: { sample: 0.2, variant: quiet }
+    batch:
+      max_records: 500
+      role_arn: arn:aws:iam::123456789012:role/BedrockBatch
+      s3_uri: s3://bucket/soapgate/batches
+      model: anthropic.claude-3-haiku-20240307-v1:0
 ",
     )
     .expect("writing the mapping");
@@ -263,7 +268,9 @@ operations:
     assert!(
         line.ends_with(
             "models m1, variants canary 10% (m2); quiet 0% (m1), \
-             sticky by invoice/vendor/vendorId, shadow quiet on 0.2 of calls"
+             sticky by invoice/vendor/vendorId, shadow quiet on 0.2 of calls, \
+             batch 100 to 500 records within 3600s on anthropic.claude-3-haiku-20240307-v1:0 \
+             via s3://bucket/soapgate/batches"
         ),
         "{line}"
     );

@@ -10,7 +10,9 @@
 mod common;
 
 mod async_soap;
+mod batch_control;
 mod batch_emulator;
+mod batch_jobs;
 mod batch_records;
 mod bedrock_emulator;
 mod bedrock_env;

@@ -8,13 +8,13 @@
 //!
 //! This module holds the entry point and [`Cx`], the checking context of
 //! one file, with the assembly of an operation's plan; the parts of a plan
-//! are checked in files of their own: model settings and call policy
-//! ([`settings`]), request inputs and attachments ([`inputs`]), templates
-//! and their variables ([`templates`]), structured or text output
-//! ([`output`]), the declared faults the model may answer ([`faults`]),
-//! paths that must lead to one simple value ([`paths`]), static
-//! fallback responses ([`fallback`]), and the variants of an operation,
-//! each compiled as an operation of its own ([`variants`]).
+//! are checked in files of their own: model settings, call policy and the
+//! batch setting ([`settings`]), request inputs and attachments
+//! ([`inputs`]), templates and their variables ([`templates`]), structured
+//! or text output ([`output`]), the declared faults the model may answer
+//! ([`faults`]), paths that must lead to one simple value ([`paths`]),
+//! static fallback responses ([`fallback`]), and the variants of an
+//! operation, each compiled as an operation of its own ([`variants`]).
 
 mod fallback;
 mod faults;
@@ -339,6 +339,7 @@ impl Cx<'_> {
 
         let call_policy = self.call_policy(spec);
         let record = self.record(set, &request_shape, spec);
+        let batch = self.batch(spec);
 
         if self.errors.len() > before {
             return None;
@@ -412,7 +413,7 @@ impl Cx<'_> {
             static_input_bytes,
             variants,
             record,
-            batch: None,
+            batch,
             mapping_sha256: self.sha256.clone(),
         })
     }

@@ -1,16 +1,24 @@
 //! An operation's model settings: its targets (model id and region), the
-//! inference configuration, the guardrail, and the call policy (retry,
-//! deadline, cache TTL), each value checked against what Converse accepts.
+//! inference configuration, the guardrail, the call policy (retry,
+//! deadline, cache TTL) and the batch setting, each value checked against
+//! what Converse and batch inference accept.
 
 use std::time::Duration;
 
 use super::Cx;
 use crate::converse::{GuardrailConfig, GuardrailTrace, InferenceConfig};
 use crate::mapping::spec::OperationSpec;
-use crate::mapping::{CallPolicy, ModelTarget};
+use crate::mapping::{BatchPlan, CallPolicy, ModelTarget};
 
 /// Converse accepts at most four stop sequences.
 const MAX_STOP_SEQUENCES: usize = 4;
+
+/// Bedrock refuses a batch-inference job with fewer records.
+const MIN_BATCH_RECORDS: u64 = 100;
+/// Bedrock's most records per batch-inference job.
+const MAX_BATCH_RECORDS: u64 = 50_000;
+const DEFAULT_MAX_BATCH_RECORDS: u64 = 10_000;
+const DEFAULT_BATCH_WAIT_SECS: u64 = 3600;
 
 impl Cx<'_> {
     /// `model.retry`, `model.deadline_ms` and `cache.ttl_secs`.
@@ -140,6 +148,158 @@ impl Cx<'_> {
             guardrail_identifier: g.value.id.value.trim().to_string(),
             guardrail_version: g.value.version.value.trim().to_string(),
             trace,
+        })
+    }
+
+    /// `batch:`. Batch records are built in Anthropic's native Messages
+    /// format, which has no place for a guardrail, so the batch model must
+    /// be an Anthropic one and the operation unguarded. Whether the
+    /// operation is sync does not matter: its polling-table jobs may batch.
+    pub(super) fn batch(&mut self, spec: &OperationSpec) -> Option<BatchPlan> {
+        let batch = spec.batch.as_ref()?;
+        let b = &batch.value;
+        let before = self.errors.len();
+
+        let min_records = match &b.min_records {
+            Some(m) if m.value < MIN_BATCH_RECORDS => {
+                self.error(
+                    &m.referenced,
+                    format!(
+                        "batch: min_records must be at least {MIN_BATCH_RECORDS} \
+                         (Bedrock's minimum records per batch-inference job)"
+                    ),
+                );
+                MIN_BATCH_RECORDS
+            }
+            Some(m) => m.value,
+            None => MIN_BATCH_RECORDS,
+        };
+        let max_records = match &b.max_records {
+            Some(m) if m.value > MAX_BATCH_RECORDS => {
+                self.error(
+                    &m.referenced,
+                    format!(
+                        "batch: max_records must be at most {MAX_BATCH_RECORDS} \
+                         (Bedrock's most records per batch-inference job)"
+                    ),
+                );
+                MAX_BATCH_RECORDS
+            }
+            Some(m) if m.value < min_records => {
+                self.error(
+                    &m.referenced,
+                    format!("batch: max_records must be at least min_records ({min_records})"),
+                );
+                min_records
+            }
+            Some(m) => m.value,
+            None => {
+                if let Some(m) = &b.min_records
+                    && m.value > DEFAULT_MAX_BATCH_RECORDS
+                {
+                    self.error(
+                        &m.referenced,
+                        format!(
+                            "batch: min_records is above max_records \
+                             (default {DEFAULT_MAX_BATCH_RECORDS}): set max_records too"
+                        ),
+                    );
+                }
+                DEFAULT_MAX_BATCH_RECORDS
+            }
+        };
+        let max_wait_secs = match &b.max_wait_secs {
+            Some(w) if w.value == 0 => {
+                self.error(&w.referenced, "batch: max_wait_secs must be at least 1");
+                DEFAULT_BATCH_WAIT_SECS
+            }
+            Some(w) => w.value,
+            None => DEFAULT_BATCH_WAIT_SECS,
+        };
+
+        let role_arn = b.role_arn.value.trim();
+        if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+            self.error(
+                &b.role_arn.referenced,
+                format!("batch: role_arn {role_arn:?} is not an IAM role ARN (arn:...:role/name)"),
+            );
+        }
+        let written = b.s3_uri.value.trim();
+        let bucket = written
+            .strip_prefix("s3://")
+            .map(|rest| rest.split('/').next().unwrap_or(""));
+        if bucket.is_none_or(|name| name.is_empty() || name.contains(char::is_whitespace)) {
+            self.error(
+                &b.s3_uri.referenced,
+                format!("batch: s3_uri {written:?} is not an S3 location (s3://bucket/prefix)"),
+            );
+        }
+        // Batch folders go under `{s3_uri}/`: no doubled slash.
+        let s3_uri = written.trim_end_matches('/');
+
+        let model = match &b.model {
+            Some(m) => {
+                let id = m.value.trim();
+                if id.is_empty() || id.contains(char::is_whitespace) {
+                    self.error(
+                        &m.referenced,
+                        "batch: model must be a model id, inference profile id or ARN (no spaces)",
+                    );
+                } else if !id.contains("anthropic.") {
+                    self.error(
+                        &m.referenced,
+                        format!(
+                            "batch: model {id} is not an Anthropic model: batch records are \
+                             built in Anthropic's native Messages format only"
+                        ),
+                    );
+                }
+                id.to_string()
+            }
+            None => {
+                let first = spec
+                    .model
+                    .value
+                    .targets
+                    .value
+                    .first()
+                    .map(|t| t.value.model.value.trim().to_string())
+                    .unwrap_or_default();
+                // No target at all was reported by `targets`.
+                if !first.is_empty() && !first.contains("anthropic.") {
+                    self.error(
+                        &batch.referenced,
+                        format!(
+                            "batch: the operation's first target {first} is not an Anthropic \
+                             model: batch records are built in Anthropic's native Messages \
+                             format only (set batch: model)"
+                        ),
+                    );
+                }
+                first
+            }
+        };
+        if let Some(g) = &spec.model.value.guardrail {
+            self.error(
+                &batch.referenced,
+                format!(
+                    "batch: the operation has a guardrail (line {}), and a batch record has \
+                     no place for a guardrail",
+                    g.referenced.line()
+                ),
+            );
+        }
+
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(BatchPlan {
+            min_records: usize::try_from(min_records).unwrap_or(usize::MAX),
+            max_records: usize::try_from(max_records).unwrap_or(usize::MAX),
+            max_wait: Duration::from_secs(max_wait_secs),
+            role_arn: role_arn.to_string(),
+            s3_uri: s3_uri.to_string(),
+            model,
         })
     }
 }

@@ -2,7 +2,9 @@
 //! operation's spec with the variant's own `model`, `system`, `prompt`,
 //! `output` and `repair_attempts` put in place of the operation's, compiled
 //! by [`Cx::operation`] like any operation: every check applies, and a
-//! mistake in a variant's field is reported at that field.
+//! mistake in a variant's field is reported at that field. A variant has
+//! no `batch:` (the YAML reader refuses one) and its plan none: batches
+//! use the operation's own settings.
 
 use std::sync::Arc;
 
@@ -48,6 +50,8 @@ fn merged(base: &OperationSpec, v: &VariantSpec) -> OperationSpec {
     spec.variants = Default::default();
     spec.sticky_by = None;
     spec.shadow = None;
+    // Batches use the operation's own settings; a variant has no `batch:`.
+    spec.batch = None;
     spec
 }
 
