@@ -5,17 +5,19 @@
 //! schema-satisfying tool input, script rules) as a Converse call.
 //!
 //! Only what the emulator answers from is read: `system`, `messages` with
-//! `text`, `tool_use` and `tool_result` blocks, `max_tokens`,
+//! `text`, `image` (base64 PNG, JPEG, GIF or WebP), `document` (base64
+//! PDF, or plain text), `tool_use` and `tool_result` blocks, `max_tokens`,
 //! `temperature`, `top_p`, `stop_sequences`, `tools` and `tool_choice`.
 //! A body without `anthropic_version`, `max_tokens` or `messages`, or with a
-//! block the emulator does not read (images, documents), is a record
+//! block of another type or a source Anthropic does not take, is a record
 //! error, as a malformed body is on Bedrock.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::converse::{
-    ContentBlock, InferenceConfig, Message, Request, Response, Role, StopReason, SystemBlock, Tool,
+    ContentBlock, DocumentBlock, DocumentFormat, DocumentSource, ImageBlock, ImageFormat,
+    ImageSource, InferenceConfig, Message, Request, Response, Role, StopReason, SystemBlock, Tool,
     ToolChoice, ToolConfig, ToolResultBlock, ToolResultContent, ToolResultStatus, ToolSpec,
     ToolUseBlock,
 };
@@ -172,10 +174,77 @@ fn block(value: &Value) -> Result<ContentBlock, String> {
                 status: error.then_some(ToolResultStatus::Error),
             }))
         }
+        "image" => image(value),
+        "document" => document(value),
         other => Err(format!(
             "Malformed input request: content blocks of type `{other}` are not read by the emulator"
         )),
     }
+}
+
+/// A block's `source`: its `type`, `media_type` and `data`.
+fn source(value: &Value) -> Result<(&str, &str, &str), String> {
+    let source = value.get("source");
+    let field = |key: &str| {
+        source
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("Malformed input request: a source needs `{key}`"))
+    };
+    Ok((field("type")?, field("media_type")?, field("data")?))
+}
+
+fn base64(data: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| format!("Malformed input request: source data is not base64: {e}"))
+}
+
+/// An `image` block with a base64 source.
+fn image(value: &Value) -> Result<ContentBlock, String> {
+    let (kind, media_type, data) = source(value)?;
+    let format = match (kind, media_type) {
+        ("base64", "image/png") => ImageFormat::Png,
+        ("base64", "image/jpeg") => ImageFormat::Jpeg,
+        ("base64", "image/gif") => ImageFormat::Gif,
+        ("base64", "image/webp") => ImageFormat::Webp,
+        _ => {
+            return Err(format!(
+                "Malformed input request: an image source of type `{kind}` and media type `{media_type}`"
+            ));
+        }
+    };
+    Ok(ContentBlock::Image(ImageBlock {
+        format,
+        source: ImageSource::Bytes(base64(data)?),
+    }))
+}
+
+/// A `document` block: a base64 PDF, or plain text.
+fn document(value: &Value) -> Result<ContentBlock, String> {
+    let (kind, media_type, data) = source(value)?;
+    let name = value
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or("document")
+        .to_string();
+    let (format, source) = match (kind, media_type) {
+        ("base64", "application/pdf") => {
+            (DocumentFormat::Pdf, DocumentSource::Bytes(base64(data)?))
+        }
+        ("text", "text/plain") => (DocumentFormat::Txt, DocumentSource::Text(data.to_string())),
+        _ => {
+            return Err(format!(
+                "Malformed input request: a document source of type `{kind}` and media type `{media_type}`"
+            ));
+        }
+    };
+    Ok(ContentBlock::Document(DocumentBlock {
+        format,
+        name,
+        source,
+    }))
 }
 
 /// The InvokeModel response body Anthropic models give: `content` blocks of
@@ -253,6 +322,63 @@ mod tests {
             "messages": [{"role": "user", "content": [{"type": "image"}]}],
         }))
         .unwrap_err();
-        assert!(err.contains("image"), "{err}");
+        assert!(err.contains("source"), "{err}");
+        let err = request(&json!({
+            "anthropic_version": "x", "max_tokens": 5,
+            "messages": [{"role": "user", "content": [{"type": "audio"}]}],
+        }))
+        .unwrap_err();
+        assert!(err.contains("audio"), "{err}");
+    }
+
+    #[test]
+    fn images_and_documents_are_read_and_odd_sources_refused() {
+        let body = |block: Value| {
+            json!({
+                "anthropic_version": "bedrock-2023-05-31", "max_tokens": 64,
+                "messages": [{"role": "user", "content": [block, {"type": "text", "text": "Read it"}]}],
+            })
+        };
+        let read = request(&body(json!({
+            "type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAEC"},
+        })))
+        .unwrap();
+        assert_eq!(
+            read.messages[0].content[0],
+            ContentBlock::Image(ImageBlock {
+                format: ImageFormat::Png,
+                source: ImageSource::Bytes(vec![0, 1, 2]),
+            })
+        );
+        let read = request(&body(json!({
+            "type": "document", "title": "scan",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERg=="},
+        })))
+        .unwrap();
+        assert_eq!(
+            read.messages[0].content[0],
+            ContentBlock::Document(DocumentBlock {
+                format: DocumentFormat::Pdf,
+                name: "scan".into(),
+                source: DocumentSource::Bytes(b"%PDF".to_vec()),
+            })
+        );
+        let read = request(&body(json!({
+            "type": "document", "title": "note",
+            "source": {"type": "text", "media_type": "text/plain", "data": "hello"},
+        })))
+        .unwrap();
+        assert!(matches!(
+            &read.messages[0].content[0],
+            ContentBlock::Document(d) if d.source == DocumentSource::Text("hello".into())
+        ));
+        for odd in [
+            json!({"type": "image", "source": {"type": "url", "media_type": "image/png", "data": "x"}}),
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": "AAEC"}}),
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"}}),
+            json!({"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "AAEC"}}),
+        ] {
+            assert!(request(&body(odd.clone())).is_err(), "{odd}");
+        }
     }
 }
