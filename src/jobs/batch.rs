@@ -31,16 +31,19 @@
 //! A process killed at any point leaves the batch row where its last step
 //! put it; whoever claims it next repeats at most that step: an upload
 //! writes the same key, a create finds the first job by its token, answers
-//! already written are fenced off.
+//! already written are fenced off (each is written as soon as it is ready,
+//! so at most `[batch] concurrency` answers are redone), and the row's
+//! counts of answered and returned jobs are taken from the jobs when the
+//! batch ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::run::{BatchAnswer, JobRunner, StoredCall, render_stored};
+use super::run::{BatchAnswer, JobRunner, Run, StoredCall, render_stored};
 use crate::backoff::equal_jitter;
 use crate::config::BatchSettings;
 use crate::converse::{BatchClient, BatchError, BatchJobState, NewBatchJob, Response};
@@ -288,8 +291,8 @@ impl BatchDriver {
         tracing::warn!(batch = %batch.id, error = %why, "batch given up: its jobs run on demand");
         let jobs = self.store.batch_jobs(&batch.id).await?;
         let ids: Vec<JobId> = jobs.into_iter().map(|c| c.job.id).collect();
-        let returned = self.store.return_batch_jobs(&batch.id, &ids).await?;
-        batch.returned += i64::try_from(returned).unwrap_or(i64::MAX);
+        self.store.return_batch_jobs(&batch.id, &ids).await?;
+        (batch.answered, batch.returned) = self.store.batch_tally(&batch.id).await?;
         batch.status = BatchStatus::Failed;
         batch.last_error = Some(why);
         self.wake();
@@ -456,20 +459,22 @@ impl BatchDriver {
         let jobs = self.store.batch_jobs(&batch.id).await?;
         let mut back = Vec::new();
         let mut running = JoinSet::new();
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
+        let concurrency = self.settings.concurrency.max(1);
         for claimed in jobs {
             match answers.remove(claimed.job.id.as_str()) {
                 Some(Ok(response)) => {
+                    // Answers finished meanwhile are written before another
+                    // starts: no more than `concurrency` are ever worked on
+                    // and not yet written, all a crash can make redo.
+                    while running.len() >= concurrency {
+                        self.settle(&mut running, &mut back).await?;
+                    }
                     let runner = self.runner.clone();
                     let model = batch.model.clone();
-                    let Ok(slot) = slots.clone().acquire_owned().await else {
-                        break;
-                    };
                     running.spawn(async move {
                         let run = runner
                             .run_answered(&claimed.job, BatchAnswer { response, model })
                             .await;
-                        drop(slot);
                         (claimed, run)
                     });
                 }
@@ -483,53 +488,66 @@ impl BatchDriver {
                 }
             }
         }
-        let mut ends = Vec::new();
-        while let Some(joined) = running.join_next().await {
-            let Ok((claimed, run)) = joined else {
-                continue;
-            };
-            let end = match run {
-                Ok((result, _)) => JobEnd::Done(result),
-                Err((failure, _)) if failure.retryable => {
-                    back.push(claimed.job.id);
-                    continue;
-                }
-                Err((failure, _)) => JobEnd::Failed(failure.failure),
-            };
-            ends.push(JobFinish {
-                id: claimed.job.id,
-                token: claimed.token,
-                end,
-                reply_to: None,
-            });
-            if ends.len() >= WRITE_GROUP {
-                batch.answered += self.finish(&mut ends).await?;
-            }
+        while !running.is_empty() {
+            self.settle(&mut running, &mut back).await?;
         }
-        batch.answered += self.finish(&mut ends).await?;
         if !back.is_empty() {
-            let returned = self.store.return_batch_jobs(&batch.id, &back).await?;
-            batch.returned += i64::try_from(returned).unwrap_or(i64::MAX);
+            self.store.return_batch_jobs(&batch.id, &back).await?;
             self.wake();
         }
+        (batch.answered, batch.returned) = self.store.batch_tally(&batch.id).await?;
         batch.status = BatchStatus::Done;
         batch.last_error = None;
         self.write(batch).await
     }
 
-    /// Writes the answers gathered; how many were recorded.
-    async fn finish(&self, ends: &mut Vec<JobFinish>) -> Result<i64, StoreError> {
-        if ends.is_empty() {
-            return Ok(0);
-        }
-        let mut recorded = 0;
-        for written in self.store.finish_all(ends).await {
-            if written? {
-                recorded += 1;
+    /// Waits for the next answer to finish, takes every other finished
+    /// by then, and writes their results; retryable failures go to `back`.
+    async fn settle(
+        &self,
+        running: &mut JoinSet<(ClaimedJob, Run)>,
+        back: &mut Vec<JobId>,
+    ) -> Result<(), StoreError> {
+        let mut ends = Vec::new();
+        let mut next = running.join_next().await;
+        while let Some(joined) = next {
+            if let Ok((claimed, run)) = joined {
+                let end = match run {
+                    Ok((result, _)) => Some(JobEnd::Done(result)),
+                    Err((failure, _)) if failure.retryable => {
+                        back.push(claimed.job.id.clone());
+                        None
+                    }
+                    Err((failure, _)) => Some(JobEnd::Failed(failure.failure)),
+                };
+                if let Some(end) = end {
+                    ends.push(JobFinish {
+                        id: claimed.job.id,
+                        token: claimed.token,
+                        end,
+                        reply_to: None,
+                    });
+                }
             }
+            if ends.len() >= WRITE_GROUP {
+                self.finish(&mut ends).await?;
+            }
+            next = running.try_join_next();
+        }
+        self.finish(&mut ends).await
+    }
+
+    /// Writes the answers gathered (a result refused for a stale token is
+    /// another process's to write).
+    async fn finish(&self, ends: &mut Vec<JobFinish>) -> Result<(), StoreError> {
+        if ends.is_empty() {
+            return Ok(());
+        }
+        for written in self.store.finish_all(ends).await {
+            written?;
         }
         ends.clear();
-        Ok(recorded)
+        Ok(())
     }
 }
 

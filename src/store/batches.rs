@@ -92,9 +92,10 @@ pub struct Batch {
     pub next_step_ms: i64,
     /// Held with this token by whoever claimed the row last.
     pub fencing_token: i64,
-    /// Jobs answered from the batch's output.
+    /// Jobs answered from the batch's output (counted from the jobs
+    /// when the batch ends: [`Store::batch_tally`]).
     pub answered: i64,
-    /// Jobs given back to the on-demand queue.
+    /// Jobs given back to the on-demand queue (the same).
     pub returned: i64,
     pub last_error: Option<String>,
     pub created_at_ms: i64,
@@ -538,6 +539,40 @@ impl Store {
             });
         }
         Ok(returned)
+    }
+
+    /// The batch's jobs as counted from their rows: `(answered, returned)`.
+    /// Answered: ended (DONE or FAILED) without ever being claimed, which
+    /// only an answer from the batch does; returned: every other job no
+    /// longer in the batch (given back, whether run on demand since or
+    /// not). Right after a crash, where counters kept by the driver would
+    /// have lost the steps it took since its last write of the row.
+    pub async fn batch_tally(&self, id: &str) -> Result<(i64, i64)> {
+        let answered_sql = "SELECT COUNT(*) FROM soapgate_jobs WHERE batch_id = ? \
+             AND attempts = 0 AND status IN ('DONE', 'FAILED')";
+        let in_batch_sql = "SELECT COUNT(*) FROM soapgate_jobs WHERE batch_id = ? \
+             AND status = 'RUNNING' AND lease_owner = ?";
+        let all_sql = "SELECT COUNT(*) FROM soapgate_jobs WHERE batch_id = ?";
+        let owner = owner_of(id);
+        let (answered, in_batch, all): (i64, i64, i64) = on_backend!(self, |pool, dollar| {
+            let answered: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(numbered(dollar, answered_sql)))
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await?;
+            let in_batch: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(numbered(dollar, in_batch_sql)))
+                    .bind(id)
+                    .bind(owner.as_str())
+                    .fetch_one(pool)
+                    .await?;
+            let all: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(numbered(dollar, all_sql)))
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
+            (answered, in_batch, all)
+        });
+        Ok((answered, all - answered - in_batch))
     }
 
     /// How many jobs of the operation wait for a batch now.

@@ -23,6 +23,29 @@ pub(crate) fn start_worker(
     log: &Path,
     lease_ms: u64,
 ) -> Child {
+    let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+    start_worker_with(
+        database_url,
+        dir,
+        &mappings,
+        emulator_url,
+        log,
+        lease_ms,
+        &[],
+    )
+}
+
+/// [`start_worker`] with the mappings in `mappings_dir` and `env` set on
+/// top (a name given twice takes the later value).
+pub(crate) fn start_worker_with(
+    database_url: &str,
+    dir: &Path,
+    mappings_dir: &Path,
+    emulator_url: &str,
+    log: &Path,
+    lease_ms: u64,
+    env: &[(&str, String)],
+) -> Child {
     let root = env!("CARGO_MANIFEST_DIR");
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_soapgate"))
@@ -30,7 +53,7 @@ pub(crate) fn start_worker(
         .arg("--wsdl-dir")
         .arg(Path::new(root).join("wsdl"))
         .arg("--mappings-dir")
-        .arg(Path::new(root).join("mappings"))
+        .arg(mappings_dir)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -51,6 +74,7 @@ pub(crate) fn start_worker(
         .env("SOAPGATE_WORKER__LEASE_MS", lease_ms.to_string())
         .env("SOAPGATE_WORKER__POLL_INTERVAL_MS", "20")
         .env("SOAPGATE_WORKER__SHUTDOWN_GRACE_MS", "5000")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

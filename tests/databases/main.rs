@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batch_crash;
 mod cluster;
 mod deadlock;
 mod replay;
