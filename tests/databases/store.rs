@@ -1344,6 +1344,11 @@ async fn batches_lease_their_jobs_step_fenced_and_give_jobs_back(ctx: Ctx) {
         .map(|c| c.job.id)
         .collect();
     assert_eq!(left, [ids[3].clone()]);
+    assert_eq!(
+        store.batch_tally(&batch.id).await.expect("tally"),
+        (1, 2),
+        "one answered, two given back, one still in the batch"
+    );
     let returned = get(&ctx, &ids[0]).await;
     assert_eq!((returned.status, returned.attempts), (JobStatus::Queued, 0));
     let claimed = store.claim_many("w", LEASE, 5).await.expect("claim");
