@@ -221,7 +221,7 @@ async fn assert_one_valid_result_each(store: &Store, prefix: &str, n: usize) {
 async fn polling_rows_go_in_two_batches_and_the_remainder_runs_on_demand() {
     let test = "polling_rows_go_in_two_batches_and_the_remainder_runs_on_demand";
     let batch = format!(
-        "    batch:\n      min_records: 100\n      max_records: 100\n      max_wait_secs: 4\n      \
+        "    batch:\n      min_records: 100\n      max_records: 100\n      max_wait_secs: 8\n      \
          role_arn: arn:aws:iam::123456789012:role/BedrockBatch\n      s3_uri: s3://{BUCKET}/soapgate\n"
     );
     let Some(rig) = BatchRig::start(test, "batch: { delay_ms: 300 }\n", &batch).await else {
