@@ -97,6 +97,8 @@ struct Workers {
     waker: Arc<Notify>,
     /// Batch inference, for operations with `batch:` (database queue only).
     batch: Option<Arc<dyn BatchClient>>,
+    /// The instance's metrics, which the batch driver counts on.
+    metrics: Arc<Metrics>,
 }
 
 /// The job workers with their store, about to run.
@@ -168,7 +170,7 @@ impl App {
                 Some(client) => Some(client),
                 None => batch_client(&settings, emulator.as_ref()).await,
             };
-            Some(Workers::build(&settings, &live, &models, &tenants, batch).await?)
+            Some(Workers::build(&settings, &live, &models, &tenants, batch, &metrics).await?)
         } else {
             tracing::info!("job workers disabled in this process");
             None
@@ -287,6 +289,7 @@ impl Workers {
         models: &Option<Arc<Models>>,
         tenants: &Option<Arc<Tenants>>,
         batch: Option<Arc<dyn BatchClient>>,
+        metrics: &Arc<Metrics>,
     ) -> anyhow::Result<Workers> {
         let queue = match settings.queue.kind {
             QueueKind::Database => None,
@@ -306,6 +309,7 @@ impl Workers {
             queue,
             waker: Arc::new(Notify::new()),
             batch,
+            metrics: metrics.clone(),
         })
     }
 
@@ -336,6 +340,7 @@ impl Workers {
             queue,
             waker,
             batch,
+            metrics,
         } = self;
         let Some(queue) = queue else {
             let batch = batch.map(|client| {
@@ -354,6 +359,7 @@ impl Workers {
                     process_name("batch"),
                 )
                 .with_waker(waker.clone())
+                .with_metrics(metrics)
             });
             let pool = WorkerPool::new(
                 store.clone(),

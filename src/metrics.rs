@@ -2,8 +2,10 @@
 //! registry owned by this value (not a process-global recorder), so each
 //! app in a test process has its own and `/metrics` renders exactly one
 //! instance. Counters and histograms are updated where things happen
-//! (`pipeline`, `http`); gauges of state that lives elsewhere (breakers,
-//! jobs, queue depth) are set by the scrape itself just before encoding.
+//! (`pipeline`, `http`, the batch driver); gauges of state that lives
+//! elsewhere (breakers, jobs, queue depth) are set by the scrape itself
+//! just before encoding, but for the jobs waiting for a batch, which the
+//! batch driver sets each tick.
 //!
 //! Metric names are part of the product (dashboards are built on them):
 //! never rename one.
@@ -39,6 +41,28 @@ struct ShadowLabels {
     operation: String,
     variant: String,
     result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchLabels {
+    service: String,
+    operation: String,
+    /// `DONE` or `FAILED`.
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchJobLabels {
+    service: String,
+    operation: String,
+    /// `answered` or `returned`.
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceOperationLabels {
+    service: String,
+    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +122,9 @@ pub struct Metrics {
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
     recordings: Family<ResultLabels, Counter>,
+    batches: Family<BatchLabels, Counter>,
+    batch_jobs: Family<BatchJobLabels, Counter>,
+    batch_jobs_waiting: Family<ServiceOperationLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,6 +155,25 @@ impl CacheLookup {
             CacheLookup::Hit => "hit",
             CacheLookup::Miss => "miss",
             CacheLookup::LastGood => "last_good",
+        }
+    }
+}
+
+/// What became of a job sent in a batch: the `result` label of
+/// `soapgate_batch_jobs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchJobResult {
+    /// Answered from the batch's output.
+    Answered,
+    /// Back to the on-demand queue.
+    Returned,
+}
+
+impl BatchJobResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchJobResult::Answered => "answered",
+            BatchJobResult::Returned => "returned",
         }
     }
 }
@@ -223,6 +269,26 @@ impl Metrics {
             "Recorded calls (record: in the mapping) by result: written, dropped (the writer was behind), failed (the database refused)",
             recordings.clone(),
         );
+        let batches = Family::<BatchLabels, Counter>::default();
+        registry.register(
+            "batches",
+            "Batch-inference jobs ended, by service, operation and status: DONE (the output read) \
+             or FAILED (given up: every job back on demand)",
+            batches.clone(),
+        );
+        let batch_jobs = Family::<BatchJobLabels, Counter>::default();
+        registry.register(
+            "batch_jobs",
+            "Jobs sent in a batch, by service, operation and result: answered (from the batch's \
+             output) or returned (back to the on-demand queue)",
+            batch_jobs.clone(),
+        );
+        let batch_jobs_waiting = Family::<ServiceOperationLabels, Gauge>::default();
+        registry.register(
+            "batch_jobs_waiting",
+            "Jobs waiting for a batch, by service and operation (at the batch driver's last tick)",
+            batch_jobs_waiting.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -239,7 +305,42 @@ impl Metrics {
             jobs,
             queue_depth,
             recordings,
+            batches,
+            batch_jobs,
+            batch_jobs_waiting,
         }
+    }
+
+    /// A batch ended: `DONE` or `FAILED`.
+    pub fn batch_ended(&self, service: &str, operation: &str, status: &str) {
+        self.batches
+            .get_or_create(&BatchLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// `n` jobs of a batch answered from its output or returned on demand.
+    pub fn batch_jobs(&self, service: &str, operation: &str, result: BatchJobResult, n: u64) {
+        self.batch_jobs
+            .get_or_create(&BatchJobLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                result: result.as_str().to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Jobs of an operation waiting for a batch now.
+    pub fn set_batch_waiting(&self, service: &str, operation: &str, waiting: i64) {
+        self.batch_jobs_waiting
+            .get_or_create(&ServiceOperationLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+            })
+            .set(waiting);
     }
 
     /// `n` recordings written, dropped or failed.
@@ -371,5 +472,43 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_counters_and_the_waiting_gauge_render_by_operation() {
+        let m = Metrics::new();
+        m.batch_ended("InvoiceService", "ClassifyInvoice", "DONE");
+        m.batch_ended("InvoiceService", "ClassifyInvoice", "DONE");
+        m.batch_ended("InvoiceService", "ClassifyInvoice", "FAILED");
+        m.batch_jobs(
+            "InvoiceService",
+            "ClassifyInvoice",
+            BatchJobResult::Answered,
+            95,
+        );
+        m.batch_jobs(
+            "InvoiceService",
+            "ClassifyInvoice",
+            BatchJobResult::Returned,
+            5,
+        );
+        m.set_batch_waiting("InvoiceService", "ClassifyInvoice", 40);
+        m.set_batch_waiting("InvoiceService", "ClassifyInvoice", 30);
+        let text = m.render();
+        let op = "service=\"InvoiceService\",operation=\"ClassifyInvoice\"";
+        for line in [
+            format!("soapgate_batches_total{{{op},status=\"DONE\"}} 2"),
+            format!("soapgate_batches_total{{{op},status=\"FAILED\"}} 1"),
+            format!("soapgate_batch_jobs_total{{{op},result=\"answered\"}} 95"),
+            format!("soapgate_batch_jobs_total{{{op},result=\"returned\"}} 5"),
+            format!("soapgate_batch_jobs_waiting{{{op}}} 30"),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
     }
 }

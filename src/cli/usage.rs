@@ -1,12 +1,15 @@
 //! `soapgate usage`: token usage and cost per tenant and model since a
-//! date.
+//! date, with the part batches answered and what batching saved.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
+use soapgate::store::UsageTotal;
+use soapgate::tenants::Price;
 
 use super::{Common, Database, settings};
 
@@ -25,7 +28,7 @@ pub(crate) struct Args {
 }
 
 /// `soapgate usage --since DATE [--tenant T]`: one line per tenant and
-/// model, then a total.
+/// model, then a total ([`table`]).
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let since_ms = super::since_ms(&args.since)?;
     let overrides = Overrides {
@@ -46,40 +49,120 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok(totals)
     })?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
-        "TENANT", "MODEL", "CALLS", "INPUT", "OUTPUT", "COST"
+    let _ = out.write_all(table(&totals, &settings.tenancy.prices).as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What batching saved on `t`'s batch-answered tokens: what they cost on
+/// demand at the model's price now, less what they cost; `None` when the
+/// model has no price in `[tenancy.prices]`.
+fn saved_micros(t: &UsageTotal, prices: &BTreeMap<String, Price>) -> Option<i64> {
+    let price = prices.get(&t.model)?;
+    let on_demand = price.cost_micros(
+        u64::try_from(t.batch_input_tokens).unwrap_or(0),
+        u64::try_from(t.batch_output_tokens).unwrap_or(0),
     );
-    let (mut calls, mut input, mut output, mut cost) = (0i64, 0i64, 0i64, 0i64);
-    for t in &totals {
+    Some(on_demand - t.batch_cost_micros)
+}
+
+/// One line of the table.
+#[allow(clippy::too_many_arguments)]
+fn line(
+    tenant: &str,
+    model: &str,
+    calls: &dyn std::fmt::Display,
+    input: &dyn std::fmt::Display,
+    output: &dyn std::fmt::Display,
+    cost: &dyn std::fmt::Display,
+    batch: [&dyn std::fmt::Display; 4],
+    saved: &dyn std::fmt::Display,
+) -> String {
+    let [batch_calls, batch_input, batch_output, batch_cost] = batch;
+    format!(
+        "{tenant:<20} {model:<44} {calls:>8} {input:>12} {output:>12} {cost:>14} \
+         {batch_calls:>11} {batch_input:>12} {batch_output:>12} {batch_cost:>14} {saved:>14}\n"
+    )
+}
+
+/// The table: a header, one line per tenant and model, then a total. The
+/// BATCH_ columns are the part of the calls, tokens and cost batches
+/// answered; SAVED what those tokens would have cost on demand less what
+/// they cost (`-` for a model without a price; the total sums the others).
+fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>) -> String {
+    let mut out = line(
+        "TENANT",
+        "MODEL",
+        &"CALLS",
+        &"INPUT",
+        &"OUTPUT",
+        &"COST",
+        [
+            &"BATCH_CALLS",
+            &"BATCH_INPUT",
+            &"BATCH_OUTPUT",
+            &"BATCH_COST",
+        ],
+        &"SAVED",
+    );
+    let mut sum = UsageTotal {
+        tenant: String::new(),
+        model: String::new(),
+        calls: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_micros: 0,
+        batch_calls: 0,
+        batch_input_tokens: 0,
+        batch_output_tokens: 0,
+        batch_cost_micros: 0,
+    };
+    let mut saved_sum: Option<i64> = None;
+    for t in totals {
         let tenant = if t.tenant.is_empty() { "-" } else { &t.tenant };
-        let _ = writeln!(
-            out,
-            "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+        let saved = saved_micros(t, prices);
+        out.push_str(&line(
             tenant,
-            t.model,
-            t.calls,
-            t.input_tokens,
-            t.output_tokens,
-            money(t.cost_micros)
-        );
-        calls += t.calls;
-        input += t.input_tokens;
-        output += t.output_tokens;
-        cost += t.cost_micros;
+            &t.model,
+            &t.calls,
+            &t.input_tokens,
+            &t.output_tokens,
+            &money(t.cost_micros),
+            [
+                &t.batch_calls,
+                &t.batch_input_tokens,
+                &t.batch_output_tokens,
+                &money(t.batch_cost_micros),
+            ],
+            &saved.map_or_else(|| "-".to_owned(), money),
+        ));
+        sum.calls += t.calls;
+        sum.input_tokens += t.input_tokens;
+        sum.output_tokens += t.output_tokens;
+        sum.cost_micros += t.cost_micros;
+        sum.batch_calls += t.batch_calls;
+        sum.batch_input_tokens += t.batch_input_tokens;
+        sum.batch_output_tokens += t.batch_output_tokens;
+        sum.batch_cost_micros += t.batch_cost_micros;
+        if let Some(saved) = saved {
+            saved_sum = Some(saved_sum.unwrap_or(0) + saved);
+        }
     }
-    let _ = writeln!(
-        out,
-        "{:<20} {:<44} {:>8} {:>12} {:>12} {:>14}",
+    out.push_str(&line(
         "TOTAL",
         "",
-        calls,
-        input,
-        output,
-        money(cost)
-    );
-    Ok(ExitCode::SUCCESS)
+        &sum.calls,
+        &sum.input_tokens,
+        &sum.output_tokens,
+        &money(sum.cost_micros),
+        [
+            &sum.batch_calls,
+            &sum.batch_input_tokens,
+            &sum.batch_output_tokens,
+            &money(sum.batch_cost_micros),
+        ],
+        &saved_sum.map_or_else(|| "-".to_owned(), money),
+    ));
+    out
 }
 
 /// Millionths of the price unit, with six decimals.
@@ -87,4 +170,137 @@ fn money(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
     let m = micros.unsigned_abs();
     format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn total(tenant: &str, model: &str, all: [i64; 4], batch: [i64; 4]) -> UsageTotal {
+        UsageTotal {
+            tenant: tenant.into(),
+            model: model.into(),
+            calls: all[0],
+            input_tokens: all[1],
+            output_tokens: all[2],
+            cost_micros: all[3],
+            batch_calls: batch[0],
+            batch_input_tokens: batch[1],
+            batch_output_tokens: batch[2],
+            batch_cost_micros: batch[3],
+        }
+    }
+
+    fn words(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect()
+    }
+
+    #[test]
+    fn saved_is_the_on_demand_cost_of_the_batch_tokens_less_their_cost() {
+        let prices = BTreeMap::from([("sonnet".to_owned(), Price::on_demand(3.0, 15.0))]);
+        // 1000 in, 200 out in batches at half price: 3000 micros; 6000 on
+        // demand.
+        let t = total("acme", "sonnet", [3, 1500, 300, 7500], [2, 1000, 200, 3000]);
+        assert_eq!(saved_micros(&t, &prices), Some(3000));
+        // No batch calls: nothing saved. No price: not known.
+        let t = total("acme", "sonnet", [1, 10, 10, 180], [0, 0, 0, 0]);
+        assert_eq!(saved_micros(&t, &prices), Some(0));
+        let t = total("acme", "haiku", [1, 10, 10, 0], [1, 10, 10, 0]);
+        assert_eq!(saved_micros(&t, &prices), None);
+    }
+
+    #[test]
+    fn the_table_shows_batch_usage_and_savings_per_line_and_in_total() {
+        let prices = BTreeMap::from([
+            ("sonnet".to_owned(), Price::on_demand(3.0, 15.0)),
+            (
+                "opus".to_owned(),
+                Price {
+                    batch_input_per_million: Some(1.0),
+                    ..Price::on_demand(15.0, 75.0)
+                },
+            ),
+        ]);
+        let totals = [
+            total("", "haiku", [1, 1, 1, 0], [1, 1, 1, 0]),
+            total(
+                "acme",
+                "opus",
+                [2, 2000, 200, 45_000],
+                [1, 1000, 100, 4_750],
+            ),
+            total(
+                "acme",
+                "sonnet",
+                [3, 1500, 300, 7500],
+                [2, 1000, 200, 1_503_000],
+            ),
+        ];
+        let text = table(&totals, &prices);
+        assert_eq!(
+            words(&text),
+            vec![
+                vec![
+                    "TENANT",
+                    "MODEL",
+                    "CALLS",
+                    "INPUT",
+                    "OUTPUT",
+                    "COST",
+                    "BATCH_CALLS",
+                    "BATCH_INPUT",
+                    "BATCH_OUTPUT",
+                    "BATCH_COST",
+                    "SAVED"
+                ],
+                vec![
+                    "-", "haiku", "1", "1", "1", "0.000000", "1", "1", "1", "0.000000", "-"
+                ],
+                // On demand 1000 x 15 + 100 x 75 = 22500; cost 4750.
+                vec![
+                    "acme", "opus", "2", "2000", "200", "0.045000", "1", "1000", "100", "0.004750",
+                    "0.017750"
+                ],
+                // A cost above the on-demand price saved less than nothing.
+                vec![
+                    "acme",
+                    "sonnet",
+                    "3",
+                    "1500",
+                    "300",
+                    "0.007500",
+                    "2",
+                    "1000",
+                    "200",
+                    "1.503000",
+                    "-1.497000"
+                ],
+                vec![
+                    "TOTAL",
+                    "6",
+                    "3501",
+                    "501",
+                    "0.052500",
+                    "4",
+                    "2001",
+                    "301",
+                    "1.507750",
+                    "-1.479250"
+                ],
+            ],
+            "{text}"
+        );
+        // The columns line up: every line is as long as the header.
+        let widths: Vec<usize> = text.lines().map(str::len).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
+        // No prices at all: nothing is known saved.
+        let text = table(&totals, &BTreeMap::new());
+        assert_eq!(
+            words(&text).last().and_then(|l| l.last()).copied(),
+            Some("-"),
+            "{text}"
+        );
+    }
 }

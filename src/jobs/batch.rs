@@ -48,6 +48,7 @@ use crate::backoff::equal_jitter;
 use crate::config::BatchSettings;
 use crate::converse::{BatchClient, BatchError, BatchJobState, NewBatchJob, Response};
 use crate::mapping::BatchPlan;
+use crate::metrics::{BatchJobResult, Metrics};
 use crate::shutdown::Shutdown;
 use crate::store::{
     Batch, BatchCut, BatchStatus, BatchStep, ClaimedJob, JobEnd, JobFinish, JobId, Store,
@@ -68,6 +69,9 @@ pub struct BatchDriver {
     /// Woken when jobs go back to the on-demand queue, so an idle worker
     /// of this process takes them at once.
     waker: Option<Arc<Notify>>,
+    /// Where batches ended, jobs answered or returned and jobs waiting are
+    /// counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for BatchDriver {
@@ -108,6 +112,22 @@ impl BatchDriver {
             settings,
             name,
             waker: None,
+            metrics: None,
+        }
+    }
+
+    /// The same driver, counting on `metrics`: batches ended
+    /// (`soapgate_batches_total`), jobs answered or returned
+    /// (`soapgate_batch_jobs_total`), jobs waiting for a batch
+    /// (`soapgate_batch_jobs_waiting`, set each tick).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> BatchDriver {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_jobs(&self, batch: &Batch, result: BatchJobResult, n: u64) {
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| n > 0) {
+            metrics.batch_jobs(&batch.service, &batch.operation, result, n);
         }
     }
 
@@ -189,6 +209,10 @@ impl BatchDriver {
                 );
                 self.drive(batch).await;
             }
+            if let Some(metrics) = &self.metrics {
+                let waiting = self.store.batch_waiting(service, operation).await?;
+                metrics.set_batch_waiting(service, operation, waiting);
+            }
         }
         while let Some(batch) = self
             .store
@@ -256,6 +280,9 @@ impl BatchDriver {
         if !written {
             return Err(StepError::Lost);
         }
+        if let Some(metrics) = self.metrics.as_ref().filter(|_| !batch.status.is_open()) {
+            metrics.batch_ended(&batch.service, &batch.operation, batch.status.as_str());
+        }
         tracing::info!(
             batch = %batch.id,
             status = batch.status.as_str(),
@@ -291,7 +318,8 @@ impl BatchDriver {
         tracing::warn!(batch = %batch.id, error = %why, "batch given up: its jobs run on demand");
         let jobs = self.store.batch_jobs(&batch.id).await?;
         let ids: Vec<JobId> = jobs.into_iter().map(|c| c.job.id).collect();
-        self.store.return_batch_jobs(&batch.id, &ids).await?;
+        let returned = self.store.return_batch_jobs(&batch.id, &ids).await?;
+        self.count_jobs(&batch, BatchJobResult::Returned, returned);
         (batch.answered, batch.returned) = self.store.batch_tally(&batch.id).await?;
         batch.status = BatchStatus::Failed;
         batch.last_error = Some(why);
@@ -342,6 +370,7 @@ impl BatchDriver {
         }
         if !refused.is_empty() {
             let returned = self.store.return_batch_jobs(&batch.id, &refused).await?;
+            self.count_jobs(&batch, BatchJobResult::Returned, returned);
             batch.returned += i64::try_from(returned).unwrap_or(i64::MAX);
             self.wake();
         }
@@ -467,7 +496,7 @@ impl BatchDriver {
                     // starts: no more than `concurrency` are ever worked on
                     // and not yet written, all a crash can make redo.
                     while running.len() >= concurrency {
-                        self.settle(&mut running, &mut back).await?;
+                        self.settle(&batch, &mut running, &mut back).await?;
                     }
                     let runner = self.runner.clone();
                     let model = batch.model.clone();
@@ -489,10 +518,11 @@ impl BatchDriver {
             }
         }
         while !running.is_empty() {
-            self.settle(&mut running, &mut back).await?;
+            self.settle(&batch, &mut running, &mut back).await?;
         }
         if !back.is_empty() {
-            self.store.return_batch_jobs(&batch.id, &back).await?;
+            let returned = self.store.return_batch_jobs(&batch.id, &back).await?;
+            self.count_jobs(&batch, BatchJobResult::Returned, returned);
             self.wake();
         }
         (batch.answered, batch.returned) = self.store.batch_tally(&batch.id).await?;
@@ -505,6 +535,7 @@ impl BatchDriver {
     /// by then, and writes their results; retryable failures go to `back`.
     async fn settle(
         &self,
+        batch: &Batch,
         running: &mut JoinSet<(ClaimedJob, Run)>,
         back: &mut Vec<JobId>,
     ) -> Result<(), StoreError> {
@@ -530,23 +561,27 @@ impl BatchDriver {
                 }
             }
             if ends.len() >= WRITE_GROUP {
-                self.finish(&mut ends).await?;
+                self.finish(batch, &mut ends).await?;
             }
             next = running.try_join_next();
         }
-        self.finish(&mut ends).await
+        self.finish(batch, &mut ends).await
     }
 
     /// Writes the answers gathered (a result refused for a stale token is
-    /// another process's to write).
-    async fn finish(&self, ends: &mut Vec<JobFinish>) -> Result<(), StoreError> {
+    /// another process's to write), counting those recorded.
+    async fn finish(&self, batch: &Batch, ends: &mut Vec<JobFinish>) -> Result<(), StoreError> {
         if ends.is_empty() {
             return Ok(());
         }
+        let mut recorded = 0u64;
         for written in self.store.finish_all(ends).await {
-            written?;
+            if written? {
+                recorded += 1;
+            }
         }
         ends.clear();
+        self.count_jobs(batch, BatchJobResult::Answered, recorded);
         Ok(())
     }
 }

@@ -38,6 +38,9 @@ pub struct UsageRow {
     /// `ok`, or the fault code the call ended in.
     pub outcome: String,
     pub correlation_id: String,
+    /// Answered by a batch-inference job (and priced at batch price), not
+    /// on demand.
+    pub batch: bool,
 }
 
 /// One SOAP call or job, as `soapgate_audit` keeps it.
@@ -111,7 +114,16 @@ pub struct UsageTotal {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_micros: i64,
+    /// Of those, the calls a batch answered, their tokens and cost.
+    pub batch_calls: i64,
+    pub batch_input_tokens: i64,
+    pub batch_output_tokens: i64,
+    pub batch_cost_micros: i64,
 }
+
+/// A row of [`Store::usage_totals`]' query: tenant, model, then calls,
+/// input and output tokens and cost, all and answered by batches.
+type TotalRow = (String, String, i64, i64, i64, i64, i64, i64, i64, i64);
 
 impl Store {
     /// Tokens a tenant has used in each of these periods (0 for a period
@@ -306,7 +318,7 @@ impl Store {
                         $dollar,
                         "INSERT INTO soapgate_usage (at_ms, tenant, service, operation, model, \
                          input_tokens, output_tokens, cost_micros, latency_ms, outcome, \
-                         correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         correlation_id, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(u.at_ms)
@@ -320,6 +332,7 @@ impl Store {
                         .bind(u.latency_ms)
                         .bind(u.outcome.as_str())
                         .bind(u.correlation_id.as_str())
+                        .bind(i16::from(u.batch))
                         .execute(&mut *$tx)
                         .await?;
                 }
@@ -396,47 +409,66 @@ impl Store {
         Ok(())
     }
 
-    /// Usage since `since_ms`, totalled per tenant and model, optionally
-    /// for one tenant; ordered by tenant, then model.
+    /// Usage since `since_ms`, totalled per tenant and model (and the part
+    /// of it batches answered), optionally for one tenant; ordered by
+    /// tenant, then model.
     pub async fn usage_totals(
         &self,
         since_ms: i64,
         tenant: Option<&str>,
     ) -> Result<Vec<UsageTotal>> {
-        let rows: Vec<(String, String, i64, i64, i64, i64)> =
-            on_backend_read!(self, |pool, dollar| {
-                let sql = super::jobs::numbered(
-                    dollar,
-                    "SELECT COALESCE(tenant, ''), model, COUNT(*), \
+        let rows: Vec<TotalRow> = on_backend_read!(self, |pool, dollar| {
+            let sql = super::jobs::numbered(
+                dollar,
+                "SELECT COALESCE(tenant, ''), model, COUNT(*), \
                  CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) \
+                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(batch), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN batch = 1 THEN input_tokens ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN batch = 1 THEN output_tokens ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN batch = 1 THEN cost_micros ELSE 0 END), 0) AS BIGINT) \
                  FROM soapgate_usage WHERE at_ms >= ? AND (? IS NULL OR tenant = ?) \
                  GROUP BY COALESCE(tenant, ''), model ORDER BY 1, 2",
-                );
-                let sql = if dollar {
-                    sql
-                } else {
-                    // MySQL casts to SIGNED, not BIGINT.
-                    sql.replace("AS BIGINT", "AS SIGNED")
-                };
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(since_ms)
-                    .bind(tenant)
-                    .bind(tenant)
-                    .fetch_all(pool)
-                    .await?
-            });
+            );
+            let sql = if dollar {
+                sql
+            } else {
+                // MySQL casts to SIGNED, not BIGINT.
+                sql.replace("AS BIGINT", "AS SIGNED")
+            };
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(since_ms)
+                .bind(tenant)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows
             .into_iter()
             .map(
-                |(tenant, model, calls, input_tokens, output_tokens, cost_micros)| UsageTotal {
+                |(
                     tenant,
                     model,
                     calls,
                     input_tokens,
                     output_tokens,
                     cost_micros,
+                    batch_calls,
+                    batch_input_tokens,
+                    batch_output_tokens,
+                    batch_cost_micros,
+                )| UsageTotal {
+                    tenant,
+                    model,
+                    calls,
+                    input_tokens,
+                    output_tokens,
+                    cost_micros,
+                    batch_calls,
+                    batch_input_tokens,
+                    batch_output_tokens,
+                    batch_cost_micros,
                 },
             )
             .collect())

@@ -179,21 +179,113 @@ impl Default for TenancySettings {
     }
 }
 
-/// A model's price, in any currency unit, per million tokens.
+/// A model's price, in any currency unit, per million tokens: on demand,
+/// and in batch inference (unset: half the on-demand price, as Bedrock
+/// prices batch inference for the models that support it).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub input_per_million: f64,
     pub output_per_million: f64,
+    #[serde(default)]
+    pub batch_input_per_million: Option<f64>,
+    #[serde(default)]
+    pub batch_output_per_million: Option<f64>,
 }
 
+/// What batch inference costs of the on-demand price when a model's batch
+/// price is not given.
+pub const BATCH_PRICE_SHARE: f64 = 0.5;
+
 impl Price {
-    /// The cost of `input_tokens` and `output_tokens` in millionths of the
-    /// price unit.
+    /// An on-demand price; batch at the default share of it.
+    pub fn on_demand(input_per_million: f64, output_per_million: f64) -> Price {
+        Price {
+            input_per_million,
+            output_per_million,
+            batch_input_per_million: None,
+            batch_output_per_million: None,
+        }
+    }
+
+    /// The cost of `input_tokens` and `output_tokens` on demand, in
+    /// millionths of the price unit.
     pub fn cost_micros(&self, input_tokens: u64, output_tokens: u64) -> i64 {
-        // price per million tokens x tokens = millionths of the unit.
-        let micros = self.input_per_million * input_tokens as f64
-            + self.output_per_million * output_tokens as f64;
-        micros.round() as i64
+        micros(
+            self.input_per_million,
+            self.output_per_million,
+            input_tokens,
+            output_tokens,
+        )
+    }
+
+    /// The cost of `input_tokens` and `output_tokens` answered by a batch,
+    /// in millionths of the price unit.
+    pub fn batch_cost_micros(&self, input_tokens: u64, output_tokens: u64) -> i64 {
+        micros(
+            self.batch_input_per_million
+                .unwrap_or(self.input_per_million * BATCH_PRICE_SHARE),
+            self.batch_output_per_million
+                .unwrap_or(self.output_per_million * BATCH_PRICE_SHARE),
+            input_tokens,
+            output_tokens,
+        )
+    }
+
+    /// The cost of a model call, at batch price when a batch answered it.
+    pub fn call_cost_micros(&self, input_tokens: u64, output_tokens: u64, batch: bool) -> i64 {
+        if batch {
+            self.batch_cost_micros(input_tokens, output_tokens)
+        } else {
+            self.cost_micros(input_tokens, output_tokens)
+        }
+    }
+}
+
+fn micros(input_per_million: f64, output_per_million: f64, input: u64, output: u64) -> i64 {
+    // price per million tokens x tokens = millionths of the unit.
+    let micros = input_per_million * input as f64 + output_per_million * output as f64;
+    micros.round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    fn parse(text: &str) -> Result<Price, String> {
+        Figment::new()
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn batch_price_defaults_to_half_the_on_demand_price() {
+        let price = Price::on_demand(3.0, 15.0);
+        // 1000 x 3 + 200 x 15 = 6000 micros on demand.
+        assert_eq!(price.cost_micros(1000, 200), 6000);
+        assert_eq!(price.batch_cost_micros(1000, 200), 3000);
+        assert_eq!(price.call_cost_micros(1000, 200, false), 6000);
+        assert_eq!(price.call_cost_micros(1000, 200, true), 3000);
+        // Rounded to whole micros, as on demand: 5 x 0.125 + 1 x 0.625.
+        assert_eq!(Price::on_demand(0.25, 1.25).batch_cost_micros(5, 1), 1);
+    }
+
+    #[test]
+    fn a_given_batch_price_is_used_as_is() {
+        let price: Price = parse(
+            "input_per_million = 3.0\noutput_per_million = 15.0\n\
+             batch_input_per_million = 2.0\n",
+        )
+        .expect("a price");
+        assert_eq!(price.batch_input_per_million, Some(2.0));
+        // 1000 x 2 (given) + 200 x 7.5 (half of 15).
+        assert_eq!(price.batch_cost_micros(1000, 200), 3500);
+        assert_eq!(price.cost_micros(1000, 200), 6000);
+        let refused =
+            parse("input_per_million = 3.0\noutput_per_million = 15.0\nbatch_per_million = 1.0\n");
+        assert!(refused.is_err(), "unknown keys are refused");
     }
 }

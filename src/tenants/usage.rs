@@ -1,5 +1,6 @@
 //! What a call cost and who made it: one usage row per model call
-//! (`pipeline::Outcome::attempts`), priced from `[tenancy.prices]`; the
+//! (`pipeline::Outcome::attempts`), priced from `[tenancy.prices]` (a
+//! batch's answer at the model's batch price); the
 //! tenant's budgets charged with the tokens used; one audit row per SOAP
 //! call or job, with the SHA-256 of its payload.
 
@@ -61,13 +62,19 @@ pub struct CallRecord<'a> {
 }
 
 impl Tenants {
-    /// The cost of a model call in millionths of the price unit; 0 for a
-    /// model without a price.
-    pub fn cost_micros(&self, model: &str, input_tokens: u64, output_tokens: u64) -> i64 {
-        self.settings
-            .prices
-            .get(model)
-            .map_or(0, |p| p.cost_micros(input_tokens, output_tokens))
+    /// The cost of a model call in millionths of the price unit, at the
+    /// model's batch price when a batch answered it; 0 for a model without
+    /// a price.
+    pub fn cost_micros(
+        &self,
+        model: &str,
+        input_tokens: u64,
+        output_tokens: u64,
+        batch: bool,
+    ) -> i64 {
+        self.settings.prices.get(model).map_or(0, |p| {
+            p.call_cost_micros(input_tokens, output_tokens, batch)
+        })
     }
 
     /// Writes the call's usage rows, charges its tenant's budgets and
@@ -92,10 +99,11 @@ impl Tenants {
                 model: a.model.clone(),
                 input_tokens: i64::try_from(a.input_tokens).unwrap_or(i64::MAX),
                 output_tokens: i64::try_from(a.output_tokens).unwrap_or(i64::MAX),
-                cost_micros: self.cost_micros(&a.model, a.input_tokens, a.output_tokens),
+                cost_micros: self.cost_micros(&a.model, a.input_tokens, a.output_tokens, a.batch),
                 latency_ms: i64::try_from(a.latency.as_millis()).unwrap_or(i64::MAX),
                 outcome: a.result.as_str().to_owned(),
                 correlation_id: call.correlation_id.to_owned(),
+                batch: a.batch,
             })
             .collect();
         let tokens: i64 = usage

@@ -608,6 +608,7 @@ async fn accounting_works_on(kind: Kind, test: &str) {
         latency_ms: 6,
         outcome: "ok".into(),
         correlation_id: "c".into(),
+        batch: false,
     };
     let audit = soapgate::store::AuditRow {
         at_ms: 1_000,
@@ -670,6 +671,47 @@ async fn accounting_works_on(kind: Kind, test: &str) {
     assert_eq!(
         db_support::scalar(&db, "SELECT COUNT(*) FROM soapgate_audit").await,
         8
+    );
+    // A batch-answered call is kept apart: the totals say how much of the
+    // usage batches answered.
+    let batched = soapgate::store::UsageRow {
+        input_tokens: 10,
+        output_tokens: 20,
+        cost_micros: 15,
+        batch: true,
+        ..usage.clone()
+    };
+    store
+        .record_call(&[batched], Some(&charge), &audit)
+        .await
+        .expect("record a batch call");
+    assert_eq!(
+        db_support::scalar(&db, "SELECT COUNT(*) FROM soapgate_usage WHERE batch = 1").await,
+        1,
+        "{kind:?}"
+    );
+    assert_eq!(
+        db_support::scalar(&db, "SELECT COUNT(*) FROM soapgate_usage WHERE batch = 0").await,
+        8,
+        "{kind:?}"
+    );
+    let totals = store.usage_totals(0, Some("acme")).await.expect("totals");
+    assert_eq!(totals.len(), 1, "{kind:?}");
+    let t = &totals[0];
+    assert_eq!(
+        (t.calls, t.input_tokens, t.output_tokens, t.cost_micros),
+        (9, 34, 52, 55),
+        "{kind:?}"
+    );
+    assert_eq!(
+        (
+            t.batch_calls,
+            t.batch_input_tokens,
+            t.batch_output_tokens,
+            t.batch_cost_micros
+        ),
+        (1, 10, 20, 15),
+        "{kind:?}"
     );
     let url = db.url.clone();
     let refused = match kind {

@@ -9,11 +9,17 @@ use std::process::{Command, Stdio};
 use soapgate::store::{AuditRow, Charge, Store, UsageRow};
 
 fn soapgate(args: &[&str], db_url: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
-        .args(args)
-        .env("SOAPGATE_DATABASE_URL", db_url)
-        .output()
-        .expect("run soapgate");
+    soapgate_with(args, db_url, None)
+}
+
+/// `soapgate` with `config` as its config file, when given.
+fn soapgate_with(args: &[&str], db_url: &str, config: Option<&std::path::Path>) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_soapgate"));
+    command.args(args).env("SOAPGATE_DATABASE_URL", db_url);
+    if let Some(config) = config {
+        command.env("SOAPGATE_CONFIG", config);
+    }
+    let out = command.output().expect("run soapgate");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -29,6 +35,7 @@ fn row(
     input: i64,
     output: i64,
     cost: i64,
+    batch: bool,
 ) -> UsageRow {
     UsageRow {
         at_ms,
@@ -42,6 +49,7 @@ fn row(
         latency_ms: 12,
         outcome: "ok".into(),
         correlation_id: "c".into(),
+        batch,
     }
 }
 
@@ -55,12 +63,21 @@ async fn usage_prints_totals_per_tenant_and_model_since_a_date() {
     let url = format!("sqlite://{}", dir.path().join("soapgate.db").display());
     let store = Store::connect(&url).await.expect("store");
     let rows = [
-        row(MARCH - DAY, Some("acme"), "haiku", 1000, 1000, 5000),
-        row(MARCH + DAY, Some("acme"), "haiku", 100, 20, 50),
-        row(MARCH + 2 * DAY, Some("acme"), "haiku", 200, 30, 75),
-        row(MARCH + 2 * DAY, Some("acme"), "sonnet", 10, 5, 1_250_000),
-        row(MARCH + 3 * DAY, Some("globex"), "haiku", 7, 3, 9),
-        row(MARCH + 3 * DAY, None, "haiku", 1, 1, 0),
+        row(MARCH - DAY, Some("acme"), "haiku", 1000, 1000, 5000, true),
+        row(MARCH + DAY, Some("acme"), "haiku", 100, 20, 50, false),
+        // Answered by a batch.
+        row(MARCH + 2 * DAY, Some("acme"), "haiku", 200, 30, 75, true),
+        row(
+            MARCH + 2 * DAY,
+            Some("acme"),
+            "sonnet",
+            10,
+            5,
+            1_250_000,
+            false,
+        ),
+        row(MARCH + 3 * DAY, Some("globex"), "haiku", 7, 3, 9, false),
+        row(MARCH + 3 * DAY, None, "haiku", 1, 1, 0, false),
     ];
     let audit = AuditRow {
         at_ms: MARCH,
@@ -89,21 +106,54 @@ async fn usage_prints_totals_per_tenant_and_model_since_a_date() {
         .expect("record");
     store.close().await;
 
-    let (ok, text) = soapgate(&["usage", "--since", "2026-03-01"], &url);
+    // haiku has a price: what its batch tokens saved is known; sonnet has
+    // none.
+    let config = dir.path().join("soapgate.toml");
+    std::fs::write(
+        &config,
+        "[tenancy.prices.haiku]\ninput_per_million = 0.5\noutput_per_million = 1.5\n",
+    )
+    .expect("write the config");
+    let (ok, text) = soapgate_with(&["usage", "--since", "2026-03-01"], &url, Some(&config));
     assert!(ok, "{text}");
     let lines: Vec<Vec<&str>> = text
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
+    // The batch row's 200 + 30 tokens cost 75 micros; on demand
+    // 200 x 0.5 + 30 x 1.5 = 145: 70 saved.
     assert_eq!(
         lines,
         vec![
-            vec!["TENANT", "MODEL", "CALLS", "INPUT", "OUTPUT", "COST"],
-            vec!["-", "haiku", "1", "1", "1", "0.000000"],
-            vec!["acme", "haiku", "2", "300", "50", "0.000125"],
-            vec!["acme", "sonnet", "1", "10", "5", "1.250000"],
-            vec!["globex", "haiku", "1", "7", "3", "0.000009"],
-            vec!["TOTAL", "5", "318", "59", "1.250134"],
+            vec![
+                "TENANT",
+                "MODEL",
+                "CALLS",
+                "INPUT",
+                "OUTPUT",
+                "COST",
+                "BATCH_CALLS",
+                "BATCH_INPUT",
+                "BATCH_OUTPUT",
+                "BATCH_COST",
+                "SAVED"
+            ],
+            vec![
+                "-", "haiku", "1", "1", "1", "0.000000", "0", "0", "0", "0.000000", "0.000000"
+            ],
+            vec![
+                "acme", "haiku", "2", "300", "50", "0.000125", "1", "200", "30", "0.000075",
+                "0.000070"
+            ],
+            vec![
+                "acme", "sonnet", "1", "10", "5", "1.250000", "0", "0", "0", "0.000000", "-"
+            ],
+            vec![
+                "globex", "haiku", "1", "7", "3", "0.000009", "0", "0", "0", "0.000000", "0.000000"
+            ],
+            vec![
+                "TOTAL", "5", "318", "59", "1.250134", "1", "200", "30", "0.000075", "0.000070"
+            ],
         ],
         "{text}"
     );
@@ -126,7 +176,14 @@ async fn usage_prints_totals_per_tenant_and_model_since_a_date() {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    assert_eq!(total, vec!["TOTAL", "2", "210", "35", "1.250075"], "{text}");
+    // No prices (the shipped config has none): what was saved is unknown.
+    assert_eq!(
+        total,
+        vec![
+            "TOTAL", "2", "210", "35", "1.250075", "1", "200", "30", "0.000075", "-"
+        ],
+        "{text}"
+    );
 
     let (ok, text) = soapgate(&["usage", "--since", "last week"], &url);
     assert!(!ok && text.contains("YYYY-MM-DD"), "{text}");
