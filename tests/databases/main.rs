@@ -8,6 +8,7 @@ mod common;
 
 mod batch_crash;
 mod cluster;
+mod db_tls;
 mod deadlock;
 mod replay;
 mod store;
