@@ -28,6 +28,22 @@ pub struct ChainPolicy {
     pub deadline: Instant,
 }
 
+impl ChainPolicy {
+    /// The chain of a call of an operation with `policy`, starting now: the
+    /// instance's attempts and backoff, the operation's deadline (else the
+    /// instance's).
+    pub fn starting_now(policy: &crate::mapping::CallPolicy, models: &Models) -> ChainPolicy {
+        let settings = models.settings();
+        ChainPolicy {
+            retry: policy.retry,
+            attempts: settings.max_attempts.max(1),
+            base: settings.initial_backoff(),
+            cap: settings.max_backoff(),
+            deadline: Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline()),
+        }
+    }
+}
+
 /// One request through the target chain: the first target that answers
 /// wins. A target whose breaker is open is skipped without a call; errors
 /// another target may not share (throttling after the SDK's retries, 5xx,

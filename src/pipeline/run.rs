@@ -174,17 +174,9 @@ async fn execute(
             retry_after: o.retry_after,
         }
     })?;
-    let settings = models.settings();
-    let deadline = Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline());
-    let chain = ChainPolicy {
-        retry: policy.retry,
-        attempts: settings.max_attempts.max(1),
-        base: settings.initial_backoff(),
-        cap: settings.max_backoff(),
-        deadline,
-    };
+    let chain = ChainPolicy::starting_now(&policy, models);
     let answered = tokio::time::timeout_at(
-        deadline,
+        chain.deadline,
         answer(
             plan,
             &call,
@@ -293,21 +285,9 @@ pub async fn run_answered(
     outcome.output_tokens += u64::from(output);
     outcome.model = Some(model.to_owned());
     outcome.stop_reason = Some(first.stop_reason.clone());
-    let settings = models.settings();
-    let deadline = Instant::now()
-        + plan
-            .call_policy()
-            .deadline
-            .unwrap_or_else(|| settings.deadline());
-    let chain = ChainPolicy {
-        retry: plan.call_policy().retry,
-        attempts: settings.max_attempts.max(1),
-        base: settings.initial_backoff(),
-        cap: settings.max_backoff(),
-        deadline,
-    };
+    let chain = ChainPolicy::starting_now(&plan.call_policy(), models);
     let answered = tokio::time::timeout_at(
-        deadline,
+        chain.deadline,
         answer(
             plan,
             &call,

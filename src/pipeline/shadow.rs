@@ -134,16 +134,8 @@ impl Shadow {
         let Ok(_permit) = models.try_enter() else {
             return ShadowResult::Skipped;
         };
-        let settings = models.settings();
-        let policy = self.plan.call_policy();
-        let deadline = Instant::now() + policy.deadline.unwrap_or_else(|| settings.deadline());
-        let chain = ChainPolicy {
-            retry: policy.retry,
-            attempts: settings.max_attempts.max(1),
-            base: settings.initial_backoff(),
-            cap: settings.max_backoff(),
-            deadline,
-        };
+        let chain = ChainPolicy::starting_now(&self.plan.call_policy(), models);
+        let deadline = chain.deadline;
         let mut outcome = Outcome::default();
         let started = Instant::now();
         let answered = tokio::time::timeout_at(
