@@ -65,3 +65,26 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+impl Moto {
+    /// An S3 client of this moto (static test keys, path-style) with
+    /// `bucket` created.
+    pub(crate) async fn s3_with_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+                .endpoint_url(&self.url)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("moto creates the bucket");
+        s3
+    }
+}

@@ -30,7 +30,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command};
 use std::time::Instant;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use soapgate::emulator::{self, Options, Script};
 use soapgate::store::{Batch, BatchStatus, NewRequest, Store};
 
@@ -119,20 +118,7 @@ async fn crash_at(kind: Kind, stage: Stage) {
     let Some(moto) = Moto::start(&test) else {
         return;
     };
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(&moto.url)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("moto creates the bucket");
+    moto.s3_with_bucket(BUCKET).await;
     let emulator = emulator::spawn_with(Options {
         script: Some(Script::parse(stage.script(), "crash script").expect("the script parses")),
         s3_endpoint_url: Some(moto.url.clone()),

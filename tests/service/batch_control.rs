@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use soapgate::bedrock::BedrockBatch;
 use soapgate::converse::{BatchClient, BatchJobState, NewBatchJob, Request, StopReason};
 use soapgate::emulator::{self, EmulatorHandle, Options, Script};
@@ -40,20 +39,7 @@ impl Rig {
         })
         .await
         .expect("the emulator starts");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-                .endpoint_url(&moto.url)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("moto creates the bucket");
+        moto.s3_with_bucket(BUCKET).await;
         let client = BedrockBatch::for_endpoints(emulator.base_url(), &moto.url);
         Some(Rig {
             _moto: moto,

@@ -16,7 +16,6 @@ use aws_sdk_bedrock::types::{
     ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
     ModelInvocationJobStatus, S3InputFormat,
 };
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use soapgate::emulator::{self, EmulatorHandle, Options, Script};
@@ -46,21 +45,7 @@ impl Rig {
         })
         .await
         .expect("the emulator starts");
-        let credentials = Credentials::new("test", "test", None, None, "test");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(credentials.clone())
-                .endpoint_url(&moto.url)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("moto creates the bucket");
+        let s3 = moto.s3_with_bucket(BUCKET).await;
         let bedrock = aws_sdk_bedrock::Client::from_conf(
             aws_sdk_bedrock::Config::builder()
                 .behavior_version(aws_sdk_bedrock::config::BehaviorVersion::latest())

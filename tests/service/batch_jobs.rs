@@ -13,7 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use soapgate::app::{App, Parts, Role};
 use soapgate::bedrock::{BedrockBatch, BedrockClient};
 use soapgate::config::Settings;
@@ -92,20 +91,7 @@ pub(super) struct BatchRig {
 impl BatchRig {
     pub(super) async fn start(test: &str, script: &str, batch: &str) -> Option<BatchRig> {
         let moto = Moto::start(test)?;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-                .endpoint_url(&moto.url)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .expect("moto creates the bucket");
+        moto.s3_with_bucket(BUCKET).await;
         let emulator = emulator::spawn_with(Options {
             script: Some(Script::parse(script, "test script").expect("the script parses")),
             s3_endpoint_url: Some(moto.url.clone()),
