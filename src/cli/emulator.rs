@@ -17,6 +17,11 @@ pub(crate) struct Args {
     /// YAML script of answers per model and prompt (see docs/emulator.md).
     #[arg(long)]
     pub(crate) script: Option<PathBuf>,
+    /// The S3 that batch jobs read and write, with static test keys (an S3
+    /// emulator such as moto's server). Unset: the standard AWS chain
+    /// (`AWS_ENDPOINT_URL_S3`, the usual keys and region).
+    #[arg(long)]
+    pub(crate) s3_endpoint_url: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -33,9 +38,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         tracing::info!(
             %addr,
             rules,
+            s3 = args.s3_endpoint_url.as_deref().unwrap_or("the AWS chain"),
             "Bedrock Converse emulator listening; point the SDK at http://{addr}"
         );
-        soapgate::emulator::serve(listener, script, soapgate::app::signal()).await?;
+        let options = soapgate::emulator::Options {
+            script,
+            s3_endpoint_url: args.s3_endpoint_url,
+        };
+        soapgate::emulator::serve_with(listener, options, soapgate::app::signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
