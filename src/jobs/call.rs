@@ -90,7 +90,8 @@ pub async fn answer(
             ctx.tenant.as_deref(),
         ))
         .await?;
-        if let Some(waker) = with.waker {
+        // A job waiting for a batch is not due: no worker would find it.
+        if let Some(waker) = with.waker.filter(|_| plan.batch().is_none()) {
             waker.notify_one();
         }
         tracing::info!(

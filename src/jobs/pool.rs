@@ -230,7 +230,11 @@ impl Inner {
                         correlation_id = %picked.request.correlation_id,
                         "request row queued"
                     );
-                    self.wake.notify_one();
+                    // A job waiting for a batch is not due: no worker
+                    // would find it now.
+                    if !picked.held {
+                        self.wake.notify_one();
+                    }
                     continue;
                 }
                 Ok(None) => self.settings.poll_interval(),

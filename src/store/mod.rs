@@ -361,6 +361,13 @@ impl Store {
         self
     }
 
+    /// Whether new jobs of this operation wait for a batch.
+    pub fn holds_jobs_of(&self, service: &str, operation: &str) -> bool {
+        self.holds
+            .as_ref()
+            .is_some_and(|h| h(service, operation).is_some())
+    }
+
     /// When a new job is due: now, or after its operation's batch wait.
     fn due_ms(&self, job: &NewJob, now: i64) -> i64 {
         match self

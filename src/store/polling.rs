@@ -50,6 +50,9 @@ pub struct RequestRow {
 pub struct ClaimedRequest {
     pub request: RequestRow,
     pub job_id: JobId,
+    /// The job waits for a batch (`Store::with_batch_holds`): it is not
+    /// due yet, so no worker need look for it now.
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,7 +290,11 @@ impl Store {
                 request
             }
         };
-        Ok(request.map(|request| ClaimedRequest { request, job_id }))
+        Ok(request.map(|request| ClaimedRequest {
+            held: self.holds_jobs_of(&request.service, &request.operation),
+            request,
+            job_id,
+        }))
     }
 
     /// Writes the result for `result.correlation_id` unless one exists.

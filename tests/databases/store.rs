@@ -1360,4 +1360,31 @@ async fn batches_lease_their_jobs_step_fenced_and_give_jobs_back(ctx: Ctx) {
         claimed, want,
         "returned jobs run on demand; the batch keeps its own"
     );
+
+    // A polling row of a held operation becomes a held job: the intake
+    // need not wake a worker for it. Another operation's row is due now.
+    for (n, operation) in [(90, "ClassifyInvoice"), (91, "ExtractInvoiceFields")] {
+        store
+            .insert_request(&NewRequest {
+                correlation_id: format!("row-{n}"),
+                service: "InvoiceService".into(),
+                operation: operation.into(),
+                payload: "<x/>".into(),
+                tenant: None,
+            })
+            .await
+            .expect("insert request");
+        let picked = store
+            .claim_request("intake")
+            .await
+            .expect("pick up")
+            .expect("the row");
+        assert_eq!(picked.held, operation == "ClassifyInvoice", "{operation}");
+    }
+    let due = store
+        .claim("w", LEASE)
+        .await
+        .expect("claim")
+        .expect("the due job");
+    assert_eq!(due.job.operation, "ExtractInvoiceFields");
 }
