@@ -29,4 +29,5 @@ pub mod soap;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod workflow;
 pub mod xml;

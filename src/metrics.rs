@@ -44,6 +44,21 @@ struct ShadowLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    service: String,
+    operation: String,
+    step: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepTimeLabels {
+    service: String,
+    operation: String,
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BatchLabels {
     service: String,
     operation: String,
@@ -119,6 +134,8 @@ pub struct Metrics {
     in_flight: Gauge,
     tokens: Family<TokenLabels, Counter>,
     shadow_calls: Family<ShadowLabels, Counter>,
+    steps: Family<StepLabels, Counter>,
+    step_seconds: HistogramFamily<StepTimeLabels>,
     jobs: Family<StatusLabels, Gauge>,
     queue_depth: Gauge,
     recordings: Family<ResultLabels, Counter>,
@@ -251,6 +268,20 @@ impl Metrics {
              skipped (no model permit free)",
             shadow_calls.clone(),
         );
+        let steps = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "steps",
+            "Steps of multi-step operations ended, by service, operation, step and result: \
+             answered, degraded (a static result stood in), skipped (its when was false) or failed",
+            steps.clone(),
+        );
+        let step_seconds: HistogramFamily<StepTimeLabels> =
+            Family::new_with_constructor(seconds_histogram);
+        registry.register(
+            "step_duration_seconds",
+            "Time a step of a multi-step operation took, all its items and calls included",
+            step_seconds.clone(),
+        );
         let jobs = Family::<StatusLabels, Gauge>::default();
         registry.register(
             "jobs",
@@ -302,6 +333,8 @@ impl Metrics {
             in_flight,
             tokens,
             shadow_calls,
+            steps,
+            step_seconds,
             jobs,
             queue_depth,
             recordings,
@@ -389,6 +422,32 @@ impl Metrics {
                 result: result.to_string(),
             })
             .inc();
+    }
+
+    /// One step of a multi-step operation ended.
+    pub fn step(
+        &self,
+        service: &str,
+        operation: &str,
+        step: &str,
+        result: &str,
+        elapsed: Duration,
+    ) {
+        self.steps
+            .get_or_create(&StepLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                step: step.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.step_seconds
+            .get_or_create(&StepTimeLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                step: step.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// One model call.

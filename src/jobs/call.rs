@@ -13,7 +13,7 @@ use super::tickets;
 use crate::error::GatewayError;
 use crate::mapping::MappingSet;
 use crate::models::Models;
-use crate::pipeline::{self, CallContext, Outcome, Prepared, Reply, Tries};
+use crate::pipeline::{CallContext, Outcome, Prepared, Reply, Tries};
 use crate::store::{JobId, JobSource, Store};
 use crate::tenants::Tenants;
 
@@ -122,13 +122,14 @@ pub async fn answer(
             });
         outcome.budget_hold = Box::pin(tenants.reserve_budget(with.store, tenant, ceiling)).await?;
     }
-    let reply = pipeline::run(
+    let reply = crate::workflow::run(
         prepared,
         with.mappings,
         with.model,
         &ctx.correlation_id,
         outcome,
         Tries::Last,
+        None,
     )
     .await?;
     Ok(Answer { reply, job: None })

@@ -34,6 +34,7 @@ pub mod payload;
 pub mod pool;
 pub mod run;
 pub mod sqs;
+mod steps;
 pub mod tickets;
 pub mod writer;
 

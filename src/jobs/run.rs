@@ -44,6 +44,9 @@ impl RunFailure {
         let (retryable, retry_after) = match err {
             GatewayError::Model(e) => (e.is_retryable(), e.retry_after()),
             GatewayError::Overloaded { retry_after } => (true, Some(*retry_after)),
+            // The database failed under a multi-step job: its finished
+            // steps are kept, the next run goes on from them.
+            GatewayError::QueueUnavailable(_) => (true, None),
             _ => (false, None),
         };
         // A declared fault is the operation's answer: the job keeps it whole
@@ -89,7 +92,7 @@ pub async fn execute(
     job: &Job,
     tries: Tries,
 ) -> Run {
-    execute_with(snapshot, model, limits, job, tries, None).await
+    execute_with(snapshot, model, limits, job, tries, None, None).await
 }
 
 /// A batch job's answer to one record: the response and the model it was
@@ -108,6 +111,7 @@ async fn execute_with(
     job: &Job,
     tries: Tries,
     first: Option<BatchAnswer>,
+    store: Option<&Store>,
 ) -> Run {
     let mut outcome = Outcome::default();
     let started = std::time::Instant::now();
@@ -119,7 +123,16 @@ async fn execute_with(
         operation = %job.operation,
         tenant = job.tenant.as_deref().unwrap_or("-"),
     );
-    let run = run_job(snapshot, model, limits, job, tries, first, &mut outcome);
+    let run = run_job(
+        snapshot,
+        model,
+        limits,
+        job,
+        tries,
+        first,
+        store,
+        &mut outcome,
+    );
     let result = match tracing::Instrument::instrument(run, span).await {
         Ok(result) => Ok((result, outcome)),
         Err(err) => Err((RunFailure::from_error(&err, &job.correlation_id), outcome)),
@@ -142,6 +155,7 @@ async fn execute_with(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_job(
     snapshot: &Snapshot,
     model: Option<&Arc<Models>>,
@@ -149,11 +163,11 @@ async fn run_job(
     job: &Job,
     tries: Tries,
     first: Option<BatchAnswer>,
+    store: Option<&Store>,
     outcome: &mut Outcome,
 ) -> Result<JobResult, GatewayError> {
-    let columns = snapshot
-        .mappings
-        .plan(&job.service, &job.operation)
+    let plan = snapshot.mappings.plan(&job.service, &job.operation);
+    let columns = plan
         .map(|plan| plan.result_columns().to_vec())
         .unwrap_or_default();
     let call = StoredCall {
@@ -162,7 +176,20 @@ async fn run_job(
         correlation_id: &job.correlation_id,
         payload: &job.payload,
     };
-    let payload = run_stored_with(snapshot, model, limits, &call, tries, first, outcome).await?;
+    // A multi-step job keeps each finished step with the job, and starts
+    // again from what earlier runs kept.
+    let journal = match (store, plan.and_then(|p| p.workflow())) {
+        (Some(store), Some(_)) => Some(super::steps::StoreJournal::new(store, job)),
+        _ => None,
+    };
+    let durable = match &journal {
+        Some(journal) => Some(journal.durable().await?),
+        None => None,
+    };
+    let payload = run_stored_with(
+        snapshot, model, limits, &call, tries, first, durable, outcome,
+    )
+    .await?;
     let values = columns
         .iter()
         .map(|c| (c.name.clone(), c.value_in(&payload)))
@@ -199,11 +226,13 @@ pub async fn run_stored(
     tries: Tries,
     outcome: &mut Outcome,
 ) -> Result<Vec<xml::Element>, GatewayError> {
-    run_stored_with(snapshot, model, limits, call, tries, None, outcome).await
+    run_stored_with(snapshot, model, limits, call, tries, None, None, outcome).await
 }
 
 /// [`run_stored`], with the first model answer given when `first` is set
-/// ([`pipeline::run_answered`]).
+/// ([`pipeline::run_answered`]), and a job's finished steps kept in
+/// `durable`.
+#[allow(clippy::too_many_arguments)]
 async fn run_stored_with(
     snapshot: &Snapshot,
     model: Option<&Arc<Models>>,
@@ -211,6 +240,7 @@ async fn run_stored_with(
     call: &StoredCall<'_>,
     tries: Tries,
     first: Option<BatchAnswer>,
+    durable: Option<crate::workflow::Durable<'_>>,
     outcome: &mut Outcome,
 ) -> Result<Vec<xml::Element>, GatewayError> {
     // The named operation must exist before its payload is looked at, so a
@@ -257,14 +287,15 @@ async fn run_stored_with(
             .await?
         }
         _ => {
-            pipeline::run(
+            Box::pin(crate::workflow::run(
                 prepared,
                 &snapshot.mappings,
                 model,
                 call.correlation_id,
                 outcome,
                 tries,
-            )
+                durable,
+            ))
             .await?
         }
     };
@@ -489,6 +520,7 @@ impl JobRunner {
                     job,
                     tries,
                     first,
+                    Some(&self.store),
                 )
                 .await
             }

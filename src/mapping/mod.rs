@@ -22,6 +22,7 @@
 //! [`OperationPlan::on_failure`], [`OperationPlan::call_policy`]).
 
 mod compile;
+mod json_check;
 pub mod json_schema;
 mod json_xml;
 mod output;
@@ -29,6 +30,7 @@ mod path;
 mod payload;
 mod render;
 mod spec;
+mod steps;
 mod variants;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,10 @@ use crate::xml::{Element, QName};
 
 pub use json_xml::{JsonViolations, json_to_xml, payload_from_json, payload_to_json, xml_to_json};
 pub use shape::{ATTR_PREFIX, TEXT_KEY};
+pub use steps::{
+    AssembleError, ForEach, INDEX_VAR, ITEM_VAR, STEPS_VAR, StepFailure, StepPlan, Workflow,
+    topological,
+};
 pub use variants::Variant;
 
 /// A problem in a mapping file, displayed as `path:line:col: message`
@@ -352,6 +358,8 @@ pub struct OperationPlan {
     pub(crate) mapping_sha256: Arc<str>,
     /// Other settings serving a share of the calls, or run beside them.
     pub(crate) variants: variants::Variants,
+    /// `steps:`: the operation is answered by several model calls.
+    pub(crate) workflow: Option<Box<steps::Workflow>>,
 }
 
 /// An operation's `batch:` setting: its jobs (async, one-way, polling
@@ -657,6 +665,7 @@ impl OperationPlan {
     pub fn tool(&self) -> Option<&converse::ToolSpec> {
         match &self.output {
             output::OutputPlan::Structured { tool } => Some(tool),
+            output::OutputPlan::Step { tool, .. } => tool.as_ref(),
             _ => None,
         }
     }

@@ -32,6 +32,26 @@ pub(crate) enum OutputPlan {
     },
     /// One-way operation: no response.
     Nothing,
+    /// A step of a multi-step operation: its result, the input of a forced
+    /// tool (`check`ed) or (`tool: None`) the answer's text. `wrapped`:
+    /// the tool's input is `{"value": result}`, since a tool's input is
+    /// an object and the result is not.
+    Step {
+        tool: Option<ToolSpec>,
+        check: super::steps::StepCheck,
+        wrapped: bool,
+    },
+}
+
+impl OutputPlan {
+    /// The tool the answer must call: the response's, or a step's.
+    pub(crate) fn tool(&self) -> Option<&ToolSpec> {
+        match self {
+            OutputPlan::Structured { tool } => Some(tool),
+            OutputPlan::Step { tool, .. } => tool.as_ref(),
+            OutputPlan::Text { .. } | OutputPlan::Nothing => None,
+        }
+    }
 }
 
 /// A declared fault the model may answer.
@@ -234,6 +254,8 @@ impl OperationPlan {
                 v
             }
             OutputPlan::Nothing => return Ok(Answer::Response(Vec::new())),
+            // A step's answer is read by `step_result`.
+            OutputPlan::Step { .. } => return Ok(Answer::Response(Vec::new())),
         };
         let payload = payload_shape_from_json(set, shape, &json)
             .map_err(|violations| OutputError::Invalid { violations })?;
@@ -292,10 +314,12 @@ impl OperationPlan {
     /// The tools a structured operation offers: the response's, then each
     /// mapped fault's.
     fn tool_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = match &self.output {
-            OutputPlan::Structured { tool } => vec![tool.name.clone()],
-            _ => Vec::new(),
-        };
+        let mut names: Vec<String> = self
+            .output
+            .tool()
+            .map(|t| t.name.clone())
+            .into_iter()
+            .collect();
         names.extend(self.faults.iter().filter_map(|f| match &f.answer {
             FaultAnswer::Tool(t) => Some(t.name.clone()),
             FaultAnswer::Text { .. } => None,
@@ -339,19 +363,17 @@ impl OperationPlan {
                 })
             })
             .collect();
-        let again = match (error, &self.output) {
+        let again = match (error, self.output.tool()) {
             (
                 OutputError::InvalidFault {
                     tool: Some(tool), ..
                 },
                 _,
             ) => format!("Call {tool} again with input that fixes every problem listed."),
-            (OutputError::NoToolUse { .. }, OutputPlan::Structured { .. })
-                if !self.faults.is_empty() =>
-            {
+            (OutputError::NoToolUse { .. }, Some(_)) if !self.faults.is_empty() => {
                 format!("Call one of the tools {}.", self.tool_names().join(", "))
             }
-            (_, OutputPlan::Structured { tool }) => {
+            (_, Some(tool)) => {
                 format!(
                     "Call {} again with input that fixes every problem listed.",
                     tool.name
@@ -376,8 +398,8 @@ impl OperationPlan {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        match (error, &self.output) {
-            (OutputError::Invalid { violations }, OutputPlan::Structured { tool }) => format!(
+        match (error, self.output.tool()) {
+            (OutputError::Invalid { violations }, Some(tool)) => format!(
                 "The input for {} is invalid:\n{}",
                 tool.name,
                 list(violations)

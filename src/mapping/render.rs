@@ -298,7 +298,7 @@ impl OperationPlan {
 
     /// The template context: every input variable, `payload` (the whole
     /// request as JSON), `payload_xml` and `meta`.
-    fn context(
+    pub(super) fn context(
         &self,
         payload: &[Element],
         meta: &CallMeta<'_>,
@@ -384,18 +384,29 @@ impl OperationPlan {
         payload: &[Element],
         meta: &CallMeta<'_>,
     ) -> Result<RenderedCall, RenderError> {
+        self.render_request_with(payload, meta, &Map::new())
+    }
+
+    /// [`render_request`](Self::render_request) with more variables for
+    /// the templates: a step's `steps`, `item` and `index`.
+    pub fn render_request_with(
+        &self,
+        payload: &[Element],
+        meta: &CallMeta<'_>,
+        extra: &Map<String, Value>,
+    ) -> Result<RenderedCall, RenderError> {
         // Attachment names and formats may use the other variables, so the
         // context is built first without them, then completed.
-        let base = template_value(Value::Object(self.context(
-            payload,
-            meta,
-            &BTreeMap::new(),
-        )?));
+        let with_extra = |mut ctx: Map<String, Value>| {
+            ctx.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+            template_value(Value::Object(ctx))
+        };
+        let base = with_extra(self.context(payload, meta, &BTreeMap::new())?);
         let (blocks, names) = self.attachments(payload, &base)?;
         let ctx = if names.is_empty() {
             base
         } else {
-            template_value(Value::Object(self.context(payload, meta, &names)?))
+            with_extra(self.context(payload, meta, &names)?)
         };
 
         let mut content = blocks;
@@ -439,6 +450,18 @@ impl OperationPlan {
                 (Expect::Text, self.render_fills(fills, &ctx)?)
             }
             super::output::OutputPlan::Nothing => (Expect::Nothing, Value::Null),
+            super::output::OutputPlan::Step { tool, .. } => match tool {
+                Some(tool) => {
+                    request.tool_config = Some(self.tool_config(tool));
+                    (
+                        Expect::Structured {
+                            tool: tool.name.clone(),
+                        },
+                        Value::Null,
+                    )
+                }
+                None => (Expect::Text, Value::Null),
+            },
         };
         let mut faults = Vec::with_capacity(self.faults.len());
         for f in &self.faults {

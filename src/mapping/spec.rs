@@ -77,7 +77,9 @@ pub(crate) struct OperationSpec {
     pub(crate) input: Entries<Spanned<InputSpec>>,
     #[serde(default)]
     pub(crate) system: Option<Spanned<String>>,
-    pub(crate) prompt: Spanned<String>,
+    /// Required unless the operation has `steps` (then refused).
+    #[serde(default)]
+    pub(crate) prompt: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) output: Option<Spanned<OutputSpec>>,
     #[serde(default)]
@@ -115,6 +117,59 @@ pub(crate) struct OperationSpec {
     /// batch-inference job.
     #[serde(default)]
     pub(crate) batch: Option<Spanned<BatchSpec>>,
+    /// A multi-step operation: each step a model call of its own, the
+    /// response assembled from their results by `output`.
+    #[serde(default)]
+    pub(crate) steps: Entries<Spanned<StepSpec>>,
+}
+
+/// One step of a multi-step operation: a model call with the operation's
+/// powers (its `model`, `system` and `repair_attempts` replacing the
+/// operation's), run when `when` holds, once per item with `for_each`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepSpec {
+    #[serde(default)]
+    pub(crate) model: Option<Spanned<ModelSpec>>,
+    #[serde(default)]
+    pub(crate) system: Option<Spanned<String>>,
+    pub(crate) prompt: Spanned<String>,
+    #[serde(default)]
+    pub(crate) output: Option<Spanned<StepOutputSpec>>,
+    #[serde(default)]
+    pub(crate) repair_attempts: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(crate) on_failure: Option<Spanned<FailureSpec>>,
+    /// The step's result when it is skipped or fails with `on_failure:
+    /// continue`; `null` (written out) means "absent".
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) default: Option<Spanned<YamlValue>>,
+    #[serde(default)]
+    pub(crate) when: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) for_each: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) max_concurrency: Option<Spanned<u32>>,
+}
+
+/// A step's result: an XSD type of the contract, an inline JSON Schema,
+/// or (neither) the model's text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepOutputSpec {
+    #[serde(default, rename = "type")]
+    pub(crate) type_: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) schema: Option<Spanned<serde_json::Value>>,
+    #[serde(default)]
+    pub(crate) tool: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) description: Option<Spanned<String>>,
+}
+
+/// A field that is `Some` whenever it is written, `null` included.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// `record: { sample: 0.1, redact: [paths] }`.
@@ -348,13 +403,18 @@ pub(crate) struct OutputSpec {
     pub(crate) text: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) fill: Entries<Spanned<YamlValue>>,
+    /// Multi-step operations: the step whose result is the response.
+    #[serde(default)]
+    pub(crate) from: Option<Spanned<String>>,
 }
 
-/// `on_failure: fault`, `on_failure: cache` or `on_failure: {static: ...}`.
+/// `on_failure: fault`, `cache`, `continue` (a step's) or `{static: ...}`.
 #[derive(Debug, Clone)]
 pub(crate) enum FailureSpec {
     Fault,
     Cache,
+    /// A step's: its `default` stands for its result.
+    Continue,
     Static(Spanned<YamlValue>),
 }
 
@@ -370,8 +430,9 @@ impl<'de> Deserialize<'de> for FailureSpec {
                 match s {
                     "fault" => Ok(FailureSpec::Fault),
                     "cache" => Ok(FailureSpec::Cache),
+                    "continue" => Ok(FailureSpec::Continue),
                     other => Err(E::custom(format!(
-                        "unknown failure policy `{other}`, expected `fault`, `cache` or `static:`"
+                        "unknown failure policy `{other}`, expected `fault`, `cache`, `continue` or `static:`"
                     ))),
                 }
             }

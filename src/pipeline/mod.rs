@@ -28,4 +28,4 @@ pub use outcome::{
 pub use prepare::{
     CallContext, Inbound, Prepared, dispatch, new_correlation_id, prepare, read_envelope,
 };
-pub use run::{Tries, run, run_answered};
+pub use run::{Tries, call_step, deadline_passed, degrade, run, run_answered};

@@ -347,7 +347,7 @@ fn no_targets() -> GatewayError {
 }
 
 /// The error of a call cut at its deadline.
-pub(super) fn deadline_passed() -> ModelError {
+pub fn deadline_passed() -> ModelError {
     ModelError::Timeout {
         message: "the operation's deadline passed".into(),
     }
@@ -364,9 +364,69 @@ pub(super) async fn answer(
     chain: &ChainPolicy,
     correlation_id: &str,
     outcome: &mut Outcome,
+    capture: Option<&mut Capture>,
+    first: Option<Response>,
+) -> Result<(Answer, ModelTarget), GatewayError> {
+    answer_with(
+        plan,
+        call,
+        models,
+        chain,
+        correlation_id,
+        outcome,
+        capture,
+        first,
+        &|call, response| plan.answer_from(call, response),
+    )
+    .await
+}
+
+/// One step of a multi-step operation: its rendered call down the step's
+/// target chain, repaired like any call's answer, within the step's own
+/// deadline and never past the operation's `deadline`; the step's result.
+/// Its failure policy is the caller's (`workflow`).
+pub async fn call_step(
+    plan: &OperationPlan,
+    call: &RenderedCall,
+    models: &Models,
+    deadline: Instant,
+    correlation_id: &str,
+    outcome: &mut Outcome,
+) -> Result<serde_json::Value, GatewayError> {
+    let mut chain = ChainPolicy::starting_now(&plan.call_policy(), models);
+    chain.deadline = chain.deadline.min(deadline);
+    let read = |call: &RenderedCall, response: &Response| plan.step_result(call, response);
+    let answered = answer_with(
+        plan,
+        call,
+        models,
+        &chain,
+        correlation_id,
+        outcome,
+        None,
+        None,
+        &read,
+    );
+    match tokio::time::timeout_at(chain.deadline, answered).await {
+        Ok(answered) => answered.map(|(value, _)| value),
+        Err(_) => Err(GatewayError::Model(deadline_passed())),
+    }
+}
+
+/// [`answer`] with the answer read by `read`: a response, or a step's
+/// result.
+#[allow(clippy::too_many_arguments)]
+async fn answer_with<T>(
+    plan: &OperationPlan,
+    call: &RenderedCall,
+    models: &Models,
+    chain: &ChainPolicy,
+    correlation_id: &str,
+    outcome: &mut Outcome,
     mut capture: Option<&mut Capture>,
     mut first: Option<Response>,
-) -> Result<(Answer, ModelTarget), GatewayError> {
+    read: &(dyn Fn(&RenderedCall, &Response) -> Result<T, crate::mapping::OutputError> + Sync),
+) -> Result<(T, ModelTarget), GatewayError> {
     // The rendered request is sent as is; only a repair builds a new one.
     let mut repaired: Option<Request> = None;
     let mut repairs = 0;
@@ -391,7 +451,7 @@ pub(super) async fn answer(
         if let Some(capture) = capture.as_deref_mut() {
             capture.answered(&response);
         }
-        let error = match plan.answer_from(call, &response) {
+        let error = match read(call, &response) {
             Ok(answer) => return Ok((answer, target.clone())),
             Err(e) => e,
         };
@@ -410,7 +470,7 @@ pub(super) async fn answer(
 
 /// The mapping's failure policy, for model failures (every target failed,
 /// the deadline passed, answers stayed invalid). Other errors pass.
-async fn degrade(
+pub async fn degrade(
     plan: &OperationPlan,
     models: &Models,
     digest: Option<&cache::RequestDigest>,

@@ -19,7 +19,7 @@
 //! This module knows nothing of SOAP, mappings or workers: it stores and
 //! hands out strings. `jobs` holds the queue, `polling` the legacy tables,
 //! `tenants` the budgets, usage rows and audit trail, `recordings` the
-//! calls kept for replay.
+//! calls kept for replay, `steps` the finished steps of jobs.
 
 mod batches;
 mod jobs;
@@ -29,6 +29,7 @@ mod polling;
 mod recordings;
 mod slot;
 mod stats;
+mod steps;
 mod tenants;
 
 use std::fmt;
@@ -55,6 +56,7 @@ pub use polling::{ClaimedRequest, NewRequest, RequestRow, ResultRow, ResultStatu
 pub use recordings::{KIND_SERVED, KIND_SHADOW, NewRecording, Recording, RecordingQuery};
 pub use slot::{SlotState, StoreSlot};
 pub use stats::JobStats;
+pub use steps::StepResult;
 pub use tenants::{AuditRow, BudgetHold, BudgetShort, Charge, UsageRow, UsageTotal};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

@@ -44,6 +44,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "models", "record",
         ],
     ),
+    (
+        "workflow",
+        &[
+            "xml", "converse", "mapping", "error", "metrics", "models", "pipeline",
+        ],
+    ),
     ("tenants", &["xml", "soap", "error", "store", "pipeline"]),
     (
         "config",
@@ -56,7 +62,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "jobs",
         &[
             "xml", "soap", "contract", "converse", "mapping", "error", "store", "live", "metrics",
-            "backoff", "shutdown", "models", "pipeline", "tenants", "config",
+            "backoff", "shutdown", "models", "pipeline", "workflow", "tenants", "config",
         ],
     ),
     (

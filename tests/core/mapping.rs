@@ -734,7 +734,7 @@ fn load_error_unknown_field() {
         vec![
             "m.yaml:6:5: unknown field `promt`, expected one of mode, idempotency_key, model, \
              input, system, prompt, output, repair_attempts, on_failure, cache, results, faults, \
-             variants, sticky_by, shadow, record, batch"
+             variants, sticky_by, shadow, record, batch, steps"
         ]
     );
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use soapgate::store::{
     BatchCut, BatchStatus, BatchStep, JobEnd, JobFailure, JobFinish, JobId, JobResult, JobSource,
     JobStatus, KIND_SERVED, KIND_SHADOW, ManualClock, NewJob, NewRecording, NewRequest,
-    RecordingQuery, ResultRow, ResultStatus, Store, StoreError,
+    RecordingQuery, ResultRow, ResultStatus, StepResult, Store, StoreError,
 };
 use sqlx::{Connection, Executor};
 
@@ -175,6 +175,7 @@ on_every_backend!(
     a_declared_fault_ends_failed_with_its_fault_kept,
     recordings_are_kept_read_back_and_pruned_by_age_and_count,
     batches_lease_their_jobs_step_fenced_and_give_jobs_back,
+    job_steps_are_kept_once_and_only_under_the_lease,
 );
 
 fn new_job(n: usize, key: Option<&str>) -> NewJob {
@@ -1387,4 +1388,138 @@ async fn batches_lease_their_jobs_step_fenced_and_give_jobs_back(ctx: Ctx) {
         .expect("claim")
         .expect("the due job");
     assert_eq!(due.job.operation, "ExtractInvoiceFields");
+}
+
+fn step(step: &str, item: Option<u32>, result: &str) -> StepResult {
+    StepResult {
+        step: step.to_owned(),
+        item,
+        result: result.to_owned(),
+    }
+}
+
+async fn job_steps_are_kept_once_and_only_under_the_lease(ctx: Ctx) {
+    let store = &ctx.store;
+    let unknown = JobId::from_ticket("no-such-job");
+    assert_eq!(store.step_results(&unknown).await.expect("read"), []);
+    assert!(
+        !store
+            .save_step(&unknown, 1, "summarize", None, "{}")
+            .await
+            .expect("save"),
+        "no job, no lease"
+    );
+
+    let id = store.enqueue(&new_job(1, None)).await.expect("enqueue");
+    let other = store.enqueue(&new_job(2, None)).await.expect("enqueue");
+    // A QUEUED job is held by no one.
+    assert!(
+        !store
+            .save_step(&id, 0, "summarize", None, "{}")
+            .await
+            .expect("save")
+    );
+    let first = store
+        .claim("w1", LEASE)
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(first.job.id, id);
+
+    // Items saved out of order and a whole step read back in (step, item)
+    // order; step names differing only in case are two steps.
+    for (name, item, result) in [
+        ("summarize", None, r#"{"summary":"late delivery"}"#),
+        ("extract", Some(2), r#"{"line":2}"#),
+        ("extract", Some(0), r#"{"line":0}"#),
+        ("extract", Some(1), r#"{"line":1}"#),
+        ("Summarize", None, r#"{"summary":"upper"}"#),
+    ] {
+        assert!(
+            store
+                .save_step(&id, first.token, name, item, result)
+                .await
+                .expect("save"),
+            "{name} {item:?}"
+        );
+    }
+    let kept = vec![
+        step("Summarize", None, r#"{"summary":"upper"}"#),
+        step("extract", Some(0), r#"{"line":0}"#),
+        step("extract", Some(1), r#"{"line":1}"#),
+        step("extract", Some(2), r#"{"line":2}"#),
+        step("summarize", None, r#"{"summary":"late delivery"}"#),
+    ];
+    assert_eq!(store.step_results(&id).await.expect("read"), kept);
+    assert_eq!(store.step_results(&other).await.expect("read"), []);
+
+    // Saving a kept step again is accepted and keeps the first result.
+    assert!(
+        store
+            .save_step(&id, first.token, "extract", Some(1), r#"{"line":"again"}"#)
+            .await
+            .expect("save again")
+    );
+    assert!(
+        store
+            .save_step(
+                &id,
+                first.token,
+                "summarize",
+                None,
+                r#"{"summary":"again"}"#
+            )
+            .await
+            .expect("save again")
+    );
+    assert_eq!(store.step_results(&id).await.expect("read"), kept);
+
+    // w1's lease runs out and w2 takes the job over with a higher token.
+    ctx.clock.advance(LEASE + Duration::from_secs(1));
+    let second = store
+        .claim("w2", LEASE)
+        .await
+        .expect("claim")
+        .expect("re-claim");
+    assert_eq!(second.job.id, id);
+    assert!(second.token > first.token);
+    // w1's late saves write nothing, new step or kept one alike.
+    assert!(
+        !store
+            .save_step(&id, first.token, "extract", Some(3), r#"{"line":3}"#)
+            .await
+            .expect("stale save")
+    );
+    assert!(
+        !store
+            .save_step(&id, first.token, "extract", Some(0), r#"{"line":0}"#)
+            .await
+            .expect("stale save of a kept step")
+    );
+    assert_eq!(store.step_results(&id).await.expect("read"), kept);
+    // w2 resumes where w1 stopped.
+    assert!(
+        store
+            .save_step(&id, second.token, "extract", Some(3), r#"{"line":3}"#)
+            .await
+            .expect("save")
+    );
+    let mut resumed = kept.clone();
+    resumed.insert(4, step("extract", Some(3), r#"{"line":3}"#));
+    assert_eq!(store.step_results(&id).await.expect("read"), resumed);
+
+    // A finished job takes no more steps, even under its last token.
+    assert!(
+        store
+            .complete(&id, second.token, &result("done"))
+            .await
+            .expect("complete")
+    );
+    assert!(
+        !store
+            .save_step(&id, second.token, "review", None, "{}")
+            .await
+            .expect("save after done")
+    );
+    assert_eq!(store.step_results(&id).await.expect("read"), resumed);
 }

@@ -119,8 +119,9 @@ impl Cx<'_> {
         let fault = &name.value;
         let answer = match output {
             // A one-way operation declares no faults; an output that failed
-            // to compile has been reported.
-            OutputPlan::Nothing => return None,
+            // to compile has been reported; a step's faults are refused
+            // with the step.
+            OutputPlan::Nothing | OutputPlan::Step { .. } => return None,
             OutputPlan::Structured { .. } => {
                 for (key, at) in [
                     ("when", f.when.as_ref().map(|w| w.referenced)),

@@ -22,6 +22,7 @@ mod inputs;
 mod output;
 mod paths;
 mod settings;
+mod steps;
 mod templates;
 mod variants;
 
@@ -55,6 +56,8 @@ pub(super) fn load(
             sha256: sha256_hex(text.as_bytes()).into(),
             errors: Vec::new(),
             templates: Vec::new(),
+            role: Role::Operation,
+            samples: serde_json::Map::new(),
         };
         let file: MappingFile = match serde_saphyr::from_str(text) {
             Ok(f) => f,
@@ -158,6 +161,27 @@ struct Cx<'a> {
     /// The templates of the operation being checked, by name, with their
     /// source.
     templates: Vec<(String, Spanned<String>)>,
+    /// What is being compiled: an operation, or a part of a multi-step one.
+    role: Role,
+    /// Sample values of the variables beyond the inputs (`steps`, `item`),
+    /// for rendering templates at load.
+    samples: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What [`Cx::operation`] compiles.
+#[derive(Debug, Clone)]
+enum Role {
+    /// A single-call operation.
+    Operation,
+    /// A multi-step operation itself: no prompt, no output (its response
+    /// is assembled from its steps' results afterwards).
+    Workflow,
+    /// One step: its output is this step output; its templates may read
+    /// `steps` (and in a `for_each`, `item` and `index`: [`Cx::samples`]).
+    Step {
+        name: String,
+        output: Option<Box<Spanned<super::spec::StepOutputSpec>>>,
+    },
 }
 
 /// Lower-case hex SHA-256.
@@ -194,12 +218,19 @@ impl Cx<'_> {
         op: &Operation,
         spec: &OperationSpec,
     ) -> Option<OperationPlan> {
+        if !spec.steps.0.is_empty() && matches!(self.role, Role::Operation) {
+            return self.workflow(contract, service, op, spec);
+        }
         let before = self.errors.len();
         self.templates.clear();
         let set = &contract.schemas;
+        let at = spec
+            .prompt
+            .as_ref()
+            .map_or(spec.model.referenced, |p| p.referenced);
         let Some(request_shape) = PayloadShape::of(set, &op.input) else {
             self.error(
-                &spec.prompt.referenced,
+                &at,
                 format!(
                     "operation {} names request declarations the schema lacks",
                     op.name
@@ -256,7 +287,23 @@ impl Cx<'_> {
         for k in ["payload", "payload_xml", "meta"] {
             known.insert(k.to_string());
         }
-        self.template(&mut env, render::PROMPT, &spec.prompt, &known);
+        known.extend(self.samples.keys().cloned());
+        match (&spec.prompt, &self.role) {
+            (Some(p), Role::Workflow) => {
+                self.error(
+                    &p.referenced,
+                    "an operation with steps has no prompt of its own: each step has one",
+                );
+            }
+            (Some(p), _) => {
+                self.template(&mut env, render::PROMPT, p, &known);
+            }
+            (None, Role::Workflow) => {}
+            (None, _) => self.error(
+                &spec.model.referenced,
+                format!("{} needs a prompt (or steps)", op.name),
+            ),
+        }
         let has_system = match &spec.system {
             Some(s) => {
                 self.template(&mut env, render::SYSTEM, s, &known);
@@ -281,16 +328,21 @@ impl Cx<'_> {
             }
         }
 
-        let output = self.output(
-            set,
-            op,
-            response_shape.as_ref(),
-            spec.output.as_ref(),
-            &mut env,
-            &known,
-            &spec.prompt.referenced,
-            !spec.faults.0.is_empty(),
-        );
+        let output = match self.role.clone() {
+            Role::Operation => self.output(
+                set,
+                op,
+                response_shape.as_ref(),
+                spec.output.as_ref(),
+                &mut env,
+                &known,
+                &at,
+                !spec.faults.0.is_empty(),
+            ),
+            // The response is assembled from the steps' results.
+            Role::Workflow => crate::mapping::output::OutputPlan::Nothing,
+            Role::Step { name, output } => self.step_output(set, &name, output.as_deref()),
+        };
         let faults = self.faults(set, op, spec, &output, &mut env, &known);
 
         let result_columns = match &spec.results {
@@ -314,6 +366,13 @@ impl Cx<'_> {
             None => FailurePolicy::Fault,
             Some(f) => match &f.value {
                 FailureSpec::Fault => FailurePolicy::Fault,
+                FailureSpec::Continue => {
+                    self.error(
+                        &f.referenced,
+                        "on_failure: continue is for a step of a multi-step operation",
+                    );
+                    FailurePolicy::Fault
+                }
                 FailureSpec::Cache if op.is_one_way() => {
                     self.error(
                         &f.referenced,
@@ -368,10 +427,7 @@ impl Cx<'_> {
             .templates()
             .map(|(_, t)| t.source().len())
             .sum::<usize>()
-            + match &output {
-                crate::mapping::output::OutputPlan::Structured { tool } => tool_bytes(tool),
-                _ => 0,
-            }
+            + output.tool().map_or(0, tool_bytes)
             + faults
                 .iter()
                 .map(|f| match &f.answer {
@@ -415,6 +471,7 @@ impl Cx<'_> {
             record,
             batch,
             mapping_sha256: self.sha256.clone(),
+            workflow: None,
         })
     }
 }

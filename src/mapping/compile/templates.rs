@@ -28,6 +28,11 @@ const TEMPLATE_GLOBALS: &[&str] = &[
     "super",
 ];
 
+/// A name minijinja provides itself (`loop`, `range`, ...), not a variable.
+pub(super) fn is_template_global(name: &str) -> bool {
+    TEMPLATE_GLOBALS.contains(&name)
+}
+
 impl Cx<'_> {
     /// Add a template and check it refers only to known variables.
     pub(super) fn template(
@@ -118,6 +123,7 @@ impl Cx<'_> {
             "meta".into(),
             serde_json::json!({"service": "S", "operation": "O", "correlation_id": "urn:uuid:0"}),
         );
+        full.extend(self.samples.clone());
         let absent: Vec<(&InputPlan, &'static str)> = inputs
             .iter()
             .filter(|i| !matches!(i.kind, InputKind::Json))
@@ -235,7 +241,7 @@ fn absence(set: &SchemaSet, root_type: Option<TypeId>, p: &Path) -> Option<&'sta
 }
 
 /// A value an input could have: one of its type, in a list per `[]`.
-fn sample_input(set: &SchemaSet, input: &InputPlan) -> Value {
+pub(super) fn sample_input(set: &SchemaSet, input: &InputPlan) -> Value {
     let leaf = match (&input.kind, input.path.target()) {
         (InputKind::Value, Some(Target::Attribute(t))) => sample_simple(set, t),
         (InputKind::Value, Some(Target::Element(t))) => sample_type(set, t, 0),
@@ -262,7 +268,7 @@ fn sample_simple(set: &SchemaSet, st: TypeId) -> Value {
 
 /// A value of type `ty` as the request's JSON has it, every property
 /// present, to a bounded depth (types may be recursive).
-fn sample_type(set: &SchemaSet, ty: TypeId, depth: usize) -> Value {
+pub(super) fn sample_type(set: &SchemaSet, ty: TypeId, depth: usize) -> Value {
     match shape(set, ty) {
         Shape::Simple(st) => sample_simple(set, *st),
         Shape::Any => Value::String("text".into()),

@@ -39,7 +39,7 @@ fn merged(base: &OperationSpec, v: &VariantSpec) -> OperationSpec {
         spec.system = Some(system.clone());
     }
     if let Some(prompt) = &v.prompt {
-        spec.prompt = prompt.clone();
+        spec.prompt = Some(prompt.clone());
     }
     if let Some(output) = &v.output {
         spec.output = Some(output.clone());
