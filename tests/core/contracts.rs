@@ -8,7 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use soapgate::contract::model::{PartKind, Payload, RpcPart};
-use soapgate::contract::{ContractSet, Files, LoadError, Operation, Service, Style, publish, wsdl};
+use soapgate::contract::{
+    Contract, ContractSet, Files, LoadError, Operation, Service, Style, publish, wsdl,
+};
 use soapgate::files::DiskFiles;
 use soapgate::soap::SoapVersion;
 use soapgate::xml::QName;
@@ -964,10 +966,15 @@ fn example_contracts_load() {
         ["TriageTicket", "SummarizeTicket", "DraftReply"]
     );
     assert_eq!(ops("PartsCatalog"), ["SuggestSubstitute", "DescribePart"]);
+    assert_eq!(ops("DocumentIntake"), ["ProcessDocument", "QueueDocument"]);
     let invoice = service(&set, "InvoiceService");
     assert!(op(invoice, "SubmitInvoiceBatch").is_one_way());
     assert!(!op(invoice, "ClassifyInvoice").is_one_way());
-    for o in &service(&set, "SupportDesk").operations {
+    let both = service(&set, "SupportDesk")
+        .operations
+        .iter()
+        .chain(&service(&set, "DocumentIntake").operations);
+    for o in both {
         assert_eq!(
             versions(o),
             [SoapVersion::V11, SoapVersion::V12],
@@ -986,78 +993,130 @@ fn example_contracts_load() {
     );
 }
 
+/// Reads the sample request at `path`, a SOAP 1.1 envelope, and checks
+/// that its payload dispatches to an operation of `s` and is valid against
+/// the contract's schema; returns that operation's name.
+fn check_sample(contract: &Contract, s: &Service, path: &Path) -> String {
+    let limits = wsdl::contract_limits();
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let envelope = soapgate::xml::read(&bytes, None, &limits)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .root;
+    // Services with a SOAP 1.1 binding get a SOAP 1.1 sample.
+    assert!(
+        envelope.name.is(SoapVersion::V11.envelope_ns(), "Envelope"),
+        "{}",
+        path.display()
+    );
+    let body = envelope
+        .child(SoapVersion::V11.envelope_ns(), "Body")
+        .unwrap_or_else(|| panic!("{}: no Body", path.display()));
+    let payload = body
+        .elements()
+        .next()
+        .unwrap_or_else(|| panic!("{}: empty Body", path.display()));
+    let o = s
+        .operation_for(SoapVersion::V11, &payload.name)
+        .unwrap_or_else(|| panic!("{}: no operation takes {}", path.display(), payload.name));
+    let violations = match &o.input {
+        Payload::Document { elements } => contract.schemas.validate_element(payload, &elements[0]),
+        Payload::Rpc { parts, .. } => {
+            let accessors: Vec<_> = payload.elements().collect();
+            assert_eq!(accessors.len(), parts.len(), "{}", path.display());
+            let mut v = Vec::new();
+            for (a, p) in accessors.iter().zip(parts) {
+                assert_eq!(a.name, QName::local(p.name.as_str()), "{}", path.display());
+                match &p.kind {
+                    PartKind::Type(t) => v.extend(contract.schemas.validate_typed(
+                        a,
+                        t,
+                        &format!("/{}", p.name),
+                    )),
+                    PartKind::Element(e) => v.extend(contract.schemas.validate_element(a, e)),
+                }
+            }
+            v
+        }
+    };
+    assert!(violations.is_empty(), "{}: {violations:?}", path.display());
+    o.name.clone()
+}
+
 /// Every operation of every example service has a sample request at
 /// `examples/{Service}/{Operation}.xml` that dispatches to it and is valid
 /// against the contract's schema.
 #[test]
 fn example_envelopes_dispatch_and_validate() {
     let set = examples();
-    let limits = wsdl::contract_limits();
     let mut checked = 0;
     for (contract, s) in set.services() {
         for o in &s.operations {
             let path = Path::new("examples")
                 .join(&s.name)
                 .join(format!("{}.xml", o.name));
-            let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let envelope = soapgate::xml::read(&bytes, None, &limits)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                .root;
-            // Services with a SOAP 1.1 binding get a SOAP 1.1 sample.
-            assert!(
-                envelope.name.is(SoapVersion::V11.envelope_ns(), "Envelope"),
-                "{}",
-                path.display()
-            );
-            let body = envelope
-                .child(SoapVersion::V11.envelope_ns(), "Body")
-                .unwrap_or_else(|| panic!("{}: no Body", path.display()));
-            let payload = body
-                .elements()
-                .next()
-                .unwrap_or_else(|| panic!("{}: empty Body", path.display()));
             assert_eq!(
-                s.operation_for(SoapVersion::V11, &payload.name)
-                    .map(|x| x.name.as_str()),
-                Some(o.name.as_str()),
+                check_sample(contract, s, &path),
+                o.name,
                 "{}",
                 path.display()
             );
-            let violations = match &o.input {
-                Payload::Document { elements } => {
-                    contract.schemas.validate_element(payload, &elements[0])
-                }
-                Payload::Rpc { parts, .. } => {
-                    let accessors: Vec<_> = payload.elements().collect();
-                    assert_eq!(accessors.len(), parts.len(), "{}", path.display());
-                    let mut v = Vec::new();
-                    for (a, p) in accessors.iter().zip(parts) {
-                        assert_eq!(a.name, QName::local(p.name.as_str()), "{}", path.display());
-                        match &p.kind {
-                            PartKind::Type(t) => v.extend(contract.schemas.validate_typed(
-                                a,
-                                t,
-                                &format!("/{}", p.name),
-                            )),
-                            PartKind::Element(e) => {
-                                v.extend(contract.schemas.validate_element(a, e))
-                            }
-                        }
-                    }
-                    v
-                }
-            };
-            assert!(violations.is_empty(), "{}: {violations:?}", path.display());
             checked += 1;
         }
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 10);
     let classify = fs::metadata("examples/InvoiceService/ClassifyInvoice.xml")
         .map(|m| m.len())
         .unwrap_or(0);
     assert!(
         (1024..=2048).contains(&classify),
         "benchmark sample is {classify} bytes"
+    );
+}
+
+/// Further samples of an example service, one per path through an
+/// operation, live in `examples/{Service}/branches/{Operation}-{case}.xml`:
+/// each dispatches to the operation its name starts with and is valid
+/// against the contract's schema.
+#[test]
+fn branch_samples_dispatch_and_validate() {
+    let set = examples();
+    let mut checked = Vec::new();
+    for (contract, s) in set.services() {
+        let dir = Path::new("examples").join(&s.name).join("branches");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("an entry").path();
+            assert_eq!(
+                path.extension().and_then(|x| x.to_str()),
+                Some("xml"),
+                "{}: only sample requests belong here",
+                path.display()
+            );
+            let stem = path
+                .file_stem()
+                .and_then(|x| x.to_str())
+                .expect("a file name");
+            let (named, _case) = stem
+                .split_once('-')
+                .unwrap_or_else(|| panic!("{}: not {{Operation}}-{{case}}.xml", path.display()));
+            assert_eq!(
+                check_sample(contract, s, &path),
+                named,
+                "{}",
+                path.display()
+            );
+            checked.push(format!("{}/{stem}", s.name));
+        }
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "DocumentIntake/ProcessDocument-letter",
+            "DocumentIntake/ProcessDocument-receipt"
+        ]
     );
 }
 

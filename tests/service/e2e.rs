@@ -20,6 +20,7 @@ use soapgate::converse::{ContentBlock, Role, ToolResultContent, ToolResultStatus
 const INV: &str = "http://erp.example.com/ap/invoice/types/v1";
 const PARTS: &str = "urn:example:mro:parts-catalog";
 const DESK: &str = "http://helpdesk.example.com/SupportDesk/";
+const INTAKE: &str = "urn:example:document-intake";
 /// Local elements of the invoice schema (elementFormDefault unqualified).
 const UNQUALIFIED: &str = "";
 
@@ -39,6 +40,21 @@ struct Sample {
 }
 
 const SAMPLES: &[Sample] = &[
+    Sample {
+        service: "DocumentIntake",
+        operation: "ProcessDocument",
+        action: "urn:example:document-intake/ProcessDocument",
+        // Several steps, their answers assembled into the response.
+        response: Some((INTAKE, "ProcessDocumentResponse")),
+        soap12: true,
+    },
+    Sample {
+        service: "DocumentIntake",
+        operation: "QueueDocument",
+        action: "urn:example:document-intake/QueueDocument",
+        response: Some((SG, "QueueDocumentTicket")),
+        soap12: true,
+    },
     Sample {
         service: "InvoiceService",
         operation: "ClassifyInvoice",
