@@ -150,6 +150,13 @@ pub async fn run(
     }
 }
 
+/// How a step ended: with its result, or skipped (its `when` false) with
+/// what stands for it.
+enum Ran {
+    Done(Value),
+    Skipped(Option<Value>),
+}
+
 /// One item of a `for_each` step: its index, result and calls.
 type ItemDone = (usize, Result<Value, GatewayError>, Outcome);
 
@@ -197,7 +204,7 @@ impl Run<'_> {
                 // What the step sees: the inputs and the results so far.
                 let mut seen = vars.clone();
                 seen.insert(STEPS_VAR.into(), Value::Object(results.clone()));
-                running.push(Box::pin(self.step(i, step, seen)));
+                running.push(self.step(i, step, seen));
             }
             if running.is_empty() {
                 break;
@@ -237,11 +244,15 @@ impl Run<'_> {
                 let started = std::time::Instant::now();
                 let result = self.step_result(step, seen, &mut outcome).await;
                 let label = match &result {
-                    Ok(Some(_)) if outcome.degraded.is_some() => "degraded",
-                    Ok(Some(_)) => "answered",
-                    Ok(None) => "skipped",
+                    Ok(Ran::Skipped(_)) => "skipped",
+                    Ok(Ran::Done(_)) if outcome.degraded.is_some() => "degraded",
+                    Ok(Ran::Done(_)) => "answered",
                     Err(_) => "failed",
                 };
+                let result = result.map(|ran| match ran {
+                    Ran::Done(v) => Some(v),
+                    Ran::Skipped(v) => v,
+                });
                 self.models.metrics().step(
                     self.meta.service,
                     self.meta.operation,
@@ -270,7 +281,7 @@ impl Run<'_> {
         step: &StepPlan,
         mut seen: Map<String, Value>,
         outcome: &mut Outcome,
-    ) -> Result<Option<Value>, GatewayError> {
+    ) -> Result<Ran, GatewayError> {
         let plan = self.plan;
         if let Some(when) = step.when()
             && !plan
@@ -278,18 +289,18 @@ impl Run<'_> {
                 .map_err(render_error)?
         {
             // Skipped: a `for_each` step's result is an empty list.
-            return Ok(match step.for_each() {
+            return Ok(Ran::Skipped(match step.for_each() {
                 Some(_) => Some(Value::Array(Vec::new())),
                 None => step.default().cloned(),
-            });
+            }));
         }
         let Some(each) = step.for_each() else {
             if let Some(kept) = self.kept(step.name(), None) {
-                return Ok(Some(kept));
+                return Ok(Ran::Done(kept));
             }
             let value = self.call(step, &seen, outcome).await?;
             self.save(step.name(), None, &value).await?;
-            return Ok(Some(value));
+            return Ok(Ran::Done(value));
         };
         let items = match each {
             ForEach::Input(name) => seen.get(name).cloned().unwrap_or(Value::Null),
@@ -341,7 +352,7 @@ impl Run<'_> {
         for o in outcomes {
             merge(outcome, o);
         }
-        Ok(Some(Value::Array(
+        Ok(Ran::Done(Value::Array(
             results
                 .into_iter()
                 .map(|v| v.unwrap_or(Value::Null))

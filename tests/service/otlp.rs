@@ -48,6 +48,18 @@ struct Seen {
     name: String,
     service_name: Option<String>,
     attributes: Vec<(String, String)>,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent_span_id: Vec<u8>,
+}
+
+impl Seen {
+    fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 fn string_value(v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
@@ -82,6 +94,9 @@ fn spans(received: &Received) -> Vec<Seen> {
                             .iter()
                             .map(|kv| (kv.key.clone(), string_value(kv.value.as_ref())))
                             .collect(),
+                        trace_id: span.trace_id.clone(),
+                        span_id: span.span_id.clone(),
+                        parent_span_id: span.parent_span_id.clone(),
                     });
                 }
             }
@@ -90,8 +105,8 @@ fn spans(received: &Received) -> Vec<Seen> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn soap_call_spans_reach_an_otlp_collector_with_the_correlation_id() {
+/// A collector on a loopback port: its URL and what it received.
+async fn collector() -> (String, Received) {
     let received: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -103,7 +118,29 @@ async fn soap_call_spans_reach_an_otlp_collector_with_the_correlation_id() {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    (collector, received)
+}
 
+/// The spans received once one named `name` is among them (waiting up to
+/// 10 s for the exporter).
+async fn spans_with(received: &Received, name: &str, log: &str) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = spans(received);
+        if seen.iter().any(|s| s.name == name) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {name} span reached the collector; spans: {seen:?}\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soap_call_spans_reach_an_otlp_collector_with_the_correlation_id() {
+    let (collector, received) = collector().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut serve = ServeProcess::start_with_env(
         &repo_root().join("wsdl"),
@@ -140,28 +177,62 @@ async fn soap_call_spans_reach_an_otlp_collector_with_the_correlation_id() {
     // A graceful stop flushes the spans still batched.
     let status = tokio::task::block_in_place(|| serve.terminate());
     assert!(status.success(), "exit {status}:\n{}", serve.log());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let call = loop {
-        let seen = spans(&received);
-        if let Some(call) = seen.into_iter().find(|s| s.name == "soap_call") {
-            break call;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no soap_call span reached the collector; spans: {:?}\n{}",
-            spans(&received),
-            serve.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let seen = spans_with(&received, "soap_call", &serve.log()).await;
+    let call = seen
+        .into_iter()
+        .find(|s| s.name == "soap_call")
+        .expect("a soap_call span");
     assert_eq!(call.service_name.as_deref(), Some("soapgate"), "{call:?}");
-    let attr = |key: &str| {
-        call.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    assert_eq!(attr("correlation_id"), Some(message_id), "{call:?}");
-    assert_eq!(attr("service"), Some("SupportDesk"), "{call:?}");
-    assert_eq!(attr("operation"), Some("TriageTicket"), "{call:?}");
+    assert_eq!(call.attr("correlation_id"), Some(message_id), "{call:?}");
+    assert_eq!(call.attr("service"), Some("SupportDesk"), "{call:?}");
+    assert_eq!(call.attr("operation"), Some("TriageTicket"), "{call:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_step_of_a_multi_step_call_is_a_span_under_the_calls_span() {
+    let (collector, received) = collector().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut serve = ServeProcess::start_with_env(
+        &repo_root().join("wsdl"),
+        &repo_root().join("mappings"),
+        dir.path(),
+        &[("SOAPGATE_OTLP_ENDPOINT", collector.as_str())],
+    );
+    let example =
+        std::fs::read_to_string(repo_root().join("examples/DocumentIntake/ProcessDocument.xml"))
+            .expect("example");
+    let response = reqwest::Client::new()
+        .post(format!("{}/soap/DocumentIntake", serve.base_url))
+        .header("content-type", "text/xml; charset=utf-8")
+        .header(
+            "soapaction",
+            "\"urn:example:document-intake/ProcessDocument\"",
+        )
+        .body(example)
+        .send()
+        .await
+        .expect("SOAP call");
+    assert_eq!(response.status(), 200, "{}", serve.log());
+    let status = tokio::task::block_in_place(|| serve.terminate());
+    assert!(status.success(), "exit {status}:\n{}", serve.log());
+
+    let seen = spans_with(&received, "soap_call", &serve.log()).await;
+    let call = seen
+        .iter()
+        .find(|s| s.name == "soap_call" && s.attr("operation") == Some("ProcessDocument"))
+        .unwrap_or_else(|| panic!("no ProcessDocument soap_call span: {seen:?}"));
+    let mut steps: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.name == "step")
+        .map(|s| {
+            assert_eq!(s.trace_id, call.trace_id, "{s:?}");
+            assert_eq!(
+                s.parent_span_id, call.span_id,
+                "{s:?} is not under {call:?}"
+            );
+            s.attr("step").unwrap_or("-")
+        })
+        .collect();
+    steps.sort_unstable();
+    assert_eq!(steps, ["classify", "extract", "lines"], "{seen:?}");
 }

@@ -153,6 +153,42 @@ async fn every_branch_of_the_example_answers_valid_synchronously() {
             branch.sample
         );
         validate(&validator, &gateway, &reply).await;
+        // Each step is counted by how it ended.
+        let metrics = gateway
+            .http()
+            .get(format!("{}/metrics", gateway.base_url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        for (step, _) in branch.calls {
+            let step = step.trim_start_matches("step_");
+            let line = format!(
+                "soapgate_steps_total{{service=\"DocumentIntake\",operation=\"ProcessDocument\",step=\"{step}\",result=\"answered\"}} 1"
+            );
+            assert!(
+                metrics.contains(&line),
+                "{}: no {line}\n{metrics}",
+                branch.sample
+            );
+        }
+        for step in ["extract", "lines"] {
+            let skipped = format!(
+                "soapgate_steps_total{{service=\"DocumentIntake\",operation=\"ProcessDocument\",step=\"{step}\",result=\"skipped\"}} 1"
+            );
+            let called = branch
+                .calls
+                .iter()
+                .any(|(s, _)| *s == format!("step_{step}"));
+            assert_eq!(
+                metrics.contains(&skipped),
+                !called,
+                "{}: {skipped}\n{metrics}",
+                branch.sample
+            );
+        }
     }
 }
 
@@ -206,4 +242,66 @@ async fn an_async_intake_job_runs_its_steps_and_is_polled_done() {
     );
     check_result("QueueDocument", &BRANCHES[0], result, &done.text());
     validate(&validator, &gateway, &done).await;
+}
+
+/// The example's script with `rules` tried first.
+fn script_with(rules: &str) -> String {
+    script().replacen("rules:\n", &format!("rules:\n{rules}"), 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_item_of_a_continue_step_takes_its_default_and_the_call_goes_on() {
+    // The hinges line fails at every target; `on_failure: continue` makes
+    // it OTHER (the step's default) and the response is still answered.
+    let rules = "  - name: hinges fail\n    prompt: \"(?m)^Categori[sz]e this line(?s:.*)[Hh]inges\"\n    error: { kind: validation, message: refused }\n";
+    let gateway = Gateway::start(Some(&script_with(rules))).await;
+    let reply = gateway
+        .call(
+            "DocumentIntake",
+            Version::V11,
+            PROCESS,
+            example("branches/ProcessDocument-receipt.xml").as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let payload = reply.payload();
+    assert_eq!(
+        lines(&payload[0]),
+        [("1".into(), "OTHER".into()), ("2".into(), "OTHER".into())],
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.headers().iter().all(|h| !h.name.is(SG, "Degraded")),
+        "a default is not a degraded answer:\n{}",
+        reply.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_step_without_a_policy_fails_the_call_and_stops_the_rest() {
+    // classify is refused: the call ends in the model's fault, and no step
+    // that reads classify is called.
+    let rules = "  - name: classify refused\n    prompt: \"(?m)^Classify this document\"\n    error: { kind: access_denied, message: not subscribed }\n";
+    let gateway = Gateway::start(Some(&script_with(rules))).await;
+    let reply = gateway
+        .call(
+            "DocumentIntake",
+            Version::V11,
+            PROCESS,
+            example("ProcessDocument.xml").as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 500, "{}", reply.text());
+    assert_eq!(
+        reply.fault().sg_code,
+        "MODEL_ACCESS_DENIED",
+        "{}",
+        reply.text()
+    );
+    let calls = calls_per_step(&gateway);
+    assert!(
+        calls.keys().all(|k| k == "step_classify"),
+        "only classify was called: {calls:?}"
+    );
 }
