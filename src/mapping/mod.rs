@@ -641,8 +641,18 @@ impl OperationPlan {
     /// byte of what it sends — the request's text (`request_bytes`), the
     /// templates and tool schema, and for a repair the earlier answers and
     /// their violations. A template that repeats request values, and
-    /// images (whose tokens follow their pixels), can go beyond it.
+    /// images (whose tokens follow their pixels), can go beyond it, as can
+    /// a multi-step operation's `for_each` steps, counted once each.
     pub fn token_ceiling(&self, request_bytes: usize) -> u64 {
+        // A multi-step operation: each step's ceiling, a `for_each` step's
+        // counted once (its number of items is the request's).
+        if let Some(workflow) = self.workflow() {
+            return workflow
+                .steps()
+                .iter()
+                .map(|s| s.plan().token_ceiling(request_bytes))
+                .fold(0u64, u64::saturating_add);
+        }
         let out = u64::from(
             self.inference
                 .as_ref()
