@@ -130,6 +130,24 @@ impl Cx<'_> {
         spec: &OperationSpec,
     ) -> Option<OperationPlan> {
         let before = self.errors.len();
+        let plan = self.workflow_plan(contract, service, op, spec);
+        // The operation's inputs (and `model`, unless a step has its own)
+        // are compiled with every step: a mistake in one is reported once.
+        let mut seen = BTreeSet::new();
+        let mut errors = self.errors.split_off(before);
+        errors.retain(|e| seen.insert((e.line, e.col, e.message.clone())));
+        self.errors.extend(errors);
+        plan
+    }
+
+    fn workflow_plan(
+        &mut self,
+        contract: &Arc<Contract>,
+        service: &str,
+        op: &Operation,
+        spec: &OperationSpec,
+    ) -> Option<OperationPlan> {
+        let before = self.errors.len();
         for (what, at) in [
             ("faults", spec.faults.0.first().map(|f| f.0.referenced)),
             ("variants", spec.variants.0.first().map(|f| f.0.referenced)),
@@ -549,11 +567,25 @@ impl Cx<'_> {
         if order.len() == nodes.len() {
             return Some(order);
         }
-        let done: BTreeSet<usize> = order.into_iter().collect();
+        // The steps on a cycle: each reaches itself through what it reads
+        // (a step only after one is held up, not in it).
+        let reaches_itself = |start: usize| {
+            let mut stack: Vec<usize> = deps[start].iter().copied().collect();
+            let mut seen = BTreeSet::new();
+            while let Some(i) = stack.pop() {
+                if i == start {
+                    return true;
+                }
+                if seen.insert(i) {
+                    stack.extend(deps[i].iter().copied());
+                }
+            }
+            false
+        };
         let stuck: Vec<&Node> = nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| !done.contains(i))
+            .filter(|(i, _)| reaches_itself(*i))
             .map(|(_, n)| n)
             .collect();
         let names: Vec<&str> = stuck.iter().map(|n| n.name.as_str()).collect();
