@@ -178,29 +178,18 @@ impl OperationPlan {
     }
 
     /// The value of an expression of the mapping (`when`, `for_each`, a
-    /// fill) over `vars`.
+    /// fill) over `vars`, as JSON (none and undefined: `null`).
     pub fn eval(
         &self,
         what: &str,
         expr: &str,
         vars: &Map<String, Value>,
     ) -> Result<Value, RenderError> {
-        let fail = |message: String| RenderError::Template {
-            at: self.source.display().to_string(),
-            template: what.to_string(),
-            message,
-        };
-        let e = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| fail(super::render::template_error_text(&e)))?;
-        let v = e
-            .eval(template_value(Value::Object(vars.clone())))
-            .map_err(|e| fail(super::render::template_error_text(&e)))?;
+        let v = self.expression(what, expr, vars)?;
         if v.is_undefined() || v.is_none() {
             return Ok(Value::Null);
         }
-        serde_json::to_value(&v).map_err(|e| fail(e.to_string()))
+        serde_json::to_value(&v).map_err(|e| self.expression_error(what, e.to_string()))
     }
 
     /// Whether an expression holds (minijinja's truth: false, none, 0, ""
@@ -211,19 +200,31 @@ impl OperationPlan {
         expr: &str,
         vars: &Map<String, Value>,
     ) -> Result<bool, RenderError> {
-        let fail = |message: String| RenderError::Template {
+        Ok(self.expression(what, expr, vars)?.is_true())
+    }
+
+    fn expression(
+        &self,
+        what: &str,
+        expr: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<minijinja::Value, RenderError> {
+        let fail = |e: minijinja::Error| {
+            self.expression_error(what, super::render::template_error_text(&e))
+        };
+        self.env
+            .compile_expression(expr)
+            .map_err(fail)?
+            .eval(template_value(Value::Object(vars.clone())))
+            .map_err(fail)
+    }
+
+    fn expression_error(&self, what: &str, message: String) -> RenderError {
+        RenderError::Template {
             at: self.source.display().to_string(),
             template: what.to_string(),
             message,
-        };
-        let e = self
-            .env
-            .compile_expression(expr)
-            .map_err(|e| fail(super::render::template_error_text(&e)))?;
-        let v = e
-            .eval(template_value(Value::Object(vars.clone())))
-            .map_err(|e| fail(super::render::template_error_text(&e)))?;
-        Ok(v.is_true())
+        }
     }
 
     /// A step's answer as its result: the forced tool's input checked
