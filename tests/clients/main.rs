@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod intake_clients;
 mod matrix;
 mod reads;
 mod real_clients;

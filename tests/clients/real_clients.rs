@@ -191,7 +191,9 @@ fn example_ops(app: &TestApp, examples: &Path) -> Vec<ExampleOp> {
                             service.name, op.name
                         )
                     });
-                let text_output = plan.tool().is_none();
+                // A multi-step operation has no tool of its own either, but
+                // its response is assembled from its steps, not model text.
+                let text_output = plan.tool().is_none() && plan.workflow().is_none();
                 derive_rules(&schema, &schema, "", true, text_output, &mut rules);
             }
             let declared = plan.faults().into_iter().next().map(|f| {

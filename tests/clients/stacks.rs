@@ -386,7 +386,7 @@ impl Stack {
 /// The JAX-WS RI runtime classpath: `SOAPGATE_JAXWS_CLASSPATH`, or the
 /// Debian jars (jaxws-rt.jar names its own dependencies in its manifest;
 /// javax.activation is needed beside it on Java 11+).
-fn jaxws_classpath() -> Option<String> {
+pub(crate) fn jaxws_classpath() -> Option<String> {
     if let Ok(cp) = std::env::var("SOAPGATE_JAXWS_CLASSPATH") {
         return Some(cp);
     }

@@ -290,7 +290,7 @@ public final class SoapgateJaxwsClient {
         String how;
         try {
             callArgs = arguments(method, sei, readSample(op.sample()));
-            how = breakArguments(callArgs);
+            how = breakArguments(method, callArgs);
         } catch (Exception e) {
             report(false, what + ": invalid request", describe(e));
             return true;
@@ -310,7 +310,48 @@ public final class SoapgateJaxwsClient {
         return true;
     }
 
-    static String breakArguments(Object[] args) throws IllegalAccessException {
+    // A required string field of an argument bean, or else (document/literal
+    // wrapped, where wsimport unwraps the request into parameters, Holders
+    // for the ones the response has too) a parameter the request wrapper
+    // requires as a string: set to null, so JAXB leaves its element out.
+    static String breakArguments(Method method, Object[] args) throws Exception {
+        String how = breakBeans(args);
+        return how != null ? how : breakWrapperParameter(method, args);
+    }
+
+    @SuppressWarnings("unchecked")
+    static String breakWrapperParameter(Method method, Object[] args) throws Exception {
+        RequestWrapper rw = method.getAnnotation(RequestWrapper.class);
+        if (rw == null) {
+            return null;
+        }
+        Class<?> wrapper = Class.forName(rw.className(), true, method.getDeclaringClass().getClassLoader());
+        Parameter[] params = method.getParameters();
+        for (int i = 0; i < params.length; i++) {
+            WebParam wp = params[i].getAnnotation(WebParam.class);
+            if (wp == null || wp.header() || wp.mode() == WebParam.Mode.OUT
+                    || rawClass(valueType(params[i])) != String.class) {
+                continue;
+            }
+            for (Field f : fields(wrapper)) {
+                XmlElement xe = f.getAnnotation(XmlElement.class);
+                if (xe == null || !xe.required() || f.getType() != String.class || !xmlName(f).equals(wp.name())) {
+                    continue;
+                }
+                if (args[i] instanceof Holder<?> h && h.value != null) {
+                    ((Holder<Object>) h).value = null;
+                } else if (args[i] instanceof String) {
+                    args[i] = null;
+                } else {
+                    continue;
+                }
+                return "required parameter " + wp.name() + " of " + method.getName() + " set to null";
+            }
+        }
+        return null;
+    }
+
+    static String breakBeans(Object[] args) throws IllegalAccessException {
         for (Object a : args) {
             Object bean = a instanceof Holder<?> h ? h.value : a;
             if (bean == null || bean.getClass().getName().startsWith("java.")) {
