@@ -47,8 +47,8 @@ use crate::xml::{Element, QName};
 pub use json_xml::{JsonViolations, json_to_xml, payload_from_json, payload_to_json, xml_to_json};
 pub use shape::{ATTR_PREFIX, TEXT_KEY};
 pub use steps::{
-    AssembleError, ForEach, INDEX_VAR, ITEM_VAR, STEPS_VAR, StepFailure, StepPlan, Workflow,
-    topological,
+    AssembleError, ForEach, INDEX_VAR, ITEM_VAR, STEPS_VAR, StepFailure, StepOutput, StepPlan,
+    Workflow, topological,
 };
 pub use variants::Variant;
 

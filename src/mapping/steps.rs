@@ -158,6 +158,64 @@ impl StepPlan {
     pub fn reads(&self) -> &[usize] {
         &self.reads
     }
+
+    /// What the step's answer is.
+    pub fn output(&self) -> StepOutput<'_> {
+        match &self.plan.output {
+            OutputPlan::Step {
+                check: StepCheck::Schema(schema),
+                ..
+            } => StepOutput::Schema(schema),
+            OutputPlan::Step {
+                check: StepCheck::Type { name, .. },
+                ..
+            } => StepOutput::Type(name),
+            _ => StepOutput::Text,
+        }
+    }
+
+    /// A result one call of the step could give (one item's, for a
+    /// `for_each` step), as the mapping's templates are checked with at
+    /// load: its schema's sample, a value of its XSD type, or "text".
+    pub fn sample_result(&self) -> Value {
+        let set = &self.plan.contract.schemas;
+        match &self.plan.output {
+            OutputPlan::Step { check, .. } => check.sample(set),
+            _ => StepCheck::Text.sample(set),
+        }
+    }
+
+    /// The step's result when its `when` is false: an empty list for a
+    /// `for_each` step, else its `default` (null without one).
+    pub fn skipped_result(&self) -> Value {
+        match (&self.for_each, &self.default) {
+            (Some(_), _) => Value::Array(Vec::new()),
+            (None, Some(v)) => v.clone(),
+            (None, None) => Value::Null,
+        }
+    }
+}
+
+/// What a step's answer is, as [`StepPlan::output`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepOutput<'a> {
+    /// The answer's text.
+    Text,
+    /// A value of an inline JSON Schema.
+    Schema(&'a Value),
+    /// A value of an XSD type of the contract.
+    Type(&'a crate::xml::QName),
+}
+
+impl StepCheck {
+    /// A small value this check accepts (see [`StepPlan::sample_result`]).
+    pub(crate) fn sample(&self, set: &crate::contract::xsd::SchemaSet) -> Value {
+        match self {
+            StepCheck::Schema(schema) => super::json_check::sample(schema),
+            StepCheck::Type { field, .. } => super::compile::sample_type(set, field.type_id, 0),
+            StepCheck::Text => Value::String("text".into()),
+        }
+    }
 }
 
 impl OperationPlan {
@@ -190,6 +248,40 @@ impl OperationPlan {
             return Ok(Value::Null);
         }
         serde_json::to_value(&v).map_err(|e| self.expression_error(what, e.to_string()))
+    }
+
+    /// Whether `step` runs with `vars` (inputs and `steps` so far): it
+    /// has no `when`, or its `when` holds.
+    pub fn step_runs(
+        &self,
+        step: &StepPlan,
+        vars: &Map<String, Value>,
+    ) -> Result<bool, RenderError> {
+        match step.when() {
+            Some(when) => self.holds(&format!("step {} when", step.name()), when, vars),
+            None => Ok(true),
+        }
+    }
+
+    /// The items a `for_each` step runs over with `vars` (a single value is
+    /// one item, null none); empty for a step without `for_each`.
+    pub fn step_items(
+        &self,
+        step: &StepPlan,
+        vars: &Map<String, Value>,
+    ) -> Result<Vec<Value>, RenderError> {
+        let items = match step.for_each() {
+            None => return Ok(Vec::new()),
+            Some(ForEach::Input(name)) => vars.get(name).cloned().unwrap_or(Value::Null),
+            Some(ForEach::Expr(expr)) => {
+                self.eval(&format!("step {} for_each", step.name()), expr, vars)?
+            }
+        };
+        Ok(match items {
+            Value::Array(items) => items,
+            Value::Null => Vec::new(),
+            other => vec![other],
+        })
     }
 
     /// Whether an expression holds (minijinja's truth: false, none, 0, ""

@@ -90,7 +90,8 @@ fn the_example_contracts_and_mappings_pass_check() {
     let (ok, text) = check(&data("wsdl"));
     assert!(ok, "{text}");
     assert!(text.lines().count() >= 8, "{text}");
-    for line in text.lines() {
+    // Lines starting with spaces are a multi-step operation's steps.
+    for line in text.lines().filter(|l| !l.starts_with(' ')) {
         // Get{Op}Result operations are added for async ones and say which
         // operation they poll; every other operation must be mapped.
         assert!(
@@ -274,4 +275,206 @@ operations:
         ),
         "{line}"
     );
+}
+
+#[test]
+fn check_prints_a_multi_step_operations_steps_in_the_order_they_run() {
+    let (ok, text) = check(&data("wsdl"));
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("DocumentIntake.ProcessDocument\t"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        lines[at].ends_with("\tmapped: 3 steps, sync mode"),
+        "{}",
+        lines[at]
+    );
+    let sonnet = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    let haiku = "anthropic.claude-3-haiku-20240307-v1:0";
+    assert_eq!(
+        lines[at + 1..at + 4],
+        [
+            format!("  classify: schema, models {haiku}"),
+            format!(
+                "  extract: after classify, when steps.classify.kind == \"INVOICE\", \
+                 type InvoiceFields, models {sonnet} > {haiku}, default null"
+            ),
+            format!(
+                "  lines: after classify, when steps.classify.kind in [\"INVOICE\", \"RECEIPT\"], \
+                 for_each lines (max 4), schema, models {sonnet} > {haiku}, \
+                 on_failure continue, default {{\"Category\":\"OTHER\"}}"
+            ),
+        ],
+        "{text}"
+    );
+    // The next operation's line follows the steps.
+    assert!(!lines[at + 4].starts_with(' '), "{text}");
+}
+
+/// `soapgate render` run from the repository's root with these arguments.
+fn render(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("render")
+        .args(args)
+        .output()
+        .expect("run soapgate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The Converse requests in render's output: the lines from each `{` at
+/// the start of a line to the matching `}`.
+fn requests(stdout: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut json: Option<String> = None;
+    for line in stdout.lines() {
+        if line == "{" {
+            json = Some(String::new());
+        }
+        if let Some(j) = &mut json {
+            j.push_str(line);
+            j.push('\n');
+            if line == "}" {
+                out.push(serde_json::from_str(j).expect("a request is JSON"));
+                json = None;
+            }
+        }
+    }
+    out
+}
+
+fn prompt(request: &serde_json::Value) -> &str {
+    request["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[test]
+fn render_prints_every_steps_request_with_placeholder_results() {
+    let (ok, stdout, stderr) = render(&[
+        "--service",
+        "DocumentIntake",
+        "--operation",
+        "ProcessDocument",
+        "--request",
+        "examples/DocumentIntake/ProcessDocument.xml",
+    ]);
+    assert!(ok, "{stderr}");
+    let headers: Vec<&str> = stdout.lines().filter(|l| l.starts_with("== ")).collect();
+    assert_eq!(
+        headers,
+        [
+            "== step classify (1 of 3) ==",
+            "== step extract (2 of 3) ==",
+            "== step lines (3 of 3): 3 item(s) ==",
+        ],
+        "{stdout}"
+    );
+    // Later steps read a sample of classify's schema, said to be one.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == r#"steps.classify = {"kind":"INVOICE"} (placeholder)"#),
+        "{stdout}"
+    );
+    let requests = requests(&stdout);
+    // classify, extract, and one request per line of the sample request.
+    assert_eq!(requests.len(), 5, "{stdout}");
+    assert!(
+        prompt(&requests[0]).starts_with("Classify this document"),
+        "{stdout}"
+    );
+    assert_eq!(
+        requests[1]["toolConfig"]["tools"][0]["toolSpec"]["name"], "step_extract",
+        "{stdout}"
+    );
+    for (request, line) in requests[2..].iter().zip([
+        "Line 1: Steel hex bolts M12x80, zinc plated, 500 pcs",
+        "Line 2: Installation labour, 6 h at 85.00",
+        "Line 3: Delivery to site, Drammen",
+    ]) {
+        let prompt = prompt(request);
+        // The placeholder classify result reaches the line's prompt.
+        assert!(prompt.contains("line of invoice"), "{prompt}");
+        assert!(prompt.contains(line), "{prompt}");
+    }
+    let items: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("-- item"))
+        .collect();
+    assert_eq!(
+        items,
+        ["-- item 0 --", "-- item 1 --", "-- item 2 --"],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn render_takes_earlier_results_from_the_emulator_when_asked() {
+    let script = std::fs::read_to_string(data("examples/DocumentIntake/emulator.yaml"))
+        .expect("the example's emulator script");
+    let script = soapgate::emulator::Script::parse(&script, "emulator.yaml").expect("script");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let emulator = runtime
+        .block_on(soapgate::emulator::spawn(Some(script)))
+        .expect("emulator");
+    let url = emulator.base_url().to_string();
+    let (ok, stdout, stderr) = render(&[
+        "--service",
+        "DocumentIntake",
+        "--operation",
+        "ProcessDocument",
+        "--request",
+        "examples/DocumentIntake/branches/ProcessDocument-receipt.xml",
+        "--results-from-emulator",
+        &url,
+    ]);
+    let _ = runtime.block_on(emulator.stop());
+    assert!(ok, "{stderr}");
+    // The emulator's answer (a receipt), not the placeholder (INVOICE).
+    let classified =
+        format!(r#"steps.classify = {{"kind":"RECEIPT"}} (from the emulator at {url})"#);
+    assert!(stdout.lines().any(|l| l == classified), "{stdout}");
+    assert!(
+        stdout.contains(
+            "== step extract (2 of 3): skipped, when steps.classify.kind == \"INVOICE\" is false =="
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "steps.extract = null (skipped)"),
+        "{stdout}"
+    );
+    let requests = requests(&stdout);
+    assert_eq!(requests.len(), 3, "classify and two lines: {stdout}");
+    assert!(prompt(&requests[1]).contains("line of receipt"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("steps.lines = [")
+            && l.ends_with(&format!("(from the emulator at {url})"))),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn render_refuses_emulator_results_for_a_single_call() {
+    let (ok, _, stderr) = render(&[
+        "--service",
+        "SupportDesk",
+        "--operation",
+        "TriageTicket",
+        "--request",
+        "examples/SupportDesk/TriageTicket.xml",
+        "--results-from-emulator",
+        "http://127.0.0.1:9",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("makes one call"), "{stderr}");
 }

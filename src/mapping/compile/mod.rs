@@ -26,6 +26,8 @@ mod steps;
 mod templates;
 mod variants;
 
+pub(crate) use templates::sample_type;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;

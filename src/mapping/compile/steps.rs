@@ -529,11 +529,7 @@ impl Cx<'_> {
         let maybe_absent = !per_item
             && step.default.as_ref().is_none()
             && (step.when.is_some() || matches!(on_failure, StepFailure::Continue));
-        let one = match &check {
-            Some(StepCheck::Schema(s)) => json_check::sample(s),
-            Some(StepCheck::Type { field, .. }) => sample_type(set, field.type_id, 0),
-            _ => Value::String("text".into()),
-        };
+        let one = check.as_ref().unwrap_or(&StepCheck::Text).sample(set);
         let sample = if per_item {
             Value::Array(vec![one])
         } else {

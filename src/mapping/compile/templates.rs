@@ -268,7 +268,7 @@ fn sample_simple(set: &SchemaSet, st: TypeId) -> Value {
 
 /// A value of type `ty` as the request's JSON has it, every property
 /// present, to a bounded depth (types may be recursive).
-pub(super) fn sample_type(set: &SchemaSet, ty: TypeId, depth: usize) -> Value {
+pub(crate) fn sample_type(set: &SchemaSet, ty: TypeId, depth: usize) -> Value {
     match shape(set, ty) {
         Shape::Simple(st) => sample_simple(set, *st),
         Shape::Any => Value::String("text".into()),
