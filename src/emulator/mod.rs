@@ -7,7 +7,8 @@
 //! By default it echoes the last user text; when a tool is forced it answers
 //! with JSON satisfying the tool's input schema (`schema.rs`). A
 //! [`Script`] changes answers per model and prompt (`script.rs`). Calls are
-//! counted per model id: `GET /_emulator/calls`, `POST /_emulator/reset`.
+//! counted per model id, per forced tool and per script rule:
+//! `GET /_emulator/calls`, `POST /_emulator/reset`.
 //!
 //! It also speaks Bedrock's batch-inference control plane (`batch/`):
 //! model-invocation jobs that read JSONL records from S3 and write their
@@ -65,6 +66,11 @@ struct Counters {
     rule_hits: Vec<u64>,
     /// Converse calls per HTTP version ("HTTP/1.1", "HTTP/2").
     protocols: BTreeMap<&'static str, u64>,
+    /// Converse calls per forced tool name (a call that forces no tool is
+    /// not counted here).
+    tools: BTreeMap<String, u64>,
+    /// Converse calls each script rule answered, by rule name.
+    rules: BTreeMap<String, u64>,
 }
 
 /// `GET /_emulator/calls`.
@@ -73,6 +79,8 @@ struct CallCounts<'a> {
     total: u64,
     models: &'a BTreeMap<String, u64>,
     protocols: &'a BTreeMap<&'static str, u64>,
+    tools: &'a BTreeMap<String, u64>,
+    rules: &'a BTreeMap<String, u64>,
 }
 
 /// What an emulator is started with.
@@ -237,7 +245,14 @@ impl Emulator {
             _ => "other",
         };
         *counters.protocols.entry(protocol).or_default() += 1;
-        self.choose(&mut counters, model_id, request)
+        if let Some(tool) = request.forced_tool() {
+            *counters.tools.entry(tool.name.clone()).or_default() += 1;
+        }
+        let plan = self.choose(&mut counters, model_id, request);
+        if let Some(rule) = &plan.rule {
+            *counters.rules.entry(rule.clone()).or_default() += 1;
+        }
+        plan
     }
 
     /// The plan of one batch record: the rules decide as for a call, but
@@ -355,6 +370,8 @@ async fn calls(State(emulator): State<Arc<Emulator>>) -> Response {
         total: counters.calls.values().sum(),
         models: &counters.calls,
         protocols: &counters.protocols,
+        tools: &counters.tools,
+        rules: &counters.rules,
     };
     axum::Json(body).into_response()
 }

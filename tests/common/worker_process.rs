@@ -4,7 +4,7 @@
 //! condition while the worker lives.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub(crate) const INV_NS: &str = "http://erp.example.com/ap/invoice/types/v1";
@@ -46,14 +46,48 @@ pub(crate) fn start_worker_with(
     lease_ms: u64,
     env: &[(&str, String)],
 ) -> Child {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl");
+    let contracts = Contracts {
+        wsdl: &wsdl,
+        mappings: mappings_dir,
+    };
+    start_worker_on(
+        database_url,
+        dir,
+        &contracts,
+        emulator_url,
+        log,
+        lease_ms,
+        env,
+    )
+}
+
+/// The folders a worker loads its WSDLs and mappings from.
+pub(crate) struct Contracts<'a> {
+    pub(crate) wsdl: &'a Path,
+    pub(crate) mappings: &'a Path,
+}
+
+/// [`start_worker_with`] on contracts of the test's own.
+pub(crate) fn start_worker_on(
+    database_url: &str,
+    dir: &Path,
+    contracts: &Contracts<'_>,
+    emulator_url: &str,
+    log: &Path,
+    lease_ms: u64,
+    env: &[(&str, String)],
+) -> Child {
     let log = std::fs::File::create(log).expect("log file");
+    // Log lines go to stdout; stderr carries what fails before logging
+    // starts (a contract that does not load). Both go to the log file.
+    let stdout = log.try_clone().expect("log file");
     Command::new(env!("CARGO_BIN_EXE_soapgate"))
         .args(["worker", "--database-url", database_url])
         .arg("--wsdl-dir")
-        .arg(Path::new(root).join("wsdl"))
+        .arg(contracts.wsdl)
         .arg("--mappings-dir")
-        .arg(mappings_dir)
+        .arg(contracts.mappings)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -75,7 +109,7 @@ pub(crate) fn start_worker_with(
         .env("SOAPGATE_WORKER__POLL_INTERVAL_MS", "20")
         .env("SOAPGATE_WORKER__SHUTDOWN_GRACE_MS", "5000")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(log)
         .spawn()
         .expect("starting soapgate worker")
@@ -88,14 +122,19 @@ pub(crate) fn log_tail(path: &Path) -> String {
 }
 
 pub(crate) async fn emulator_calls(url: &str) -> i64 {
+    emulator_counts(url).await["total"].as_i64().expect("total")
+}
+
+/// `GET /_emulator/calls` whole: the total, and the calls per model, per
+/// forced tool and per script rule.
+pub(crate) async fn emulator_counts(url: &str) -> serde_json::Value {
     let body = reqwest::get(format!("{url}/_emulator/calls"))
         .await
         .expect("emulator calls")
         .text()
         .await
         .expect("emulator calls body");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("calls json");
-    v["total"].as_i64().expect("total")
+    serde_json::from_str(&body).expect("calls json")
 }
 
 /// Waits for `done` (checked every 50 ms) while `child` runs; a dead child

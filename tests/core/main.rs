@@ -21,6 +21,7 @@ mod hardening;
 mod hostile;
 mod mapping;
 mod reload;
+mod steps;
 mod tool_schema;
 mod ubl;
 mod variants;

@@ -16,3 +16,4 @@ mod tenants;
 mod worker;
 mod worker_crash;
 mod worker_pg_restart;
+mod workflow_crash;

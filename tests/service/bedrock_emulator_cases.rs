@@ -33,7 +33,7 @@ async fn echo_round_trip_with_usage() {
     assert_eq!(response.usage.total_tokens, 14);
     assert_eq!(
         calls(&emulator).await,
-        json!({"total": 1, "models": {HAIKU: 1}, "protocols": {protocol(): 1}})
+        json!({"total": 1, "models": {HAIKU: 1}, "protocols": {protocol(): 1}, "tools": {}, "rules": {}})
     );
 }
 
@@ -366,7 +366,17 @@ rules:
         .await
         .unwrap();
     assert_eq!(response.text(), "Hello from the script");
-    assert_eq!(calls(&emulator).await["total"], json!(2));
+    // A call that matches no rule: the default answer.
+    client
+        .converse(HAIKU, &Request::user_text("anything else"))
+        .await
+        .unwrap();
+    let counts = calls(&emulator).await;
+    assert_eq!(counts["total"], json!(3));
+    // Per forced tool (the text calls force none) and per rule that
+    // answered (the unmatched call is under none).
+    assert_eq!(counts["tools"], json!({"record_answer": 1}));
+    assert_eq!(counts["rules"], json!({"rule 1": 1, "rule 2": 1}));
 
     let reset = reqwest::Client::new()
         .post(format!("{}/_emulator/reset", emulator.base_url()))
@@ -374,7 +384,7 @@ rules:
         .await
         .unwrap();
     assert_eq!(reset.status().as_u16(), 204);
-    assert_eq!(calls(&emulator).await, json!({"total": 0, "models": {}, "protocols": {}}));
+    assert_eq!(calls(&emulator).await, json!({"total": 0, "models": {}, "protocols": {}, "tools": {}, "rules": {}}));
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use serde_saphyr::{Location, Spanned};
 
-use super::templates::{sample_input, sample_type};
+use super::templates::{contains_word, sample_input, sample_type};
 use super::{Cx, Role};
 use crate::contract::xsd::shape::{Field, Shape, shape};
 use crate::contract::xsd::{MaxOccurs, SchemaSet, TypeId};
@@ -223,33 +223,25 @@ impl Cx<'_> {
                 &input_names,
             ));
         }
-        // Unknown step references.
         let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        let unknown: Vec<(Pos, String, String)> = nodes
-            .iter()
-            .flat_map(|n| {
-                n.reads
-                    .iter()
-                    .filter(|(r, _)| !names.contains(r))
-                    .map(|(r, at)| (*at, n.name.clone(), r.clone()))
-            })
-            .collect();
-        for (at, who, r) in unknown {
-            self.error_at(
-                at.0,
-                at.1,
-                format!(
-                    "step {who} reads steps.{r}, but there is no step {r} (steps: {})",
-                    names.join(", ")
-                ),
-            );
+        for n in &nodes {
+            self.unknown_reads(&names, &n.reads, &format!("step {}", n.name));
         }
         let order = self.step_order(&nodes);
 
-        // The operation itself: its inputs, mode, failure policy.
+        // The operation itself: its inputs, mode, failure policy; without
+        // the settings refused above, which would only be reported again.
+        let mut own = spec.clone();
+        own.faults = Default::default();
+        own.variants = Default::default();
+        own.shadow = None;
+        own.sticky_by = None;
+        own.batch = None;
+        own.cache = None;
+        own.record = None;
         self.role = Role::Workflow;
         self.samples = Map::new();
-        let plan = self.operation(contract, service, op, spec);
+        let plan = self.operation(contract, service, op, &own);
         self.role = Role::Operation;
         let mut plan = plan?;
 
@@ -259,6 +251,7 @@ impl Cx<'_> {
             steps_sample.insert(n.name.clone(), n.sample.clone());
         }
         let (from, fills, reads) = self.assembly(&mut plan, op, spec, &nodes, &steps_sample);
+        self.unknown_reads(&names, &reads, "the response");
         self.absent_reads(&nodes, &reads, "the response");
         for n in &nodes {
             self.absent_reads(&nodes, &n.reads, &format!("step {}", n.name));
@@ -458,7 +451,7 @@ impl Cx<'_> {
                             let line = src
                                 .value
                                 .lines()
-                                .position(|l| l.contains(&format!("steps.{r}")))
+                                .position(|l| contains_word(l, &format!("steps.{r}")))
                                 .map_or(1, |i| i + 1);
                             let (l, c) = self.template_pos(src, line);
                             reads.push((r, (l, c)));
@@ -493,7 +486,7 @@ impl Cx<'_> {
                     cx.error(
                         &v.referenced,
                         format!(
-                            "{what} does not fit the step's output: {} {}",
+                            "{what} does not fit the step's output at {}: {}",
                             first.path, first.rule
                         ),
                     );
@@ -555,9 +548,17 @@ impl Cx<'_> {
     /// its steps.
     fn step_order(&mut self, nodes: &[Node]) -> Option<Vec<usize>> {
         let index = |name: &str| nodes.iter().position(|n| n.name == name);
+        // A step that reads itself is an error of its own, not a cycle.
         let deps: Vec<BTreeSet<usize>> = nodes
             .iter()
-            .map(|n| n.reads.iter().filter_map(|(r, _)| index(r)).collect())
+            .enumerate()
+            .map(|(i, n)| {
+                n.reads
+                    .iter()
+                    .filter_map(|(r, _)| index(r))
+                    .filter(|&j| j != i)
+                    .collect()
+            })
             .collect();
         let order = crate::mapping::steps::topological(&deps);
         if order.len() == nodes.len() {
@@ -596,6 +597,20 @@ impl Cx<'_> {
             );
         }
         None
+    }
+
+    /// Each read of a step that does not exist is an error.
+    fn unknown_reads(&mut self, names: &[String], reads: &[(String, Pos)], who: &str) {
+        for (r, at) in reads.iter().filter(|(r, _)| !names.contains(r)) {
+            self.error_at(
+                at.0,
+                at.1,
+                format!(
+                    "{who} reads steps.{r}, but there is no step {r} (steps: {})",
+                    names.join(", ")
+                ),
+            );
+        }
     }
 
     /// A reader of a step that may have no result (skipped by `when`, or

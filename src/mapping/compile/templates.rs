@@ -202,7 +202,7 @@ impl Cx<'_> {
 }
 
 /// True when `word` occurs in `line` as a whole identifier.
-fn contains_word(line: &str, word: &str) -> bool {
+pub(super) fn contains_word(line: &str, word: &str) -> bool {
     let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     line.match_indices(word).any(|(i, _)| {
         let before = line[..i].chars().next_back();
