@@ -290,6 +290,7 @@ fn bench(c: &mut Criterion) {
         latency: std::time::Duration::from_millis(3),
         result: soapgate::pipeline::AttemptEnd::Answered,
         batch: false,
+        step: None,
     }];
     let sha = soapgate::tenants::sha256_hex(plain.as_bytes());
     parts.bench_function("reserve_budget", |b| {
@@ -313,6 +314,7 @@ fn bench(c: &mut Criterion) {
                 response: None,
                 attempts: &[],
                 hold: hold.as_deref(),
+                steps: None,
             };
             rt.block_on(tenants.record(Some(&store), &call));
         })
@@ -333,6 +335,7 @@ fn bench(c: &mut Criterion) {
                 response: None,
                 attempts: &attempts,
                 hold: None,
+                steps: None,
             };
             rt.block_on(tenants.record(Some(&store), &call))
         })

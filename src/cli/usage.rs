@@ -1,5 +1,6 @@
-//! `soapgate usage`: token usage and cost per tenant and model since a
-//! date, with the part batches answered and what batching saved.
+//! `soapgate usage`: token usage and cost per tenant and model (or per
+//! step of each operation) since a date, with the part batches answered
+//! and what batching saved.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use soapgate::config::Overrides;
-use soapgate::store::UsageTotal;
+use soapgate::store::{UsageBy, UsageTotal};
 use soapgate::tenants::Price;
 
 use super::{Common, Database, settings};
@@ -25,10 +26,22 @@ pub(crate) struct Args {
     /// Only this tenant.
     #[arg(long)]
     pub(crate) tenant: Option<String>,
+    /// `model`: a line per tenant and model; `step`: a line per tenant,
+    /// operation, step and model (what each step of a multi-step
+    /// operation cost; `-` for a single-call operation).
+    #[arg(long, value_enum, default_value_t = By::Model)]
+    pub(crate) by: By,
 }
 
-/// `soapgate usage --since DATE [--tenant T]`: one line per tenant and
-/// model, then a total ([`table`]).
+/// How `soapgate usage` groups its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum By {
+    Model,
+    Step,
+}
+
+/// `soapgate usage --since DATE [--tenant T] [--by model|step]`: one line
+/// per tenant and model (or per step), then a total ([`table`]).
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let since_ms = super::since_ms(&args.since)?;
     let overrides = Overrides {
@@ -41,15 +54,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         let store = soapgate::store::Store::connect(&settings.database.url)
             .await
             .context("connecting to the database")?;
+        let by = match args.by {
+            By::Model => UsageBy::Model,
+            By::Step => UsageBy::Step,
+        };
         let totals = store
-            .usage_totals(since_ms, args.tenant.as_deref())
+            .usage_totals_by(since_ms, args.tenant.as_deref(), by)
             .await
             .context("reading usage")?;
         store.close().await;
         anyhow::Ok(totals)
     })?;
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(table(&totals, &settings.tenancy.prices).as_bytes());
+    let _ = out.write_all(table(&totals, &settings.tenancy.prices, args.by).as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -65,11 +82,19 @@ fn saved_micros(t: &UsageTotal, prices: &BTreeMap<String, Price>) -> Option<i64>
     Some(on_demand - t.batch_cost_micros)
 }
 
-/// One line of the table.
+/// The columns that name a line: tenant and model, with
+/// `--by step` the operation and step between them.
+fn keys(by: By, tenant: &str, operation: &str, step: &str, model: &str) -> String {
+    match by {
+        By::Model => format!("{tenant:<20} {model:<44}"),
+        By::Step => format!("{tenant:<20} {operation:<40} {step:<20} {model:<44}"),
+    }
+}
+
+/// One line of the table: its naming columns ([`keys`]), then the numbers.
 #[allow(clippy::too_many_arguments)]
 fn line(
-    tenant: &str,
-    model: &str,
+    keys: &str,
     calls: &dyn std::fmt::Display,
     input: &dyn std::fmt::Display,
     output: &dyn std::fmt::Display,
@@ -79,19 +104,19 @@ fn line(
 ) -> String {
     let [batch_calls, batch_input, batch_output, batch_cost] = batch;
     format!(
-        "{tenant:<20} {model:<44} {calls:>8} {input:>12} {output:>12} {cost:>14} \
+        "{keys} {calls:>8} {input:>12} {output:>12} {cost:>14} \
          {batch_calls:>11} {batch_input:>12} {batch_output:>12} {batch_cost:>14} {saved:>14}\n"
     )
 }
 
-/// The table: a header, one line per tenant and model, then a total. The
-/// BATCH_ columns are the part of the calls, tokens and cost batches
-/// answered; SAVED what those tokens would have cost on demand less what
-/// they cost (`-` for a model without a price; the total sums the others).
-fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>) -> String {
+/// The table: a header, one line per tenant and model (with `--by step`
+/// per tenant, operation, step and model), then a total. The BATCH_
+/// columns are the part of the calls, tokens and cost batches answered;
+/// SAVED what those tokens would have cost on demand less what they cost
+/// (`-` for a model without a price; the total sums the others).
+fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>, by: By) -> String {
     let mut out = line(
-        "TENANT",
-        "MODEL",
+        &keys(by, "TENANT", "OPERATION", "STEP", "MODEL"),
         &"CALLS",
         &"INPUT",
         &"OUTPUT",
@@ -106,6 +131,9 @@ fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>) -> String {
     );
     let mut sum = UsageTotal {
         tenant: String::new(),
+        service: String::new(),
+        operation: String::new(),
+        step: String::new(),
         model: String::new(),
         calls: 0,
         input_tokens: 0,
@@ -119,10 +147,11 @@ fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>) -> String {
     let mut saved_sum: Option<i64> = None;
     for t in totals {
         let tenant = if t.tenant.is_empty() { "-" } else { &t.tenant };
+        let operation = format!("{}.{}", t.service, t.operation);
+        let step = if t.step.is_empty() { "-" } else { &t.step };
         let saved = saved_micros(t, prices);
         out.push_str(&line(
-            tenant,
-            &t.model,
+            &keys(by, tenant, &operation, step, &t.model),
             &t.calls,
             &t.input_tokens,
             &t.output_tokens,
@@ -148,8 +177,7 @@ fn table(totals: &[UsageTotal], prices: &BTreeMap<String, Price>) -> String {
         }
     }
     out.push_str(&line(
-        "TOTAL",
-        "",
+        &keys(by, "TOTAL", "", "", ""),
         &sum.calls,
         &sum.input_tokens,
         &sum.output_tokens,
@@ -179,6 +207,9 @@ mod tests {
     fn total(tenant: &str, model: &str, all: [i64; 4], batch: [i64; 4]) -> UsageTotal {
         UsageTotal {
             tenant: tenant.into(),
+            service: String::new(),
+            operation: String::new(),
+            step: String::new(),
             model: model.into(),
             calls: all[0],
             input_tokens: all[1],
@@ -238,7 +269,7 @@ mod tests {
                 [2, 1000, 200, 1_503_000],
             ),
         ];
-        let text = table(&totals, &prices);
+        let text = table(&totals, &prices, By::Model);
         assert_eq!(
             words(&text),
             vec![
@@ -296,11 +327,80 @@ mod tests {
         let widths: Vec<usize> = text.lines().map(str::len).collect();
         assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
         // No prices at all: nothing is known saved.
-        let text = table(&totals, &BTreeMap::new());
+        let text = table(&totals, &BTreeMap::new(), By::Model);
         assert_eq!(
             words(&text).last().and_then(|l| l.last()).copied(),
             Some("-"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn by_step_the_table_names_the_operation_and_step_of_each_line() {
+        let mut classify = total("acme", "haiku", [2, 100, 10, 120], [0, 0, 0, 0]);
+        classify.service = "DocumentIntake".into();
+        classify.operation = "ProcessDocument".into();
+        classify.step = "classify".into();
+        let mut single = total("acme", "sonnet", [1, 50, 5, 60], [0, 0, 0, 0]);
+        single.service = "SupportDesk".into();
+        single.operation = "TriageTicket".into();
+        let text = table(&[classify, single], &BTreeMap::new(), By::Step);
+        assert_eq!(
+            words(&text),
+            vec![
+                vec![
+                    "TENANT",
+                    "OPERATION",
+                    "STEP",
+                    "MODEL",
+                    "CALLS",
+                    "INPUT",
+                    "OUTPUT",
+                    "COST",
+                    "BATCH_CALLS",
+                    "BATCH_INPUT",
+                    "BATCH_OUTPUT",
+                    "BATCH_COST",
+                    "SAVED"
+                ],
+                vec![
+                    "acme",
+                    "DocumentIntake.ProcessDocument",
+                    "classify",
+                    "haiku",
+                    "2",
+                    "100",
+                    "10",
+                    "0.000120",
+                    "0",
+                    "0",
+                    "0",
+                    "0.000000",
+                    "-"
+                ],
+                // A single-call operation's calls have no step.
+                vec![
+                    "acme",
+                    "SupportDesk.TriageTicket",
+                    "-",
+                    "sonnet",
+                    "1",
+                    "50",
+                    "5",
+                    "0.000060",
+                    "0",
+                    "0",
+                    "0",
+                    "0.000000",
+                    "-"
+                ],
+                vec![
+                    "TOTAL", "3", "150", "15", "0.000180", "0", "0", "0", "0.000000", "-"
+                ],
+            ],
+            "{text}"
+        );
+        let widths: Vec<usize> = text.lines().map(str::len).collect();
+        assert!(widths.iter().all(|w| *w == widths[0]), "{text}");
     }
 }

@@ -187,6 +187,7 @@ async fn record(
         Ok(Reply::Accepted) => ("accepted", None),
         Err(e) => (e.code().as_str(), None),
     };
+    let steps = outcome.steps_summary();
     let call = CallRecord {
         tenant: ctx.tenant.as_deref(),
         principal: seen.principal.as_deref(),
@@ -201,6 +202,7 @@ async fn record(
         response: response.as_deref(),
         attempts: &outcome.attempts,
         hold: outcome.budget_hold.as_deref(),
+        steps: steps.as_deref(),
     };
     tenants.record(state.store.get(), &call).await;
 }

@@ -378,10 +378,11 @@ async fn record_job(
     outcome: &Run,
     hold: Option<&str>,
 ) {
-    let (code, attempts, response) = match outcome {
-        Ok((result, o)) => ("ok", &o.attempts, Some(result.payload.as_str())),
-        Err((f, o)) => (f.outcome(), &o.attempts, None),
+    let (code, o, response) = match outcome {
+        Ok((result, o)) => ("ok", o, Some(result.payload.as_str())),
+        Err((f, o)) => (f.outcome(), o, None),
     };
+    let steps = o.steps_summary();
     let sha = sha256_hex(job.payload.as_bytes());
     let call = CallRecord {
         tenant: job.tenant.as_deref(),
@@ -395,8 +396,9 @@ async fn record_job(
         payload_sha256: Some(&sha),
         request: Some(&job.payload),
         response,
-        attempts,
+        attempts: &o.attempts,
         hold,
+        steps: steps.as_deref(),
     };
     tenants.record(Some(store), &call).await;
 }

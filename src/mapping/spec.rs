@@ -131,6 +131,10 @@ pub(crate) struct OperationSpec {
 pub(crate) struct StepSpec {
     #[serde(default)]
     pub(crate) model: Option<Spanned<ModelSpec>>,
+    /// Inputs of this step alone, beside the operation's (whose
+    /// attachments reach only the steps that declare them here).
+    #[serde(default)]
+    pub(crate) input: Entries<Spanned<InputSpec>>,
     #[serde(default)]
     pub(crate) system: Option<Spanned<String>>,
     pub(crate) prompt: Spanned<String>,

@@ -104,6 +104,7 @@ pub async fn call_chain<'t>(
                 latency,
                 result,
                 batch: false,
+                step: None,
             });
             let e = match answer {
                 Ok(response) => {

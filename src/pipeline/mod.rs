@@ -23,7 +23,8 @@ mod shadow;
 
 pub use chain::{ChainPolicy, call_chain};
 pub use outcome::{
-    Attempt, AttemptEnd, Degraded, DegradedBy, Outcome, Reply, outcome_label, record_metrics,
+    Attempt, AttemptEnd, Degraded, DegradedBy, Outcome, Reply, StepEnd, StepRun, outcome_label,
+    record_metrics,
 };
 pub use prepare::{
     CallContext, Inbound, Prepared, dispatch, new_correlation_id, prepare, read_envelope,

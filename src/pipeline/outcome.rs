@@ -37,6 +37,33 @@ pub struct Outcome {
     /// The variant of the operation that served the call; `None`: the
     /// operation's own settings (`primary`).
     pub variant: Option<String>,
+    /// The steps of a multi-step operation that ran (or were skipped), in
+    /// the workflow's order; empty for a single-call operation.
+    pub steps: Vec<StepRun>,
+}
+
+/// One step of a multi-step call, as the audit row names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRun {
+    /// Its place in the workflow's order.
+    pub index: usize,
+    pub name: String,
+    /// How many items a `for_each` step ran over; `None` for another step.
+    pub items: Option<usize>,
+    pub end: StepEnd,
+}
+
+/// How a step of a multi-step call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    /// Its model calls answered (or its failure policy let it go on).
+    Ran,
+    /// Its `when` did not hold.
+    Skipped,
+    /// Its result was kept by an earlier run of the job: not called again.
+    Kept,
+    /// It failed, and the call with it.
+    Failed,
 }
 
 /// An answer that is not the model's own: the failure policy that gave it
@@ -102,6 +129,9 @@ pub struct Attempt {
     pub result: AttemptEnd,
     /// Answered by a batch-inference job, at its price.
     pub batch: bool,
+    /// The step of a multi-step operation the call was made for; `None`
+    /// for a single-call operation.
+    pub step: Option<String>,
 }
 
 impl Outcome {
@@ -119,6 +149,49 @@ impl Outcome {
     /// settings: the `variant` label of the request metrics.
     pub fn variant_label(&self) -> &str {
         self.variant.as_deref().unwrap_or("primary")
+    }
+
+    /// The steps of a multi-step call, for its audit row: those that ran
+    /// in the workflow's order (`×N`: a `for_each` over N items; `(kept)`:
+    /// taken from an earlier run of the job; `(failed)`), then those
+    /// skipped, e.g. `classify, lines×2; skipped: extract`. `None` for a
+    /// single-call operation.
+    pub fn steps_summary(&self) -> Option<String> {
+        if self.steps.is_empty() {
+            return None;
+        }
+        let mut steps: Vec<&StepRun> = self.steps.iter().collect();
+        steps.sort_by_key(|s| s.index);
+        let ran: Vec<String> = steps
+            .iter()
+            .filter(|s| s.end != StepEnd::Skipped)
+            .map(|s| {
+                let mut text = s.name.clone();
+                if let Some(n) = s.items {
+                    text.push_str(&format!("\u{d7}{n}"));
+                }
+                match s.end {
+                    StepEnd::Kept => text.push_str(" (kept)"),
+                    StepEnd::Failed => text.push_str(" (failed)"),
+                    StepEnd::Ran | StepEnd::Skipped => {}
+                }
+                text
+            })
+            .collect();
+        let skipped: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.end == StepEnd::Skipped)
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut text = ran.join(", ");
+        if !skipped.is_empty() {
+            if !text.is_empty() {
+                text.push_str("; ");
+            }
+            text.push_str("skipped: ");
+            text.push_str(&skipped.join(", "));
+        }
+        Some(text)
     }
 }
 
@@ -155,5 +228,59 @@ pub fn record_metrics(
         if a.input_tokens + a.output_tokens > 0 {
             metrics.tokens(tenant, &a.model, a.input_tokens, a.output_tokens);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: usize, name: &str, items: Option<usize>, end: StepEnd) -> StepRun {
+        StepRun {
+            index,
+            name: name.into(),
+            items,
+            end,
+        }
+    }
+
+    #[test]
+    fn the_steps_summary_names_steps_in_workflow_order_then_the_skipped() {
+        assert_eq!(Outcome::default().steps_summary(), None);
+        // Finished out of order (concurrent steps): listed in the
+        // workflow's.
+        let outcome = Outcome {
+            steps: vec![
+                step(2, "lines", Some(3), StepEnd::Ran),
+                step(0, "classify", None, StepEnd::Ran),
+                step(1, "extract", None, StepEnd::Ran),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            outcome.steps_summary().as_deref(),
+            Some("classify, extract, lines\u{d7}3")
+        );
+        let outcome = Outcome {
+            steps: vec![
+                step(0, "classify", None, StepEnd::Kept),
+                step(3, "notify", None, StepEnd::Skipped),
+                step(2, "lines", Some(2), StepEnd::Failed),
+                step(1, "extract", None, StepEnd::Skipped),
+            ],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            outcome.steps_summary().as_deref(),
+            Some("classify (kept), lines\u{d7}2 (failed); skipped: extract, notify")
+        );
+        let outcome = Outcome {
+            steps: vec![step(0, "classify", None, StepEnd::Skipped)],
+            ..Outcome::default()
+        };
+        assert_eq!(
+            outcome.steps_summary().as_deref(),
+            Some("skipped: classify")
+        );
     }
 }

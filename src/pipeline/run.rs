@@ -280,6 +280,7 @@ pub async fn run_answered(
         latency: Duration::ZERO,
         result: AttemptEnd::Answered,
         batch: true,
+        step: None,
     });
     outcome.input_tokens += u64::from(input);
     outcome.output_tokens += u64::from(output);

@@ -57,7 +57,7 @@ pub use recordings::{KIND_SERVED, KIND_SHADOW, NewRecording, Recording, Recordin
 pub use slot::{SlotState, StoreSlot};
 pub use stats::JobStats;
 pub use steps::StepResult;
-pub use tenants::{AuditRow, BudgetHold, BudgetShort, Charge, UsageRow, UsageTotal};
+pub use tenants::{AuditRow, BudgetHold, BudgetShort, Charge, UsageBy, UsageRow, UsageTotal};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -41,6 +41,9 @@ pub struct UsageRow {
     /// Answered by a batch-inference job (and priced at batch price), not
     /// on demand.
     pub batch: bool,
+    /// The step of a multi-step operation the call was made for; `None`
+    /// for a single-call operation.
+    pub step: Option<String>,
 }
 
 /// One SOAP call or job, as `soapgate_audit` keeps it.
@@ -64,6 +67,9 @@ pub struct AuditRow {
     /// The request and response payloads, only when configured.
     pub request_text: Option<String>,
     pub response_text: Option<String>,
+    /// The steps a multi-step call ran, e.g. `classify, lines×2; skipped:
+    /// extract`; `None` for a single-call operation.
+    pub steps: Option<String>,
 }
 
 /// Tokens to add to a tenant's day and month counters.
@@ -104,11 +110,27 @@ pub struct BudgetShort {
     pub held: i64,
 }
 
-/// `soapgate usage`: totals per tenant and model.
+/// How [`Store::usage_totals_by`] groups usage rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsageBy {
+    /// Per tenant and model.
+    #[default]
+    Model,
+    /// Per tenant, service, operation, step and model: what each step of
+    /// a multi-step operation cost.
+    Step,
+}
+
+/// `soapgate usage`: totals per tenant and model (or per step too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageTotal {
     /// Empty for calls made without a tenant.
     pub tenant: String,
+    /// The service, operation and step totalled, with [`UsageBy::Step`];
+    /// empty otherwise (and the step empty for a single-call operation).
+    pub service: String,
+    pub operation: String,
+    pub step: String,
     pub model: String,
     pub calls: i64,
     pub input_tokens: i64,
@@ -121,9 +143,24 @@ pub struct UsageTotal {
     pub batch_cost_micros: i64,
 }
 
-/// A row of [`Store::usage_totals`]' query: tenant, model, then calls,
-/// input and output tokens and cost, all and answered by batches.
-type TotalRow = (String, String, i64, i64, i64, i64, i64, i64, i64, i64);
+/// A row of [`Store::usage_totals_by`]' query: tenant, service,
+/// operation, step, model, then calls, input and output tokens and cost,
+/// all and answered by batches.
+type TotalRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
 
 impl Store {
     /// Tokens a tenant has used in each of these periods (0 for a period
@@ -318,7 +355,8 @@ impl Store {
                         $dollar,
                         "INSERT INTO soapgate_usage (at_ms, tenant, service, operation, model, \
                          input_tokens, output_tokens, cost_micros, latency_ms, outcome, \
-                         correlation_id, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         correlation_id, batch, step) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     );
                     sqlx::query(sqlx::AssertSqlSafe(sql))
                         .bind(u.at_ms)
@@ -333,6 +371,7 @@ impl Store {
                         .bind(u.outcome.as_str())
                         .bind(u.correlation_id.as_str())
                         .bind(i16::from(u.batch))
+                        .bind(u.step.as_deref())
                         .execute(&mut *$tx)
                         .await?;
                 }
@@ -361,7 +400,7 @@ impl Store {
                     $dollar,
                     "INSERT INTO soapgate_audit (at_ms, tenant, principal, source, service, \
                      operation, correlation_id, job_id, outcome, payload_sha256, request_text, \
-                     response_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     response_text, steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(audit.at_ms)
@@ -376,6 +415,7 @@ impl Store {
                     .bind(audit.payload_sha256.as_deref())
                     .bind(audit.request_text.as_deref())
                     .bind(audit.response_text.as_deref())
+                    .bind(audit.steps.as_deref())
                     .execute(&mut *$tx)
                     .await?;
             }};
@@ -417,10 +457,32 @@ impl Store {
         since_ms: i64,
         tenant: Option<&str>,
     ) -> Result<Vec<UsageTotal>> {
+        self.usage_totals_by(since_ms, tenant, UsageBy::Model).await
+    }
+
+    /// Usage since `since_ms`, totalled as `by` says (and the part of it
+    /// batches answered), optionally for one tenant; ordered by the
+    /// grouping's columns.
+    pub async fn usage_totals_by(
+        &self,
+        since_ms: i64,
+        tenant: Option<&str>,
+        by: UsageBy,
+    ) -> Result<Vec<UsageTotal>> {
+        // PostgreSQL groups by no constant: the model grouping's empty
+        // service, operation and step are selected only.
+        let (keys, group) = match by {
+            UsageBy::Model => ("'', '', ''", ""),
+            UsageBy::Step => (
+                "service, operation, COALESCE(step, '')",
+                "service, operation, COALESCE(step, ''), ",
+            ),
+        };
         let rows: Vec<TotalRow> = on_backend_read!(self, |pool, dollar| {
             let sql = super::jobs::numbered(
                 dollar,
-                "SELECT COALESCE(tenant, ''), model, COUNT(*), \
+                &format!(
+                    "SELECT COALESCE(tenant, ''), {keys}, model, COUNT(*), \
                  CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT), \
@@ -429,7 +491,8 @@ impl Store {
                  CAST(COALESCE(SUM(CASE WHEN batch = 1 THEN output_tokens ELSE 0 END), 0) AS BIGINT), \
                  CAST(COALESCE(SUM(CASE WHEN batch = 1 THEN cost_micros ELSE 0 END), 0) AS BIGINT) \
                  FROM soapgate_usage WHERE at_ms >= ? AND (? IS NULL OR tenant = ?) \
-                 GROUP BY COALESCE(tenant, ''), model ORDER BY 1, 2",
+                 GROUP BY COALESCE(tenant, ''), {group}model ORDER BY 1, 2, 3, 4, 5"
+                ),
             );
             let sql = if dollar {
                 sql
@@ -449,6 +512,9 @@ impl Store {
             .map(
                 |(
                     tenant,
+                    service,
+                    operation,
+                    step,
                     model,
                     calls,
                     input_tokens,
@@ -460,6 +526,9 @@ impl Store {
                     batch_cost_micros,
                 )| UsageTotal {
                     tenant,
+                    service,
+                    operation,
+                    step,
                     model,
                     calls,
                     input_tokens,
@@ -472,6 +541,18 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// Audit rows, oldest first: each with the steps its call ran (tests
+    /// and the admin side read them; nothing in soapgate changes them).
+    pub async fn audit_steps(&self) -> Result<Vec<(String, Option<String>)>> {
+        on_backend_read!(self, |pool, _dollar| {
+            Ok(
+                sqlx::query_as("SELECT correlation_id, steps FROM soapgate_audit ORDER BY id")
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Audit rows, oldest first, with their outcome (tests and the admin

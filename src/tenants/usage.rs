@@ -2,7 +2,9 @@
 //! (`pipeline::Outcome::attempts`), priced from `[tenancy.prices]` (a
 //! batch's answer at the model's batch price); the
 //! tenant's budgets charged with the tokens used; one audit row per SOAP
-//! call or job, with the SHA-256 of its payload.
+//! call or job, with the SHA-256 of its payload. A multi-step operation's
+//! usage rows name the step each model call was made for, and its audit
+//! row the steps that ran.
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -59,6 +61,10 @@ pub struct CallRecord<'a> {
     pub attempts: &'a [Attempt],
     /// The call's budget hold ([`Tenants::reserve_budget`]), settled here.
     pub hold: Option<&'a str>,
+    /// Which steps of a multi-step operation ran
+    /// ([`crate::pipeline::Outcome::steps_summary`]); `None` for a
+    /// single-call operation.
+    pub steps: Option<&'a str>,
 }
 
 impl Tenants {
@@ -104,6 +110,7 @@ impl Tenants {
                 outcome: a.result.as_str().to_owned(),
                 correlation_id: call.correlation_id.to_owned(),
                 batch: a.batch,
+                step: a.step.clone(),
             })
             .collect();
         let tokens: i64 = usage
@@ -134,6 +141,7 @@ impl Tenants {
             payload_sha256: call.payload_sha256.map(str::to_owned),
             request_text: call.request.filter(|_| keep).map(str::to_owned),
             response_text: call.response.filter(|_| keep).map(str::to_owned),
+            steps: call.steps.map(str::to_owned),
         };
         if let Err(e) = store.record_call(&usage, charge.as_ref(), &audit).await {
             tracing::warn!(

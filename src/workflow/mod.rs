@@ -34,7 +34,9 @@ use crate::mapping::{
     StepFailure, StepPlan, Workflow,
 };
 use crate::models::Models;
-use crate::pipeline::{self, Degraded, DegradedBy, Outcome, Prepared, Reply, Tries};
+use crate::pipeline::{
+    self, Degraded, DegradedBy, Outcome, Prepared, Reply, StepEnd, StepRun, Tries,
+};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -150,13 +152,6 @@ pub async fn run(
     }
 }
 
-/// How a step ended: with its result, or skipped (its `when` false) with
-/// what stands for it.
-enum Ran {
-    Done(Value),
-    Skipped(Option<Value>),
-}
-
 /// One item of a `for_each` step: its index, result and calls.
 type ItemDone = (usize, Result<Value, GatewayError>, Outcome);
 
@@ -171,11 +166,23 @@ struct Run<'a> {
 }
 
 /// A finished step: its result (`None`: none, skipped without a
-/// default), and what its calls cost.
+/// default), what its calls cost, and how it ran.
 struct Finished {
     index: usize,
     result: Result<Option<Value>, GatewayError>,
     outcome: Outcome,
+    ran: Ran,
+}
+
+/// How a step ran, for the call's audit row.
+#[derive(Debug, Default)]
+struct Ran {
+    /// Its `when` did not hold.
+    skipped: bool,
+    /// A `for_each` step's item count.
+    items: Option<usize>,
+    /// Called the model (not everything taken from the journal).
+    called: bool,
 }
 
 impl Run<'_> {
@@ -210,8 +217,27 @@ impl Run<'_> {
                 break;
             }
             let done = next(&mut running).await;
-            merge(outcome, done.outcome);
             let step = &workflow.steps()[done.index];
+            merge(outcome, done.outcome, Some(step.name()));
+            let end = match (&done.result, &done.ran) {
+                (Err(_), _) => StepEnd::Failed,
+                (Ok(_), Ran { skipped: true, .. }) => StepEnd::Skipped,
+                (
+                    Ok(_),
+                    Ran {
+                        called: false,
+                        items,
+                        ..
+                    },
+                ) if *items != Some(0) => StepEnd::Kept,
+                (Ok(_), _) => StepEnd::Ran,
+            };
+            outcome.steps.push(StepRun {
+                index: done.index,
+                name: step.name().to_string(),
+                items: done.ran.items,
+                end,
+            });
             match done.result {
                 Ok(value) => {
                     results.insert(step.name().to_string(), value.unwrap_or(Value::Null));
@@ -241,18 +267,16 @@ impl Run<'_> {
         Box::pin(
             async move {
                 let mut outcome = Outcome::default();
+                let mut ran = Ran::default();
                 let started = std::time::Instant::now();
-                let result = self.step_result(step, seen, &mut outcome).await;
+                let result = self.step_result(step, seen, &mut outcome, &mut ran).await;
                 let label = match &result {
-                    Ok(Ran::Skipped(_)) => "skipped",
-                    Ok(Ran::Done(_)) if outcome.degraded.is_some() => "degraded",
-                    Ok(Ran::Done(_)) => "answered",
                     Err(_) => "failed",
+                    Ok(_) if ran.skipped => "skipped",
+                    Ok(None) => "skipped",
+                    Ok(Some(_)) if outcome.degraded.is_some() => "degraded",
+                    Ok(Some(_)) => "answered",
                 };
-                let result = result.map(|ran| match ran {
-                    Ran::Done(v) => Some(v),
-                    Ran::Skipped(v) => v,
-                });
                 self.models.metrics().step(
                     self.meta.service,
                     self.meta.operation,
@@ -270,6 +294,7 @@ impl Run<'_> {
                     index,
                     result,
                     outcome,
+                    ran,
                 }
             }
             .instrument(span),
@@ -281,26 +306,29 @@ impl Run<'_> {
         step: &StepPlan,
         mut seen: Map<String, Value>,
         outcome: &mut Outcome,
-    ) -> Result<Ran, GatewayError> {
+        ran: &mut Ran,
+    ) -> Result<Option<Value>, GatewayError> {
         let plan = self.plan;
         if let Some(when) = step.when()
             && !plan
                 .holds(&format!("step {} when", step.name()), when, &seen)
                 .map_err(render_error)?
         {
+            ran.skipped = true;
             // Skipped: a `for_each` step's result is an empty list.
-            return Ok(Ran::Skipped(match step.for_each() {
+            return Ok(match step.for_each() {
                 Some(_) => Some(Value::Array(Vec::new())),
                 None => step.default().cloned(),
-            }));
+            });
         }
         let Some(each) = step.for_each() else {
             if let Some(kept) = self.kept(step.name(), None) {
-                return Ok(Ran::Done(kept));
+                return Ok(Some(kept));
             }
+            ran.called = true;
             let value = self.call(step, &seen, outcome).await?;
             self.save(step.name(), None, &value).await?;
-            return Ok(Ran::Done(value));
+            return Ok(Some(value));
         };
         let items = match each {
             ForEach::Input(name) => seen.get(name).cloned().unwrap_or(Value::Null),
@@ -313,6 +341,7 @@ impl Run<'_> {
             Value::Null => Vec::new(),
             other => vec![other],
         };
+        ran.items = Some(items.len());
         // Items run `max_concurrency` at a time; results keep item order.
         let mut results: Vec<Option<Value>> = vec![None; items.len()];
         let mut outcomes: Vec<Outcome> = Vec::new();
@@ -330,6 +359,7 @@ impl Run<'_> {
                     results[i] = Some(kept);
                     continue;
                 }
+                ran.called = true;
                 running.push(Box::pin(async move {
                     let mut vars = seen.clone();
                     vars.insert(ITEM_VAR.into(), item);
@@ -347,12 +377,21 @@ impl Run<'_> {
             }
             let (i, value, item_outcome) = next(&mut running).await;
             outcomes.push(item_outcome);
-            results[i] = Some(value?);
+            match value {
+                Ok(v) => results[i] = Some(v),
+                Err(e) => {
+                    // The calls of the items done so far are counted too.
+                    for o in outcomes {
+                        merge(outcome, o, None);
+                    }
+                    return Err(e);
+                }
+            }
         }
         for o in outcomes {
-            merge(outcome, o);
+            merge(outcome, o, None);
         }
-        Ok(Ran::Done(Value::Array(
+        Ok(Some(Value::Array(
             results
                 .into_iter()
                 .map(|v| v.unwrap_or(Value::Null))
@@ -428,8 +467,14 @@ async fn next<T>(running: &mut Vec<BoxFuture<'_, T>>) -> T {
     .await
 }
 
-/// A step's calls added to the call's.
-fn merge(into: &mut Outcome, step: Outcome) {
+/// A step's calls added to the call's, each model call marked with the
+/// step it was made for (`step`, when the calls are not marked yet).
+fn merge(into: &mut Outcome, mut step: Outcome, name: Option<&str>) {
+    if let Some(name) = name {
+        for a in &mut step.attempts {
+            a.step.get_or_insert_with(|| name.to_string());
+        }
+    }
     into.model_calls += step.model_calls;
     into.input_tokens += step.input_tokens;
     into.output_tokens += step.output_tokens;

@@ -67,9 +67,11 @@ pub(crate) fn request_payload(i: usize, subject: &str) -> String {
 /// `url`; returns once they are all written.
 pub(crate) async fn record(script: Option<&str>, subjects: &[&str], url: &str) {
     let mappings = super::mappings::edited(|text| {
+        // TriageTicket's own line, indented as an operation's key (a
+        // step's `repair_attempts` sits deeper).
         text.replacen(
-            "    repair_attempts: 2\n",
-            "    record: { sample: 1.0 }\n    repair_attempts: 2\n",
+            "\n    repair_attempts: 2\n",
+            "\n    record: { sample: 1.0 }\n    repair_attempts: 2\n",
             1,
         )
     });

@@ -1031,3 +1031,89 @@ fn load_error_a_type_the_contract_lacks() {
         vec!["m.yaml:19:25: type: the contract has no type InvoiceHeader"]
     );
 }
+
+// ---- attachments --------------------------------------------------------------
+
+/// The operation's attachment (`as: file`) reaches only the step that
+/// declares it in its own `input`; the other step sends no document block,
+/// and a step reading the attachment without declaring it is a load error.
+#[test]
+fn an_attachment_reaches_only_the_steps_that_declare_it() {
+    let contracts = soapgate::files::load_contracts(Path::new("wsdl")).expect("example contracts");
+    let mapping = |read_input: &str| {
+        format!(
+            "service: InvoiceService
+operations:
+  ExtractInvoiceFields:
+    mode: async
+    model: {{ targets: [ {{ model: m }} ] }}
+    input:
+      document_id: documentId
+      mime_type: mimeType
+      scan: {{ path: scan, as: file, format: \"{{{{ mime_type }}}}\", name: \"scan {{{{ document_id }}}}\" }}
+    steps:
+      read:
+{read_input}        prompt: \"Read the invoice {{{{ scan }}}}.\"
+        output: {{ type: ExtractedFields }}
+      check:
+        prompt: \"Check {{{{ document_id }}}}: {{{{ steps.read }}}}\"
+    output:
+      fill:
+        documentId: \"{{{{ document_id }}}}\"
+        fields: \"{{{{ steps.read }}}}\"
+"
+        )
+    };
+    let declared = "        input:\n          scan: { path: scan, as: file, format: \"{{ mime_type }}\", name: \"scan {{ document_id }}\" }\n";
+    let text = mapping(declared);
+    let set = MappingSet::load(&[(PathBuf::from("m.yaml"), text.clone())], &contracts)
+        .unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let plan = set
+        .plan("InvoiceService", "ExtractInvoiceFields")
+        .expect("mapped");
+    let request =
+        fs::read_to_string("examples/InvoiceService/ExtractInvoiceFields.xml").expect("sample");
+    let doc = xml::read(request.as_bytes(), None, &Limits::default()).expect("sample XML");
+    let payload = parse_envelope(doc.root).expect("envelope").body;
+    let meta = CallMeta {
+        service: "InvoiceService",
+        operation: "ExtractInvoiceFields",
+        correlation_id: "urn:uuid:1",
+    };
+    let documents = |step: &str| {
+        let step = plan
+            .workflow()
+            .expect("steps")
+            .steps()
+            .iter()
+            .find(|s| s.name() == step)
+            .expect("step");
+        let mut vars = Map::new();
+        vars.insert("steps".into(), json!({ "read": { "invoiceNumber": "X" } }));
+        let call = step
+            .plan()
+            .render_request_with(&payload, &meta, &vars)
+            .expect("renders");
+        serde_json::to_value(&call.request).expect("JSON")["messages"][0]["content"]
+            .as_array()
+            .expect("content")
+            .iter()
+            .filter(|b| b.get("document").is_some())
+            .count()
+    };
+    assert_eq!(
+        documents("read"),
+        1,
+        "the step that declares the scan sends it"
+    );
+    assert_eq!(documents("check"), 0, "the other step does not");
+
+    let errors = MappingSet::load(&[(PathBuf::from("m.yaml"), mapping(""))], &contracts)
+        .expect_err("a step reading an attachment it does not declare");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("unknown template variable scan")),
+        "{errors:?}"
+    );
+}

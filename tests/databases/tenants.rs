@@ -393,6 +393,7 @@ async fn holds_of_a_dead_instance_expire(kind: Kind, test: &str) {
         payload_sha256: None,
         request_text: None,
         response_text: None,
+        steps: None,
     };
     let charge = soapgate::store::Charge {
         tenant: "acme".into(),
@@ -609,6 +610,7 @@ async fn accounting_works_on(kind: Kind, test: &str) {
         outcome: "ok".into(),
         correlation_id: "c".into(),
         batch: false,
+        step: None,
     };
     let audit = soapgate::store::AuditRow {
         at_ms: 1_000,
@@ -623,6 +625,7 @@ async fn accounting_works_on(kind: Kind, test: &str) {
         payload_sha256: Some("0".repeat(64)),
         request_text: None,
         response_text: None,
+        steps: None,
     };
     let charge = soapgate::store::Charge {
         tenant: "acme".into(),
@@ -1016,4 +1019,250 @@ async fn a_client_guessing_user_names_is_throttled_by_its_address() {
         limited >= 5,
         "every user name was new, so only the address can throttle: {codes:?}"
     );
+}
+
+/// The usage rows of a multi-step call name the step of each model call,
+/// its audit row the steps that ran, and `soapgate usage --by step` what
+/// each step cost: the DocumentIntake example with the example's emulator
+/// script, an invoice (classify, extract, three lines) and a receipt
+/// (classify, two lines; extract skipped) for a tenant, then the invoice
+/// as a job run by a worker.
+async fn steps_are_accounted_on(kind: Kind, test: &str) {
+    const PROCESS: &str = "urn:example:document-intake/ProcessDocument";
+    const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+    const SONNET: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+    let Some(db) = TestDb::create(kind, test).await else {
+        return;
+    };
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/DocumentIntake");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).expect("example file");
+    let script = soapgate::emulator::Script::parse(&read("emulator.yaml"), "emulator.yaml")
+        .expect("the example's script");
+    // One micro per input token, two per output token: each row's cost
+    // says which tokens it was charged for.
+    let mut tenancy = TenancySettings::default();
+    for model in [HAIKU, SONNET] {
+        tenancy
+            .prices
+            .insert(model.into(), soapgate::tenants::Price::on_demand(1.0, 2.0));
+    }
+    let tenants = vec![tenant(
+        "acme",
+        &["DocumentIntake.*"],
+        vec![token_user("erp", "pw")],
+    )];
+    let gw = Gateway::start_scripted(tenants, tenancy, &db.url, Some(script)).await;
+    let url = gw.endpoint("DocumentIntake");
+    for sample in [
+        "ProcessDocument.xml",
+        "branches/ProcessDocument-receipt.xml",
+    ] {
+        let envelope = with_header(&read(sample), &text_token("erp", "pw"));
+        let a = post(&url, &envelope, &[("SOAPAction", PROCESS)]).await;
+        assert!(a.ok(), "{kind:?} {sample}: {a:?}");
+    }
+    assert_eq!(gw.model_calls().await, 2 + 1 + 5, "{kind:?}");
+
+    // One usage row per model call, each with its step.
+    let totals = gw
+        .store
+        .usage_totals_by(0, Some("acme"), soapgate::store::UsageBy::Step)
+        .await
+        .expect("totals");
+    let per_step: Vec<(&str, &str, &str, i64)> = totals
+        .iter()
+        .map(|t| {
+            (
+                t.operation.as_str(),
+                t.step.as_str(),
+                t.model.as_str(),
+                t.calls,
+            )
+        })
+        .collect();
+    assert_eq!(
+        per_step,
+        vec![
+            ("ProcessDocument", "classify", HAIKU, 2),
+            ("ProcessDocument", "extract", SONNET, 1),
+            ("ProcessDocument", "lines", SONNET, 5),
+        ],
+        "{kind:?}: {totals:?}"
+    );
+    for t in &totals {
+        assert_eq!(t.service, "DocumentIntake", "{kind:?}");
+        assert!(t.input_tokens > 0, "{kind:?}: {t:?}");
+        assert_eq!(
+            t.cost_micros,
+            t.input_tokens + 2 * t.output_tokens,
+            "{kind:?}: {t:?}"
+        );
+    }
+    assert_eq!(
+        db_support::scalar(
+            &db,
+            "SELECT COUNT(*) FROM soapgate_usage WHERE step IS NULL"
+        )
+        .await,
+        0,
+        "{kind:?}"
+    );
+    // The per-model totals are the same calls.
+    let by_model = gw
+        .store
+        .usage_totals(0, Some("acme"))
+        .await
+        .expect("totals");
+    assert_eq!(
+        by_model.iter().map(|t| t.calls).sum::<i64>(),
+        8,
+        "{kind:?}: {by_model:?}"
+    );
+    assert!(
+        by_model.iter().all(|t| t.step.is_empty()),
+        "{kind:?}: {by_model:?}"
+    );
+
+    // The audit row of each call names its steps.
+    let audit: Vec<Option<String>> = gw
+        .store
+        .audit_steps()
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|(_, steps)| steps)
+        .collect();
+    assert_eq!(
+        audit,
+        vec![
+            Some("classify, extract, lines\u{d7}3".to_string()),
+            Some("classify, lines\u{d7}2; skipped: extract".to_string()),
+        ],
+        "{kind:?}"
+    );
+
+    // `soapgate usage --by step`: a line per operation, step and model.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_soapgate"))
+        .args(["usage", "--since", "2020-01-01", "--by", "step"])
+        .env("SOAPGATE_DATABASE_URL", &db.url)
+        .output()
+        .expect("run soapgate usage");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{kind:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0][..6],
+        ["TENANT", "OPERATION", "STEP", "MODEL", "CALLS", "INPUT"],
+        "{kind:?}: {text}"
+    );
+    let money = |micros: i64| format!("0.{micros:06}");
+    for (line, t) in lines[1..4].iter().zip(&totals) {
+        let want = [
+            "acme".to_string(),
+            "DocumentIntake.ProcessDocument".to_string(),
+            t.step.clone(),
+            t.model.clone(),
+            t.calls.to_string(),
+            t.input_tokens.to_string(),
+            t.output_tokens.to_string(),
+            money(t.cost_micros),
+        ];
+        assert_eq!(line[..8], want, "{kind:?}: {text}");
+    }
+    assert_eq!(lines[4][..2], ["TOTAL", "8"], "{kind:?}: {text}");
+
+    // A job of the async twin: its run's usage and audit rows too.
+    let envelope = with_header(&read("QueueDocument.xml"), &text_token("erp", "pw"));
+    let a = post(
+        &url,
+        &envelope,
+        &[("SOAPAction", "urn:example:document-intake/QueueDocument")],
+    )
+    .await;
+    assert!(a.ok(), "{kind:?}: {a:?}");
+    let pool = soapgate::jobs::WorkerPool::new(
+        gw.store.clone(),
+        gw.state.live.clone(),
+        gw.state.model.clone(),
+        WorkerSettings {
+            poll_interval_ms: 20,
+            ..WorkerSettings::default()
+        },
+        Default::default(),
+    )
+    .with_tenants(gw.state.tenants.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let workers = tokio::spawn(pool.run(async {
+        let _ = stop_rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = gw.store.job_counts().await.expect("counts");
+        if c.done + c.failed == 1 {
+            assert_eq!(c.done, 1, "{kind:?}: {c:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{kind:?}: the job did not finish: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop_tx.send(());
+    workers.await.expect("join").expect("workers");
+    let queued: Vec<(String, i64)> = gw
+        .store
+        .usage_totals_by(0, Some("acme"), soapgate::store::UsageBy::Step)
+        .await
+        .expect("totals")
+        .into_iter()
+        .filter(|t| t.operation == "QueueDocument")
+        .map(|t| (t.step, t.calls))
+        .collect();
+    assert_eq!(
+        queued,
+        vec![
+            ("classify".to_string(), 1),
+            ("extract".to_string(), 1),
+            ("lines".to_string(), 3),
+        ],
+        "{kind:?}"
+    );
+    // The queued call's own row ran no step; the job's run names them.
+    let audit: Vec<Option<String>> = gw
+        .store
+        .audit_steps()
+        .await
+        .expect("audit")
+        .into_iter()
+        .skip(2)
+        .map(|(_, steps)| steps)
+        .collect();
+    assert_eq!(
+        audit,
+        vec![None, Some("classify, extract, lines\u{d7}3".to_string())],
+        "{kind:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_are_accounted_on_sqlite() {
+    steps_are_accounted_on(Kind::Sqlite, "steps accounted (sqlite)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_are_accounted_on_postgres() {
+    steps_are_accounted_on(Kind::Postgres, "steps accounted (postgres)").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_are_accounted_on_mariadb() {
+    steps_are_accounted_on(Kind::MariaDb, "steps accounted (mariadb)").await;
 }

@@ -225,8 +225,22 @@ async fn every_sample_envelope_gets_a_response_valid_against_its_wsdl() {
             let calls = gateway.total_calls().await - before;
             // Async and one-way calls are queued for a worker, not run.
             let queued = s.response.is_none_or(|(ns, _)| ns == SG);
-            let expected = if queued { 0 } else { 1 };
-            assert_eq!(calls, expected, "{what}: model calls before answering");
+            // A multi-step operation calls the model once per step it runs,
+            // which depends on the answers; at least its first.
+            let multi_step = gateway
+                .state
+                .live
+                .snapshot()
+                .mappings
+                .plan(s.service, s.operation)
+                .is_some_and(|p| p.workflow().is_some());
+            if queued {
+                assert_eq!(calls, 0, "{what}: model calls before answering");
+            } else if multi_step {
+                assert!(calls >= 1, "{what}: {calls} model calls before answering");
+            } else {
+                assert_eq!(calls, 1, "{what}: model calls before answering");
+            }
             if s.response.is_none() {
                 continue;
             }

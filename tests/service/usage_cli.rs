@@ -50,6 +50,7 @@ fn row(
         outcome: "ok".into(),
         correlation_id: "c".into(),
         batch,
+        step: None,
     }
 }
 
@@ -92,6 +93,7 @@ async fn usage_prints_totals_per_tenant_and_model_since_a_date() {
         payload_sha256: None,
         request_text: None,
         response_text: None,
+        steps: None,
     };
     let charge = Charge {
         tenant: "acme".into(),

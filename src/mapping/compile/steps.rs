@@ -25,7 +25,9 @@ use crate::mapping::json_schema::for_type;
 use crate::mapping::output::{OutputPlan, insert_at};
 use crate::mapping::path::{self, Target};
 use crate::mapping::payload::PayloadShape;
-use crate::mapping::spec::{FailureSpec, OperationSpec, StepOutputSpec, StepSpec, YamlValue};
+use crate::mapping::spec::{
+    FailureSpec, InputSpec, OperationSpec, StepOutputSpec, StepSpec, YamlValue,
+};
 use crate::mapping::steps::{
     AssemblyFill, AssemblyValue, ForEach, INDEX_VAR, ITEM_VAR, STEPS_VAR, StepCheck, StepFailure,
     StepPlan, Workflow,
@@ -88,10 +90,30 @@ fn step_reads(vars: impl IntoIterator<Item = String>) -> Result<BTreeSet<String>
     Ok(out)
 }
 
+/// An input sent as a document, image or file block.
+fn is_attachment(input: &InputSpec) -> bool {
+    matches!(input, InputSpec::Full(f)
+        if f.as_.as_ref().is_some_and(|a| ["document", "image", "file"].contains(&a.value.trim())))
+}
+
 /// The operation's spec with a step's fields in its place: its own prompt
 /// and output, nothing of the operation's that answers the call.
 fn merged(base: &OperationSpec, step: &StepSpec) -> OperationSpec {
     let mut spec = base.clone();
+    // The operation's inputs, but its attachments only where a step
+    // declares them: a document sent to every step would cost its tokens
+    // in each. A step's own input of the same name replaces the
+    // operation's.
+    let own: BTreeSet<&str> = step.input.0.iter().map(|(n, _)| n.value.as_str()).collect();
+    spec.input = crate::mapping::spec::Entries(
+        base.input
+            .0
+            .iter()
+            .filter(|(n, i)| !own.contains(n.value.as_str()) && !is_attachment(&i.value))
+            .chain(step.input.0.iter())
+            .cloned()
+            .collect(),
+    );
     if let Some(model) = &step.model {
         spec.model = model.clone();
     }
