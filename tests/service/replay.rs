@@ -369,8 +369,8 @@ async fn replay_against_the_built_in_emulator_agrees_with_its_own_answers() {
     // recording (no draw), or the variant's with --variant.
     let canary = crate::common::mappings::edited(|text| {
         text.replacen(
-            "    repair_attempts: 2\n",
-            "    variants:\n      canary:\n        weight: 50\n        model: { targets: [ { model: amazon.nova-lite-v1:0 } ], max_tokens: 512 }\n    repair_attempts: 2\n",
+            "\n    repair_attempts: 2\n",
+            "\n    variants:\n      canary:\n        weight: 50\n        model: { targets: [ { model: amazon.nova-lite-v1:0 } ], max_tokens: 512 }\n    repair_attempts: 2\n",
             1,
         )
     });
