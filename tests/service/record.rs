@@ -104,7 +104,14 @@ async fn recorded_calls_keep_what_replay_needs_and_never_a_redacted_value() {
     gateway.stop().await;
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(dir.path()).expect("the database folder") {
-        bytes.extend(std::fs::read(entry.expect("an entry").path()).expect("a database file"));
+        match std::fs::read(entry.expect("an entry").path()) {
+            Ok(b) => bytes.extend(b),
+            // SQLite removes its -wal and -shm files as the last connection
+            // closes, possibly between the listing and the read: what they
+            // held is in the database file by then.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("a database file: {e}"),
+        }
     }
     let holds = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
     assert!(holds("INC0047790"), "the grep finds what is kept");
