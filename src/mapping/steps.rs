@@ -321,9 +321,11 @@ impl OperationPlan {
 
     /// A step's answer as its result: the forced tool's input checked
     /// against the step's XSD type or JSON Schema, or the answer's text.
+    /// Takes the rendered call as [`answer_from`](Self::answer_from) does,
+    /// so the repair loop reads either the same way.
     pub fn step_result(
         &self,
-        call: &RenderedCall,
+        _call: &RenderedCall,
         response: &Response,
     ) -> Result<Value, OutputError> {
         let stop_reason = response.stop_reason.as_str().to_string();
@@ -341,7 +343,6 @@ impl OperationPlan {
         else {
             return Err(OutputError::NoText { stop_reason });
         };
-        let _ = call;
         let value = match tool {
             None => {
                 let text = response.text();

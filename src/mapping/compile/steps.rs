@@ -267,12 +267,7 @@ impl Cx<'_> {
         self.role = Role::Operation;
         let mut plan = plan?;
 
-        // Every step's sample result, for the assembly's dry run.
-        let mut steps_sample = Map::new();
-        for n in &nodes {
-            steps_sample.insert(n.name.clone(), n.sample.clone());
-        }
-        let (from, fills, reads) = self.assembly(&mut plan, op, spec, &nodes, &steps_sample);
+        let (from, fills, reads) = self.assembly(&mut plan, op, spec, &nodes);
         self.unknown_reads(&names, &reads, "the response");
         self.absent_reads(&nodes, &reads, "the response");
         for n in &nodes {
@@ -800,7 +795,6 @@ impl Cx<'_> {
         op: &Operation,
         spec: &OperationSpec,
         nodes: &[Node],
-        steps_sample: &Map<String, Value>,
     ) -> (Option<String>, Vec<AssemblyFill>, Vec<(String, Pos)>) {
         let mut reads = Vec::new();
         let mut fills = Vec::new();
@@ -866,7 +860,6 @@ impl Cx<'_> {
             set,
             known,
             input_samples,
-            steps_sample,
             reads: &mut reads,
             counter: 0,
         };
@@ -907,7 +900,6 @@ struct FillScope<'p, 's> {
     /// per-item fill).
     known: BTreeSet<String>,
     input_samples: Map<String, Value>,
-    steps_sample: &'p Map<String, Value>,
     reads: &'p mut Vec<(String, Pos)>,
     /// Numbers the templates of per-item fills.
     counter: usize,
@@ -1087,9 +1079,9 @@ impl Cx<'_> {
             return None;
         };
         let over_text = over_text.trim().to_string();
-        let items = if scope.known.contains(&over_text) && !over_text.starts_with("steps") {
+        if scope.known.contains(&over_text) && !over_text.starts_with("steps") {
             match scope.input_samples.get(&over_text) {
-                Some(Value::Array(items)) => items.first().cloned().unwrap_or(Value::Null),
+                Some(Value::Array(_)) => {}
                 _ => {
                     self.error(
                         &over.referenced,
@@ -1102,7 +1094,6 @@ impl Cx<'_> {
             if !self.expression_reads(scope, &over_text, over, shown) {
                 return None;
             }
-            Value::Null
         } else {
             self.error(
                 &over.referenced,
@@ -1111,7 +1102,7 @@ impl Cx<'_> {
                 ),
             );
             return None;
-        };
+        }
         let YamlValue::Map(inner_entries) = &inner.value else {
             self.error(&inner.referenced, "fill: a mapping of paths to values");
             return None;
@@ -1123,7 +1114,6 @@ impl Cx<'_> {
             .filter(|v| scope.known.insert(v.to_string()))
             .map(String::from)
             .collect();
-        let _ = items;
         let (fills, sample) = self.fills(scope, &fields, Some(ty), &entries, &format!("{shown}/"));
         for a in added {
             scope.known.remove(&a);
@@ -1198,7 +1188,6 @@ impl Cx<'_> {
                 format!("fill {shown}: read a step's result by its name, steps.NAME"),
             ),
         }
-        let _ = scope.steps_sample;
     }
 }
 
